@@ -1,0 +1,1 @@
+"""Spark jobs and the ``stackv2`` command line. The only layer that imports pyspark."""

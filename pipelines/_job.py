@@ -1,0 +1,145 @@
+"""The stage contract: how every Spark stage reads, writes, counts and resumes.
+
+A stage is a function ``StageContext -> StageResult``. This module does the rest, the same way for all:
+
+1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
+   stage's unique key into ``spark.shuffle_partitions`` files, sorted within each file, written to a temporary
+   folder, its part files renamed ``part-NNNNN.parquet``, then moved into place: the same input and config give
+   byte-identical files whatever the input partitioning or number of executors;
+2. ``_stats.json`` is derived from the written outputs with one aggregation per output, and checked:
+   rows in == rows out + rows rejected;
+3. ``_SUCCESS`` is written last, holding the stage's config hash. A rerun skips a stage whose marker carries
+   the same hash, and recomputes (after removing the partial folder) a stage without one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from stackv2.config import RunConfig
+from stackv2.stats import StageStats
+
+SUCCESS = "_SUCCESS"
+STATS = "_stats.json"
+DATA = "data"
+REJECTED = "rejected"
+
+
+@dataclass
+class StageContext:
+    spark: SparkSession
+    cfg: RunConfig
+    work_dir: Path
+    #: The stage run just before this one in the pipeline (None for the first).
+    previous: str | None
+    #: Config hash of this stage (inputs and settings).
+    config_hash: str
+
+    def path(self, stage: str, output: str = DATA) -> Path:
+        return self.work_dir / stage / output
+
+    def read(self, stage: str, output: str = DATA) -> DataFrame:
+        p = self.path(stage, output)
+        if not (self.work_dir / stage / SUCCESS).exists():
+            raise FileNotFoundError(f"stage {stage!r} has not completed in {self.work_dir} (no {SUCCESS})")
+        return self.spark.read.parquet(str(p))
+
+    def input(self) -> DataFrame:
+        if self.previous is None:
+            raise ValueError("this stage needs an upstream stage in the pipeline")
+        return self.read(self.previous)
+
+    def stats_of(self, stage: str) -> StageStats | None:
+        p = self.work_dir / stage / STATS
+        return StageStats.load(p) if p.exists() else None
+
+
+@dataclass
+class Output:
+    df: DataFrame
+    #: Columns that identify a row uniquely: partitioning and sort order of the written files.
+    key: tuple[str, ...]
+
+
+@dataclass
+class StageResult:
+    data: Output
+    #: Rows not passed on, with a ``reason`` column.
+    rejected: Output | None = None
+    #: Other tables the stage keeps (e.g. dedup's ``clusters``), written beside ``data``.
+    tables: dict[str, Output] = field(default_factory=dict)
+    #: Rows the stage received; None when in/out are not the same unit (then no accounting check).
+    rows_in: int | None = None
+    #: Extra stats derived from the *written* data (one aggregation), e.g. per-language counts.
+    extra_stats: Callable[[DataFrame], dict[str, Any]] | None = None
+    #: Stats computed by the stage itself (e.g. origins selected); merged into ``extra``.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_output(out: Output, target: Path, partitions: int) -> None:
+    """Write one output deterministically and atomically (temp folder, stable names, then rename)."""
+    tmp = target.with_name(f".tmp-{target.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
+    df.write.mode("overwrite").parquet(str(tmp))
+    for f in tmp.iterdir():
+        if f.name.startswith("part-"):
+            f.rename(tmp / f"part-{int(f.name.split('-')[1]):05d}.parquet")
+        elif f.name.startswith((".", "_")):
+            f.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def rejected_counts(df: DataFrame) -> dict[str, int]:
+    return {r["reason"]: r["n"] for r in df.groupBy("reason").agg(F.count("*").alias("n")).collect()}
+
+
+def marker(stage_dir: Path) -> dict[str, Any] | None:
+    p = stage_dir / SUCCESS
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], StageResult]) -> tuple[StageStats, bool]:
+    """Run one stage unless its output for this config hash is complete. Returns (stats, skipped)."""
+    stage_dir = ctx.work_dir / name
+    done = marker(stage_dir)
+    if done is not None and done.get("config_hash") == ctx.config_hash:
+        return StageStats.load(stage_dir / STATS), True
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    stage_dir.mkdir(parents=True)
+    t0 = time.monotonic()
+    result = build(ctx)
+    partitions = ctx.cfg.spark.shuffle_partitions
+    write_output(result.data, stage_dir / DATA, partitions)
+    outputs = {name: out for name, out in result.tables.items()}
+    if result.rejected is not None:
+        outputs[REJECTED] = result.rejected
+    for out_name, out in outputs.items():
+        write_output(out, stage_dir / out_name, partitions)
+
+    written = ctx.spark.read.parquet(str(stage_dir / DATA))
+    stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))
+    stats.rows_out = written.count()
+    if result.rejected is not None:
+        stats.rejected = rejected_counts(ctx.spark.read.parquet(str(stage_dir / REJECTED)))
+    if result.extra_stats is not None:
+        stats.extra.update(result.extra_stats(written))
+    stats.seconds = round(time.monotonic() - t0, 2)
+    if result.rows_in is not None:
+        stats.rows_in = result.rows_in
+        stats.check()
+    else:
+        stats.rows_in = stats.rows_out + stats.rows_rejected
+    stats.save(stage_dir / STATS)
+    (stage_dir / SUCCESS).write_text(json.dumps({"stage": name, "config_hash": ctx.config_hash}) + "\n")
+    return stats, False

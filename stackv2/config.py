@@ -1,0 +1,165 @@
+"""Run configuration: frozen dataclasses whose defaults are the paper's values (spec sections in comments).
+
+One YAML file per run maps onto ``RunConfig``; ``--set section.key=value`` overrides single values. Unknown keys
+are errors, not silently ignored. Each stage's config hash (``stage_hash``) goes into its ``_stats.json`` and
+``_SUCCESS`` marker, so a rerun skips exactly the stages whose inputs and settings did not change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: The paper's origin filter: GitHub repositories only (spec §1.3).
+GITHUB_ORIGIN_PATTERN = r"^https://github\.com/[^/]+/[^/]+$"
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not match ``RunConfig``."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    app_name: str = "stackv2"
+    #: Shuffle partitions; also the number of output files of each stage (deterministic layout).
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    arrow_batch_size: int = 2000
+    #: Any other Spark setting, passed through as is.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    #: Regex on origin URLs; the paper keeps GitHub only. Use ".*" for other forges or test graphs.
+    origin_pattern: str = GITHUB_ORIGIN_PATTERN
+    #: Branch names tried, in this order, when no GitHub default branch is known (spec §1.3).
+    fallback_branches: tuple[str, ...] = ("HEAD", "refs/heads/master", "refs/heads/main")
+    #: Tree depth the traversal follows (spec §1.5).
+    max_depth: int = 64
+    #: Skew guard: at most this many (root, path) rows per directory node and level (spec §1.5).
+    max_paths_per_directory: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    #: Uncompressed size cap: files of this size or more are rejected ``too_large`` (spec §1.6, code version).
+    max_length: int = 10 * MIB
+    #: Concurrent object reads per Spark task.
+    concurrency: int = 32
+    #: Verify sha1(bytes) == blob_id and sha1_git == content_id.
+    verify_hashes: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    #: Where every stage writes ``<work_dir>/<stage>/``.
+    work_dir: str = "work"
+    #: SWH graph export: a folder (or s3a:// URL) holding one sub-folder of ORC files per table.
+    graph: str = ""
+    #: Content store: a folder or s3://bucket[/prefix] holding gzip objects at ``content/<sha1>``.
+    content_store: str = ""
+    #: Optional GitHub metadata table (Parquet, ``schema.GITHUB_METADATA``).
+    github_metadata: str | None = None
+    #: Optional file of SWHIDs (one per line) used as roots instead of selecting from origins.
+    swhids: str | None = None
+    #: Stages to run, in pipeline order; empty means every registered stage.
+    stages: tuple[str, ...] = ()
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Turn a YAML value into the field's declared type, recursing into nested config dataclasses."""
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): str(v) if args and args[1] is str else v for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (value parsed as YAML) to a nested dict."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected section.key=value")
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p}: expected a mapping at the top level")
+    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+
+
+def stable_hash(*parts: Any) -> str:
+    """A short hash of JSON-able values, stable across runs and machines."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,144 @@
+"""Arrow schemas of every table the project reads or writes: the single source of column names and types.
+
+Spark types are derived from these (``udfs.arrow.to_spark_schema``); nothing else spells a schema out.
+
+* ``GRAPH_TABLES``: the SWH graph export, table by table, with the ORC types of the real export
+  (``swh/export/relational.py``; checked against ``shared/swh-example-dataset``).
+* ``FILE_INDEX``: one row per (repository, path), the output of ``extract``.
+* ``FETCHED``: ``FILE_INDEX`` + the decoded content, the output of ``fetch``.
+* ``RELEASE``: the 26 columns of ``bigcode/the-stack-v2`` in their published order, plus ``content``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+STRING = pa.string()
+BINARY = pa.binary()
+INT64 = pa.int64()
+TS = pa.timestamp("ns")
+_HASHES = [("sha1", STRING), ("sha1_git", STRING), ("sha256", STRING), ("blake2s256", STRING)]
+
+GRAPH_TABLES: dict[str, pa.Schema] = {
+    "origin": pa.schema([("id", STRING), ("url", STRING)]),
+    "origin_visit": pa.schema([("origin", STRING), ("visit", INT64), ("date", TS), ("type", STRING)]),
+    "origin_visit_status": pa.schema(
+        [("origin", STRING), ("visit", INT64), ("date", TS), ("status", STRING), ("snapshot", STRING),
+         ("type", STRING)]
+    ),
+    "snapshot": pa.schema([("id", STRING)]),
+    "snapshot_branch": pa.schema(
+        [("snapshot_id", STRING), ("name", BINARY), ("target", STRING), ("target_type", STRING)]
+    ),
+    "release": pa.schema(
+        [("id", STRING), ("name", BINARY), ("message", BINARY), ("target", STRING), ("target_type", STRING),
+         ("author", BINARY), ("date", TS), ("date_offset", pa.int16()), ("date_raw_offset_bytes", BINARY),
+         ("raw_manifest", BINARY)]
+    ),
+    "revision": pa.schema(
+        [("id", STRING), ("message", BINARY), ("author", BINARY), ("date", TS), ("date_offset", pa.int16()),
+         ("date_raw_offset_bytes", BINARY), ("committer", BINARY), ("committer_date", TS),
+         ("committer_offset", pa.int16()), ("committer_date_raw_offset_bytes", BINARY), ("directory", STRING),
+         ("type", STRING), ("raw_manifest", BINARY)]
+    ),
+    "revision_history": pa.schema([("id", STRING), ("parent_id", STRING), ("parent_rank", pa.int32())]),
+    "revision_extra_headers": pa.schema([("id", STRING), ("key", BINARY), ("value", BINARY)]),
+    "directory": pa.schema([("id", STRING), ("raw_manifest", BINARY)]),
+    "directory_entry": pa.schema(
+        [("directory_id", STRING), ("name", BINARY), ("type", STRING), ("target", STRING), ("perms", pa.int32())]
+    ),
+    "content": pa.schema([*_HASHES, ("length", INT64), ("status", STRING), ("data", BINARY)]),
+    "skipped_content": pa.schema([*_HASHES, ("length", INT64), ("status", STRING), ("reason", STRING)]),
+}
+
+#: Repository-level fields, in the order of the published repo-level id tables (spec §2.3).
+REPO_FIELDS: list[pa.Field] = [
+    pa.field("repo_name", STRING),
+    pa.field("repo_url", STRING),
+    pa.field("snapshot_id", STRING),
+    pa.field("revision_id", STRING),
+    pa.field("directory_id", STRING),
+    pa.field("branch_name", STRING),
+    pa.field("visit_date", TS),
+    pa.field("revision_date", TS),
+    pa.field("committer_date", TS),
+    pa.field("github_id", INT64),
+    pa.field("star_events_count", INT64),
+    pa.field("fork_events_count", INT64),
+    pa.field("gha_license_id", STRING),
+    pa.field("gha_event_created_at", TS),
+    pa.field("gha_created_at", TS),
+    pa.field("gha_language", STRING),
+]
+
+FILE_INDEX = pa.schema(
+    [*REPO_FIELDS, pa.field("path", STRING), pa.field("blob_id", STRING), pa.field("content_id", STRING),
+     pa.field("length", INT64)]
+)
+
+#: Extract rejects whole repositories (``path`` null) or single tree entries (``path`` set).
+EXTRACT_REJECTED = pa.schema(
+    [pa.field("origin", STRING), pa.field("snapshot_id", STRING), pa.field("revision_id", STRING),
+     pa.field("directory_id", STRING), pa.field("path", STRING), pa.field("target", STRING),
+     pa.field("reason", STRING)]
+)
+
+CONTENT_FIELDS: list[pa.Field] = [
+    pa.field("content", STRING),
+    pa.field("src_encoding", STRING),
+    pa.field("length_bytes", INT64),
+]
+
+FETCHED = pa.schema([*FILE_INDEX, *CONTENT_FIELDS])
+
+#: One row per unique blob, as the fetch workers return it (``reason`` null when the blob is usable).
+BLOB_RESULT = pa.schema(
+    [pa.field("blob_id", STRING), *CONTENT_FIELDS, pa.field("reason", STRING), pa.field("detail", STRING)]
+)
+
+#: The 26 columns of ``bigcode/the-stack-v2`` (names, types, order as published, spec §2.2) + ``content``.
+RELEASE = pa.schema(
+    [
+        pa.field("blob_id", STRING),
+        pa.field("directory_id", STRING),
+        pa.field("path", STRING),
+        pa.field("content_id", STRING),
+        pa.field("detected_licenses", pa.list_(STRING)),
+        pa.field("license_type", STRING),
+        pa.field("repo_name", STRING),
+        pa.field("snapshot_id", STRING),
+        pa.field("revision_id", STRING),
+        pa.field("branch_name", STRING),
+        pa.field("visit_date", TS),
+        pa.field("revision_date", TS),
+        pa.field("committer_date", TS),
+        pa.field("github_id", INT64),
+        pa.field("star_events_count", INT64),
+        pa.field("fork_events_count", INT64),
+        pa.field("gha_license_id", STRING),
+        pa.field("gha_event_created_at", TS),
+        pa.field("gha_created_at", TS),
+        pa.field("gha_language", STRING),
+        pa.field("src_encoding", STRING),
+        pa.field("language", STRING),
+        pa.field("is_vendor", pa.bool_()),
+        pa.field("is_generated", pa.bool_()),
+        pa.field("length_bytes", INT64),
+        pa.field("extension", STRING),
+        pa.field("content", STRING),
+    ]
+)
+RELEASE_ID_COLUMNS = RELEASE.names[:-1]
+
+#: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4).
+GITHUB_METADATA = pa.schema(
+    [pa.field("full_name", STRING), pa.field("github_id", INT64), pa.field("default_branch", STRING),
+     pa.field("license_spdx_id", STRING), pa.field("star_events_count", INT64),
+     pa.field("fork_events_count", INT64), pa.field("created_at", TS), pa.field("event_created_at", TS),
+     pa.field("language", STRING)]
+)
+
+
+def with_reason(schema: pa.Schema) -> pa.Schema:
+    """The schema of a stage's ``rejected`` output: its input rows plus ``reason``."""
+    return schema.append(pa.field("reason", STRING))
