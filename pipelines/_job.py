@@ -54,9 +54,17 @@ class StageContext:
         return self.spark.read.parquet(str(p))
 
     def input(self) -> DataFrame:
-        if self.previous is None:
-            raise ValueError("this stage needs an upstream stage in the pipeline")
-        return self.read(self.previous)
+        """The previous stage's data, or for the first stage of a run the configured ``input`` dataset."""
+        if self.previous is not None:
+            return self.read(self.previous)
+        if not self.cfg.input:
+            raise ValueError("this stage reads the output of an earlier stage: run it after one, or set `input`")
+        p = Path(self.cfg.input)
+        if (p / DATA).is_dir():
+            p = p / DATA
+        if "://" not in self.cfg.input and not p.exists():
+            raise FileNotFoundError(f"input dataset {p} does not exist")
+        return self.spark.read.parquet(str(p))
 
     def stats_of(self, stage: str) -> StageStats | None:
         p = self.work_dir / stage / STATS
@@ -121,7 +129,7 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     result = build(ctx)
     partitions = ctx.cfg.spark.shuffle_partitions
     write_output(result.data, stage_dir / DATA, partitions)
-    outputs = {name: out for name, out in result.tables.items()}
+    outputs = dict(result.tables)
     if result.rejected is not None:
         outputs[REJECTED] = result.rejected
     for out_name, out in outputs.items():

@@ -21,7 +21,12 @@ from stackv2.stats import StageStats
 #: Every stage the project knows, in pipeline order, with the module that defines it.
 PIPELINE: dict[str, str] = {
     "extract": "pipelines.extract",
+    "optout": "pipelines.optout",
     "fetch": "pipelines.fetch",
+    "filter": "pipelines.filter",
+    "dedup": "pipelines.dedup",
+    "shards": "pipelines.shards",
+    "tokenize": "pipelines.tokenize",
 }
 
 
@@ -50,7 +55,7 @@ def selected_stages(cfg: RunConfig) -> list[str]:
 
 def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
     cfg_dict = to_dict(cfg)
-    return stable_hash(stage.name, stage.version, upstream, {k: cfg_dict[k] for k in stage.config_keys})
+    return stable_hash(stage.name, stage.version, upstream or cfg.input, {k: cfg_dict[k] for k in stage.config_keys})
 
 
 def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[StageStats]:

@@ -18,6 +18,12 @@ from typing import Any
 
 import yaml
 
+from stackv2.dedup import DedupConfig
+from stackv2.filters.config import FilterConfig
+from stackv2.optout import OptOutConfig
+from stackv2.release import ShardsConfig
+from stackv2.tokenize.config import TokenizeConfig
+
 #: The paper's origin filter: GitHub repositories only (spec §1.3).
 GITHUB_ORIGIN_PATTERN = r"^https://github\.com/[^/]+/[^/]+$"
 MIB = 1024 * 1024
@@ -59,6 +65,10 @@ class FetchConfig:
     concurrency: int = 32
     #: Verify sha1(bytes) == blob_id and sha1_git == content_id.
     verify_hashes: bool = True
+    #: S3 endpoint, region and anonymous access for s3:// stores (None: boto3's standard settings).
+    endpoint_url: str | None = None
+    region: str | None = None
+    unsigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,11 +83,18 @@ class RunConfig:
     github_metadata: str | None = None
     #: Optional file of SWHIDs (one per line) used as roots instead of selecting from origins.
     swhids: str | None = None
+    #: Parquet dataset the first stage of the run reads when it is not ``extract`` (a stage folder or its data/).
+    input: str | None = None
     #: Stages to run, in pipeline order; empty means every registered stage.
     stages: tuple[str, ...] = ()
     spark: SparkConfig = field(default_factory=SparkConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    optout: OptOutConfig = field(default_factory=OptOutConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -130,12 +130,67 @@ RELEASE = pa.schema(
 )
 RELEASE_ID_COLUMNS = RELEASE.names[:-1]
 
+#: One element of a repo-level row's ``files`` (spec §2.3, in the card's order) + ``content``.
+REPO_FILE = pa.struct(
+    [
+        pa.field("blob_id", STRING),
+        pa.field("path", STRING),
+        pa.field("content_id", STRING),
+        pa.field("language", STRING),
+        pa.field("length_bytes", INT64),
+        pa.field("detected_licenses", pa.list_(STRING)),
+        pa.field("license_type", STRING),
+        pa.field("src_encoding", STRING),
+        pa.field("is_vendor", pa.bool_()),
+        pa.field("is_generated", pa.bool_()),
+        pa.field("alphanum_fraction", pa.float32()),
+        pa.field("alpha_fraction", pa.float32()),
+        pa.field("num_lines", pa.int32()),
+        pa.field("avg_line_length", pa.float32()),
+        pa.field("max_line_length", pa.int32()),
+        pa.field("content", STRING),
+    ]
+)
+
+#: The repo-grouped release (like ``the-stack-v2-train-*-ids``): our repo fields, then ``files``, ``num_files``.
+#: The card lists ``gha_updated_at``/``gha_pushed_at``; the metadata we join has ``gha_event_created_at`` instead.
+RELEASE_REPOS = pa.schema([*REPO_FIELDS, pa.field("files", pa.list_(REPO_FILE)), pa.field("num_files", INT64)])
+
 #: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4).
 GITHUB_METADATA = pa.schema(
     [pa.field("full_name", STRING), pa.field("github_id", INT64), pa.field("default_branch", STRING),
      pa.field("license_spdx_id", STRING), pa.field("star_events_count", INT64),
      pa.field("fork_events_count", INT64), pa.field("created_at", TS), pa.field("event_created_at", TS),
      pa.field("language", STRING)]
+)
+
+#: Columns ``dedup`` adds to the rows it keeps (both null for files in no near-duplicate cluster).
+DEDUP_FIELDS: list[pa.Field] = [pa.field("cluster_id", STRING), pa.field("is_representative", pa.bool_())]
+
+#: ``dedup``'s ``clusters`` table: one row per member of every near-duplicate cluster of 2+ files. ``rank`` 0 is
+#: the kept representative, then the order in which opt-out promotes the next member.
+DEDUP_CLUSTERS = pa.schema(
+    [pa.field("cluster_id", STRING), pa.field("blob_id", STRING), pa.field("repo_name", STRING),
+     pa.field("path", STRING), pa.field("language", STRING), pa.field("rank", pa.int32()),
+     pa.field("is_representative", pa.bool_())]
+)
+
+#: Internal to ``dedup``: the LSH band keys of one file, and its shingle hashes (packed little-endian uint32).
+DEDUP_BANDS = pa.schema(
+    [pa.field("blob_id", STRING), pa.field("language", STRING), pa.field("band", pa.int32()),
+     pa.field("key", BINARY)]
+)
+DEDUP_SHINGLES = pa.schema([pa.field("blob_id", STRING), pa.field("shingles", BINARY)])
+DEDUP_PAIRS = pa.schema([pa.field("src", STRING), pa.field("dst", STRING), pa.field("jaccard", pa.float64())])
+
+
+#: ``tokenize``'s row table: one row per release file, where it went in the token files and how many tokens it
+#: took (the document's ``<repo_name>`` header counts for its first file, ``<|endoftext|>`` for its last).
+TOKENIZED_FILES = pa.schema(
+    [pa.field("repo_name", STRING), pa.field("path", STRING), pa.field("blob_id", STRING),
+     pa.field("language", STRING), pa.field("shard", STRING), pa.field("document", INT64),
+     pa.field("position", pa.int32()), pa.field("tokens", INT64), pa.field("fim", STRING),
+     pa.field("metadata", pa.bool_())]
 )
 
 

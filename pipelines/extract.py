@@ -1,0 +1,244 @@
+"""Stage ``extract``: from the SWH graph export to a file index (spec §1.3–§1.5).
+
+Repository selection: latest ``full`` visit per origin (origin URL filtered by ``extract.origin_pattern``) ->
+its snapshot's default branch (GitHub metadata's ``default_branch`` when known, else the first of
+``extract.fallback_branches`` present; aliases are not followed, as in the reference) -> head revision ->
+one repository per revision (latest revision date, then branch name) -> one per root directory, by the spec's
+priority (GitHub license, stars, forks, earlier revision, older GitHub id, earlier visit). Or, with ``swhids``,
+the given snp/rel/rev/dir SWHIDs as roots.
+
+Tree traversal: iterative joins on ``directory_entry`` (``extract.max_depth`` levels), paths with a leading
+``/``, then joined to ``content`` for ``blob_id`` (sha1), ``content_id`` (sha1_git) and ``length``.
+
+Rejected (repository-level rows have a null ``path``): ``no_full_visit``, ``no_default_branch``,
+``missing_revision``, ``duplicate_revision``, ``duplicate_directory``, ``unresolved_swhid``; entry-level:
+``submodule``, ``skipped_content`` (SWH did not archive the bytes), ``missing_content``, ``too_deep``,
+``skew_guard``.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from pipelines._job import Output, StageContext, StageResult
+from pipelines.runner import Stage
+from stackv2.config import ExtractConfig, RunConfig
+from stackv2.schema import EXTRACT_REJECTED, FILE_INDEX, GITHUB_METADATA, GRAPH_TABLES
+from stackv2.swh.swhid import read_roots
+from udfs.arrow import conform
+
+NO_FULL_VISIT = "no_full_visit"
+NO_DEFAULT_BRANCH = "no_default_branch"
+MISSING_REVISION = "missing_revision"
+DUPLICATE_REVISION = "duplicate_revision"
+DUPLICATE_DIRECTORY = "duplicate_directory"
+UNRESOLVED_SWHID = "unresolved_swhid"
+SUBMODULE = "submodule"
+SKIPPED_CONTENT = "skipped_content"
+MISSING_CONTENT = "missing_content"
+TOO_DEEP = "too_deep"
+SKEW_GUARD = "skew_guard"
+
+
+class GraphError(ValueError):
+    """The graph folder does not hold the export's tables."""
+
+
+def read_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
+    path = f"{graph.rstrip('/')}/{table}"
+    if "://" not in graph:
+        folder = Path(path)
+        if not folder.is_dir() or not any(folder.glob("*.orc")):
+            raise GraphError(f"graph {graph}: table {table!r} is missing (expected ORC files in {path}/); "
+                             f"an SWH graph export has one folder per table: {', '.join(GRAPH_TABLES)}")
+    return spark.read.orc(path)
+
+
+def _repo_name(origin: F.Column) -> F.Column:
+    """``owner/name`` for GitHub URLs (spec §1.3), else the URL without its scheme."""
+    gh = F.regexp_extract(origin, r"^https://github\.com/([^/]+/[^/]+?)/?$", 1)
+    other = F.regexp_extract(origin, r"^[a-zA-Z+.-]+://(.*?)/?$", 1)
+    return F.when(gh != "", gh).otherwise(F.when(other != "", other).otherwise(origin))
+
+
+def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
+    if cfg.github_metadata:
+        gh = spark.read.parquet(cfg.github_metadata)
+        missing = set(GITHUB_METADATA.names) - set(gh.columns)
+        if missing:
+            raise GraphError(f"GitHub metadata {cfg.github_metadata} lacks columns {sorted(missing)}")
+    else:
+        gh = spark.createDataFrame([], conform(spark.range(0), GITHUB_METADATA).schema)
+    return gh.select(
+        F.col("full_name").alias("repo_name"), "github_id", "default_branch",
+        F.col("license_spdx_id").alias("gha_license_id"), "star_events_count", "fork_events_count",
+        F.col("created_at").alias("gha_created_at"), F.col("event_created_at").alias("gha_event_created_at"),
+        F.col("language").alias("gha_language"),
+    ).dropDuplicates(["repo_name"])
+
+
+def _rejected(df: DataFrame, reason: str) -> DataFrame:
+    return conform(df.withColumn("reason", F.lit(reason)), EXTRACT_REJECTED)
+
+
+def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame, DataFrame]:
+    """One branch per origin: the GitHub default branch, else the first fallback name present."""
+    fallback = F.array_position(F.array(*[F.lit(b) for b in ecfg.fallback_branches]), F.col("branch_name"))
+    wanted = F.when(F.col("default_branch").isNotNull(),
+                    F.when(F.col("branch_name") == F.concat(F.lit("refs/heads/"), "default_branch"), 1))
+    candidates = candidates.withColumn("branch_rank", F.coalesce(wanted, F.when(
+        F.col("default_branch").isNull() & (fallback > 0), fallback)))
+    w = Window.partitionBy("origin").orderBy(F.col("branch_rank").asc_nulls_last())
+    ranked = candidates.withColumn("rn", F.row_number().over(w))
+    chosen = ranked.where((F.col("rn") == 1) & F.col("branch_rank").isNotNull()).drop("rn", "branch_rank")
+    none = ranked.where(F.col("rn") == 1).where(F.col("branch_rank").isNull())
+    return chosen, none
+
+
+def _origins(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
+    """Latest full visit of each matching origin: (origin, visit_date, snapshot_id), rejects, origins seen."""
+    pattern = cfg.extract.origin_pattern
+    urls = read_table(spark, cfg.graph, "origin").select(F.col("url").alias("origin")).where(
+        F.col("origin").rlike(pattern)).distinct()
+    ovs = read_table(spark, cfg.graph, "origin_visit_status").where(
+        (F.col("status") == "full") & F.col("origin").rlike(pattern) & F.col("snapshot").isNotNull())
+    w = Window.partitionBy("origin").orderBy(F.col("visit").desc(), F.col("date").desc())
+    latest = ovs.withColumn("rn", F.row_number().over(w)).where("rn = 1").select(
+        "origin", F.col("date").alias("visit_date"), F.col("snapshot").alias("snapshot_id"))
+    no_visit = urls.join(latest, "origin", "left_anti")
+    return latest, [_rejected(no_visit, NO_FULL_VISIT)], urls.count()
+
+
+def _snapshot_roots(spark: SparkSession, cfg: RunConfig, visits: DataFrame, gh: DataFrame
+                    ) -> tuple[DataFrame, list[DataFrame]]:
+    """(origin, visit_date, snapshot_id) -> one (…, branch_name, revision_id) per origin, + rejects."""
+    branches = read_table(spark, cfg.graph, "snapshot_branch").where(F.col("target_type") == "revision").select(
+        "snapshot_id", F.decode("name", "UTF-8").alias("branch_name"), F.col("target").alias("revision_id"))
+    visits = visits.withColumn("repo_name", _repo_name(F.col("origin")))
+    candidates = visits.join(branches, "snapshot_id", "left").join(
+        gh.select("repo_name", "default_branch"), "repo_name", "left")
+    chosen, none = _pick_branch(candidates, cfg.extract)
+    return chosen.drop("default_branch"), [_rejected(none, NO_DEFAULT_BRANCH)]
+
+
+def _swhid_roots(spark: SparkSession, cfg: RunConfig, gh: DataFrame
+                 ) -> tuple[DataFrame, list[DataFrame], int, DataFrame]:
+    """SWHIDs as roots: snapshots pick their default branch, releases resolve to revisions."""
+    roots = read_roots(cfg.swhids or "")
+    schema = "swhid string, kind string, object_id string, origin string"
+    df = spark.createDataFrame([(r.swhid, r.kind, r.object_id, r.origin) for r in roots], schema)
+    df = df.withColumn("origin", F.coalesce("origin", "swhid"))
+    snp = df.where(F.col("kind") == "snapshot").select("origin", F.lit(None).cast("timestamp").alias("visit_date"),
+                                                       F.col("object_id").alias("snapshot_id"))
+    from_snp, rejects = _snapshot_roots(spark, cfg, snp, gh)
+    rel = read_table(spark, cfg.graph, "release").where(F.col("target_type") == "revision").select(
+        F.col("id").alias("object_id"), F.col("target").alias("revision_id"))
+    releases = df.where(F.col("kind") == "release").join(rel, "object_id", "left")
+    rejects.append(_rejected(releases.where(F.col("revision_id").isNull()), UNRESOLVED_SWHID))
+    revs = df.where(F.col("kind") == "revision").withColumn("revision_id", F.col("object_id"))
+    direct = releases.where(F.col("revision_id").isNotNull()).unionByName(revs)
+    heads = from_snp.unionByName(direct.select(
+        "origin", F.lit(None).cast("timestamp").alias("visit_date"), F.lit(None).cast("string").alias("snapshot_id"),
+        _repo_name(F.col("origin")).alias("repo_name"), F.lit(None).cast("string").alias("branch_name"),
+        "revision_id"), allowMissingColumns=False)
+    dirs = df.where(F.col("kind") == "directory").select(
+        "origin", _repo_name(F.col("origin")).alias("repo_name"), F.col("object_id").alias("directory_id"))
+    known = read_table(spark, cfg.graph, "directory").select(F.col("id").alias("directory_id"))
+    rejects.append(_rejected(dirs.join(known, "directory_id", "left_anti"), UNRESOLVED_SWHID))
+    return heads, rejects, len(roots), dirs.join(known, "directory_id", "left_semi")
+
+
+def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
+    """One row per selected repository (``schema.REPO_FIELDS``), the rejected rows, and the roots considered."""
+    gh = _github(spark, cfg)
+    revisions = read_table(spark, cfg.graph, "revision").where(F.col("type") == "git").select(
+        F.col("id").alias("revision_id"), F.col("date").alias("revision_date"), "committer_date",
+        F.col("directory").alias("directory_id"))
+    if cfg.swhids:
+        heads, rejects, n_roots, dir_roots = _swhid_roots(spark, cfg, gh)
+    else:
+        visits, rejects, n_roots = _origins(spark, cfg)
+        heads, more = _snapshot_roots(spark, cfg, visits, gh)
+        rejects += more
+        dir_roots = None
+    with_rev = heads.join(revisions, "revision_id", "left")
+    rejects.append(_rejected(with_rev.where(F.col("directory_id").isNull()), MISSING_REVISION))
+    with_rev = with_rev.where(F.col("directory_id").isNotNull())
+    w = Window.partitionBy("revision_id").orderBy(F.col("revision_date").desc_nulls_last(),
+                                                  F.col("branch_name").desc_nulls_last(), "origin")
+    ranked = with_rev.withColumn("rn", F.row_number().over(w))
+    rejects.append(_rejected(ranked.where("rn > 1"), DUPLICATE_REVISION))
+    repos = ranked.where("rn = 1").drop("rn")
+    if dir_roots is not None:
+        repos = repos.unionByName(dir_roots, allowMissingColumns=True)
+    repos = repos.join(gh.drop("default_branch"), "repo_name", "left").fillna(
+        0, ["star_events_count", "fork_events_count"]).withColumnRenamed("origin", "repo_url")
+    w = Window.partitionBy("directory_id").orderBy(
+        F.col("gha_license_id").asc_nulls_last(), F.col("star_events_count").desc(),
+        F.col("fork_events_count").desc(), F.col("revision_date").asc_nulls_last(),
+        F.col("github_id").asc_nulls_last(), F.col("visit_date").asc_nulls_last(), "repo_url")
+    ranked = repos.withColumn("rn", F.row_number().over(w))
+    rejects.append(_rejected(ranked.where("rn > 1").withColumnRenamed("repo_url", "origin"), DUPLICATE_DIRECTORY))
+    return ranked.where("rn = 1").drop("rn"), rejects, n_roots
+
+
+def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
+    """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects."""
+    entries = read_table(spark, cfg.graph, "directory_entry").select(
+        F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target")
+    frontier = roots.select("directory_id", F.col("directory_id").alias("node"), F.lit("").alias("path"))
+    files, rejects = [], []
+    limit = cfg.extract.max_paths_per_directory
+    for _ in range(cfg.extract.max_depth):
+        step = frontier.join(entries, "node").select(
+            "directory_id", F.concat_ws("/", "path", "name").alias("path"), "type", "target").localCheckpoint()
+        files.append(step.where(F.col("type") == "file").drop("type"))
+        rejects.append(_rejected(step.where(F.col("type") == "rev"), SUBMODULE))
+        subdirs = step.where(F.col("type") == "dir").select("directory_id", F.col("target").alias("node"), "path")
+        if limit > 0:
+            w = Window.partitionBy("node").orderBy("directory_id", "path")
+            subdirs = subdirs.withColumn("rn", F.row_number().over(w))
+            rejects.append(_rejected(subdirs.where(F.col("rn") > limit).withColumnRenamed("node", "target"),
+                                     SKEW_GUARD))
+            subdirs = subdirs.where(F.col("rn") <= limit).drop("rn")
+        frontier = subdirs.localCheckpoint()
+        if frontier.isEmpty():
+            break
+    else:
+        rejects.append(_rejected(frontier.withColumnRenamed("node", "target"), TOO_DEEP))
+    return reduce(DataFrame.unionByName, files), rejects
+
+
+def build(ctx: StageContext) -> StageResult:
+    spark, cfg = ctx.spark, ctx.cfg
+    if not cfg.graph:
+        raise GraphError("no graph given: set `graph` in the config (or --graph) to an SWH graph export folder")
+    repos, rejects, n_roots = select_repositories(spark, cfg)
+    repos = repos.localCheckpoint()
+    files, more = list_files(spark, cfg, repos.select("directory_id"))
+    rejects += more
+    content = read_table(spark, cfg.graph, "content").select(
+        F.col("sha1_git").alias("target"), F.col("sha1").alias("blob_id"), F.col("sha1_git").alias("content_id"),
+        "length").dropDuplicates(["target"])
+    skipped = read_table(spark, cfg.graph, "skipped_content").select(F.col("sha1_git").alias("target")).distinct()
+    joined = files.join(content, "target", "left")
+    missing = joined.where(F.col("blob_id").isNull()).select("directory_id", "path", "target")
+    rejects.append(_rejected(missing.join(skipped, "target", "left_semi"), SKIPPED_CONTENT))
+    rejects.append(_rejected(missing.join(skipped, "target", "left_anti"), MISSING_CONTENT))
+    index = conform(joined.where(F.col("blob_id").isNotNull()).join(repos, "directory_id"), FILE_INDEX)
+    rejected = reduce(DataFrame.unionByName, rejects)
+    n_repos = repos.count()
+    return StageResult(
+        data=Output(index, ("directory_id", "path")),
+        rejected=Output(rejected, ("reason", "origin", "directory_id", "path", "revision_id", "snapshot_id")),
+        extra={"roots": n_roots, "repositories": n_repos},
+        extra_stats=lambda df: {"bytes": df.agg(F.sum("length")).first()[0] or 0,
+                                "repositories_with_files": df.select("directory_id").distinct().count()},
+    )
+
+
+STAGE = Stage("extract", build, config_keys=("graph", "github_metadata", "swhids", "extract"))

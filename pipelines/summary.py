@@ -1,0 +1,43 @@
+"""The one-screen summary printed at the end of a run, from the stages' ``_stats.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackv2.stats import StageStats
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def summarize(stats: list[StageStats], work_dir: Path) -> str:
+    lines = [f"stackv2 run summary ({work_dir})", ""]
+    lines.append(f"{'stage':<10} {'in':>9} {'out':>9} {'rejected':>9}  {'time':>7}  rejected by reason")
+    for s in stats:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items(), key=lambda kv: -kv[1]))
+        lines.append(f"{s.stage:<10} {s.rows_in:>9,} {s.rows_out:>9,} {s.rows_rejected:>9,}  {s.seconds:>6.1f}s  "
+                     f"{reasons}")
+    by_stage = {s.stage: s for s in stats}
+    if "extract" in by_stage:
+        e = by_stage["extract"].extra
+        lines.append("")
+        lines.append(f"repositories: {e.get('repositories', 0):,} selected of {e.get('roots', 0):,} roots; "
+                     f"files: {by_stage['extract'].rows_out:,} ({_mb(e.get('bytes', 0))})")
+    if "fetch" in by_stage:
+        f = by_stage["fetch"].extra
+        encodings = ", ".join(f"{k} {v}" for k, v in sorted(f.get("encodings", {}).items(), key=lambda kv: -kv[1]))
+        lines.append(f"fetched: {by_stage['fetch'].rows_out:,} files, {_mb(f.get('bytes', 0))} of text from "
+                     f"{f.get('unique_blobs', 0):,} unique blobs; encodings: {encodings}")
+    for s in stats:
+        for key, value in s.extra.items():
+            if key.startswith("summary_"):
+                lines.append(f"{key.removeprefix('summary_').replace('_', ' ')}: {value}")
+    lines.append("")
+    lines.append("outputs:")
+    for s in stats:
+        lines.append(f"  {s.stage:<10} {work_dir / s.stage}")
+    for extra in ("release", "tokens"):
+        if (work_dir / extra).exists():
+            lines.append(f"  {extra:<10} {work_dir / extra}")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""SWHIDs given as roots for extraction (``stackv2 extract --swhids FILE``), parsed by swh-model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from swh.model.exceptions import ValidationError
+from swh.model.swhids import ObjectType, QualifiedSWHID
+
+#: Core object types a root may have, mapped to the graph table that holds them.
+ROOT_TYPES = {ObjectType.SNAPSHOT: "snapshot", ObjectType.RELEASE: "release", ObjectType.REVISION: "revision",
+              ObjectType.DIRECTORY: "directory"}
+
+
+@dataclass(frozen=True)
+class Root:
+    swhid: str
+    kind: str  # snapshot | release | revision | directory
+    object_id: str
+    origin: str | None
+
+
+def parse_roots(lines: list[str], source: str = "<input>") -> list[Root]:
+    """Parse one SWHID per line (blank lines and ``#`` comments ignored); errors name the line."""
+    roots = []
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            swhid = QualifiedSWHID.from_string(text)
+        except ValidationError as e:
+            raise ValueError(f"{source}:{n}: not a valid SWHID ({'; '.join(e.messages)}): {text!r}") from None
+        if swhid.object_type not in ROOT_TYPES:
+            raise ValueError(f"{source}:{n}: {text!r} is a {swhid.object_type.name.lower()}; roots must be "
+                             "snp, rel, rev or dir SWHIDs")
+        roots.append(Root(text, ROOT_TYPES[swhid.object_type], swhid.object_id.hex(), swhid.origin))
+    return roots
+
+
+def read_roots(path: str | Path) -> list[Root]:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"SWHID list {p} does not exist")
+    return parse_roots(p.read_text().splitlines(), str(p))
