@@ -89,6 +89,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return _run(_config(args, base), args.dry_run)
 
 
+def cmd_filter(args: argparse.Namespace) -> int:
+    if args.benchmark:
+        args.overrides.insert(0, f"filter.benchmark_files={json.dumps(args.benchmark)}")
+    base = {"work_dir": args.out, "input": args.input, "stages": ["filter"]}
+    return _run(_config(args, base), args.dry_run)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return _run(_config(args, {}), args.dry_run)
 
@@ -153,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common_run_args(p)
     p.set_defaults(func=cmd_fetch)
 
+    p = sub.add_parser("filter", help="reject files by the paper's heuristics and benchmarks (stage filter)")
+    p.add_argument("--input", required=True, help="annotated files (a stage folder or Parquet dataset)")
+    p.add_argument("--out", required=True, help="work folder; writes OUT/filter/{data,rejected}")
+    p.add_argument("--benchmark", nargs="+", default=[], metavar="JSONL",
+                   help="benchmark files to decontaminate against (HumanEval/MBPP/APPS/GSM8K jsonl[.gz])")
+    p.add_argument("--config", default=None, help="YAML run config for other settings")
+    _common_run_args(p)
+    p.set_defaults(func=cmd_filter)
+
     p = sub.add_parser("run", help="run the configured stages with resume")
     p.add_argument("--config", required=True, help="YAML run config")
     _common_run_args(p)
@@ -165,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="rebuild the archive even if it exists")
     _common_run_args(p)
     p.set_defaults(func=cmd_demo)
+
+    from pipelines.optout_release import add_parser as add_optout_parser
+
+    add_optout_parser(sub)
     return parser
 
 

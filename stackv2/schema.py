@@ -91,6 +91,25 @@ CONTENT_FIELDS: list[pa.Field] = [
 
 FETCHED = pa.schema([*FILE_INDEX, *CONTENT_FIELDS])
 
+#: Columns ``annotate`` adds (spec §3, §4; ``stackv2.detect``). Line statistics feed the filters (§5.2).
+ANNOTATION_FIELDS: list[pa.Field] = [
+    pa.field("language", STRING),
+    pa.field("is_vendor", pa.bool_()),
+    pa.field("is_generated", pa.bool_()),
+    pa.field("extension", STRING),
+    pa.field("detected_licenses", pa.list_(STRING)),
+    pa.field("license_type", STRING),
+    pa.field("natural_language", STRING),
+    pa.field("natural_language_score", pa.float64()),
+    pa.field("alpha_fraction", pa.float32()),
+    pa.field("alphanum_fraction", pa.float32()),
+    pa.field("num_lines", pa.int32()),
+    pa.field("avg_line_length", pa.float32()),
+    pa.field("max_line_length", pa.int32()),
+]
+
+ANNOTATED = pa.schema([*FETCHED, *ANNOTATION_FIELDS])
+
 #: One row per unique blob, as the fetch workers return it (``reason`` null when the blob is usable).
 BLOB_RESULT = pa.schema(
     [pa.field("blob_id", STRING), *CONTENT_FIELDS, pa.field("reason", STRING), pa.field("detail", STRING)]
@@ -156,11 +175,13 @@ REPO_FILE = pa.struct(
 #: The card lists ``gha_updated_at``/``gha_pushed_at``; the metadata we join has ``gha_event_created_at`` instead.
 RELEASE_REPOS = pa.schema([*REPO_FIELDS, pa.field("files", pa.list_(REPO_FILE)), pa.field("num_files", INT64)])
 
-#: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4).
+#: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4). Timestamps in micro-
+#: seconds: Spark cannot read Parquet nanosecond timestamps.
 GITHUB_METADATA = pa.schema(
     [pa.field("full_name", STRING), pa.field("github_id", INT64), pa.field("default_branch", STRING),
      pa.field("license_spdx_id", STRING), pa.field("star_events_count", INT64),
-     pa.field("fork_events_count", INT64), pa.field("created_at", TS), pa.field("event_created_at", TS),
+     pa.field("fork_events_count", INT64), pa.field("created_at", pa.timestamp("us")),
+     pa.field("event_created_at", pa.timestamp("us")),
      pa.field("language", STRING)]
 )
 
