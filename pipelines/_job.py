@@ -24,9 +24,11 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from stackv2.config import RunConfig
 from stackv2.stats import StageStats
+from udfs.parquet_writer import RESULT_SCHEMA, write_partitions
 
 SUCCESS = "_SUCCESS"
 STATS = "_stats.json"
@@ -93,19 +95,20 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_output(out: Output, target: Path, partitions: int) -> None:
-    """Write one output deterministically and atomically (temp folder, stable names, then rename)."""
+def write_output(out: Output, target: Path, partitions: int) -> int:
+    """Write one output deterministically and atomically (temp folder, stable names, then rename); rows written.
+
+    Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
+    (``udfs.parquet_writer``): the same rows give the same bytes whatever the input partitioning or executors.
+    """
     tmp = target.with_name(f".tmp-{target.name}")
     shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
-    df.write.mode("overwrite").parquet(str(tmp))
-    for f in tmp.iterdir():
-        if f.name.startswith("part-"):
-            f.rename(tmp / f"part-{int(f.name.split('-')[1]):05d}.parquet")
-        elif f.name.startswith((".", "_")):
-            f.unlink()
+    written = df.mapInArrow(write_partitions(str(tmp), to_arrow_schema(df.schema)), RESULT_SCHEMA).collect()
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
+    return sum(r["rows"] for r in written)
 
 
 def rejected_counts(df: DataFrame) -> dict[str, int]:
@@ -128,7 +131,7 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     t0 = time.monotonic()
     result = build(ctx)
     partitions = ctx.cfg.spark.shuffle_partitions
-    write_output(result.data, stage_dir / DATA, partitions)
+    rows_out = write_output(result.data, stage_dir / DATA, partitions)
     outputs = dict(result.tables)
     if result.rejected is not None:
         outputs[REJECTED] = result.rejected
@@ -137,7 +140,7 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
 
     written = ctx.spark.read.parquet(str(stage_dir / DATA))
     stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))
-    stats.rows_out = written.count()
+    stats.rows_out = rows_out
     if result.rejected is not None:
         stats.rejected = rejected_counts(ctx.spark.read.parquet(str(stage_dir / REJECTED)))
     if result.extra_stats is not None:

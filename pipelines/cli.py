@@ -110,7 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"[stackv2] building the demo archive from installed distributions into {archive} ...",
               file=sys.stderr, flush=True)
         summary = build_archive(archive, None, cfg=ArchiveConfig(), installed=True, max_repos=args.max_repos,
-                                max_files_per_repo=args.max_files_per_repo, include=_installed(DEMO_INCLUDE), progress=True)
+                                max_files_per_repo=args.max_files_per_repo, include=_installed(DEMO_INCLUDE),
+                                progress=True)
         print(f"[stackv2] archive: {summary['origins']} repositories, {summary['contents']} contents "
               f"({summary['content_bytes'] / 1e6:.1f} MB) in {time.monotonic() - t0:.0f}s", file=sys.stderr)
     data = to_dict(RunConfig())
@@ -185,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.optout_release import add_parser as add_optout_parser
 
     add_optout_parser(sub)
+
+    from pipelines.reproduce import add_parser as add_reproduce_parser
+
+    add_reproduce_parser(sub)
+
+    from pipelines.report import add_parser as add_report_parser
+
+    add_report_parser(sub)
+
+    from pipelines.tokenize import add_parser as add_tokenizer_parser
+
+    add_tokenizer_parser(sub)
     return parser
 
 
