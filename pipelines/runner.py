@@ -23,8 +23,10 @@ PIPELINE: dict[str, str] = {
     "extract": "pipelines.extract",
     "optout": "pipelines.optout",
     "fetch": "pipelines.fetch",
+    "annotate": "pipelines.annotate",
     "filter": "pipelines.filter",
     "dedup": "pipelines.dedup",
+    "pii": "pipelines.pii",
     "shards": "pipelines.shards",
     "tokenize": "pipelines.tokenize",
 }
@@ -38,6 +40,8 @@ class Stage:
     config_keys: tuple[str, ...] = ()
     #: Bump when the stage's logic changes output, so old markers stop matching.
     version: int = 1
+    #: Hash of inputs the config only names (e.g. the contents of benchmark files), covered by the config hash.
+    fingerprint: Callable[[RunConfig], str] | None = None
 
 
 def load_stage(name: str) -> Stage:
@@ -55,7 +59,9 @@ def selected_stages(cfg: RunConfig) -> list[str]:
 
 def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
     cfg_dict = to_dict(cfg)
-    return stable_hash(stage.name, stage.version, upstream or cfg.input, {k: cfg_dict[k] for k in stage.config_keys})
+    extra = stage.fingerprint(cfg) if stage.fingerprint else ""
+    return stable_hash(stage.name, stage.version, upstream or cfg.input, {k: cfg_dict[k] for k in stage.config_keys},
+                       extra)
 
 
 def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[StageStats]:
