@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -105,7 +106,11 @@ def write_output(out: Output, target: Path, partitions: int) -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
-    written = df.mapInArrow(write_partitions(str(tmp), to_arrow_schema(df.schema)), RESULT_SCHEMA).collect()
+    schema = to_arrow_schema(df.schema)
+    written = df.mapInArrow(write_partitions(str(tmp), schema), RESULT_SCHEMA).collect()
+    # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
+    for pid in set(range(partitions)) - {r["partition"] for r in written}:
+        pq.write_table(schema.empty_table(), tmp / f"part-{pid:05d}.parquet", compression="zstd")
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return sum(r["rows"] for r in written)

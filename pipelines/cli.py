@@ -89,6 +89,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return _run(_config(args, base), args.dry_run)
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.permissive_list:
+        args.overrides.insert(0, f"annotate.license.permissive_list={json.dumps(args.permissive_list)}")
+    base = {"work_dir": args.out, "input": args.input, "stages": ["annotate"]}
+    return _run(_config(args, base), args.dry_run)
+
+
 def cmd_filter(args: argparse.Namespace) -> int:
     if args.benchmark:
         args.overrides.insert(0, f"filter.benchmark_files={json.dumps(args.benchmark)}")
@@ -161,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common_run_args(p)
     p.set_defaults(func=cmd_fetch)
 
+    p = sub.add_parser("annotate", help="add language, licenses, natural language, line stats (stage annotate)")
+    p.add_argument("--input", required=True, help="fetched files (a stage folder or Parquet dataset)")
+    p.add_argument("--out", required=True, help="work folder; writes OUT/annotate/data")
+    p.add_argument("--permissive-list", default=None, metavar="FILE",
+                   help="SPDX ids counted permissive, one per line (default: the shipped ScanCode-derived list)")
+    p.add_argument("--config", default=None, help="YAML run config for other settings")
+    _common_run_args(p)
+    p.set_defaults(func=cmd_annotate)
+
     p = sub.add_parser("filter", help="reject files by the paper's heuristics and benchmarks (stage filter)")
     p.add_argument("--input", required=True, help="annotated files (a stage folder or Parquet dataset)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/filter/{data,rejected}")
@@ -198,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.tokenize import add_parser as add_tokenizer_parser
 
     add_tokenizer_parser(sub)
+
+    from pipelines.pii import add_parser as add_pii_parser
+
+    add_pii_parser(sub)
     return parser
 
 

@@ -19,8 +19,11 @@ from typing import Any
 import yaml
 
 from stackv2.dedup import DedupConfig
+from stackv2.detect.config import AnnotateConfig
 from stackv2.filters.config import FilterConfig
+from stackv2.idtables import ReproduceConfig
 from stackv2.optout import OptOutConfig
+from stackv2.pii.config import PiiConfig
 from stackv2.release import ShardsConfig
 from stackv2.tokenize.config import TokenizeConfig
 
@@ -91,10 +94,14 @@ class RunConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     optout: OptOutConfig = field(default_factory=OptOutConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    #: ``stackv2 reproduce``: contents for published id tables (``stackv2.idtables``).
+    reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

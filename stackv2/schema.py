@@ -16,14 +16,17 @@ import pyarrow as pa
 STRING = pa.string()
 BINARY = pa.binary()
 INT64 = pa.int64()
-TS = pa.timestamp("ns")
+#: Graph export and release timestamps, as published (nanoseconds, no time zone).
+TS_NS = pa.timestamp("ns")
+#: Timestamps inside the pipeline: what Spark reads and writes natively (Spark cannot read Parquet nanoseconds).
+TS = pa.timestamp("us", tz="UTC")
 _HASHES = [("sha1", STRING), ("sha1_git", STRING), ("sha256", STRING), ("blake2s256", STRING)]
 
 GRAPH_TABLES: dict[str, pa.Schema] = {
     "origin": pa.schema([("id", STRING), ("url", STRING)]),
-    "origin_visit": pa.schema([("origin", STRING), ("visit", INT64), ("date", TS), ("type", STRING)]),
+    "origin_visit": pa.schema([("origin", STRING), ("visit", INT64), ("date", TS_NS), ("type", STRING)]),
     "origin_visit_status": pa.schema(
-        [("origin", STRING), ("visit", INT64), ("date", TS), ("status", STRING), ("snapshot", STRING),
+        [("origin", STRING), ("visit", INT64), ("date", TS_NS), ("status", STRING), ("snapshot", STRING),
          ("type", STRING)]
     ),
     "snapshot": pa.schema([("id", STRING)]),
@@ -32,12 +35,12 @@ GRAPH_TABLES: dict[str, pa.Schema] = {
     ),
     "release": pa.schema(
         [("id", STRING), ("name", BINARY), ("message", BINARY), ("target", STRING), ("target_type", STRING),
-         ("author", BINARY), ("date", TS), ("date_offset", pa.int16()), ("date_raw_offset_bytes", BINARY),
+         ("author", BINARY), ("date", TS_NS), ("date_offset", pa.int16()), ("date_raw_offset_bytes", BINARY),
          ("raw_manifest", BINARY)]
     ),
     "revision": pa.schema(
-        [("id", STRING), ("message", BINARY), ("author", BINARY), ("date", TS), ("date_offset", pa.int16()),
-         ("date_raw_offset_bytes", BINARY), ("committer", BINARY), ("committer_date", TS),
+        [("id", STRING), ("message", BINARY), ("author", BINARY), ("date", TS_NS), ("date_offset", pa.int16()),
+         ("date_raw_offset_bytes", BINARY), ("committer", BINARY), ("committer_date", TS_NS),
          ("committer_offset", pa.int16()), ("committer_date_raw_offset_bytes", BINARY), ("directory", STRING),
          ("type", STRING), ("raw_manifest", BINARY)]
     ),
@@ -128,15 +131,15 @@ RELEASE = pa.schema(
         pa.field("snapshot_id", STRING),
         pa.field("revision_id", STRING),
         pa.field("branch_name", STRING),
-        pa.field("visit_date", TS),
-        pa.field("revision_date", TS),
-        pa.field("committer_date", TS),
+        pa.field("visit_date", TS_NS),
+        pa.field("revision_date", TS_NS),
+        pa.field("committer_date", TS_NS),
         pa.field("github_id", INT64),
         pa.field("star_events_count", INT64),
         pa.field("fork_events_count", INT64),
         pa.field("gha_license_id", STRING),
-        pa.field("gha_event_created_at", TS),
-        pa.field("gha_created_at", TS),
+        pa.field("gha_event_created_at", TS_NS),
+        pa.field("gha_created_at", TS_NS),
         pa.field("gha_language", STRING),
         pa.field("src_encoding", STRING),
         pa.field("language", STRING),
@@ -203,6 +206,16 @@ DEDUP_BANDS = pa.schema(
 )
 DEDUP_SHINGLES = pa.schema([pa.field("blob_id", STRING), pa.field("shingles", BINARY)])
 DEDUP_PAIRS = pa.schema([pa.field("src", STRING), pa.field("dst", STRING), pa.field("jaccard", pa.float64())])
+
+#: Columns ``pii`` adds: redactions per type in the row's ``content`` (``stackv2.pii``; 0 when none).
+PII_COUNT_FIELDS: list[pa.Field] = [
+    pa.field(f"pii_{t}", pa.int32()) for t in ("email", "ip_address", "key", "password", "name")
+]
+#: ``pii``'s audit table: one row per redacted span, offsets in characters of the original content; never values.
+PII_SPANS = pa.schema(
+    [pa.field("directory_id", STRING), pa.field("path", STRING), pa.field("blob_id", STRING),
+     pa.field("start", pa.int32()), pa.field("end", pa.int32()), pa.field("entity", STRING)]
+)
 
 
 #: ``tokenize``'s row table: one row per release file, where it went in the token files and how many tokens it

@@ -1,0 +1,120 @@
+"""``stackv2 report --work DIR``: gather a work folder's numbers and render ``stackv2.report`` into
+``<work>/release/report/`` (``index.html``, PNGs, ``report.json``).
+
+Numbers come from each stage's ``_stats.json`` (the funnel; the release summary the ``shards`` stage keeps in its
+``extra["release"]``) and from two tables aggregated with Spark: ``dedup/clusters`` (one row per cluster member)
+and, when the ``pii`` stage's stats carry no counts, the ``pii`` output's ``pii_<type>`` columns. Spark starts
+only when one of those tables is there. A stage that has not run is listed as missing, never an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines._job import DATA, STATS, SUCCESS
+from pipelines._session import spark_session
+from pipelines.runner import PIPELINE
+from stackv2.config import SparkConfig, load_config
+from stackv2.release import ReleaseSummary
+from stackv2.report import ReportData, render
+from stackv2.schema import PII_COUNT_FIELDS
+from stackv2.stats import StageStats
+
+REPORT_DIR = ("release", "report")
+CLUSTERS = ("dedup", "clusters")
+PII_STAGE = "pii"
+#: Where the ``pii`` stage keeps its per-type counts in ``_stats.json``'s ``extra``.
+PII_STATS_KEY = "redactions"
+
+
+def stage_stats(work: Path) -> tuple[list[StageStats], list[str]]:
+    """Stats of every stage that ran: pipeline order first, then any other stage folder; and the stages missing."""
+    found = {p.parent.name: p for p in work.glob(f"*/{STATS}")}
+    order = [n for n in PIPELINE if n in found] + sorted(set(found) - set(PIPELINE))
+    missing = [f"stage {n!r} has no {STATS} (not run)" for n in PIPELINE if n not in found]
+    return [StageStats.load(found[n]) for n in order], missing
+
+
+def pii_counts_from_stats(stats: StageStats) -> dict[str, int] | None:
+    """Per-type counts the ``pii`` stage keeps in its stats (``extra["redactions"]``)."""
+    counts = stats.extra.get(PII_STATS_KEY)
+    if isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values()):
+        return {str(k): v for k, v in counts.items()}
+    return None
+
+
+def pii_counts_from_table(df: DataFrame) -> dict[str, int] | None:
+    """Sum the ``pii`` output's per-type count columns (``schema.PII_COUNT_FIELDS``) that it has."""
+    cols = [f.name for f in PII_COUNT_FIELDS if f.name in df.columns]
+    if not cols:
+        return None
+    sums = df.agg(*[F.sum(c).alias(c) for c in cols]).first()
+    return {c.removeprefix("pii_"): int(sums[c] or 0) for c in cols}
+
+
+def cluster_size_histogram(clusters: DataFrame) -> dict[int, int]:
+    sizes = clusters.groupBy("cluster_id").agg(F.count("*").alias("size"))
+    return {r["size"]: r["n"] for r in sizes.groupBy("size").agg(F.count("*").alias("n")).collect()}
+
+
+def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
+    funnel, missing = stage_stats(work)
+    by_stage = {s.stage: s for s in funnel}
+    data = ReportData(funnel=funnel, missing=missing)
+    shards = by_stage.get("shards")
+    release: Any = shards.extra.get("release") if shards else None
+    data.release = ReleaseSummary.from_dict(release) if release else None
+
+    clusters = work.joinpath(*CLUSTERS)
+    if (clusters.parent / SUCCESS).exists() and clusters.is_dir():
+        data.cluster_sizes = cluster_size_histogram(spark().read.parquet(str(clusters)))
+    else:
+        data.missing.append(f"{clusters}: no complete near-duplicate clusters table")
+
+    pii = by_stage.get(PII_STAGE)
+    if pii is not None:
+        data.pii_counts = pii_counts_from_stats(pii)
+        if data.pii_counts is None and (work / PII_STAGE / SUCCESS).exists():
+            data.pii_counts = pii_counts_from_table(spark().read.parquet(str(work / PII_STAGE / DATA)))
+        if data.pii_counts is None:
+            data.missing.append(f"stage {PII_STAGE!r}: no per-type counts in its stats or its output columns")
+    return data
+
+
+def report(work_dir: str | Path, spark: SparkSession | None = None, spark_cfg: SparkConfig | None = None) -> Path:
+    """Render the report of ``work_dir``; returns the HTML page. Uses ``spark`` if given, else starts a session
+    (``spark_cfg``, default settings if None) only if a table has to be aggregated."""
+    work = Path(work_dir)
+    if not work.is_dir():
+        raise FileNotFoundError(f"work folder {work} does not exist")
+    session: list[SparkSession] = [spark] if spark is not None else []
+
+    def get_spark() -> SparkSession:
+        if not session:
+            session.append(spark_session(spark_cfg or SparkConfig()))
+        return session[0]
+
+    return render(gather(work, get_spark), work.joinpath(*REPORT_DIR))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    page = report(args.work or cfg.work_dir, spark_cfg=cfg.spark)
+    print(page)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``report`` to the ``stackv2`` command."""
+    p = subparsers.add_parser("report", help="HTML + PNG + JSON report of a work folder (into WORK/release/report)")
+    p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
+    p.add_argument("--config", default=None, help="run config (its work_dir and spark settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable), e.g. --set spark.master=local[2]")
+    p.set_defaults(func=_cmd_report)

@@ -1,0 +1,175 @@
+"""Stage ``shards``: write the release (spec §2.2, §2.3) to ``<work_dir>/release``; layout in ``stackv2.release``.
+
+One aggregation gives files and bytes per (language, license type, length bin): the dataset card's tables and the
+report's histograms. Shards are filled with whole repositories in key order (``_assign``: a running sum of bytes
+per language folder), Spark puts each shard in one partition, sorted, and ``write_shards`` writes it with pyarrow
+(exact ``schema.RELEASE`` types, row groups cut from the rows alone), so the bytes do not depend on the input
+partitioning. Files are written under ``<work_dir>/.tmp-release``, and the folder is renamed to ``release`` once
+the manifest and the card are complete. The work folder must be visible to the executors (local or shared disk).
+
+The stage's ``data`` output is the released rows (``schema.RELEASE`` + ``shard``, the file holding the row): the
+row table later stages and tools read with ``ctx.read("shards")`` (Spark cannot read the shards' nanosecond
+timestamps). No row is rejected: rows in = rows out, and the rows in the written shards are counted against it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import partial
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipelines._job import Output, StageContext, StageResult
+from pipelines.runner import PIPELINE, Stage
+from stackv2.release import (
+    CARD,
+    DATA_DIR,
+    DIR_COL,
+    NBYTES_COL,
+    REPO_SORT_KEY,
+    REPOS_DIR,
+    ROW_OVERHEAD_BYTES,
+    SHARD_COL,
+    SORT_KEY,
+    WRITTEN,
+    ShardEntry,
+    ShardsConfig,
+    dataset_card,
+    final_paths,
+    language_dir,
+    registry_date,
+    shard_count,
+    summarize,
+    write_manifest,
+    write_shards,
+)
+from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
+from stackv2.stats import AccountingError, StageStats
+from udfs.arrow import conform, to_spark_schema
+
+RELEASE_DIR = "release"
+SHARD_PATH = "shard"
+REPO_COL = "_repo"
+_REPO_FILE_FIELDS = list(REPO_FILE)
+#: What the stage reads from its input: the release columns, plus what the repo-grouped rows need.
+INPUT = pa.schema([*RELEASE, *(f for f in REPO_FIELDS if f.name not in RELEASE.names),
+                   *(f for f in _REPO_FILE_FIELDS if f.name not in RELEASE.names)])
+
+
+def _length_bin() -> F.Column:
+    """floor(log2(length_bytes)), -1 for empty files. log2(n + 0.5) keeps powers of two off float rounding."""
+    return F.when(F.col("length_bytes") > 0, F.floor(F.log2(F.col("length_bytes") + 0.5))).otherwise(-1).cast("int")
+
+
+def _write(df: DataFrame, root: Path, schema: pa.Schema, sort_key: tuple[str, ...], partitions: int,
+           cfg: ShardsConfig) -> list[dict]:
+    """Each shard in one partition, sorted, written by ``write_shards``; returns the ``WRITTEN`` rows."""
+    writer = partial(write_shards, root=str(root), schema=schema, cfg=cfg)
+    out = (df.repartition(max(1, partitions), DIR_COL, SHARD_COL)
+           .sortWithinPartitions(DIR_COL, SHARD_COL, *sort_key)
+           .mapInArrow(writer, to_spark_schema(WRITTEN)))
+    return [r.asDict() for r in out.collect()]
+
+
+def _repo_key() -> F.Column:
+    """Orders like (repo_name, snapshot_id); one string so it joins without null trouble."""
+    return F.concat_ws("\u0000", F.coalesce("repo_name", F.lit("")), F.coalesce("snapshot_id", F.lit("")))
+
+
+def _assign(repos: DataFrame, target: int) -> DataFrame:
+    """Shard of each (folder, repository): floor(bytes of the folder's repositories before it / target).
+
+    Repositories in key order fill shard after shard, so a shard holds at most ``target`` bytes plus its last
+    repository. Deterministic: a running sum over a total order. The window holds one folder's repositories (one
+    row each) in one task; fine for millions of repositories per language.
+    """
+    before = Window.partitionBy(DIR_COL).orderBy(REPO_COL).rowsBetween(Window.unboundedPreceding, -1)
+    start = F.coalesce(F.sum(NBYTES_COL).over(before), F.lit(0))
+    return repos.withColumn(SHARD_COL, F.floor(start / F.lit(target)).cast("long"))
+
+
+def _repo_rows(rows: DataFrame, target: int) -> DataFrame:
+    """One row per repository: repo fields, ``files`` sorted by path, ``num_files``; plus its shard."""
+    files_type = to_spark_schema(pa.schema(_REPO_FILE_FIELDS))
+    file_struct = F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in files_type.fields])
+    by_path = F.array_sort(
+        F.collect_list(file_struct),
+        lambda a, b: F.when(a["path"] < b["path"], -1).when(a["path"] > b["path"], 1).otherwise(0),
+    )
+    repos = rows.groupBy(*[f.name for f in REPO_FIELDS]).agg(
+        by_path.alias("files"),
+        F.count("*").alias("num_files"),
+        F.sum(NBYTES_COL).alias(NBYTES_COL),
+    )
+    return _assign(repos.withColumn(DIR_COL, F.lit(REPOS_DIR)).withColumn(REPO_COL, _repo_key()), target)
+
+
+def build(ctx: StageContext) -> StageResult:
+    cfg: ShardsConfig = ctx.cfg.shards
+    spark = ctx.spark
+    rows = conform(ctx.input(), INPUT)
+    groups = [r.asDict() for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin")).agg(
+        F.count("*").alias("files"), F.sum("length_bytes").alias("bytes")).collect()]
+    summary = summarize(groups)
+    rows_in = summary.files
+
+    # Language -> folder (several languages could share one); the folder's bytes give the expected shard count.
+    folders = {g["language"] or "": f"{DATA_DIR}/{language_dir(g['language'])}" for g in groups}
+    folder_bytes: dict[str, int] = {}
+    for g in groups:
+        d = folders[g["language"] or ""]
+        folder_bytes[d] = folder_bytes.get(d, 0) + g["bytes"] + g["files"] * ROW_OVERHEAD_BYTES
+    expected = sum(shard_count(b, cfg.target_shard_bytes) for b in folder_bytes.values())
+    plan = spark.createDataFrame(sorted(folders.items()), f"_lang string, {DIR_COL} string")
+    rows = (rows.withColumn("_lang", F.coalesce("language", F.lit("")))
+            .join(F.broadcast(plan), "_lang")
+            .withColumn(REPO_COL, _repo_key())
+            .withColumn(NBYTES_COL, F.col("length_bytes") + ROW_OVERHEAD_BYTES))
+    repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL))
+    shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
+    rows = rows.join(shards, [DIR_COL, REPO_COL])
+
+    tmp = ctx.work_dir / f".tmp-{RELEASE_DIR}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    written = _write(rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), tmp, RELEASE, SORT_KEY,
+                     expected, cfg)
+    written += _write(_repo_rows(rows, cfg.target_shard_bytes), tmp, RELEASE_REPOS, REPO_SORT_KEY,
+                      shard_count(sum(folder_bytes.values()), cfg.target_shard_bytes), cfg)
+
+    names = final_paths(written)
+    entries = []
+    for w in written:
+        rel = names[w["path"]]
+        Path(w["path"]).rename(tmp / rel)
+        entries.append(ShardEntry(rel, w["rows"], w["bytes"], w["sha256"]))
+    data_rows = sum(e.rows for e in entries if e.path.startswith(DATA_DIR + "/"))
+    if data_rows != rows_in:
+        raise AccountingError(f"stage 'shards': {rows_in} rows in, {data_rows} rows in the written shards")
+    summary.shards = sum(e.path.startswith(DATA_DIR + "/") for e in entries)
+    summary.repo_shards = len(entries) - summary.shards
+    summary.repos = sum(e.rows for e in entries if e.path.startswith(REPOS_DIR + "/"))
+    summary.shard_bytes = sum(e.bytes for e in entries)
+
+    write_manifest(tmp, entries, config_hash=ctx.config_hash, created_from=ctx.previous or str(ctx.cfg.input))
+    order = list(PIPELINE)
+    funnel = [s for s in map(ctx.stats_of, order[:order.index("shards")]) if s is not None]
+    funnel.append(StageStats("shards", rows_in=rows_in, rows_out=rows_in))
+    card = dataset_card(summary, funnel, config_hash=ctx.config_hash, registry=registry_date(ctx.stats_of("optout")))
+    (tmp / CARD).write_text(card)
+    release = ctx.work_dir / RELEASE_DIR
+    shutil.rmtree(release, ignore_errors=True)
+    tmp.rename(release)
+
+    located = spark.createDataFrame(
+        [(w["dir"], w["shard"], names[w["path"]]) for w in written if names[w["path"]].startswith(DATA_DIR + "/")],
+        f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string")
+    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, SHARD_PATH)
+    return StageResult(data=Output(data, SORT_KEY), rows_in=rows_in,
+                       extra={"release": summary.to_dict(), "release_dir": str(release)})
+
+
+STAGE = Stage("shards", build, config_keys=("shards",))
