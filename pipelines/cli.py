@@ -58,6 +58,11 @@ def _run(cfg: RunConfig, dry_run: bool) -> int:
         return 0
     stats = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(summarize(stats, Path(cfg.work_dir).resolve()))
+    if any(s.stage == "shards" for s in stats):
+        from pipelines._session import spark_session
+        from pipelines.report import report
+
+        print(f"report: {report(cfg.work_dir, spark_session(cfg.spark))}")
     return 0
 
 
