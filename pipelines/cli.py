@@ -108,6 +108,11 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return _run(_config(args, base), args.dry_run)
 
 
+def cmd_dedup(args: argparse.Namespace) -> int:
+    base = {"work_dir": args.out, "input": args.input, "stages": ["dedup"]}
+    return _run(_config(args, base), args.dry_run)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     return _run(_config(args, {}), args.dry_run)
 
@@ -190,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML run config for other settings")
     _common_run_args(p)
     p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser("dedup", help="exact + MinHash near-dedup per language (stage dedup)")
+    p.add_argument("--input", required=True, help="filtered files (a stage folder or Parquet dataset)")
+    p.add_argument("--out", required=True, help="work folder; writes OUT/dedup/{data,rejected,clusters}")
+    p.add_argument("--config", default=None, help="YAML run config for other settings (dedup.threshold, ...)")
+    _common_run_args(p)
+    p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("run", help="run the configured stages with resume")
     p.add_argument("--config", required=True, help="YAML run config")

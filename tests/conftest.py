@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EXAMPLE_GRAPH = SHARED / "swh-example-dataset"
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.s3server", "tests.sparkcluster"]
 
 
 @pytest.fixture(scope="session")
