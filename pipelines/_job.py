@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import LongType
 
 from stackv2.config import RunConfig
+from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
 from udfs.parquet_writer import RESULT_SCHEMA, write_partitions
 
@@ -35,6 +38,15 @@ SUCCESS = "_SUCCESS"
 STATS = "_stats.json"
 DATA = "data"
 REJECTED = "rejected"
+
+
+def nanos_to_timestamps(df: DataFrame) -> DataFrame:
+    """Turn the release's nanosecond timestamp columns (read as longs, see ``_session``) back into timestamps."""
+    ts_cols = {f.name for f in RELEASE if pa.types.is_timestamp(f.type)}
+    for f in df.schema.fields:
+        if f.name in ts_cols and isinstance(f.dataType, LongType):
+            df = df.withColumn(f.name, F.timestamp_micros(F.floor(F.col(f.name) / 1000)))
+    return df
 
 
 @dataclass
@@ -67,7 +79,7 @@ class StageContext:
             p = p / DATA
         if "://" not in self.cfg.input and not p.exists():
             raise FileNotFoundError(f"input dataset {p} does not exist")
-        return self.spark.read.parquet(str(p))
+        return nanos_to_timestamps(self.spark.read.parquet(str(p)))
 
     def stats_of(self, stage: str) -> StageStats | None:
         p = self.work_dir / stage / STATS

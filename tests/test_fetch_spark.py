@@ -65,3 +65,17 @@ def test_fetch_reasons_and_accounting(spark, tmp_path):
                         "/wrong.py": "hash_mismatch", "/huge.bin": "too_large"}
     assert (stats.rows_in, stats.rows_out, stats.rows_rejected) == (9, 4, 5)
     assert stats.extra["unique_blobs"] == 7  # the copy shares a blob; the too-large row is never requested
+
+
+def test_published_nanosecond_timestamps_are_read(spark, tmp_path):
+    """HF id tables store TIMESTAMP(NANOS), which Spark cannot read natively; inputs convert them."""
+    import datetime as dt
+
+    from pipelines._job import nanos_to_timestamps
+
+    when = dt.datetime(2021, 1, 12, 3, 4, 5, 123456)
+    pq.write_table(pa.table({"blob_id": ["a"], "visit_date": pa.array([when], pa.timestamp("ns"))}),
+                   tmp_path / "ids.parquet")
+    df = nanos_to_timestamps(spark.read.parquet(str(tmp_path / "ids.parquet")))
+    assert dict(df.dtypes)["visit_date"] == "timestamp"
+    assert df.first()["visit_date"] == when
