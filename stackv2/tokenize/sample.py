@@ -1,0 +1,39 @@
+"""The seeded sample of the release that ``stackv2 tokenizer train`` learns the vocabulary from.
+
+Unique blobs are ranked by a seeded hash of ``blob_id`` and taken in that order until the byte budget is
+spent: the sample depends on the seed and the release contents, not on shard layout or file order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import xxhash
+
+
+def release_files(data_dir: str | Path) -> list[Path]:
+    files = sorted(Path(data_dir).rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no release shards (*.parquet) under {data_dir}: run the shards stage first")
+    return files
+
+
+def sample_release(data_dir: str | Path, budget_bytes: int, seed: int) -> list[str]:
+    """File contents of the sample, in hash order."""
+    dataset = ds.dataset(release_files(data_dir), format="parquet")
+    sizes = dataset.to_table(columns=["blob_id", "length_bytes"]).to_pydict()
+    length = dict(zip(sizes["blob_id"], sizes["length_bytes"], strict=True))
+    chosen, total = [], 0
+    for blob in sorted(length, key=lambda b: (xxhash.xxh64_intdigest(b, seed=seed), b)):
+        if chosen and total + length[blob] > budget_bytes:
+            break
+        chosen.append(blob)
+        total += length[blob]
+    table = dataset.to_table(columns=["blob_id", "content"], filter=pc.field("blob_id").isin(chosen))
+    content: dict[str, str] = {}
+    for blob, text in zip(table["blob_id"].to_pylist(), table["content"].to_pylist(), strict=True):
+        if text is not None:
+            content.setdefault(blob, text)
+    return [content[b] for b in chosen if b in content]

@@ -1,0 +1,101 @@
+"""The tokenization loop of one output shard: documents in, encoded in large batches, written to every format.
+
+Batching by text size keeps ``encode_batch`` (which parallelises across cores within a call) busy while memory
+stays bounded by ``TokenizeConfig.batch_bytes``; documents keep their input order, so the token files are a
+function of the input order alone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import groupby
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stackv2.format import Document, format_repo
+from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
+from stackv2.tokenize.datatrove_files import DatatroveWriter
+from stackv2.tokenize.megatron import MegatronWriter
+from stackv2.tokenize.tokenizer import DocumentEncoder, EncodedDocument
+
+
+def encode_stream(
+    docs: Iterable[Document], encoder: DocumentEncoder, batch_bytes: int
+) -> Iterator[tuple[Document, EncodedDocument]]:
+    batch: list[Document] = []
+    size = 0
+    for doc in docs:
+        batch.append(doc)
+        size += sum(len(p.text) for c in doc.chunks for p in c.parts)
+        if size >= batch_bytes:
+            yield from zip(batch, encoder.encode(batch), strict=True)
+            batch, size = [], 0
+    if batch:
+        yield from zip(batch, encoder.encode(batch), strict=True)
+
+
+class TokenSink:
+    """One output shard: ``<out>/megatron/<name>.bin|.idx`` and/or ``<out>/datatrove/<name>.ds*``."""
+
+    def __init__(self, out_dir: str | Path, name: str, formats: Iterable[str], dtype: np.dtype, tokenizer_name: str):
+        out = Path(out_dir)
+        self.writers: list[MegatronWriter | DatatroveWriter] = []
+        if MEGATRON in formats:
+            (out / MEGATRON).mkdir(parents=True, exist_ok=True)
+            self.writers.append(MegatronWriter(out / MEGATRON / name, dtype))
+        if DATATROVE in formats:
+            (out / DATATROVE).mkdir(parents=True, exist_ok=True)
+            self.writers.append(DatatroveWriter(out / DATATROVE, name, dtype, tokenizer_name))
+        self.documents = 0
+        self.tokens = 0
+
+    def add(self, ids: np.ndarray) -> int:
+        """Write one document; returns its index in the shard."""
+        for w in self.writers:
+            w.add(ids)
+        self.documents += 1
+        self.tokens += len(ids)
+        return self.documents - 1
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+#: Reason a release row is not tokenized (the release never has one; a hand-made input may).
+MISSING_CONTENT = "missing_content"
+
+
+class FileRow(NamedTuple):
+    repo_name: str
+    path: str
+    blob_id: str
+    language: str | None
+    content: str
+
+
+def tokenize_shard(
+    rows: Iterable[FileRow], encoder: DocumentEncoder, cfg: TokenizeConfig, sink: TokenSink, shard: str
+) -> Iterator[dict[str, Any]]:
+    """Rows grouped by repository (consecutive) -> one document per repository written to ``sink``.
+
+    Yields one ``schema.TOKENIZED_FILES`` record per row, in document order.
+    """
+    pending: deque[list[FileRow]] = deque()
+
+    def documents() -> Iterator[Document]:
+        for repo_name, group in groupby(rows, key=lambda r: r.repo_name):
+            files = list(group)
+            pending.append(files)
+            yield format_repo(repo_name, [(f.path, f.content) for f in files], cfg)
+
+    for doc, enc in encode_stream(documents(), encoder, cfg.batch_bytes):
+        files = pending.popleft()
+        index = sink.add(enc.ids)
+        for position, (chunk, n) in enumerate(zip(doc.chunks, enc.file_tokens, strict=True)):
+            f = files[chunk.index]
+            yield {"repo_name": f.repo_name, "path": f.path, "blob_id": f.blob_id, "language": f.language,
+                   "shard": shard, "document": index, "position": position, "tokens": n, "fim": chunk.fim,
+                   "metadata": doc.metadata}

@@ -1,0 +1,55 @@
+"""Tokenize adapter: a ``mapInArrow`` function that turns one hash partition of release rows into one token shard.
+
+The tokenizer is loaded once per partition. The shard is named after the partition index, which the stage
+fixes by hash-partitioning on ``repo_name`` into ``spark.shuffle_partitions`` partitions, so the token files
+do not depend on how the input was split. Writing is idempotent: a retried task rewrites the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import chain, islice
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark import TaskContext
+
+from stackv2.schema import TOKENIZED_FILES
+from stackv2.tokenize.config import TokenizeConfig
+from stackv2.tokenize.fast import make_encoder
+from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
+from stackv2.tokenize.tokenizer import load_tokenizer
+
+_OUT_ROWS = 4096
+
+
+def shard_name(partition: int) -> str:
+    return f"part-{partition:05d}"
+
+
+def _rows(batches: Iterator[pa.RecordBatch]) -> Iterator[FileRow]:
+    for batch in batches:
+        cols = [batch.column(name).to_pylist() for name in FileRow._fields]
+        yield from map(FileRow._make, zip(*cols, strict=True))
+
+
+def tokenize_partitions(
+    cfg: TokenizeConfig, tokenizer_path: str, out_dir: str
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """Batches of ``FileRow`` columns, sorted by document order -> batches of ``schema.TOKENIZED_FILES``."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        rows = _rows(batches)
+        first = next(rows, None)
+        if first is None:
+            return
+        name = shard_name(TaskContext.get().partitionId())
+        encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
+        sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
+        records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
+        while chunk := list(islice(records, _OUT_ROWS)):
+            yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        sink.close()
+
+    return run
+
