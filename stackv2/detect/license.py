@@ -1,0 +1,155 @@
+"""Licenses (spec §3): which files are license files, what ScanCode finds in them, how they cover a repository,
+and the paper's decision function that turns GitHub's license plus the detected ones into ``license_type``.
+
+ScanCode is the paper's tool. Its index takes seconds and ~1.4 GB to load, so ``scancode_index`` keeps one per
+process (a Spark Python worker is reused across tasks) and loads it only when a partition holds a license file.
+The reference scripts passed ``deadline=100`` to ``detect_licenses``; ``deadline`` is an absolute ``time.time()``
+value, so that call stops after the first matcher. We call it without a time deadline: a time budget would make
+the output depend on machine speed, and the stage must be deterministic (docs/licenses.md has the numbers).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+from stackv2.detect.config import LicenseConfig
+
+PERMISSIVE = "permissive"
+NO_LICENSE = "no_license"
+NON_PERMISSIVE = "non_permissive"
+LICENSE_TYPES = (PERMISSIVE, NO_LICENSE, NON_PERMISSIVE)
+
+#: License-like file names: go-license-detector's list, the paper's Appendix A.3 (spec §3.1).
+LICENSE_FILE_NAMES = (
+    "li[cs]en[cs]e(s?)", "legal", "copy(left|right|ing)", "unlicense", r"[al]?gpl([-_ v]?)(\d\.?\d?)?", "bsd(l?)",
+    "mit(x?)", "apache", "artistic", r"copying(v?)(\d?)", "disclaimer", "eupl", "gfdl", "[cm]pl", "cc0",
+    r"al([-_ v]?)(\d\.?\d)?", "about", "notice", "readme", "guidelines",
+)
+LICENSE_FILE_RE = re.compile(rf"^(|.*[-_. ])({'|'.join(LICENSE_FILE_NAMES)})(|[-_. ].*)$", re.IGNORECASE)
+
+#: Amendments that do not change a license's type (spec §3.3, from the reference ``get_license_types.py``).
+NON_LICENSE_WHITELIST = frozenset(
+    f"LicenseRef-scancode-{k}"
+    for k in ("dco-1.1", "generic-cla", "google-cla", "jetty-ccla-1.1", "newton-king-cla", "generic-exception",
+              "generic-export-compliance", "generic-tos", "generic-trademark", "warranty-disclaimer")
+)
+UNKNOWN_REFERENCE = "LicenseRef-scancode-unknown-license-reference"
+NOASSERTION = "NOASSERTION"
+#: ScanCode license categories the paper counts as permissive (spec §3.3, Appendix A.4).
+PERMISSIVE_CATEGORIES = ("Permissive", "Public Domain")
+
+
+def is_license_file(filename: str) -> bool:
+    """Whether a base name looks like a license file (the paper scans a blob if any of its names does)."""
+    return LICENSE_FILE_RE.match(filename) is not None
+
+
+def load_permissive(path: str | None = None) -> frozenset[str]:
+    """The permissive SPDX ids: the shipped list, or ``path`` when given. ``#`` starts a comment."""
+    text = (Path(path).read_text() if path
+            else resources.files("stackv2").joinpath("data", "permissive_licenses.txt").read_text())
+    ids = {line.split("#", 1)[0].strip() for line in text.splitlines()}
+    ids.discard("")
+    if not ids:
+        raise ValueError(f"permissive license list {path or 'stackv2/data/permissive_licenses.txt'} is empty")
+    return frozenset(ids)
+
+
+def license_type(gha_license_id: str | None, detected: Iterable[str], permissive: frozenset[str]) -> str:
+    """The paper's decision (spec §3.3, Figure 1): GitHub's license wins unless it is absent or NOASSERTION."""
+    if gha_license_id in permissive:
+        return PERMISSIVE
+    if gha_license_id is not None and gha_license_id != NOASSERTION:
+        return NON_PERMISSIVE
+    found = set(detected)
+    if not found:
+        return NO_LICENSE if gha_license_id is None else NON_PERMISSIVE
+    allowed = found & permissive
+    others = found - allowed - NON_LICENSE_WHITELIST
+    if allowed:
+        # The license is known; a file merely pointing at it ("see LICENSE") does not add an unknown one.
+        others.discard(UNKNOWN_REFERENCE)
+    if not others:
+        return PERMISSIVE if allowed else NO_LICENSE
+    return NON_PERMISSIVE
+
+
+def base_path(path: str) -> str:
+    """The folder of a path, with its trailing slash (``/a/LICENSE`` -> ``/a/``; ``LICENSE`` -> ``""``)."""
+    return path[: path.rfind("/") + 1]
+
+
+def propagate(paths: Sequence[str], licenses: Sequence[Sequence[str] | None]) -> list[list[str]]:
+    """Spread each license file's licenses to every path of the same repository under its folder (spec §3.2).
+
+    ``licenses[i]`` are those detected in the file at ``paths[i]`` (empty or None for most files). A path gets
+    the sorted union over every folder above it (its own included) that holds a license file, as the
+    reference's ``path.startswith(base_path)`` join does.
+    """
+    by_dir: dict[str, set[str]] = {}
+    for p, lic in zip(paths, licenses, strict=True):
+        if lic:
+            by_dir.setdefault(base_path(p), set()).update(lic)
+    out: list[list[str]] = []
+    for p in paths:
+        found: set[str] = set()
+        for lic in _covering(p, by_dir):
+            found |= lic
+        out.append(sorted(found))
+    return out
+
+
+def _covering(path: str, by_dir: Mapping[str, set[str]]) -> Iterable[set[str]]:
+    """The license sets of ``by_dir`` whose folder is a prefix of ``path`` (the folders above it, and its own)."""
+    if not by_dir:
+        return
+    if "" in by_dir:
+        yield by_dir[""]
+    end = path.find("/")
+    while end != -1:
+        if (lic := by_dir.get(path[: end + 1])) is not None:
+            yield lic
+        end = path.find("/", end + 1)
+
+
+@functools.cache
+def scancode_index():
+    """ScanCode's license index, loaded once per process (seconds; built and cached on disk at first use)."""
+    from licensedcode.cache import get_index
+
+    return get_index()
+
+
+@functools.cache
+def _spdx_of_keys():
+    from licensedcode.cache import get_licenses_db, get_licensing
+
+    db = get_licenses_db()
+    return get_licensing(), {k: lic.spdx_license_key or f"LicenseRef-scancode-{k}" for k, lic in db.items()}
+
+
+def spdx_ids(expression: str) -> set[str]:
+    """The SPDX ids of a ScanCode license expression's symbols (``LicenseRef-scancode-*`` for ScanCode-only keys)."""
+    licensing, spdx = _spdx_of_keys()
+    return {spdx.get(sym.key, f"LicenseRef-scancode-{sym.key}") for sym in licensing.license_symbols(expression)}
+
+
+DEFAULT = LicenseConfig()
+
+
+def detect_licenses(text: str, cfg: LicenseConfig = DEFAULT) -> list[str]:
+    """Sorted SPDX ids ScanCode detects in a license file's text (empty when none)."""
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    text = text[: cfg.max_chars]
+    if not text.strip():
+        return []
+    found: set[str] = set()
+    for det in scancode_detect(index=scancode_index(), query_string=text, approximate=cfg.approximate):
+        if det.license_expression:
+            found |= spdx_ids(det.license_expression)
+    return sorted(found)

@@ -1,0 +1,54 @@
+"""Line statistics: the numpy version equals the plain-Python definition (BigCode preprocessing) on any text."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from stackv2.detect.linestats import EMPTY, LineStats, line_stats
+
+
+def reference(text: str) -> LineStats:
+    """The definition, written the slow obvious way."""
+    if not text:
+        return EMPTY
+    lengths = [len(line) for line in text.splitlines()]
+    return LineStats(
+        alpha_fraction=sum(c.isalpha() for c in text) / len(text),
+        alphanum_fraction=sum(c.isalnum() for c in text) / len(text),
+        num_lines=len(lengths),
+        avg_line_length=sum(lengths) / len(lengths),
+        max_line_length=max(lengths),
+    )
+
+
+_chars = st.one_of(st.sampled_from(list("ab1 \t\r\n\x0b\x0c\x1c\x85\u2028\u2029é٣Ω_\ud800")), st.characters())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_chars, max_size=60))
+@example("\r\n")
+@example("a\r\r\nb\n\n")
+@example("x\ud83d")
+def test_equals_the_reference_definition(text):
+    got, want = line_stats(text), reference(text)
+    assert (got.num_lines, got.max_line_length) == (want.num_lines, want.max_line_length)
+    assert got.alpha_fraction == pytest.approx(want.alpha_fraction)
+    assert got.alphanum_fraction == pytest.approx(want.alphanum_fraction)
+    assert got.avg_line_length == pytest.approx(want.avg_line_length)
+
+
+def test_examples():
+    assert line_stats("") == EMPTY
+    s = line_stats("ab 12\n\nxyz")
+    assert (s.num_lines, s.max_line_length, s.avg_line_length) == (3, 5, pytest.approx(8 / 3))
+    assert s.alpha_fraction == pytest.approx(5 / 10) and s.alphanum_fraction == pytest.approx(7 / 10)
+    assert line_stats("one line, no newline").num_lines == 1
+    assert line_stats("a\n").num_lines == 1
+
+
+def test_ten_mib():
+    text = "x = 1  # ok\n" * (10 * 1024 * 1024 // 12)
+    s = line_stats(text)
+    assert s.num_lines == 10 * 1024 * 1024 // 12 and s.max_line_length == 11

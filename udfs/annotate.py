@@ -1,0 +1,69 @@
+"""Annotate adapters: per-blob detectors as a ``mapInArrow`` function, license propagation per repository.
+
+The expensive state (ScanCode's index, the fastText model, enry's library, the line-statistics tables) lives in
+module-level caches of ``stackv2.detect``: built once per Python worker, which Spark reuses across tasks, and
+only when a partition needs it (the ScanCode index loads on the first license file).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+
+from stackv2.detect.annotate import BLOB_COLUMNS, annotate_blob
+from stackv2.detect.config import AnnotateConfig
+from stackv2.detect.language import extension
+from stackv2.detect.license import license_type, load_permissive, propagate
+from stackv2.schema import ANNOTATED, STRING
+
+_LICENSES = pa.field("licenses", pa.list_(STRING))
+#: Input of ``annotate_blobs``: one row per unique blob with its sorted distinct base names.
+BLOB_INPUT = pa.schema([ANNOTATED.field("blob_id"), pa.field("filenames", pa.list_(STRING)),
+                        ANNOTATED.field("content"), ANNOTATED.field("src_encoding")])
+#: Output of ``annotate_blobs``: ``licenses`` are those found in the blob itself (before propagation).
+BLOB_ANNOTATIONS = pa.schema(
+    [ANNOTATED.field("blob_id"), *(_LICENSES if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
+)
+#: Input / output of ``repo_licenses``, one group per ``directory_id``.
+REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES])
+REPO_LICENSES = pa.schema(
+    [ANNOTATED.field(c) for c in ("directory_id", "path", "extension", "detected_licenses", "license_type")]
+)
+
+
+def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            cols: dict[str, list] = {c: [] for c in BLOB_COLUMNS}
+            for names, content, enc in zip(batch.column("filenames").to_pylist(), batch.column("content").to_pylist(),
+                                           batch.column("src_encoding").to_pylist(), strict=True):
+                for c, v in annotate_blob(names or [], content, enc, cfg).items():
+                    cols[c].append(v)
+            yield pa.RecordBatch.from_pydict({"blob_id": batch.column("blob_id"), **cols}, schema=BLOB_ANNOTATIONS)
+
+    return run
+
+
+@functools.cache
+def _permissive(path: str | None) -> frozenset[str]:
+    return load_permissive(path)
+
+
+def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
+    """``applyInArrow`` function over all paths of one repository: extension, propagated licenses, license type."""
+
+    def run(table: pa.Table) -> pa.Table:
+        permissive = _permissive(cfg.license.permissive_list)
+        paths = [p or "" for p in table.column("path").to_pylist()]
+        detected = propagate(paths, table.column("licenses").to_pylist())
+        types = [license_type(gha, lic, permissive)
+                 for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
+        return pa.Table.from_pydict(
+            {"directory_id": table.column("directory_id"), "path": table.column("path"),
+             "extension": [extension(p) for p in paths], "detected_licenses": detected, "license_type": types},
+            schema=REPO_LICENSES,
+        )
+
+    return run
