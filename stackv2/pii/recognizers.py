@@ -1,0 +1,456 @@
+"""PII detectors for source code (spec §7.3-7.4), as plain functions on a text plus presidio recognizers.
+
+Every ``find_*`` function takes the text of one window and returns ``(start, end)`` spans of values to redact;
+each one also has a cheap ``*_candidates`` function (positions where a match may start nearby, a superset of its
+matches, scanned with stdlib ``re`` over the whole file) that ``redact`` uses to skip windows where the detector
+cannot fire. The presidio ``CodeRecognizer`` wraps a finder so the engine can run them.
+
+* EMAIL: the BigScience/BigCode e-mail regex; the domain must end in a public suffix (tldextract's bundled
+  snapshot, offline) so ``q@self.weight`` or ``x@W.T`` in numeric code is not an address.
+* IP_ADDRESS: the BigCode IPv4/IPv6 regex and its false-positive filters (a digit, not a date, not a short
+  ``x.x.x.x`` version unless "dns"/"server" is near, valid), minus private addresses and the public DNS list,
+  plus a few filters of our own (``ip_is_redactable``).
+* KEY: the detect-secrets plugin set BigCode used, its heuristic filters, then the gibberish check and the hash
+  filters of spec §7.4 (the file-level hash filter is applied in ``redaction.detect``: it needs the whole file).
+* PASSWORD: a literal assigned to a name holding a trigger word (password, passwd, pwd, passphrase ...).
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.resources
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+
+import regex
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+from stackv2.pii.config import EMAIL, IP_ADDRESS, KEY, NAME, PASSWORD, USERNAME, PiiSetupError
+
+Span = tuple[int, int]
+
+
+# ---------------------------------------------------------------- e-mail (spec §7.4, BigScience regex)
+
+# Domain labels may not hold quotes or angle brackets (BigScience's may): with them, a domain ran across
+# `a@b.io"token"c@d.io` and, after the token became "<KEY>", the next pass found two addresses.
+_EMAIL = regex.compile(
+    r"""
+    (?<= ^ | [[({<\b\s@,?!;'"\p{Han}¿¡:.] | \\['"] )
+    (
+      (?: [^][(){}<>\b\s@,?!;'":#/\\=.\-] | (?: [=.\-] (?! [.@]) ) )+
+      @
+      (?:
+        (?: \w | [^.\b\s@?!;,/()<>\-:'"] [^.\b\s@?!;,/()<>'"]{0,62} [^.\b\s@?!;,/()<>\-:'"] )
+        \.
+      ){1,10}
+      (?: [\p{L}\p{M}]{2,63} | xn-- \w+ )
+    )
+    (?= $ | [])}>\b\s@,?!;'"\p{Han}] | \\['"] | : (?! \d) | \. (?! \S))
+    """,
+    regex.MULTILINE | regex.VERBOSE,
+)
+_EMAIL_CANDIDATE = re.compile(r"@[^\s@]+\.")  # "@" first: a literal is fast to search
+
+
+def email_candidates(text: str) -> list[int]:
+    return [m.start() for m in _EMAIL_CANDIDATE.finditer(text) if m.start() and not text[m.start() - 1].isspace()]
+
+
+@lru_cache(maxsize=1)
+def suffix_extractor():
+    """tldextract on its bundled Public Suffix List snapshot: no fetch, no cache directory."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+#: RFC 2606 second-level example domains: documentation, never a person's address.
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def is_real_domain(domain: str) -> bool:
+    """Ends in a public suffix and is not a reserved example domain."""
+    low = domain.lower()
+    if any(low == d or low.endswith("." + d) for d in EXAMPLE_DOMAINS):
+        return False
+    return bool(suffix_extractor()(low).suffix)
+
+
+def find_emails(text: str, require_public_suffix: bool = True) -> list[Span]:
+    spans = []
+    for m in _EMAIL.finditer(text):
+        value = m.group(1)
+        if require_public_suffix and not is_real_domain(value.rpartition("@")[2]):
+            continue
+        spans.append(m.span(1))
+    return spans
+
+
+# ---------------------------------------------------------------- IP addresses (spec §7.3-7.4)
+
+_IPV4 = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(?:\.(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)){3}"
+_H = r"[0-9a-fA-F]{1,4}"
+_V4TAIL = r"(?:(?:25[0-5]|(?:2[0-4]|1{0,1}[0-9]){0,1}[0-9])\.){3,3}(?:25[0-5]|(?:2[0-4]|1{0,1}[0-9]){0,1}[0-9])"
+# BigCode's alternatives, with the two IPv4-embedding forms moved first: in BigCode's order "::ffff:192.168.0.1"
+# matched as "::ffff:192" (a valid, public IPv6 address) before the mapped form was tried.
+_IPV6 = "|".join([
+    rf"::(?:ffff(?::0{{1,4}}){{0,1}}:){{0,1}}{_V4TAIL}", rf"(?:{_H}:){{1,4}}:{_V4TAIL}",
+    rf"(?:{_H}:){{7,7}}{_H}", rf"(?:{_H}:){{1,7}}:", rf"(?:{_H}:){{1,6}}:{_H}", rf"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
+    rf"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}", rf"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}", rf"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
+    rf"{_H}:(?:(?::{_H}){{1,6}})", rf":(?:(?::{_H}){{1,7}}|:)", r"fe80:(?::[0-9a-fA-F]{0,4}){0,4}%[0-9a-zA-Z]{1,}",
+])
+# Delimiters as lookarounds (BigCode consumed them), so "1.2.3.4 5.6.7.8" yields both addresses.
+_IP = regex.compile(
+    rf"(?<=^|[\b\s@?,!;:'\")(.\p{{Han}}])({_IPV4}|{_IPV6})(?=$|[\s@,?!;:'\"(.\p{{Han}}])", regex.MULTILINE
+)
+# An IPv4 address holds ".d.d." in its middle. An IPv6 address (after a non-word character, as the regex
+# requires) is either 8 groups or has "::" after 1-7 groups; a leading "::" is the reserved ::/16 range, and
+# "::ffff:a.b.c.d" is found by its IPv4 part. Times ("09:00:00") and reST ("note::") do not qualify. The scan
+# looks for ":h:" or "::" (a literal first character is fast to search), then checks the shape where it starts.
+_V4_CANDIDATE = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
+_V6_COLONS = re.compile(r":[0-9a-fA-F]{0,4}:")
+_V6_SHAPE = re.compile(r"[0-9a-fA-F]{1,4}(?:(?::[0-9a-fA-F]{1,4}){3}|(?::[0-9a-fA-F]{1,4}){0,6}::)")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def ip_candidates(text: str) -> list[int]:
+    hits = [m.start() for m in _V4_CANDIDATE.finditer(text)]
+    for m in _V6_COLONS.finditer(text):
+        j = k = m.start()
+        while k > 0 and j - k < 4 and text[k - 1] in _HEX:
+            k -= 1
+        if k < j and (k == 0 or not (text[k - 1].isalnum() or text[k - 1] == "_")) and _V6_SHAPE.match(text, k):
+            hits.append(k)
+    return sorted(hits)
+
+
+_DATE_DELIM_L = r"(?:^|[\b\s@?,!;:'\")(.\p{Han}])"
+_DATE_DELIM_R = r"(?:$|[\s@,?!;:'\"(.\p{Han}])"
+_DATES = [
+    regex.compile(_DATE_DELIM_L + body + _DATE_DELIM_R)
+    for body in (
+        r"([1-2][0-9]{3}[\p{Pd}/][1-2][0-9]{3})",
+        r"([1-2][0-9]{3}[\p{Pd}/.][0-3][0-9][\p{Pd}/.][0-3][0-9])",
+        r"([0-3][0-9][\p{Pd}/.][0-3][0-9][\p{Pd}/.](?:[0-9]{2}|[1-2][0-9]{3}))",
+        r"([0-3][0-9][\p{Pd}/](?:[0-9]{2}|[1-2][0-9]{3}))",
+        r"([1-2][0-9]{3}-[0-3][0-9])",
+    )
+]
+#: Popular public DNS resolvers: configuration, not personal data; never replaced (spec §7.3).
+DNS_SERVERS = frozenset({
+    "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "76.76.19.19", "76.223.122.150", "9.9.9.9", "149.112.112.112",
+    "208.67.222.222", "208.67.220.220", "8.26.56.26", "8.20.247.20", "94.140.14.14", "94.140.15.15",
+})
+
+
+def _is_version_like(value: str, context: str, line_before: str) -> bool:
+    """``x.x.x.x`` (three dots, seven characters) is a version number unless "dns"/"server" is near (spec §7.4);
+    so is any address after "version" on its line (``__version__ = "3.5.0.1"``), an addition to the spec."""
+    low = context.lower()
+    if "dns" in low or "server" in low:
+        return False
+    return (value.count(".") == 3 and len(value) == 7) or "version" in line_before.lower()
+
+
+def ip_is_redactable(value: str, context: str = "", line_before: str = "") -> bool:
+    """The spec §7.3-7.4 filters: a digit, not a date, not a version, valid, public, not a popular DNS server.
+
+    Also dropped: IPv6 values of fewer than three groups ("1::2" is Python slice syntax far more often than an
+    address) and IPv4-mapped addresses whose IPv4 part is private.
+    """
+    if not any(c.isdigit() for c in value) or any(p.match(value) for p in _DATES):
+        return False
+    if _is_version_like(value, context, line_before):
+        return False
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif "." not in value and sum(1 for g in value.split(":") if g) < 3:
+            return False
+    return not ip.is_private and value not in DNS_SERVERS
+
+
+def find_ips(text: str, context_chars: int = 100) -> list[Span]:
+    spans = []
+    for m in _IP.finditer(text):
+        s, e = m.span(1)
+        context = text[max(0, s - context_chars): e + context_chars]
+        if ip_is_redactable(m.group(1), context, text[text.rfind("\n", 0, s) + 1: s]):
+            spans.append((s, e))
+    return spans
+
+
+# ---------------------------------------------------------------- keys (detect-secrets, spec §7.4)
+
+#: The detect-secrets plugins BigCode kept (Basic auth, keyword and private-key detectors removed).
+KEY_PLUGINS = (
+    "ArtifactoryDetector", "AWSKeyDetector", "Base64HighEntropyString", "HexHighEntropyString",
+    "AzureStorageKeyDetector", "CloudantDetector", "DiscordBotTokenDetector", "GitHubTokenDetector",
+    "IbmCloudIamDetector", "IbmCosHmacDetector", "JwtTokenDetector", "MailchimpDetector", "NpmDetector",
+    "SendGridDetector", "SlackDetector", "SoftlayerDetector", "StripeDetector", "TwilioKeyDetector",
+)
+#: Spec §7.4's words, plus "checksum" and "digest" (same meaning, seen on lockfile lines).
+_HASH_WORDS = ("sha", "md5", "hash", "byte", "checksum", "digest")
+# Candidates for the plugins' patterns, each far cheaper to scan than the patterns themselves: quoted strings
+# that pass the entropy plugins' own test (charset and entropy limit), literal prefixes of the token formats, and
+# lower-case words the keyword-assignment plugins (Cloudant, IBM, Softlayer, Slack webhooks) need.
+_QUOTED = re.compile(r"""["']([A-Za-z0-9+/=_-]{9,})["']""")
+_KEY_PREFIXES = re.compile(r"A(?:KC|P[\dA-F]|3T|BIA|CCA|KIA|SIA|ccountKey=|C[a-z0-9]{32})|SK[a-z0-9]{32}")
+#: Searched with ``str.find`` (a regex alternation without a common first character scans far slower).
+_KEY_LITERALS = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "eyJ", "_authToken", "SG.", "rk_live_", "sk_live_", "-us")
+_KEY_WORDS = ("cloudant", "ibm", "softlayer", "xox", "hooks.slack")
+# A Discord token's ".xxxxxx.<27 chars>" tail; the token starts at most 26 characters before it.
+_DISCORD_TAIL = re.compile(r"\.[\w-]{6}\.[\w-]{27}")
+
+
+def _find_all(text: str, word: str) -> Iterator[int]:
+    pos = text.find(word)
+    while pos >= 0:
+        yield pos
+        pos = text.find(word, pos + 1)
+
+
+def key_candidates(text: str) -> list[int]:
+    hits = []
+    for m in _QUOTED.finditer(text):
+        value = m.group(1)
+        if shannon_entropy(value) > (3.0 if _HEX.issuperset(value) else 4.5):
+            hits.append(m.start())
+    hits += [m.start() for m in _KEY_PREFIXES.finditer(text)]
+    hits += [max(0, m.start() - 26) for m in _DISCORD_TAIL.finditer(text)]
+    for word in _KEY_LITERALS:
+        hits.extend(_find_all(text, word))
+    low = text.lower()
+    for word in _KEY_WORDS:
+        hits.extend(_find_all(low, word))
+    return sorted(hits)
+
+
+def shannon_entropy(value: str) -> float:
+    """detect-secrets' ``calculate_shannon_entropy`` for a value made only of its charset, in one pass."""
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
+
+
+class KeyDetector:
+    """detect-secrets plugins run on a whole window at once (one C regex scan per pattern, not per line).
+
+    ``scan_file`` re-reads the file and runs every plugin line by line through its settings machinery (0.21
+    MB/s in the issue's measurement); the plugins' own patterns, value rules, entropy limits and heuristic
+    filters are applied here directly. Plugin ``verify`` methods (network calls) are never used.
+    """
+
+    def __init__(self, gibberish_limit: float, min_length: int, gibberish_all_plugins: bool = False):
+        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+        from detect_secrets.filters import heuristic
+        from detect_secrets.plugins.base import RegexBasedDetector
+        from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+        from gibberish_detector import serializer
+        from gibberish_detector.detector import Detector
+
+        by_name = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+        self.plugins = [by_name[n]() for n in KEY_PLUGINS]
+        self._entropy = HighEntropyStringsPlugin
+        self._regex_based = RegexBasedDetector
+        self._h = heuristic
+        model = importlib.resources.files("detect_secrets.filters.gibberish").joinpath("rfc.model").read_text()
+        self.gibberish = Detector(serializer.deserialize(model), gibberish_limit)
+        self.min_length = min_length
+        self.gibberish_all_plugins = gibberish_all_plugins
+
+    def _matches(self, plugin, text: str) -> Iterator[tuple[str, int, int]]:
+        """(value, start, end) as the plugin's ``analyze_string`` would yield them, with offsets."""
+        if isinstance(plugin, self._entropy):
+            for m in plugin.regex.finditer(text):
+                value = m.group(2)
+                # The fast entropy bounds the plugin's own (hex lowers all-digit values); confirm with it.
+                limit = plugin.entropy_limit
+                if shannon_entropy(value) > limit and plugin.calculate_shannon_entropy(value) > limit:
+                    yield value, m.start(2), m.end(2)
+            return
+        own_rule = type(plugin).analyze_string is not self._regex_based.analyze_string
+        for pattern in plugin.denylist:
+            for m in pattern.finditer(text):
+                groups = [g for g in range(1, (pattern.groups or 0) + 1) if m.group(g)] or [0]
+                for g in groups:
+                    value, s, e = m.group(g), m.start(g), m.end(g)
+                    if own_rule and value not in set(plugin.analyze_string(value)):
+                        continue
+                    yield value, s, e
+
+    def is_key(self, value: str, line: str, plugin) -> bool:
+        h = self._h
+        if len(value) < self.min_length:
+            return False
+        if (h.is_potential_uuid(value) or h.is_likely_id_string(value, line, plugin)
+                or h.is_templated_secret(value) or h.is_sequential_string(value)):
+            return False
+        if max(Counter(value).values()) * 2 > len(value):  # a placeholder: "ACxxxxxxxx…", "sk_live_00000…"
+            return False
+        needs_gibberish = self.gibberish_all_plugins or isinstance(plugin, self._entropy)
+        if needs_gibberish and not self.gibberish.is_gibberish(value.lower()):
+            return False
+        return not (len(value) in (32, 40, 64) and any(w in line.lower() for w in _HASH_WORDS))
+
+    def find(self, text: str) -> list[Span]:
+        starts = _line_starts(text)
+        spans = set()
+        for plugin in self.plugins:
+            for value, s, e in self._matches(plugin, text):
+                stripped = value.strip(" \t\r\n\"'=:")
+                if stripped != value:
+                    s += value.index(stripped)
+                    e = s + len(stripped)
+                    value = stripped
+                if self.is_key(value, _line_at(text, starts, s), plugin):
+                    spans.add((s, e))
+        return sorted(spans)
+
+
+_HASH_MENTION = regex.compile(r"(?i)hash|sha(?=\d|-\d|sum|\b)")
+
+
+def file_has_hashes(text: str, ratio: float = 0.02) -> bool:
+    """More mentions of "sha"/"hash" than ``ratio`` of the line count: a lockfile/checksum file (spec §7.4).
+
+    "sha" counts as a word or followed by digits or "sum" (sha1, sha-256, sha512sum); BigCode counted the
+    substring, so "shape", "shall" and "shared" also made a file lose all its keys.
+    """
+    threshold = int(ratio * text.count("\n"))
+    low = text.lower()
+    sha = sum(1 for m in _HASH_MENTION.finditer(low) if m.group().startswith("s"))
+    return sha > threshold or low.count("hash") > threshold
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in regex.finditer(r"\n", text))]
+
+
+def _line_at(text: str, starts: list[int], pos: int) -> str:
+    i = bisect.bisect_right(starts, pos) - 1
+    end = text.find("\n", pos)
+    return text[starts[i]: len(text) if end < 0 else end]
+
+
+# ---------------------------------------------------------------- passwords (trigger word + literal)
+
+#: The assigned name's last word must be one of these ("db_password", "userPwd", "PASS"; not "pass_through").
+PASSWORD_TRIGGERS = frozenset({"password", "passwd", "passphrase", "passwort", "pwd", "pass"})
+_NAME = r"(?P<n>[A-Za-z_][\w.\-]*)"
+_PASSWORD_QUOTED = regex.compile(
+    rf"""(?<![\w.]){_NAME}["'`]?\]?[ \t]*(?::=|=>|==|=|:)[ \t]*"""
+    r"""(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\s\\]){4,128})(?P=q)"""
+)
+# Unquoted values only in config-like lines (``key = value`` / ``key: value`` opening the line).
+_PASSWORD_BARE = regex.compile(
+    rf"""(?m)^[ \t]*["']?{_NAME}["']?[ \t]*[=:][ \t]*(?P<v>[^\s"'`,;()\[\]{{}}<>]{{4,128}})[ \t]*\r?$"""
+)
+_PASSWORD_CANDIDATE = re.compile(r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)[\"'`\]]?[ \t]*(?:[:=]|=>)")
+
+
+def password_candidates(text: str) -> list[int]:
+    return [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
+_WORDS = regex.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_NOT_A_PASSWORD = regex.compile(r"(?i)^(?:none|null|nil|true|false|undefined|\*+|x+|\.+)$")
+
+
+def _is_trigger(name: str) -> bool:
+    words = _WORDS.findall(regex.split(r"[_.\-]", name)[-1] or name)
+    return bool(words) and words[-1].lower() in PASSWORD_TRIGGERS
+
+
+def find_passwords(text: str) -> list[Span]:
+    spans = []
+    for pattern in (_PASSWORD_QUOTED, _PASSWORD_BARE):
+        for m in pattern.finditer(text):
+            value = m.group("v")
+            if not _is_trigger(m.group("n")) or _NOT_A_PASSWORD.match(value) or value[0] in "{<$%":
+                continue
+            if pattern is _PASSWORD_BARE and regex.fullmatch(r"[A-Za-z_.]+", value):
+                continue  # a bare name without digits reads as a variable reference, not a literal
+            if value.lower() in PASSWORD_TRIGGERS:
+                continue
+            spans.append(m.span("v"))
+    return spans
+
+
+# ---------------------------------------------------------------- presidio adapter
+
+
+class CodeRecognizer(EntityRecognizer):
+    """A presidio recognizer around one ``find`` function (score 1.0: each finder has already filtered)."""
+
+    def __init__(self, entity: str, find: Callable[[str], list[Span]], candidates: Callable[[str], list[int]]):
+        self.find = find
+        self.candidates = candidates
+        super().__init__(supported_entities=[entity], name=f"stackv2-{entity.lower()}")
+
+    def load(self) -> None:
+        """Nothing to load: finders are plain regex code."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        entity = self.supported_entities[0]
+        return [RecognizerResult(entity, s, e, 1.0) for s, e in self.find(text)]
+
+
+#: StarPII's labels (spec §7.2) as presidio entity names.
+NER_LABELS = {"NAME": NAME, "EMAIL": EMAIL, "KEY": KEY, "PASSWORD": PASSWORD, "IP_ADDRESS": IP_ADDRESS,
+              "USERNAME": USERNAME}
+
+
+class NerRecognizer(EntityRecognizer):
+    """A local transformers token-classification model (e.g. StarPII). ``transformers`` is imported only here,
+    so the stage runs without it; a model must be a local folder (nothing is downloaded)."""
+
+    def __init__(self, model_path: str, entities: tuple[str, ...], min_score: float):
+        self.model_path = model_path
+        self.min_score = min_score
+        super().__init__(supported_entities=list(entities), name="stackv2-ner")
+
+    def load(self) -> None:
+        from pathlib import Path
+
+        if not Path(self.model_path).is_dir():
+            raise PiiSetupError(f"pii.ner_model={self.model_path!r}: expected a local model folder")
+        try:
+            from transformers import pipeline
+        except ImportError as e:
+            raise PiiSetupError("pii.ner_model needs the optional packages `transformers` and `torch`") from e
+        # stride: the pipeline splits texts longer than the model's 512 tokens into overlapping chunks.
+        self.pipe = pipeline("token-classification", model=self.model_path, aggregation_strategy="simple",
+                             stride=64)
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        out = []
+        for ent in self.pipe(text):
+            label = NER_LABELS.get(str(ent["entity_group"]).upper())
+            if label in self.supported_entities and ent["score"] >= self.min_score:
+                s, e = _cleanup(text, int(ent["start"]), int(ent["end"]), label)
+                if s < e:
+                    out.append(RecognizerResult(label, s, e, float(ent["score"])))
+        return out
+
+
+_LEADING = "!\"'()*+,-./:;<=>?[\\]^_`{|}~"
+_TRAILING = regex.compile(r"[\s\W]+$")
+
+
+def _cleanup(text: str, s: int, e: int, entity: str) -> tuple[int, int]:
+    """Spec §7.3 cleanup of model spans (sub-word token edges): strip leading punctuation; for non-keys also
+    trailing spaces and punctuation. Regex detectors have exact literal boundaries and skip this."""
+    while s < e and text[s] in _LEADING:
+        s += 1
+    if entity != KEY:
+        m = _TRAILING.search(text, s, e)
+        if m:
+            e = m.start()
+    return s, e
