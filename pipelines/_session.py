@@ -24,6 +24,9 @@ BASE_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.python.worker.reuse": "true",
+    # Published HF tables store TIMESTAMP(NANOS), which Spark cannot read as timestamps: read them as longs and
+    # let ``StageContext.input`` convert the known timestamp columns.
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 
 
@@ -41,11 +44,20 @@ def spark_conf(cfg: SparkConfig) -> dict[str, str]:
     return conf
 
 
+def submitted() -> bool:
+    """True when ``spark-submit`` launched this driver: its JVM is already up, started with the cluster's
+    ``--master`` (yarn, k8s://, spark://), which must not be replaced by ``SparkConfig.master``."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def spark_session(cfg: SparkConfig) -> SparkSession:
-    """Start (or reuse) the session. Executors run the same interpreter as the driver unless told otherwise."""
+    """Start (or reuse) the session. Executors run the same interpreter as the driver unless told otherwise
+    (``spark.pyspark.python``, e.g. a packed environment shipped with ``--archives``; docs/deploy.md)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
+    builder = SparkSession.builder.appName(cfg.app_name)
+    if not submitted():
+        builder = builder.master(cfg.master)
     for k, v in spark_conf(cfg).items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
