@@ -21,6 +21,7 @@ from __future__ import annotations
 from functools import reduce
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -188,8 +189,10 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
 
 def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
     """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects."""
+    # Read and hash-partition the entries once: every level's join then shuffles only the (small) frontier.
     entries = read_table(spark, cfg.graph, "directory_entry").select(
-        F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target")
+        F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target").repartition(
+        cfg.spark.shuffle_partitions, "node").persist(StorageLevel.DISK_ONLY)
     frontier = roots.select("directory_id", F.col("directory_id").alias("node"), F.lit("").alias("path"))
     files, rejects = [], []
     limit = cfg.extract.max_paths_per_directory
@@ -210,6 +213,7 @@ def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[D
             break
     else:
         rejects.append(_rejected(frontier.withColumnRenamed("node", "target"), TOO_DEEP))
+    entries.unpersist()  # every level above is checkpointed
     return reduce(DataFrame.unionByName, files), rejects
 
 

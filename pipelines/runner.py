@@ -66,6 +66,9 @@ def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
 
 def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[StageStats]:
     """Run the configured stages with resume; returns each stage's stats in order."""
+    if "://" in cfg.work_dir:
+        raise ConfigError(f"work_dir {cfg.work_dir!r}: stage outputs need a local or mounted shared folder "
+                          "(object stores cannot rename atomically; see docs/deploy.md)")
     work = Path(cfg.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     names = selected_stages(cfg)
