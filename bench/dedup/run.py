@@ -1,0 +1,143 @@
+"""Near-dedup benchmark: our Spark stage vs datatrove, rensa, datasketch (and text-dedup when given a python).
+
+For each scale: write the corpus, compute the exact ground truth, run every system in its own process (wall
+time, peak RSS of its whole process tree sampled from /proc every 50 ms, and the load average when it ends: on a
+shared machine wall times mean little without it), score it. Also times the
+signature engines alone (shingling, our numpy MinHash, rensa's batched digests) on the ×1 corpus.
+
+    python -m bench.dedup.run --scales 1 4 16 [--systems ours datatrove rensa datasketch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.dedup import truth
+from bench.dedup.corpus import scaled
+from stackv2 import schema
+from stackv2.dedup import DedupConfig
+from stackv2.dedup.minhash import MinHasher
+from stackv2.dedup.shingle import shingle_hashes
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = REPO / "work" / "bench-dedup"
+INPUT = pa.schema([*schema.FETCHED, pa.field("language", pa.string()), pa.field("license_type", pa.string())])
+
+
+def _tree_rss_kib(root: int) -> int:
+    """RSS KiB of ``root`` and all its descendants."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def measure(cmd: list[str], log: Path) -> tuple[float, float]:
+    """(wall seconds, peak MiB of the process tree sampled every 50 ms); raises if the command fails."""
+    t0 = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{cmd} failed:\n{log.read_text(errors='replace')[-3000:]}")
+    return wall, peak / 1024
+
+
+def write_corpus(work: Path, docs) -> None:
+    rows = [{"repo_name": d.repo_name, "directory_id": d.repo_name, "path": d.path, "blob_id": d.blob_id,
+             "content_id": d.blob_id, "content": d.content, "language": "bench", "license_type": "permissive",
+             "length": len(d.content), "length_bytes": len(d.content.encode())} for d in docs]
+    table = pa.Table.from_pylist(rows, schema=INPUT)
+    (work / "corpus" / "data").mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, work / "corpus" / "data" / "part-00000.parquet")
+    (work / "corpus" / "_SUCCESS").write_text("{}")
+    (work / "shards").mkdir(exist_ok=True)
+    half = (len(rows) + 1) // 2
+    for i, start in enumerate((0, half)):
+        pq.write_table(table.slice(start, half), work / "shards" / f"{i:05d}.parquet")
+
+
+def engines(contents: list[str]) -> dict[str, float]:
+    """Seconds for: shingling + xxh32 (Python), our numpy signatures, rensa's batched digests, same hashes."""
+    cfg = DedupConfig()
+    t0 = time.monotonic()
+    sets = [shingle_hashes(c, cfg.ngram_size, cfg.min_length) for c in contents]
+    t1 = time.monotonic()
+    MinHasher(cfg.num_perm, cfg.seed).signatures(sets)
+    t2 = time.monotonic()
+    from rensa import RMinHash
+
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.uint64)
+    RMinHash.digest_matrix_from_flat_token_hashes(np.concatenate(sets).astype(np.uint64), offsets, cfg.num_perm,
+                                                  cfg.seed)
+    t3 = time.monotonic()
+    return {"shingle_s": round(t1 - t0, 2), "numpy_minhash_s": round(t2 - t1, 2), "rensa_minhash_s": round(t3 - t2, 2),
+            "shingles": int(offsets[-1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--systems", nargs="+", default=["ours", "datatrove", "rensa", "datasketch"])
+    ap.add_argument("--text-dedup-python", help="python of a separate venv with text-dedup installed")
+    args = ap.parse_args()
+    results = []
+    for k in args.scales:
+        work = WORK / f"x{k}"
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+        work.mkdir(parents=True)
+        docs = scaled(k)
+        write_corpus(work, docs)
+        contents = [d.content for d in docs]
+        mb = sum(len(c.encode()) for c in contents) / 1e6
+        t0 = time.monotonic()
+        labels = truth.components(len(docs), truth.true_pairs(truth.shingle_sets(contents)))
+        print(f"x{k}: {len(docs)} docs, {mb:.1f} MB, truth in {time.monotonic() - t0:.0f}s", flush=True)
+        if k == 1:
+            print("engines:", engines(contents), flush=True)
+        systems = [(s, [sys.executable, "-m", "bench.dedup.systems", s, str(work)]) for s in args.systems]
+        if args.text_dedup_python:
+            systems.append(("text-dedup", [sys.executable, "-m", "bench.dedup.textdedup", args.text_dedup_python,
+                                           str(work)]))
+        for name, cmd in systems:
+            wall, peak = measure(cmd, work / f"{name}.log")
+            predicted = dict(json.loads((work / f"{name}.json").read_text()))
+            row = {"scale": k, "docs": len(docs), "mb": round(mb, 1), "system": name, "wall_s": round(wall, 1),
+                   "load1": round(os.getloadavg()[0], 1), "peak_mib": round(peak), **truth.score(labels, predicted)}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    scales = "-".join(f"x{k}" for k in args.scales)
+    (WORK / f"results-{scales}.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Stage ``dedup``: exact dedup on ``blob_id``, then MinHash-LSH near-dedup within each language (spec §6).
+
+1. Exact: one row per ``blob_id``, the first by ``rank.EXACT_ORDER``; the others are rejected ``exact_duplicate``.
+2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_bands``); files sharing a
+   (language, band, key) bucket are linked to the bucket's smallest ``blob_id`` (a star, not a clique); optionally
+   each link is checked against the exact shingle Jaccard; ``pipelines.components`` joins the links into
+   clusters, labelled by their smallest ``blob_id``.
+3. Each cluster is ordered by ``rank.NEAR_ORDER``: rank 0 stays (``is_representative``), the rest are rejected
+   ``near_duplicate`` with all their columns. The ``clusters`` table keeps every member with its rank, so
+   opt-out can promote the next member when a representative is removed.
+
+Every step is a function of the rows' values only (no generated ids, no arrival order), so the kept set and the
+written bytes do not depend on the number of partitions or executors.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from pipelines._job import Output, StageContext, StageResult
+from pipelines.components import connected_components
+from pipelines.runner import Stage
+from stackv2 import schema
+from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupConfig
+from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER, NOASSERTION
+from udfs.arrow import to_spark_schema
+from udfs.dedup import lsh_bands, packed_shingles, pair_jaccard
+
+KEY = ("directory_id", "path")
+CLUSTERS = "clusters"
+CLUSTER_KEY = ("cluster_id", "rank")
+
+
+def _order(spec: tuple[tuple[str, bool], ...]) -> list[Column]:
+    return [F.col(c).desc_nulls_last() if desc else F.col(c).asc_nulls_last() for c, desc in spec]
+
+
+def exact_dedup(df: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(one row per blob_id, the other rows with ``reason``)."""
+    gha = F.col("gha_license_id")
+    gh_permissive = F.when(gha.isNotNull(), (F.col("license_type") == "permissive") & (gha != NOASSERTION))
+    first = Window.partitionBy("blob_id").orderBy(*_order(EXACT_ORDER))
+    ranked = (
+        df.withColumn(GH_PERMISSIVE, gh_permissive)
+        .withColumn("_n", F.row_number().over(first))
+        .drop(GH_PERMISSIVE)
+        .persist(StorageLevel.DISK_ONLY)
+    )
+    kept = ranked.where(F.col("_n") == 1).drop("_n")
+    dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))
+    return kept, dups
+
+
+def candidate_edges(files: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """(src, dst) links from each file to the smallest ``blob_id`` of every LSH bucket it shares."""
+    bands = files.select("blob_id", "language", "content").mapInArrow(
+        lsh_bands(cfg), to_spark_schema(schema.DEDUP_BANDS)
+    )
+    bucket = Window.partitionBy("language", "band", "key")
+    return (
+        bands.withColumn("dst", F.min("blob_id").over(bucket))
+        .where(F.col("blob_id") != F.col("dst"))
+        .select(F.col("blob_id").alias("src"), "dst")
+        .distinct()
+    )
+
+
+def verify_edges(edges: DataFrame, files: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """The links whose two files have an exact shingle Jaccard >= ``cfg.threshold``."""
+    nodes = edges.select(F.col("src").alias("blob_id")).union(edges.select(F.col("dst").alias("blob_id")))
+    shingles = (
+        files.join(nodes.distinct(), "blob_id", "left_semi")
+        .select("blob_id", "content")
+        .mapInArrow(packed_shingles(cfg), to_spark_schema(schema.DEDUP_SHINGLES))
+    )
+    pairs = edges.join(shingles.toDF("src", "src_shingles"), "src").join(shingles.toDF("dst", "dst_shingles"), "dst")
+    scored = pairs.select("src", "dst", "src_shingles", "dst_shingles").mapInArrow(
+        pair_jaccard, to_spark_schema(schema.DEDUP_PAIRS)
+    )
+    return scored.where(F.col("jaccard") >= cfg.threshold).select("src", "dst")
+
+
+def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
+    """``schema.DEDUP_CLUSTERS`` rows: every clustered file with its rank inside its cluster."""
+    position = F.array_position(F.array(*[F.lit(x) for x in LICENSE_ORDER]), F.col("license_type"))
+    members = files.drop("content").join(components.toDF("blob_id", "cluster_id"), "blob_id")
+    order = Window.partitionBy("cluster_id").orderBy(*_order(NEAR_ORDER))
+    ranked = (
+        members.withColumn(LICENSE_RANK, F.when(position > 0, position))
+        .withColumn("rank", (F.row_number().over(order) - 1).cast("int"))
+        .withColumn("is_representative", F.col("rank") == 0)
+    )
+    return ranked.select(*schema.DEDUP_CLUSTERS.names)
+
+
+def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table)."""
+    edges = candidate_edges(files, cfg)
+    if cfg.verify:
+        edges = verify_edges(edges, files, cfg)
+    components = connected_components(edges, "src", "dst", cfg.max_cc_iterations)
+    clusters = rank_clusters(files, components).localCheckpoint()
+    tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")
+    columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
+    kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)
+    dups = tagged.where(F.col("rank") > 0).select(*files.columns).withColumn("reason", F.lit(NEAR_DUPLICATE))
+    return kept, dups, clusters
+
+
+def _no_clusters(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], to_spark_schema(schema.DEDUP_CLUSTERS))
+
+
+def build(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg.dedup
+    filtered = ctx.input()
+    files, rejected = exact_dedup(filtered)
+    if cfg.near:
+        files, near_rejected, clusters = near_dedup(files, cfg)
+        rejected = rejected.unionByName(near_rejected)
+    else:
+        nulls = to_spark_schema(pa.schema(schema.DEDUP_FIELDS)).fields
+        files = files.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in nulls))
+        clusters = _no_clusters(ctx.spark)
+    return StageResult(
+        data=Output(files, KEY),
+        rejected=Output(rejected, KEY),
+        tables={CLUSTERS: Output(clusters, CLUSTER_KEY)},
+        rows_in=filtered.count(),
+        extra_stats=lambda df: {
+            "languages": {
+                r["language"] or "(none)": {"files": r["files"], "clusters": r["clusters"]}
+                for r in df.groupBy("language")
+                .agg(F.count("*").alias("files"), F.count(F.when(F.col("is_representative"), 1)).alias("clusters"))
+                .collect()
+            }
+        },
+    )
+
+
+STAGE = Stage("dedup", build, config_keys=("dedup",))

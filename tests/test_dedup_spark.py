@@ -1,0 +1,145 @@
+"""The dedup stage on Spark: exact priority, near-dup clusters and ranks, accounting, partition independence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines import dedup
+from pipelines._job import SUCCESS, StageContext, run_stage
+from stackv2 import schema
+from stackv2.config import RunConfig, SparkConfig
+from stackv2.dedup import DedupConfig
+
+pytestmark = pytest.mark.spark
+
+INPUT = pa.schema(
+    [*schema.FETCHED, pa.field("language", pa.string()), pa.field("license_type", pa.string())]
+)
+
+
+def text(seed: int, edits: int = 0, base: int | None = None) -> str:
+    """200 random words; ``edits`` of them replaced (a near-duplicate of ``text(base)``)."""
+    rng = np.random.default_rng(base if base is not None else seed)
+    words = list(rng.choice([f"w{i}" for i in range(400)], 200))
+    for i in np.random.default_rng(seed + 1000).choice(200, edits, replace=False):
+        words[i] = f"edit{i}"
+    return " ".join(words)
+
+
+def row(repo: str, path: str, blob: str, content: str, *, lang="Python", lic="permissive", gha=None, stars=0,
+        forks=0, rev="2023-01-01") -> dict:
+    return {"repo_name": repo, "directory_id": f"dir-{repo}", "path": path, "blob_id": blob, "content_id": blob,
+            "content": content, "language": lang, "license_type": lic, "gha_license_id": gha,
+            "star_events_count": stars, "fork_events_count": forks, "revision_date": datetime.fromisoformat(rev),
+            "visit_date": datetime(2023, 6, 1), "length": len(content), "length_bytes": len(content)}
+
+
+ROWS = [
+    # one blob in three repos: the permissive GitHub license beats the stars
+    row("r1/a", "e.py", "e1", text(1), gha="MIT", stars=5),
+    row("r2/a", "e.py", "e1", text(1), lic="no_license", stars=100),
+    row("r3/a", "e.py", "e1", text(1), lic="non_permissive", gha="GPL-3.0", stars=100),
+    # same blob, all equal but the revision date; then a full tie broken by repo_name
+    row("r4/a", "f.py", "e2", text(2), rev="2022-01-01"),
+    row("r5/a", "f.py", "e2", text(2), rev="2024-01-01"),
+    row("r7/b", "g.py", "e3", text(3)),
+    row("r6/b", "g.py", "e3", text(3)),
+    # a near-duplicate cluster in Python: permissive first, then stars, then the newest revision
+    row("n1/a", "m.py", "n1", text(10), lic="no_license", stars=500),
+    row("n2/a", "m.py", "n2", text(11, 4, base=10), stars=50),
+    row("n3/a", "m.py", "n3", text(12, 8, base=10), stars=50, rev="2024-05-01"),
+    # the same text in another language is not compared
+    row("n4/a", "m.java", "n4", text(13, 2, base=10), lang="Java"),
+    # too short for a signature; unrelated
+    row("s1/a", "s.py", "s1", "a b c"),
+    row("s2/a", "s.py", "s2", "a b c "),
+    row("u1/a", "u.py", "u1", text(20)),
+]
+
+
+def frame(spark, rows, partitions):
+    table = pa.Table.from_pylist(rows, schema=INPUT)
+    return spark.createDataFrame(table).repartition(partitions)
+
+
+def run(spark, tmp: Path, partitions: int, cfg: DedupConfig | None = None):
+    work = tmp / f"p{partitions}"
+    (work / "filter").mkdir(parents=True)
+    frame(spark, ROWS, partitions).write.parquet(str(work / "filter" / "data"))
+    (work / "filter" / SUCCESS).write_text("{}")
+    run_cfg = RunConfig(work_dir=str(work), dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3))
+    ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous="filter", config_hash="test")
+    stats, _ = run_stage(ctx, "dedup", dedup.build)
+    return work / "dedup", stats
+
+
+@pytest.mark.slow
+def test_dedup_stage(spark, tmp_path):
+    out, stats = run(spark, tmp_path, 7)
+    assert stats.rows_in == len(ROWS)
+    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 2}
+    assert stats.rows_out == len(ROWS) - 6
+
+    kept = {r["blob_id"]: r for r in spark.read.parquet(str(out / "data")).collect()}
+    assert set(kept) == {"e1", "e2", "e3", "n3", "n4", "s1", "s2", "u1"}
+    assert kept["e1"]["repo_name"] == "r1/a"
+    assert kept["e2"]["repo_name"] == "r5/a"
+    assert kept["e3"]["repo_name"] == "r6/b"
+    assert (kept["n3"]["cluster_id"], kept["n3"]["is_representative"]) == ("n1", True)
+    assert all(kept[b]["cluster_id"] is None and kept[b]["is_representative"] is None for b in ("n4", "s1", "u1"))
+
+    rejected = spark.read.parquet(str(out / "rejected"))
+    assert set(rejected.columns) == {*INPUT.names, "reason"}
+    near = {r["blob_id"]: r for r in rejected.where("reason = 'near_duplicate'").collect()}
+    assert set(near) == {"n1", "n2"} and near["n1"]["content"] == text(10)
+
+    clusters = spark.read.parquet(str(out / "clusters"))
+    assert clusters.columns == schema.DEDUP_CLUSTERS.names
+    got = sorted((r["cluster_id"], r["rank"], r["blob_id"], r["is_representative"]) for r in clusters.collect())
+    assert got == [("n1", 0, "n3", True), ("n1", 1, "n2", False), ("n1", 2, "n1", False)]
+
+    # the same input in 2 partitions: byte-identical outputs
+    out2, _ = run(spark, tmp_path, 2)
+    for name in ("data", "rejected", "clusters"):
+        files = sorted(p.name for p in (out / name).iterdir())
+        assert files == sorted(p.name for p in (out2 / name).iterdir())
+        assert all((out / name / f).read_bytes() == (out2 / name / f).read_bytes() for f in files)
+
+
+#: x2 is x1 with 3 of 200 words changed (Jaccard ~0.9); x3 has 40 changed (Jaccard ~0.2).
+TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 3, base=30)),
+          row("c/a", "x.py", "x3", text(32, 40, base=30))]
+
+
+def test_verify_drops_candidates_below_threshold(spark):
+    # one-row bands make nearly every pair with shared shingles a candidate
+    cfg = DedupConfig(bands=25, rows=1, verify=True)
+    files = frame(spark, TRIPLE, 2)
+    candidates = {(r["src"], r["dst"]) for r in dedup.candidate_edges(files, cfg).collect()}
+    assert candidates == {("x2", "x1"), ("x3", "x1")}
+    kept = {(r["src"], r["dst"]) for r in dedup.verify_edges(dedup.candidate_edges(files, cfg), files, cfg).collect()}
+    assert kept == {("x2", "x1")}
+
+
+def test_exact_only(spark, tmp_path):
+    work = tmp_path / "w"
+    (work / "filter").mkdir(parents=True)
+    frame(spark, ROWS, 2).write.parquet(str(work / "filter" / "data"))
+    (work / "filter" / SUCCESS).write_text("{}")
+    cfg = RunConfig(work_dir=str(work), dedup=DedupConfig(near=False))
+    result = dedup.build(StageContext(spark=spark, cfg=cfg, work_dir=work, previous="filter", config_hash="t"))
+    assert result.data.df.columns == [*INPUT.names, "cluster_id", "is_representative"]
+    assert result.data.df.where("cluster_id is not null or is_representative is not null").isEmpty()
+    assert result.tables["clusters"].df.isEmpty()
+    assert {r["reason"] for r in result.rejected.df.select("reason").collect()} == {"exact_duplicate"}
+
+
+@pytest.mark.parametrize("engine", ["numpy", "rensa"])
+def test_engines_find_the_close_pair(spark, engine):
+    edges = dedup.candidate_edges(frame(spark, TRIPLE, 2), DedupConfig(engine=engine)).collect()
+    assert {(r["src"], r["dst"]) for r in edges} == {("x2", "x1")}
