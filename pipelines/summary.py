@@ -29,6 +29,18 @@ def summarize(stats: list[StageStats], work_dir: Path) -> str:
         encodings = ", ".join(f"{k} {v}" for k, v in sorted(f.get("encodings", {}).items(), key=lambda kv: -kv[1]))
         lines.append(f"fetched: {by_stage['fetch'].rows_out:,} files, {_mb(f.get('bytes', 0))} of text from "
                      f"{f.get('unique_blobs', 0):,} unique blobs; encodings: {encodings}")
+    if "dedup" in by_stage:
+        langs = by_stage["dedup"].extra.get("languages", {})
+        clusters = sum(v.get("clusters", 0) for v in langs.values() if isinstance(v, dict))
+        lines.append(f"near-duplicate clusters: {clusters:,} over {len(langs)} languages")
+    if "pii" in by_stage:
+        p = by_stage["pii"].extra
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(p.get("redactions", {}).items()) if v)
+        lines.append(f"PII: {p.get('files_with_pii', 0):,} files redacted ({counts or 'nothing found'})")
+    if "tokenize" in by_stage:
+        t = by_stage["tokenize"].extra
+        lines.append(f"tokens: {t.get('tokens', 0):,} in {t.get('documents', 0):,} repository documents "
+                     f"({t.get('fim_files', 0):,} files with FIM)")
     for s in stats:
         for key, value in s.extra.items():
             if key.startswith("summary_"):
