@@ -1,4 +1,4 @@
-"""The ``stackv2`` command line. Every command has ``--help``; errors print one clear line, not a traceback.
+"""The stackv2 command line: every command has --help; errors print one clear line, not a traceback.
 
 Stage commands (``extract``, ``fetch``) run one stage with the same runner as ``run``, so they resume too.
 """
@@ -6,6 +6,7 @@ Stage commands (``extract``, ``fetch``) run one stage with the same runner as ``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -222,25 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_run_args(p)
     p.set_defaults(func=cmd_demo)
 
-    from pipelines.optout_release import add_parser as add_optout_parser
-
-    add_optout_parser(sub)
-
-    from pipelines.reproduce import add_parser as add_reproduce_parser
-
-    add_reproduce_parser(sub)
-
-    from pipelines.report import add_parser as add_report_parser
-
-    add_report_parser(sub)
-
-    from pipelines.tokenize import add_parser as add_tokenizer_parser
-
-    add_tokenizer_parser(sub)
-
-    from pipelines.pii import add_parser as add_pii_parser
-
-    add_pii_parser(sub)
+    # Commands whose parsers live beside their jobs.
+    for module in ("optout_release", "reproduce", "report", "tokenize", "pii"):
+        importlib.import_module(f"pipelines.{module}").add_parser(sub)
     return parser
 
 
