@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from bench.dedup import truth
 from stackv2.dedup import DedupConfig
 from stackv2.dedup.shingle import shingles
 
@@ -27,22 +29,9 @@ def _contents(work: Path) -> list[str]:
 
 
 def _union_find(n: int, pairs) -> list[list[int]]:
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    labels = [find(i) for i in range(n)]
-    sizes: dict[int, int] = {}
-    for label in labels:
-        sizes[label] = sizes.get(label, 0) + 1
+    """[document, cluster label] for every document in a cluster of two or more."""
+    labels = truth.components(n, pairs)
+    sizes = Counter(labels)
     return [[i, label] for i, label in enumerate(labels) if sizes[label] > 1]
 
 
