@@ -2,9 +2,9 @@
 
 1. Exact: one row per ``blob_id``, the first by ``rank.EXACT_ORDER``; the others are rejected ``exact_duplicate``.
 2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_bands``); files sharing a
-   (language, band, key) bucket are linked to the bucket's smallest ``blob_id`` (a star, not a clique); optionally
-   each link is checked against the exact shingle Jaccard; ``pipelines.components`` joins the links into
-   clusters, labelled by their smallest ``blob_id``.
+   (language, band, key) bucket are linked to the bucket's smallest ``blob_id`` (a star, not a clique);
+   ``pipelines.components`` joins the links into clusters, labelled by their smallest ``blob_id``. With
+   ``dedup.verify`` each such component is split into the clusters of its exactly verified pairs.
 3. Each cluster is ordered by ``rank.NEAR_ORDER``: rank 0 stays (``is_representative``), the rest are rejected
    ``near_duplicate`` with all their columns. The ``clusters`` table keeps every member with its rank, so
    opt-out can promote the next member when a representative is removed.
@@ -27,7 +27,7 @@ from stackv2 import schema
 from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupConfig
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER, NOASSERTION
 from udfs.arrow import to_spark_schema
-from udfs.dedup import lsh_bands, packed_shingles, pair_jaccard
+from udfs.dedup import lsh_bands, verify_component
 
 KEY = ("directory_id", "path")
 CLUSTERS = "clusters"
@@ -68,19 +68,17 @@ def candidate_edges(files: DataFrame, cfg: DedupConfig) -> DataFrame:
     )
 
 
-def verify_edges(edges: DataFrame, files: DataFrame, cfg: DedupConfig) -> DataFrame:
-    """The links whose two files have an exact shingle Jaccard >= ``cfg.threshold``."""
-    nodes = edges.select(F.col("src").alias("blob_id")).union(edges.select(F.col("dst").alias("blob_id")))
-    shingles = (
-        files.join(nodes.distinct(), "blob_id", "left_semi")
-        .select("blob_id", "content")
-        .mapInArrow(packed_shingles(cfg), to_spark_schema(schema.DEDUP_SHINGLES))
-    )
-    pairs = edges.join(shingles.toDF("src", "src_shingles"), "src").join(shingles.toDF("dst", "dst_shingles"), "dst")
-    scored = pairs.select("src", "dst", "src_shingles", "dst_shingles").mapInArrow(
-        pair_jaccard, to_spark_schema(schema.DEDUP_PAIRS)
-    )
-    return scored.where(F.col("jaccard") >= cfg.threshold).select("src", "dst")
+def verified_components(components: DataFrame, files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame]:
+    """(node, component) of the clusters of verified pairs (``stackv2.dedup.verify``), one ``applyInArrow`` group
+    per LSH component; and the components too large to verify (``cfg.verify_max_members``), which stay as LSH
+    made them (both frames as (node, component))."""
+    sized = components.withColumn("_size", F.count("*").over(Window.partitionBy("component")))
+    small = sized.where(F.col("_size") <= cfg.verify_max_members).drop("_size")
+    large = sized.where(F.col("_size") > cfg.verify_max_members).drop("_size")
+    members = small.join(files.select(F.col("blob_id").alias("node"), "content"), "node")
+    verified = members.groupBy("component").applyInArrow(verify_component(cfg),
+                                                          to_spark_schema(schema.DEDUP_VERIFIED))
+    return verified, large
 
 
 def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
@@ -96,18 +94,21 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
     return ranked.select(*schema.DEDUP_CLUSTERS.names)
 
 
-def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table)."""
-    edges = candidate_edges(files, cfg)
+def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
+    """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats)."""
+    components = connected_components(candidate_edges(files, cfg), "src", "dst", cfg.max_cc_iterations)
+    extra = {}
     if cfg.verify:
-        edges = verify_edges(edges, files, cfg)
-    components = connected_components(edges, "src", "dst", cfg.max_cc_iterations)
+        components, large = verified_components(components, files, cfg)
+        large = large.localCheckpoint()
+        extra["unverified_large_components"] = large.select("component").distinct().count()
+        components = components.unionByName(large)
     clusters = rank_clusters(files, components).localCheckpoint()
     tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)
     dups = tagged.where(F.col("rank") > 0).select(*files.columns).withColumn("reason", F.lit(NEAR_DUPLICATE))
-    return kept, dups, clusters
+    return kept, dups, clusters, extra
 
 
 def _no_clusters(spark: SparkSession) -> DataFrame:
@@ -119,17 +120,18 @@ def build(ctx: StageContext) -> StageResult:
     filtered = ctx.input()
     files, rejected = exact_dedup(filtered)
     if cfg.near:
-        files, near_rejected, clusters = near_dedup(files, cfg)
+        files, near_rejected, clusters, extra = near_dedup(files, cfg)
         rejected = rejected.unionByName(near_rejected)
     else:
         nulls = to_spark_schema(pa.schema(schema.DEDUP_FIELDS)).fields
         files = files.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in nulls))
-        clusters = _no_clusters(ctx.spark)
+        clusters, extra = _no_clusters(ctx.spark), {}
     return StageResult(
         data=Output(files, KEY),
         rejected=Output(rejected, KEY),
         tables={CLUSTERS: Output(clusters, CLUSTER_KEY)},
         rows_in=filtered.count(),
+        extra=extra,
         extra_stats=lambda df: {
             "languages": {
                 r["language"] or "(none)": {"files": r["files"], "clusters": r["clusters"]}

@@ -199,13 +199,12 @@ DEDUP_CLUSTERS = pa.schema(
      pa.field("is_representative", pa.bool_())]
 )
 
-#: Internal to ``dedup``: the LSH band keys of one file, and its shingle hashes (packed little-endian uint32).
+#: Internal to ``dedup``: the LSH band keys of one file, and a file's cluster after exact verification.
 DEDUP_BANDS = pa.schema(
     [pa.field("blob_id", STRING), pa.field("language", STRING), pa.field("band", pa.int32()),
      pa.field("key", BINARY)]
 )
-DEDUP_SHINGLES = pa.schema([pa.field("blob_id", STRING), pa.field("shingles", BINARY)])
-DEDUP_PAIRS = pa.schema([pa.field("src", STRING), pa.field("dst", STRING), pa.field("jaccard", pa.float64())])
+DEDUP_VERIFIED = pa.schema([pa.field("node", STRING), pa.field("component", STRING)])
 
 #: Columns ``pii`` adds: redactions per type in the row's ``content`` (``stackv2.pii``; 0 when none).
 PII_COUNT_FIELDS: list[pa.Field] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections import defaultdict
 
@@ -19,15 +20,16 @@ from stackv2.dedup import DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher
 from stackv2.dedup.shingle import shingle_hashes, shingles, tokens
+from stackv2.dedup.verify import verified_clusters
 
 CFG = DedupConfig()
 HASHER = MinHasher(CFG.num_perm, CFG.seed, CFG.mod_prime)
 
 
-def reference_signature(hashes: list[int], a: list[int], b: list[int]) -> list[int]:
+def reference_signature(hashes: list[int], a: list[int], b: list[int], p: int = MOD_PRIME) -> list[int]:
     """Spec §6.2 formula in exact Python integers: min over shingles of ((h*a + b) % p) & MAX_HASH, padded."""
     pairs = zip(a, b, strict=True)
-    return [min([((h * ai + bi) % MOD_PRIME) & 0xFFFFFFFF for h in hashes] + [0xFFFFFFFF]) for ai, bi in pairs]
+    return [min([((h * ai + bi) % p) & 0xFFFFFFFF for h in hashes] + [0xFFFFFFFF]) for ai, bi in pairs]
 
 
 def test_paper_defaults_and_run_config():
@@ -87,16 +89,41 @@ hash_sets = st.lists(st.lists(st.integers(0, 2**32 - 1), max_size=40, unique=Tru
 
 
 @settings(max_examples=40, deadline=None)
-@given(sets=hash_sets, block_rows=st.integers(1, 64))
-def test_signatures_match_reference_formula_for_any_block_size(sets, block_rows):
+@given(sets=hash_sets)
+def test_signatures_match_reference_formula_and_do_not_depend_on_the_batch(sets):
     arrays = [np.array(s, dtype=np.uint32) for s in sets]
-    sig = HASHER.signatures(arrays, block_rows=block_rows)
+    sig = HASHER.signatures(arrays)
     a, b = HASHER.a.tolist(), HASHER.b.tolist()
     for row, s in zip(sig, sets, strict=True):
         assert row.tolist() == reference_signature(s, a, b)
-    # one call or one call per set: the same rows
+    # one call, one call per set, or the batch reversed: the same rows
     alone = np.vstack([HASHER.signatures([x]) for x in arrays])
     assert (alone == sig).all()
+    assert (HASHER.signatures(arrays[::-1])[::-1] == sig).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(sets=hash_sets, p=st.sampled_from([2**32 - 17, 2**31 - 1, 65_521]), seed=st.integers(0, 999))
+def test_other_primes_take_the_division_path_and_match_the_formula(sets, p, seed):
+    hasher = MinHasher(16, seed, p)
+    sig = hasher.signatures([np.array(s, dtype=np.uint32) for s in sets])
+    for row, s in zip(sig, sets, strict=True):
+        assert row.tolist() == reference_signature(s, hasher.a.tolist(), hasher.b.tolist(), p)
+
+
+@pytest.mark.parametrize("p", [MOD_PRIME, 2**32 - 17])
+def test_modular_reduction_is_exact_at_the_edges(p):
+    """One-hash sets give (a*h + b) % p itself; edge values of a, b and h against numpy's uint64 arithmetic."""
+    edges = [0, 1, 2, 4, 5, 6, 2**31, p - 6, p - 2, p - 1, p, p + 1, 2**32 - 2, 2**32 - 1]
+    hashes = np.array(edges + np.random.default_rng(0).integers(0, 2**32, 2_000).tolist(), dtype=np.uint64)
+    hasher = MinHasher(1, 0, p)
+    vals = np.array([v for v in edges if v < p], dtype=np.uint64)
+    a, b = np.meshgrid(vals[vals > 0], vals)  # every (a, b) pair, a > 0
+    hasher.a, hasher.b = a.ravel().astype(np.uint32), b.ravel().astype(np.uint32)
+    hasher.num_perm = hasher.a.size
+    sig = hasher.signatures([np.array([h], dtype=np.uint32) for h in hashes])
+    expected = (np.multiply.outer(hashes, a.ravel()) + b.ravel()) % np.uint64(p)  # < 2**64: no overflow
+    assert (sig == expected).all()
 
 
 @pytest.mark.parametrize("engine", ["numpy", "rensa"])
@@ -169,3 +196,41 @@ def test_band_key_bytes_are_little_endian_rows():
     keys = band_keys(sig, 25, 10)
     assert keys.shape == (1, 25)
     assert keys[0, 1].tobytes() == np.arange(10, 20, dtype="<u4").tobytes()
+
+
+def _one_bucket(n: int) -> np.ndarray:
+    """Band keys putting ``n`` files in the same buckets."""
+    return band_keys(np.zeros((n, CFG.num_perm), dtype=np.uint32), CFG.bands, CFG.rows)
+
+
+def test_verified_clusters_check_every_bucket_pair_not_only_the_bucket_minimum():
+    # b and c are similar (10/11); neither is similar to a, the bucket's smallest id
+    sets = [np.arange(0, 10, dtype=np.uint32), np.arange(100, 110, dtype=np.uint32),
+            np.arange(100, 111, dtype=np.uint32)]
+    assert verified_clusters(["a", "b", "c"], sets, _one_bucket(3), 0.7) == [None, "b", "b"]
+
+
+def test_verified_clusters_follow_chains_and_ignore_other_buckets():
+    x, y, z = np.arange(0, 10), np.arange(0, 12), np.arange(2, 14)  # J(x,y)=0.83, J(y,z)=0.71, J(x,z)=0.57
+    sets = [s.astype(np.uint32) for s in (x, y, z)]
+    assert verified_clusters(["x", "y", "z"], sets, _one_bucket(3), 0.7) == ["x", "x", "x"]
+    assert verified_clusters(["x", "y", "z"], sets, _one_bucket(3), 0.75) == ["x", "x", None]
+    apart = band_keys(np.arange(2 * CFG.num_perm, dtype=np.uint32).reshape(2, -1), CFG.bands, CFG.rows)
+    assert verified_clusters(["p", "q"], [sets[0], sets[0]], apart, 0.7) == [None, None]  # no shared bucket
+    assert verified_clusters(["p", "q"], [sets[0], np.empty(0, np.uint32)], _one_bucket(2), 0.7) == [None, None]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 30), min_size=1, max_size=12), min_size=1, max_size=8), st.randoms())
+def test_verified_clusters_do_not_depend_on_input_order(sets, rnd):
+    arrays = [np.array(sorted(s), dtype=np.uint32) for s in sets]
+    ids = [f"f{i:02d}" for i in range(len(sets))]
+    keys = band_keys(HASHER.signatures(arrays), CFG.bands, CFG.rows)
+    labels = dict(zip(ids, verified_clusters(ids, arrays, keys, 0.5), strict=True))
+    perm = list(range(len(sets)))
+    rnd.shuffle(perm)
+    shuffled = verified_clusters([ids[i] for i in perm], [arrays[i] for i in perm], keys[perm], 0.5)
+    assert dict(zip([ids[i] for i in perm], shuffled, strict=True)) == labels
+    for i, j in itertools.combinations(range(len(sets)), 2):  # a verified bucket pair always ends in one cluster
+        if jaccard(arrays[i], arrays[j]) >= 0.5 and (keys[i] == keys[j]).any():
+            assert labels[ids[i]] is not None and labels[ids[i]] == labels[ids[j]]

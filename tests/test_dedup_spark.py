@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from pipelines import dedup
 from pipelines._job import SUCCESS, StageContext, run_stage
+from pipelines.components import connected_components
 from stackv2 import schema
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.dedup import DedupConfig
@@ -111,19 +113,34 @@ def test_dedup_stage(spark, tmp_path):
         assert all((out / name / f).read_bytes() == (out2 / name / f).read_bytes() for f in files)
 
 
+@pytest.mark.slow
+def test_dedup_stage_with_verify(spark, tmp_path):
+    # exact Jaccard: n1-n2 0.83, n1-n3 0.66, n2-n3 0.56: LSH clusters all three, verification keeps n1-n2 only
+    out, stats = run(spark, tmp_path, 3, DedupConfig(verify=True))
+    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 1}
+    assert stats.extra["unverified_large_components"] == 0
+    clusters = spark.read.parquet(str(out / "clusters")).collect()
+    # n2 (permissive) outranks n1 (no_license, more stars)
+    assert sorted((r["cluster_id"], r["rank"], r["blob_id"]) for r in clusters) == [("n1", 0, "n2"), ("n1", 1, "n1")]
+
+
 #: x2 is x1 with 3 of 200 words changed (Jaccard ~0.9); x3 has 40 changed (Jaccard ~0.2).
 TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 3, base=30)),
           row("c/a", "x.py", "x3", text(32, 40, base=30))]
 
 
-def test_verify_drops_candidates_below_threshold(spark):
-    # one-row bands make nearly every pair with shared shingles a candidate
+def test_verify_keeps_only_exactly_similar_pairs(spark):
+    # one-row bands make nearly every pair with shared shingles a candidate: LSH alone chains x3 in
     cfg = DedupConfig(bands=25, rows=1, verify=True)
     files = frame(spark, TRIPLE, 2)
-    candidates = {(r["src"], r["dst"]) for r in dedup.candidate_edges(files, cfg).collect()}
-    assert candidates == {("x2", "x1"), ("x3", "x1")}
-    kept = {(r["src"], r["dst"]) for r in dedup.verify_edges(dedup.candidate_edges(files, cfg), files, cfg).collect()}
-    assert kept == {("x2", "x1")}
+    components = connected_components(dedup.candidate_edges(files, cfg), "src", "dst")
+    assert {r["node"] for r in components.collect()} == {"x1", "x2", "x3"}
+    verified, large = dedup.verified_components(components, files, cfg)
+    assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
+    assert large.isEmpty()
+    # a component over the size limit is left as LSH made it
+    verified, large = dedup.verified_components(components, files, dataclasses.replace(cfg, verify_max_members=2))
+    assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
 
 
 def test_exact_only(spark, tmp_path):

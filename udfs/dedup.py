@@ -1,11 +1,13 @@
-"""Arrow adapters of the dedup stage (``mapInArrow``): LSH band keys, packed shingle sets, pair Jaccard.
+"""Arrow adapters of the dedup stage: LSH band keys (``mapInArrow``), exact verification of one candidate
+component (``applyInArrow``).
 
-The permutation family is drawn once per partition; each Arrow batch is shingled row by row (Python string work)
+The permutation family is drawn once per Python worker; each Arrow batch is shingled row by row (Python string work)
 and hashed in one vectorized numpy pass over all of its shingles.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -14,21 +16,28 @@ import pyarrow as pa
 from stackv2 import schema
 from stackv2.dedup import DedupConfig
 from stackv2.dedup.lsh import band_keys
-from stackv2.dedup.minhash import jaccard, make_hasher
+from stackv2.dedup.minhash import MinHasher, RensaHasher, make_hasher
 from stackv2.dedup.shingle import shingle_hashes
+from stackv2.dedup.verify import verified_clusters
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
-def _hash_sets(batch: pa.RecordBatch, cfg: DedupConfig) -> list[np.ndarray]:
+def _hash_sets(batch: pa.RecordBatch | pa.Table, cfg: DedupConfig) -> list[np.ndarray]:
     return [shingle_hashes(c or "", cfg.ngram_size, cfg.min_length) for c in batch.column("content").to_pylist()]
+
+
+@functools.cache
+def _hasher(cfg: DedupConfig) -> MinHasher | RensaHasher:
+    """One permutation family per Python worker (Spark reuses workers across tasks)."""
+    return make_hasher(cfg.engine, cfg.num_perm, cfg.seed, cfg.mod_prime)
 
 
 def lsh_bands(cfg: DedupConfig) -> ArrowMap:
     """(blob_id, language, content) batches -> ``schema.DEDUP_BANDS`` rows; files too short to compare get none."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        hasher = make_hasher(cfg.engine, cfg.num_perm, cfg.seed, cfg.mod_prime)
+        hasher = _hasher(cfg)
         width = cfg.rows * 4
         for batch in batches:
             sets = _hash_sets(batch, cfg)
@@ -53,29 +62,17 @@ def lsh_bands(cfg: DedupConfig) -> ArrowMap:
     return run
 
 
-def packed_shingles(cfg: DedupConfig) -> ArrowMap:
-    """(blob_id, content) batches -> ``schema.DEDUP_SHINGLES``: sorted distinct shingle hashes as uint32 bytes."""
+def verify_component(cfg: DedupConfig) -> Callable[[pa.Table], pa.Table]:
+    """``applyInArrow`` over one LSH component (node, content): ``schema.DEDUP_VERIFIED`` for its members that
+    keep a verified pair, labelled by their verified cluster (``stackv2.dedup.verify``)."""
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            packed = [s.astype("<u4").tobytes() for s in _hash_sets(batch, cfg)]
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("blob_id"), pa.array(packed, type=pa.binary())], schema=schema.DEDUP_SHINGLES
-            )
+    def run(table: pa.Table) -> pa.Table:
+        ids = table.column("node").to_pylist()
+        sets = _hash_sets(table, cfg)
+        keys = band_keys(_hasher(cfg).signatures(sets), cfg.bands, cfg.rows)
+        labels = verified_clusters(ids, sets, keys, cfg.threshold)
+        kept = [i for i, label in enumerate(labels) if label is not None]
+        return pa.Table.from_pydict({"node": [ids[i] for i in kept], "component": [labels[i] for i in kept]},
+                                    schema=schema.DEDUP_VERIFIED)
 
     return run
-
-
-def _unpack(packed: bytes) -> np.ndarray:
-    return np.frombuffer(packed, dtype="<u4")
-
-
-def pair_jaccard(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """(src, dst, src_shingles, dst_shingles) batches -> ``schema.DEDUP_PAIRS`` with the exact Jaccard."""
-    for batch in batches:
-        a = batch.column("src_shingles").to_pylist()
-        b = batch.column("dst_shingles").to_pylist()
-        sims = [jaccard(_unpack(x), _unpack(y)) for x, y in zip(a, b, strict=True)]
-        yield pa.RecordBatch.from_arrays(
-            [batch.column("src"), batch.column("dst"), pa.array(sims, type=pa.float64())], schema=schema.DEDUP_PAIRS
-        )

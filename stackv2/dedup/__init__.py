@@ -35,8 +35,12 @@ class DedupConfig:
     #: Signature engine: "numpy" = BigCode's permutation family (the paper's values); "rensa" = rensa's R-MinHash,
     #: same estimator quality, much less CPU, different values (see docs/dedup.md).
     engine: str = "numpy"
-    #: Drop LSH candidate pairs whose exact shingle Jaccard is below ``threshold`` before clustering.
+    #: Cluster only pairs that share an LSH bucket and whose exact shingle Jaccard reaches ``threshold``
+    #: (``stackv2.dedup.verify``); off in the paper. Removes LSH false positives and the chains they create.
     verify: bool = False
+    #: Candidate components larger than this are not verified (one Python worker holds a component's contents
+    #: while verifying it); they keep their LSH clustering and the stage logs how many there were.
+    verify_max_members: int = 50_000
     #: Upper bound on large-star/small-star rounds; reaching it is an error, never a silent partial result.
     max_cc_iterations: int = 64
 
@@ -47,5 +51,7 @@ class DedupConfig:
             raise ValueError(f"dedup.threshold must be in (0, 1], got {self.threshold}")
         if self.engine not in ("numpy", "rensa"):
             raise ValueError(f"dedup.engine must be 'numpy' or 'rensa', got {self.engine!r}")
+        if self.verify_max_members < 2:
+            raise ValueError(f"dedup.verify_max_members must be >= 2, got {self.verify_max_members}")
         if self.ngram_size < 1 or self.min_length < 0:
             raise ValueError("dedup.ngram_size must be >= 1 and dedup.min_length >= 0")
