@@ -1,14 +1,15 @@
 """Connected components of an undirected graph, distributed in Spark: alternating large-star / small-star.
 
 Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014), the algorithm GraphFrames (not
-available here) uses. Each round is a few joins and aggregations on the edge DataFrame; nothing is collected
-to the driver. The result labels every node that has an edge with the smallest node of its component, so it
-depends only on the graph, never on partitioning or arrival order. Rounds are O(log^2 n) in the worst case.
+available here) uses. Each star step is one window minimum per node over the edge DataFrame (one shuffle, where
+an aggregation joined back would take two); nothing is collected to the driver. The result labels every node
+that has an edge with the smallest node of its component, so it depends only on the graph, never on
+partitioning or arrival order. Rounds are O(log^2 n) in the worst case.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 U, V = "u", "v"
@@ -19,26 +20,24 @@ class ComponentsDidNotConverge(RuntimeError):
 
 
 def _large_star(edges: DataFrame) -> DataFrame:
-    """Link every neighbour larger than a node to the smallest of the node's closed neighbourhood."""
+    """Link every neighbour larger than a node to the smallest of the node's closed neighbourhood.
+
+    No ``distinct`` here: duplicates are harmless to ``_small_star``, which removes them.
+    """
     both = edges.union(edges.select(F.col(V).alias(U), F.col(U).alias(V)))
-    smallest = both.groupBy(U).agg(F.min(V).alias("m")).select(U, F.least("m", U).alias("m"))
-    return (
-        both.join(smallest, U)
-        .where(F.col(V) > F.col(U))
-        .select(F.col(V).alias(U), F.col("m").alias(V))
-        .distinct()
-    )
+    smallest = F.least(F.min(V).over(Window.partitionBy(U)), F.col(U))
+    return both.select(U, V, smallest.alias("m")).where(F.col(V) > F.col(U)).select(F.col(V).alias(U),
+                                                                                      F.col("m").alias(V))
 
 
 def _small_star(edges: DataFrame) -> DataFrame:
     """Link every node and its smaller neighbours to the smallest of them."""
     down = edges.select(F.greatest(U, V).alias(U), F.least(U, V).alias(V))
-    smallest = down.groupBy(U).agg(F.min(V).alias("m"))
-    linked = down.join(smallest, U)
+    linked = down.select(U, V, F.min(V).over(Window.partitionBy(U)).alias("m"))
     return (
         linked.where(F.col(V) != F.col("m"))
         .select(F.col(V).alias(U), F.col("m").alias(V))
-        .union(smallest.select(U, F.col("m").alias(V)))
+        .union(linked.select(U, F.col("m").alias(V)))
         .distinct()
     )
 
