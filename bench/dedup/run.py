@@ -86,22 +86,57 @@ def write_corpus(work: Path, docs) -> None:
         pq.write_table(table.slice(start, half), work / "shards" / f"{i:05d}.parquet")
 
 
-def engines(contents: list[str]) -> dict[str, float]:
-    """Seconds for: shingling + xxh32 (Python), our numpy signatures, rensa's batched digests, same hashes."""
-    cfg = DedupConfig()
-    t0 = time.monotonic()
-    sets = [shingle_hashes(c, cfg.ngram_size, cfg.min_length) for c in contents]
-    t1 = time.monotonic()
-    MinHasher(cfg.num_perm, cfg.seed).signatures(sets)
-    t2 = time.monotonic()
+def numpy_signatures(hasher: MinHasher, hash_sets: list[np.ndarray], block_rows: int = 1024) -> np.ndarray:
+    """The engine before the numba kernel (git show 27a2ca6:stackv2/dedup/minhash.py), kept to time it against:
+    blocks of 1,024 shingles, ``np.multiply.outer(h, a) + b``, ``% p``, ``np.minimum.reduceat`` per document."""
+    a, b, p = hasher.a.astype(np.uint64), hasher.b.astype(np.uint64), np.uint64(hasher.mod_prime)
+    n = len(hash_sets)
+    sig = np.full((n, hasher.num_perm), 0xFFFFFFFF, dtype=np.uint32)
+    lengths = np.fromiter(map(len, hash_sets), dtype=np.int64, count=n)
+    flat = np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets])
+    owner = np.repeat(np.arange(n), lengths)
+    for start in range(0, len(flat), block_rows):
+        rows = owner[start : start + block_rows]
+        permuted = np.multiply.outer(flat[start : start + block_rows].astype(np.uint64), a)
+        permuted += b
+        permuted %= p
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        docs = rows[starts]
+        sig[docs] = np.minimum(sig[docs], np.minimum.reduceat(permuted, starts, axis=0))
+    return sig
+
+
+def engines(contents: list[str], repeats: int = 1) -> dict[str, object]:
+    """CPU seconds (``time.process_time``, one list entry per repeat, engines interleaved) for: shingling + xxh32
+    (Python, once), the numpy signatures we used to compute, our numba kernel (``MinHasher``, warmed up first so
+    JIT time is not counted) and rensa's batched digests, all over the same shingle hashes."""
     from rensa import RMinHash
 
+    cfg = DedupConfig()
+    t0 = time.process_time()
+    sets = [shingle_hashes(c, cfg.ngram_size, cfg.min_length) for c in contents]
+    out: dict[str, object] = {"shingle_s": round(time.process_time() - t0, 2)}
+    hasher = MinHasher(cfg.num_perm, cfg.seed)
+    hasher.signatures(sets[:1])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.uint64)
-    RMinHash.digest_matrix_from_flat_token_hashes(np.concatenate(sets).astype(np.uint64), offsets, cfg.num_perm,
-                                                  cfg.seed)
-    t3 = time.monotonic()
-    return {"shingle_s": round(t1 - t0, 2), "numpy_minhash_s": round(t2 - t1, 2), "rensa_minhash_s": round(t3 - t2, 2),
-            "shingles": int(offsets[-1])}
+    flat = np.concatenate(sets).astype(np.uint64)
+    digest = RMinHash.digest_matrix_from_flat_token_hashes
+    runs = {
+        "numpy_minhash_s": lambda: numpy_signatures(hasher, sets),
+        "numba_minhash_s": lambda: hasher.signatures(sets),
+        "rensa_minhash_s": lambda: digest(flat, offsets, cfg.num_perm, cfg.seed),
+    }
+    results, times = {}, {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            t = time.process_time()
+            results[name] = run()
+            times[name].append(round(time.process_time() - t, 3))
+    assert (results["numpy_minhash_s"] == results["numba_minhash_s"]).all(), "numba signatures differ from numpy's"
+    out.update(times)
+    out["shingles"] = int(offsets[-1])
+    out["files"] = len(contents)
+    return out
 
 
 def main() -> None:
@@ -109,7 +144,15 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--systems", nargs="+", default=["ours", "datatrove", "rensa", "datasketch"])
     ap.add_argument("--text-dedup-python", help="python of a separate venv with text-dedup installed")
+    ap.add_argument("--engines-only", type=Path, metavar="CORPUS_DIR",
+                    help="only time the signature engines (3 repeats) on CORPUS_DIR/data/*.parquet, e.g. "
+                         "work/bench-dedup/x16/corpus")
     args = ap.parse_args()
+    if args.engines_only:
+        contents = [c for f in sorted((args.engines_only / "data").glob("*.parquet"))
+                    for c in pq.read_table(f, columns=["content"]).column("content").to_pylist()]
+        print(json.dumps({**engines(contents, repeats=3), "load1": round(os.getloadavg()[0], 2)}))
+        return
     results = []
     for k in args.scales:
         work = WORK / f"x{k}"
