@@ -2,7 +2,7 @@
 component (``applyInArrow``).
 
 The permutation family is drawn once per Python worker; each Arrow batch is shingled row by row (Python string work)
-and hashed in one vectorized numpy pass over all of its shingles.
+and all of its shingles go through the signature engine in one call (``stackv2.dedup.minhash``).
 """
 
 from __future__ import annotations
