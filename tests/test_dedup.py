@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from stackv2.config import RunConfig
 from stackv2.dedup import DedupConfig
+from stackv2.dedup import shingle as shingle_mod
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher
-from stackv2.dedup.shingle import shingle_hashes, shingles, tokens
+from stackv2.dedup.shingle import shingle_hash_batch, shingle_hash_sets, shingle_hashes, shingles, tokens, xxh32
 from stackv2.dedup.verify import verified_clusters
 
 CFG = DedupConfig()
@@ -76,6 +77,91 @@ def test_shingles_equal_reference_definition(text, n, min_length):
 def test_lone_surrogates_split_tokens():
     assert tokens("ab\udcffcd") == ["ab", "cd"]
     assert len(shingle_hashes("a b c d e\udcfff", 5, 5)) == 2
+
+
+def reference_hashes(text: str, n: int, min_length: int) -> list[int]:
+    """Spec §6.2 literally: re.split on \\W after lower(), n-grams by slicing, xxh32 of each str, sorted distinct."""
+    toks = re.split(r"\W", text.lower())
+    if len(toks) < min_length:
+        return []
+    grams = [" ".join(toks)] if len(toks) < n else [" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    return sorted({xxhash.xxh32_intdigest(g) for g in grams})
+
+
+# Arbitrary Unicode (every category, lone surrogates included), and token soups with word runs long enough that
+# shingles cross the 16-byte stripe of XXH32 in 1- to 4-byte UTF-8 characters.
+_word = st.text(st.sampled_from("aZ_9éß中😀İΣςK\u0130\u212a\u0345"), min_size=0, max_size=25)
+_sep = st.sampled_from([" ", "(", ",  ", "\n", "\udcff", "\ud83d\ude00", "\u2028", "\x00", "\u00a0", "-"])
+any_text = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=80),
+    st.lists(st.one_of(_word, _sep), max_size=40).map("".join),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=any_text, n=st.integers(1, 7), min_length=st.integers(0, 7))
+def test_shingle_hashes_equal_reference_definition(text, n, min_length):
+    got = shingle_hashes(text, n, min_length)
+    assert got.dtype == np.uint32
+    assert got.tolist() == reference_hashes(text, n, min_length)
+
+
+@pytest.mark.parametrize("text", ["", " ", "a", "\udcff", "ΣΑΣ Σ", "a b c d", "a b c d e", "İK\u212a" * 9])
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+@pytest.mark.parametrize("min_length", [0, 1, 5, 7])
+def test_shingle_hashes_edges(text, n, min_length):
+    """Empty files (one empty token), fewer than min_length / ngram_size tokens, final sigma, case folds that
+    change the length or leave ASCII."""
+    assert shingle_hashes(text, n, min_length).tolist() == reference_hashes(text, n, min_length)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.one_of(st.none(), any_text), max_size=12), n=st.integers(1, 7),
+       min_length=st.integers(0, 7), chunk=st.sampled_from([1, 7, 64, 1 << 16]))
+def test_batch_equals_one_file_at_a_time(texts, n, min_length, chunk):
+    saved = shingle_mod._CHUNK_BYTES
+    shingle_mod._CHUNK_BYTES = chunk  # chunk boundaries must not matter
+    try:
+        flat, offsets = shingle_hash_batch(texts, n, min_length)
+        sets = shingle_hash_sets(texts, n, min_length)
+    finally:
+        shingle_mod._CHUNK_BYTES = saved
+    assert flat.dtype == np.uint32 and offsets.tolist()[0] == 0 and len(offsets) == len(texts) + 1
+    for d, text in enumerate(texts):
+        expected = reference_hashes(text or "", n, min_length)
+        assert flat[offsets[d] : offsets[d + 1]].tolist() == expected
+        assert sets[d].tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.characters(exclude_categories=()), max_size=60))
+def test_joined_tokens_always_encode(text):
+    """The fast path hashes UTF-8 spans of " ".join(tokens): lone surrogates are \\W, so no token keeps one and
+    strict UTF-8 never fails; a space never occurs inside a token, so spaces are exactly the boundaries."""
+    toks = tokens(text)
+    joined = " ".join(toks).encode("utf-8")
+    assert joined.split(b" ") == [t.encode("utf-8") for t in toks]
+
+
+def test_xxh32_kernel_equals_xxhash():
+    rng = np.random.default_rng(0)
+    for length in range(101):
+        for _ in range(10):
+            data = rng.integers(0, 256, length + 3, dtype=np.uint8)
+            assert xxh32(data, 0, length) == xxhash.xxh32_intdigest(data[:length].tobytes())
+            assert xxh32(data, 3, length + 3) == xxhash.xxh32_intdigest(data[3:].tobytes())  # spans inside a buffer
+    assert xxh32(np.full(64, 255, dtype=np.uint8), 0, 64) == xxhash.xxh32_intdigest(b"\xff" * 64)
+    data = rng.integers(0, 256, 64, dtype=np.uint8)
+    words = [shingle_mod._read32_le(data, i) for i in range(61)]
+    assert words == [shingle_mod._read32_bytes(data, i) for i in range(61)]
+    assert words == [int.from_bytes(data[i : i + 4].tobytes(), "little") for i in range(61)]
+
+
+def test_word_table_is_re_word_class():
+    table = shingle_mod.word_table()
+    isword = np.fromiter((chr(c).isalnum() or c == 95 for c in range(0x110000)), dtype=np.uint8, count=0x110000)
+    assert (table == isword).all()
+    assert not table[0xD800:0xE000].any()
 
 
 def test_permutations_are_bigcodes_draws():

@@ -17,14 +17,15 @@ from stackv2 import schema
 from stackv2.dedup import DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MinHasher, RensaHasher, make_hasher
-from stackv2.dedup.shingle import shingle_hashes
+from stackv2.dedup.shingle import shingle_hash_sets
 from stackv2.dedup.verify import verified_clusters
 
 ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
 def _hash_sets(batch: pa.RecordBatch | pa.Table, cfg: DedupConfig) -> list[np.ndarray]:
-    return [shingle_hashes(c or "", cfg.ngram_size, cfg.min_length) for c in batch.column("content").to_pylist()]
+    """Shingle hashes of every row, the whole batch in one call (a null content counts as empty)."""
+    return shingle_hash_sets(batch.column("content").to_pylist(), cfg.ngram_size, cfg.min_length)
 
 
 @functools.cache

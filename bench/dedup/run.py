@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from bench.dedup import truth
 from bench.dedup.corpus import scaled
 from stackv2 import schema
 from stackv2.dedup import DedupConfig
 from stackv2.dedup.minhash import MinHasher
-from stackv2.dedup.shingle import shingle_hashes
+from stackv2.dedup.shingle import ngrams, shingle_hash_sets, shingle_hashes
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "work" / "bench-dedup"
@@ -106,16 +107,43 @@ def numpy_signatures(hasher: MinHasher, hash_sets: list[np.ndarray], block_rows:
     return sig
 
 
+def python_shingle_hashes(content: str, ngram_size: int, min_length: int) -> np.ndarray:
+    """The shingling before the numba kernels (git show c90c378:stackv2/dedup/shingle.py), kept to time it
+    against: one Python string per n-gram, ``xxh32_intdigest`` per string, ``np.unique``."""
+    hashes = np.fromiter(map(xxhash.xxh32_intdigest, ngrams(content, ngram_size, min_length)), dtype=np.uint32)
+    return np.unique(hashes) if len(hashes) else np.empty(0, dtype=np.uint32)
+
+
+def _interleaved(runs: dict, repeats: int) -> tuple[dict, dict]:
+    """Last result and CPU seconds per repeat of each run, the runs taking turns."""
+    results, times = {}, {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            t = time.process_time()
+            results[name] = run()
+            times[name].append(round(time.process_time() - t, 3))
+    return results, times
+
+
 def engines(contents: list[str], repeats: int = 1) -> dict[str, object]:
     """CPU seconds (``time.process_time``, one list entry per repeat, engines interleaved) for: shingling + xxh32
-    (Python, once), the numpy signatures we used to compute, our numba kernel (``MinHasher``, warmed up first so
-    JIT time is not counted) and rensa's batched digests, all over the same shingle hashes."""
+    (the Python strings we used to build, ``shingle_hashes`` file by file, ``shingle_hash_sets`` per batch as
+    ``udfs.dedup`` calls it; all must agree), the numpy signatures we used to compute, our numba kernel
+    (``MinHasher``) and rensa's batched digests, all over the same shingle hashes. Numba kernels are warmed up
+    first so JIT time is not counted."""
     from rensa import RMinHash
 
     cfg = DedupConfig()
-    t0 = time.process_time()
-    sets = [shingle_hashes(c, cfg.ngram_size, cfg.min_length) for c in contents]
-    out: dict[str, object] = {"shingle_s": round(time.process_time() - t0, 2)}
+    n, m = cfg.ngram_size, cfg.min_length
+    shingle_hashes("warm up the kernels", n, m)
+    results, out = _interleaved({
+        "python_shingle_s": lambda: [python_shingle_hashes(c, n, m) for c in contents],
+        "numba_shingle_s": lambda: [shingle_hashes(c, n, m) for c in contents],
+        "numba_batch_shingle_s": lambda: shingle_hash_sets(contents, n, m),
+    }, repeats)
+    sets = results["python_shingle_s"]
+    for name in ("numba_shingle_s", "numba_batch_shingle_s"):
+        assert all(map(np.array_equal, sets, results[name])), f"{name} hashes differ from the Python shingles'"
     hasher = MinHasher(cfg.num_perm, cfg.seed)
     hasher.signatures(sets[:1])
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.uint64)
@@ -126,12 +154,7 @@ def engines(contents: list[str], repeats: int = 1) -> dict[str, object]:
         "numba_minhash_s": lambda: hasher.signatures(sets),
         "rensa_minhash_s": lambda: digest(flat, offsets, cfg.num_perm, cfg.seed),
     }
-    results, times = {}, {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            t = time.process_time()
-            results[name] = run()
-            times[name].append(round(time.process_time() - t, 3))
+    results, times = _interleaved(runs, repeats)
     assert (results["numpy_minhash_s"] == results["numba_minhash_s"]).all(), "numba signatures differ from numpy's"
     out.update(times)
     out["shingles"] = int(offsets[-1])
