@@ -1,8 +1,9 @@
 """Arrow adapters of the dedup stage: LSH band keys (``mapInArrow``), exact verification of one candidate
 component (``applyInArrow``).
 
-The permutation family is drawn once per Python worker; each Arrow batch is shingled row by row (Python string work)
-and all of its shingles go through the signature engine in one call (``stackv2.dedup.minhash``).
+The permutation family is drawn once per Python worker; each Arrow batch is shingled in one call
+(``stackv2.dedup.shingle``) and all of its shingles go through the signature engine in another
+(``stackv2.dedup.minhash``).
 """
 
 from __future__ import annotations
