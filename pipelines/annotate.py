@@ -3,9 +3,14 @@ statistics to every fetched row (spec §3, §4). Rows are never dropped: ``rows_
 
 1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, ScanCode on license
    files, fastText on prose, line statistics (``udfs.annotate.annotate_blobs``);
-2. per repository (``directory_id``, small columns only): licenses found in license files spread to the paths
-   under their folder, then the paper's decision with ``gha_license_id`` (``udfs.annotate.repo_licenses``);
-3. both joined back to the rows (null-safe, so no row can vanish in a join).
+2. per repository (``directory_id``, small columns only: each path with its blob's annotations): licenses found
+   in license files spread to the paths under their folder, then the paper's decision with ``gha_license_id``;
+   the per-blob annotations pass through (``udfs.annotate.repo_annotations``);
+3. that joined back to the rows on ``(directory_id, path)`` (null-safe, so no row can vanish in a join).
+
+Content moves twice: into the per-blob groups, and in the one join back (not at all when Spark broadcasts the
+per-path table). Each step's output is read once, so nothing is computed twice and nothing is checkpointed.
+bench/annotate/previous.py keeps the earlier plan (three content shuffles and a checkpoint) for comparison.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pipelines._job import Output, StageContext, StageResult
 from pipelines.runner import Stage
 from stackv2.detect.config import AnnotateConfig
 from stackv2.schema import ANNOTATED
-from udfs.annotate import BLOB_ANNOTATIONS, REPO_INPUT, REPO_LICENSES, annotate_blobs, repo_licenses
+from udfs.annotate import BLOB_ANNOTATIONS, REPO_ANNOTATIONS, REPO_INPUT, annotate_blobs, repo_annotations
 from udfs.arrow import conform, to_spark_schema
 
 KEY = ("directory_id", "path")
@@ -40,17 +45,14 @@ def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
         F.first("content").alias("content"),  # one blob_id, one content
         F.first("src_encoding").alias("src_encoding"),
     )
-    # Checkpointed: the detectors (ScanCode above all) run once although two joins below read the result.
-    per_blob = blobs.mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
+    per_blob = blobs.mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     per_path = (
-        _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"),
-                per_blob.select("blob_id", "licenses"), ("blob_id",))
+        _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
         .select(*REPO_INPUT.names)
         .groupBy("directory_id")
-        .applyInArrow(repo_licenses(cfg), to_spark_schema(REPO_LICENSES))
+        .applyInArrow(repo_annotations(cfg), to_spark_schema(REPO_ANNOTATIONS))
     )
-    out = _attach(_attach(rows, per_blob.drop("licenses"), ("blob_id",)), per_path, KEY)
-    return conform(out, ANNOTATED)
+    return conform(_attach(rows, per_path, KEY), ANNOTATED)
 
 
 def _counts(df: DataFrame, col: str) -> dict[str, int]:

@@ -143,3 +143,36 @@ def test_output_does_not_depend_on_input_partitioning(spark, annotated, tmp_path
         a = pq.read_table(tmp / "annotate" / DATA / name)
         b = pq.read_table(tmp_path / "annotate" / DATA / name)
         assert a.equals(b), name
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_same_annotations_as_the_previous_plan(spark):
+    """The plan with one join back (``transform``) against the earlier one with a checkpoint and two joins
+    (``bench/annotate/previous.py``): every column of every row, on the fixture plus rows with a null ``blob_id``,
+    a null ``path``, and a license blob known under a non-license name in another repository."""
+    from bench.annotate.previous import previous_transform
+    from pipelines.annotate import transform
+    from stackv2.detect.config import AnnotateConfig
+
+    rows = fetched_rows()
+    extra = [("e" * 40, None, "/LICENSE.txt", None, MIT, "UTF-8"), ("e" * 40, None, None, "15" * 20, CPP, "UTF-8"),
+             ("e" * 40, None, "/src/copying_notes.md", "01" * 20, MIT, "UTF-8")]
+    for directory, gha, path, blob, content, enc in extra:
+        row = dict.fromkeys(FETCHED.names)
+        row.update(directory_id=directory, gha_license_id=gha, path=path, blob_id=blob, content=content,
+                   src_encoding=enc, length_bytes=len(content.encode()), repo_name="org/e")
+        rows.append(row)
+    df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=FETCHED).to_pandas()).repartition(3)
+
+    def collect(out):
+        got = [r.asDict() for r in out.collect()]
+        return sorted(got, key=lambda r: (r["directory_id"], r["path"] or ""))
+
+    cfg = AnnotateConfig()
+    new, old = collect(transform(df, cfg)), collect(previous_transform(df, cfg))
+    assert len(new) == len(rows)
+    assert new == old
+    by_key = {(r["directory_id"][0], r["path"]): r for r in new}
+    assert by_key[("e", "/LICENSE.txt")]["detected_licenses"] == ["MIT"]
+    assert by_key[("e", None)]["language"] is None and by_key[("e", None)]["num_lines"] == 4

@@ -16,12 +16,15 @@ from stackv2.detect.license import (
     NON_PERMISSIVE,
     PERMISSIVE,
     UNKNOWN_REFERENCE,
+    _expressions,
+    _fast_path_ok,
     base_path,
     detect_licenses,
     is_license_file,
     license_type,
     load_permissive,
     propagate,
+    scancode_expressions,
     scancode_index,
 )
 
@@ -187,3 +190,74 @@ def test_odd_encoding_license_file():
 def test_long_license_file_is_capped():
     text = MIT + ("Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n" * 200_000)  # ~11 MiB
     assert detect_licenses(text, LicenseConfig(max_chars=len(MIT))) == ["MIT"]
+
+
+# --- the fast path is ScanCode's detect_licenses, minus work whose result is never read ---------------------------
+README_REFERENCES = [
+    "# geo\n\nShapes and areas.\n\n## License\n\nMIT, see [LICENSE](LICENSE).\n",
+    "# tool\n\nLicensed under the Apache License, Version 2.0. See the LICENSE file for details.\n",
+    "This project is released under the GPL.\n\nCopyright (c) 2019 The Authors\n",
+    "License: BSD\n",
+    "SPDX-License-Identifier: MIT OR Apache-2.0\n",
+    "Public domain.\n",
+    "This file is part of foo. foo is free software; see COPYING for copying conditions.\n",
+    "GPL GPL GPL LGPL\n\n" + "filler line\n" * 30 + "license: gpl\n",
+    "Dual licensed under the MIT and GPL licenses:\n  http://www.opensource.org/licenses/mit-license.php\n"
+    "  http://www.gnu.org/licenses/gpl.html\n",
+    # rules with relevance < 100: ScanCode reads their matched text (false positives, clues)
+    "GPL\n", "lgpl\n", "freeware\n", "unlicense\n", "Copyright (c) 2020 Foo. GPL\n", "License: BSD\n",
+    "The GPL\n" + "x\n" * 40 + "GPL v2\n", "\n" * 30 + "gpl\n",
+]
+
+
+def _scancode_texts(every: int) -> list[str]:
+    from licensedcode.cache import get_licenses_db
+
+    spdx = [lic for _, lic in sorted(get_licenses_db().items())
+            if lic.spdx_license_key and not lic.spdx_license_key.startswith("LicenseRef-")]
+    texts = [lic.text for lic in spdx if (lic.text or "").strip()]
+    return texts[::every]
+
+
+def _scancode_own(text: str, approximate: bool) -> list[str | None]:
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    return [d.license_expression for d in scancode_detect(index=scancode_index(), query_string=text,
+                                                          approximate=approximate)]
+
+
+def test_fast_path_equals_scancode_detect_licenses():
+    """Symbol for symbol, in order, on ScanCode's own license texts (~50 SPDX texts), the same with copyright lines
+    and other text around them, README-style references and loose mentions (low-relevance rules, whose matched
+    text ScanCode does read)."""
+    from licensedcode.detection import group_matches
+
+    spdx = _scancode_texts(every=15)
+    texts = [*spdx, MIT, GPL_NOTICE, *README_REFERENCES,
+             *(f"Copyright (c) 2001-2024 Jane Doe <jane@example.org>\nAll rights reserved.\n\n{t}" for t in spdx[:12]),
+             *(f"# Project\n\nSome text about the project.\n\n## License\n\n{t}\n\nThanks!\n" for t in spdx[12:20]),
+             spdx[0] + "\n\n" + spdx[1] + "\n\n" + GPL_NOTICE]
+    full = partial = 0
+    for text in texts:
+        assert _expressions(text, False) == _scancode_own(text, False), text[:200]
+        for group in group_matches(scancode_index().match(query_string=text, approximate=False)):
+            full += all(m.rule.relevance == 100 for m in group)
+            partial += not all(m.rule.relevance == 100 for m in group)
+    # both branches of the adapter ran: groups whose texts are skipped and groups whose texts are read
+    assert full > 50 and partial > 10
+    assert None in _expressions("GPL\n", False)  # a false positive: ScanCode keeps the detection, no expression
+
+
+@pytest.mark.slow
+def test_fast_path_equals_scancode_with_approximate_matching():
+    for text in [*_scancode_texts(every=60), *README_REFERENCES, MIT.replace("free of charge", "for free")]:
+        assert _expressions(text, True) == _scancode_own(text, True), text[:200]
+
+
+def test_fast_path_is_used_and_restores_matches():
+    from licensedcode.match import LicenseMatch
+
+    assert _fast_path_ok()  # tests run the ScanCode release the fast path was checked against
+    assert scancode_expressions(MIT) == _scancode_own(MIT, False)
+    classes = {type(m) for m in scancode_index().match(query_string=MIT, approximate=False)}
+    assert classes == {LicenseMatch}

@@ -1,4 +1,5 @@
-"""Annotate adapters: per-blob detectors as a ``mapInArrow`` function, license propagation per repository.
+"""Annotate adapters: per-blob detectors as a ``mapInArrow`` function, license propagation per repository (which
+also carries each path's per-blob annotations, so the stage joins them back to the rows once).
 
 The expensive state (ScanCode's index, the fastText model, enry's library, the line-statistics tables) lives in
 module-level caches of ``stackv2.detect``: built once per Python worker, which Spark reuses across tasks, and
@@ -16,7 +17,7 @@ from stackv2.detect.annotate import BLOB_COLUMNS, annotate_blob
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import extension
 from stackv2.detect.license import license_type, load_permissive, propagate
-from stackv2.schema import ANNOTATED, STRING
+from stackv2.schema import ANNOTATED, ANNOTATION_FIELDS, STRING
 
 _LICENSES = pa.field("licenses", pa.list_(STRING))
 #: Input of ``annotate_blobs``: one row per unique blob with its sorted distinct base names.
@@ -26,11 +27,13 @@ BLOB_INPUT = pa.schema([ANNOTATED.field("blob_id"), pa.field("filenames", pa.lis
 BLOB_ANNOTATIONS = pa.schema(
     [ANNOTATED.field("blob_id"), *(_LICENSES if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
 )
-#: Input / output of ``repo_licenses``, one group per ``directory_id``.
-REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES])
-REPO_LICENSES = pa.schema(
-    [ANNOTATED.field(c) for c in ("directory_id", "path", "extension", "detected_licenses", "license_type")]
-)
+#: Per-blob columns ``repo_annotations`` passes through unchanged (every one of ``BLOB_COLUMNS`` but ``licenses``).
+PASSED = tuple(c for c in BLOB_COLUMNS if c != "licenses")
+#: Input of ``repo_annotations``, one group per ``directory_id``: each path with its blob's annotations.
+REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES]
+                       + [ANNOTATED.field(c) for c in PASSED])
+#: Output of ``repo_annotations``: the row key and every annotation column.
+REPO_ANNOTATIONS = pa.schema([ANNOTATED.field("directory_id"), ANNOTATED.field("path"), *ANNOTATION_FIELDS])
 
 
 def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -51,8 +54,9 @@ def _permissive(path: str | None) -> frozenset[str]:
     return load_permissive(path)
 
 
-def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
-    """``applyInArrow`` function over all paths of one repository: extension, propagated licenses, license type."""
+def repo_annotations(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
+    """``applyInArrow`` function over all paths of one repository: extension, propagated licenses, license type,
+    and the per-blob columns passed through, in ``REPO_ANNOTATIONS`` order."""
 
     def run(table: pa.Table) -> pa.Table:
         permissive = _permissive(cfg.license.permissive_list)
@@ -60,10 +64,9 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
         detected = propagate(paths, table.column("licenses").to_pylist())
         types = [license_type(gha, lic, permissive)
                  for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
-        return pa.Table.from_pydict(
-            {"directory_id": table.column("directory_id"), "path": table.column("path"),
-             "extension": [extension(p) for p in paths], "detected_licenses": detected, "license_type": types},
-            schema=REPO_LICENSES,
-        )
+        computed = {"extension": pa.array([extension(p) for p in paths], STRING),
+                    "detected_licenses": pa.array(detected, pa.list_(STRING)), "license_type": pa.array(types, STRING)}
+        return pa.Table.from_arrays([computed[f.name] if f.name in computed else table.column(f.name)
+                                     for f in REPO_ANNOTATIONS], schema=REPO_ANNOTATIONS)
 
     return run

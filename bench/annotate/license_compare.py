@@ -11,7 +11,13 @@ SPDX-License-Identifier lines, exact Aho-Corasick rule matches), ``full`` (those
 matching, no deadline).
 askalono counts as detecting when its score is >= 0.8 (its CLI's default threshold).
 
+``--fast-path``: instead, compare ``stackv2.detect.license.scancode_expressions`` (ScanCode's detection without
+the detection identifier and without matched texts nobody reads) with ScanCode's own
+``licensedcode.detection.detect_licenses`` on every file of both corpora: time of each, and every file where the
+license expressions differ (expected: none).
+
     .venv/bin/python bench/annotate/license_compare.py [--limit N] [--json out.json]
+    .venv/bin/python bench/annotate/license_compare.py --fast-path [--approximate] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ import sys
 import time
 from pathlib import Path
 
-from stackv2.detect.license import LicenseConfig, detect_licenses, is_license_file, scancode_index, spdx_ids
+from stackv2.detect.license import (
+    LicenseConfig,
+    _expressions,
+    detect_licenses,
+    is_license_file,
+    scancode_index,
+    spdx_ids,
+)
 
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 ASKALONO_MIN_SCORE = 0.8
@@ -102,15 +115,64 @@ def summarize(name, corpus, results, times, ref=None):
     return row
 
 
+def scancode_call(text: str, approximate: bool) -> list[str | None]:
+    """ScanCode's own entry point, as ``detect_licenses`` called it before the fast path."""
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    return [d.license_expression for d in scancode_detect(index=scancode_index(), query_string=text,
+                                                          approximate=approximate)]
+
+
+def fast_path_check(corpora, approximate: bool, repeats: int = 3) -> dict:
+    """ScanCode's ``detect_licenses`` vs our fast path, alternating per file; best of ``repeats`` per file and side.
+    ScanCode memoizes the last file's tokenized text (``tokenize_matched_text``'s ``_cache``); it is emptied before
+    every call so that neither side reuses the other's work."""
+    from licensedcode.match import tokenize_matched_text
+
+    (matched_text_cache,) = (d for d in tokenize_matched_text.__defaults__ if isinstance(d, dict))
+    sides = {"scancode detect_licenses": lambda t: scancode_call(t, approximate),
+             "stackv2 fast path": lambda t: _expressions(t, approximate)}
+    report = {}
+    for cname, corpus in corpora:
+        spent = dict.fromkeys(sides, 0.0)
+        differ = []
+        for name, text, _ in corpus:
+            out = {}
+            for side, fn in sides.items():
+                best = float("inf")
+                for _ in range(repeats):
+                    matched_text_cache.clear()
+                    t0 = time.perf_counter()
+                    out[side] = fn(text)
+                    best = min(best, time.perf_counter() - t0)
+                spent[side] += best
+            if len(set(map(tuple, out.values()))) != 1:
+                differ.append({"file": name, **out})
+        ref, fast = (spent[s] for s in sides)
+        report[cname] = {"files": len(corpus), "seconds": {k: round(v, 3) for k, v in spent.items()},
+                         "speedup": round(ref / fast, 2), "files_differing": len(differ), "differ": differ}
+        print(cname, json.dumps({k: v for k, v in report[cname].items() if k != "differ"}), flush=True)
+    return report
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="use only the first N files of each corpus")
     ap.add_argument("--spdx-every", type=int, default=1, help="use every Nth text of the SPDX corpus")
+    ap.add_argument("--fast-path", action="store_true", help="check the fast path against ScanCode's own call")
+    ap.add_argument("--approximate", action="store_true", help="with --fast-path: approximate=True on both sides")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     scancode_index()
     print(f"scancode index load: {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.fast_path:
+        corpora = [(c, corpus[: args.limit] if args.limit else corpus)
+                   for c, corpus in (("dist", dist_corpus()), ("spdx", spdx_corpus()[:: args.spdx_every]))]
+        report = fast_path_check(corpora, args.approximate)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 1 if any(r["files_differing"] for r in report.values()) else 0
     settings = {
         "scancode reference (deadline=100)": reference_call,
         "scancode exact (approximate=False)": lambda t: detect_licenses(t, LicenseConfig(approximate=False)),

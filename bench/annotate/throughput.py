@@ -4,15 +4,20 @@ Corpus: the demo corpus's files — the installed distributions as ``stackv2.swh
 repositories (code, vendored copies, real LICENSE files) — decoded as fetch does, as ``schema.FETCHED`` rows.
 
 Both sides do the same work on Spark ``local[1]`` (one core) per unique blob, with the same detectors and settings:
-* ours: ``pipelines.annotate.transform`` (Arrow batches, numpy line statistics, per-repo ``applyInArrow``);
+* ours: ``pipelines.annotate.transform`` (Arrow batches, ScanCode through ``stackv2.detect.license``'s fast path,
+  numpy line statistics, per-repo ``applyInArrow``);
 * reference way: a pickled row-at-a-time ``F.udf`` per blob doing what ``get_file_contents.py`` and the BigCode
-  filters do (enry, ScanCode on license files, fastText on prose, ``np.mean([c.isalnum() for c in content])``,
-  ``splitlines``), then ``get_license_types.py``'s ``path.startswith(base_path)`` join and its ``F.udf`` decision.
+  filters do (enry, ScanCode's own ``licensedcode.detection.detect_licenses`` on license files — same settings,
+  ``approximate=False``, and the same ids as ours, see ``license_compare.py --fast-path`` —, fastText on prose,
+  ``np.mean([c.isalnum() for c in content])``, ``splitlines``), then ``get_license_types.py``'s
+  ``path.startswith(base_path)`` join and its ``F.udf`` decision. ``--reference-scancode fast`` gives the
+  reference our ScanCode fast path too, to separate the plan from the detector.
+* ``--previous``: also the earlier plan of ours (``bench/annotate/previous.py``).
 Each side runs once to warm its Python worker (ScanCode's index loads there) and is timed on the next runs;
-sides alternate so machine load hits both alike. First, each detector is timed alone over the unique blobs in
-this process (no Spark), which shows where per-blob time goes.
+the order of the sides rotates from run to run so machine load hits all alike. First, each detector is timed
+alone over the unique blobs in this process (no Spark), which shows where per-blob time goes.
 
-    .venv/bin/python bench/annotate/throughput.py [--mb 8] [--runs 2] [--json out.json]
+    .venv/bin/python bench/annotate/throughput.py [--mb 8] [--runs 2] [--previous] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from pipelines.annotate import transform
 from stackv2.config import SparkConfig
 from stackv2.detect.config import AnnotateConfig, LicenseConfig
 from stackv2.detect.language import raw_bytes
-from stackv2.detect.license import detect_licenses, is_license_file, license_type, load_permissive
+from stackv2.detect.license import (
+    detect_licenses,
+    is_license_file,
+    license_type,
+    load_permissive,
+    scancode_index,
+    spdx_ids,
+)
 from stackv2.detect.natural import detect_natural_language
 from stackv2.schema import FETCHED
 from stackv2.swh.archive import installed_distributions
@@ -73,7 +85,21 @@ REF_SCHEMA = T.StructType([
 ])
 
 
-def reference_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+def scancode_detect_licenses(text: str, cfg: LicenseConfig) -> list[str]:
+    """The reference's call: ScanCode's own ``detect_licenses`` (with our settings, ids as ``detect_licenses``)."""
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    text = text[: cfg.max_chars]
+    if not text.strip():
+        return []
+    found: set[str] = set()
+    for det in scancode_detect(index=scancode_index(), query_string=text, approximate=cfg.approximate):
+        if det.license_expression:
+            found |= spdx_ids(det.license_expression)
+    return sorted(found)
+
+
+def reference_transform(rows: DataFrame, cfg: AnnotateConfig, scancode=scancode_detect_licenses) -> DataFrame:
     """The reference scripts' way, on the same detectors: one Python call per row, plain-Python statistics."""
 
     def per_blob(filenames, content, src_encoding):
@@ -82,7 +108,7 @@ def reference_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
         filename = filenames[0]
         data = raw_bytes(content, src_encoding)
         language = enry.get_language(filename, data) or None
-        licenses = detect_licenses(content, cfg.license) if any(map(is_license_file, filenames)) else []
+        licenses = scancode(content, cfg.license) if any(map(is_license_file, filenames)) else []
         natural, score = detect_natural_language(content, language, cfg.natural)
         lengths = [len(line) for line in content.splitlines()] or [0]
         return (language, enry.is_vendor(filename), enry.is_generated(filename, data), licenses, natural, score,
@@ -130,9 +156,14 @@ def _python_line_stats(text: str):
 
 def detector_breakdown(rows: list[dict], cfg: AnnotateConfig) -> dict[str, float]:
     """Seconds per detector over the unique blobs, in this process (no Spark): where the per-blob time goes."""
+    from licensedcode.match import tokenize_matched_text
+
     from stackv2.detect.linestats import line_stats
 
+    (matched_text_cache,) = (d for d in tokenize_matched_text.__defaults__ if isinstance(d, dict))
+
     detect_licenses(MIT_PROBE, cfg.license), line_stats("x"), detect_natural_language(MIT_PROBE, "Text")  # warm up
+    scancode_detect_licenses(MIT_PROBE, cfg.license)
     spent: dict[str, float] = {}
 
     def tm(key, fn, *args):
@@ -144,8 +175,12 @@ def detector_breakdown(rows: list[dict], cfg: AnnotateConfig) -> dict[str, float
     for r in {r["blob_id"]: r for r in rows}.values():
         text, name = r["content"], r["path"].rsplit("/", 1)[-1]
         lang = tm("enry (language, vendor, generated)", _enry, name, raw_bytes(text, r["src_encoding"]))
-        if is_license_file(name):
-            tm("scancode (license files)", detect_licenses, text, cfg.license)
+        if is_license_file(name):  # ScanCode's last-text memo emptied first, so that neither reuses the other's
+            matched_text_cache.clear()
+            ours = tm("scancode fast path (ours, license files)", detect_licenses, text, cfg.license)
+            matched_text_cache.clear()
+            ref = tm("scancode detect_licenses (reference)", scancode_detect_licenses, text, cfg.license)
+            assert ours == ref, (r["path"], ours, ref)
         tm("fasttext (prose)", detect_natural_language, text, lang[0], cfg.natural)
         tm("line stats, numpy (ours)", line_stats, text)
         tm("line stats, python loops (reference)", _python_line_stats, text)
@@ -167,6 +202,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mb", type=float, default=8.0, help="corpus size in MB of raw files")
     ap.add_argument("--runs", type=int, default=2, help="timed runs per side (after one warm-up run each)")
     ap.add_argument("--approximate", action="store_true", help="ScanCode's approximate matcher on (both sides)")
+    ap.add_argument("--previous", action="store_true", help="also time the earlier plan (bench/annotate/previous.py)")
+    ap.add_argument("--reference-scancode", choices=("scancode", "fast"), default="scancode",
+                    help="the reference's ScanCode call: ScanCode's own detect_licenses, or our fast path")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     rows = corpus(args.mb)
@@ -181,22 +219,33 @@ def main(argv=None) -> int:
                                       app_name="bench-annotate", conf={"spark.ui.showConsoleProgress": "false"}))
     df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=FETCHED).to_pandas()).repartition(4).cache()
     df.count()
+    ref_scancode = scancode_detect_licenses if args.reference_scancode == "scancode" else detect_licenses
     sides = {"stackv2 annotate": lambda: transform(df, cfg),
-             "reference row-at-a-time UDF": lambda: reference_transform(df, cfg)}
+             "reference row-at-a-time UDF": lambda: reference_transform(df, cfg, ref_scancode)}
+    if args.previous:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for ``bench``
+        from bench.annotate.previous import previous_transform
+
+        sides["stackv2 annotate, previous plan"] = lambda: previous_transform(df, cfg)
     times: dict[str, list[float]] = {k: [] for k in sides}
+    names = list(sides)
     for run in range(args.runs + 1):
-        for name, make in sides.items():
+        for name in names[run % len(names):] + names[: run % len(names)]:
+            make = sides[name]
             t = timed(make)
             print(f"run {run} {'(warm-up) ' if run == 0 else ''}{name}: {t:.1f}s", flush=True)
             if run:
                 times[name].append(t)
     result = {"files": len(rows), "unique_blobs": blobs, "license_named_files": licenses, "mb": round(mb, 2),
-              "approximate": args.approximate, "runs": args.runs, "detectors_one_process_s": breakdown}
+              "approximate": args.approximate, "runs": args.runs, "reference_scancode": args.reference_scancode,
+              "detectors_one_process_s": breakdown}
     for name, ts in times.items():
         med = statistics.median(ts)
         result[name] = {"seconds": [round(t, 2) for t in ts], "mb_per_s_per_core": round(mb / med, 3)}
-    ours, ref = (statistics.median(times[k]) for k in sides)
+    ours, ref = (statistics.median(times[k]) for k in names[:2])
     result["speedup"] = round(ref / ours, 2)
+    if args.previous:
+        result["speedup_over_previous_plan"] = round(statistics.median(times[names[2]]) / ours, 2)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

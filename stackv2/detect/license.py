@@ -140,16 +140,110 @@ def spdx_ids(expression: str) -> set[str]:
 
 DEFAULT = LicenseConfig()
 
+#: ScanCode releases whose ``licensedcode.detection`` the fast path below was read against and tested with
+#: (``tests/test_detect_license.py`` compares it with ``detect_licenses`` symbol for symbol). Any other release
+#: takes ScanCode's own ``detect_licenses``: same results, slower.
+FAST_PATH_VERSIONS = frozenset({"32.5.0"})
+
+
+@functools.cache
+def _fast_path_ok() -> bool:
+    from importlib.metadata import version
+
+    return version("scancode-toolkit") in FAST_PATH_VERSIONS
+
+
+@functools.cache
+def _adapter_classes():
+    """Two thin subclasses of ScanCode's classes that drop work whose result we never read (see ``_expressions``)."""
+    from licensedcode.detection import LicenseDetection
+    from licensedcode.match import LicenseMatch
+
+    class ExpressionOnlyDetection(LicenseDetection):
+        """A ``LicenseDetection`` without its ``identifier`` (a UUID of the tokenized matched texts, ~25% of the
+        post-processing) and ``license_expression_spdx``: we read ``license_expression`` only."""
+
+        __slots__ = ()
+
+        @property
+        def identifier_with_expression(self):
+            return None
+
+        def spdx_license_expression(self):
+            return None
+
+    class UnreadTextMatch(LicenseMatch):
+        """A ``LicenseMatch`` whose matched text is never looked at (see ``_expressions``); same slots, so a match
+        can be switched to it and back."""
+
+        __slots__ = ()
+
+        def matched_text(self, *args, **kwargs):
+            return ""
+
+    return ExpressionOnlyDetection, UnreadTextMatch
+
+
+def _expressions(text: str, approximate: bool) -> list[str | None]:
+    """``license_expression`` of each detection ``licensedcode.detection.detect_licenses(index=..., query_string=text,
+    approximate=approximate)`` yields, from ScanCode's own functions, skipping two costs that cannot change them:
+
+    * the detection ``identifier`` (``ExpressionOnlyDetection``): ``from_matches`` and ``process_detections`` only
+      store it, and the SPDX form of the expression, which we derive ourselves (``spdx_ids``);
+    * the matched text of a group of matches whose rules all have relevance 100 (``UnreadTextMatch``, while
+      ``from_matches`` analyses that group). In ``analyze_detection`` only ``is_false_positive`` reads matched texts
+      (for "copyright"/"(c)"), and it returns False when every rule has relevance 100 whatever the texts say
+      (``if has_copyrights or has_full_relevance: return False``). Rebuilding the text re-tokenizes the whole file
+      per match and is ~60% of ScanCode's time on license files.
+
+    This is ScanCode 32.5's ``detect_licenses`` body (``index.match``, ``group_matches``,
+    ``LicenseDetection.from_matches``, ``process_detections``) with those two classes swapped in.
+    """
+    import sys
+
+    from licensedcode.cache import get_licensing
+    from licensedcode.detection import group_matches, process_detections
+    from licensedcode.match import LicenseMatch
+
+    detection_cls, unread_cls = _adapter_classes()
+    matches = scancode_index().match(query_string=text, min_score=0, deadline=sys.maxsize, as_expression=False,
+                                     unknown_licenses=False, approximate=approximate)
+    if not matches:
+        return []
+    detections = []
+    for group in group_matches(license_matches=matches):
+        unread = all(m.rule.relevance == 100 and type(m) is LicenseMatch for m in group)
+        try:
+            if unread:
+                for m in group:
+                    m.__class__ = unread_cls
+            detections.append(detection_cls.from_matches(matches=group, analysis=None, post_scan=False,
+                                                         package_license=False))
+        finally:
+            if unread:
+                for m in group:
+                    m.__class__ = LicenseMatch
+    return [d.license_expression for d in process_detections(detections=detections, licensing=get_licensing())]
+
+
+def scancode_expressions(text: str, approximate: bool = False) -> list[str | None]:
+    """ScanCode's detections' license expressions for ``text``: the fast path when this ScanCode release is one it
+    was verified with, else ``licensedcode.detection.detect_licenses`` itself."""
+    if _fast_path_ok():
+        return _expressions(text, approximate)
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    return [d.license_expression
+            for d in scancode_detect(index=scancode_index(), query_string=text, approximate=approximate)]
+
 
 def detect_licenses(text: str, cfg: LicenseConfig = DEFAULT) -> list[str]:
     """Sorted SPDX ids ScanCode detects in a license file's text (empty when none)."""
-    from licensedcode.detection import detect_licenses as scancode_detect
-
     text = text[: cfg.max_chars]
     if not text.strip():
         return []
     found: set[str] = set()
-    for det in scancode_detect(index=scancode_index(), query_string=text, approximate=cfg.approximate):
-        if det.license_expression:
-            found |= spdx_ids(det.license_expression)
+    for expression in scancode_expressions(text, cfg.approximate):
+        if expression:
+            found |= spdx_ids(expression)
     return sorted(found)
