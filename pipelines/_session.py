@@ -24,6 +24,8 @@ BASE_CONF: dict[str, str] = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.python.worker.reuse": "true",
+    # pyspark.worker with the per-task re-read of Spark's own zips removed (~0.05 s per Python task; see the module).
+    "spark.python.worker.module": "pyspark_stackv2_worker",
     # Published HF tables store TIMESTAMP(NANOS), which Spark cannot read as timestamps: read them as longs and
     # let ``StageContext.input`` convert the known timestamp columns.
     "spark.sql.legacy.parquet.nanosAsLong": "true",
