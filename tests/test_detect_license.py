@@ -261,3 +261,13 @@ def test_fast_path_is_used_and_restores_matches():
     assert scancode_expressions(MIT) == _scancode_own(MIT, False)
     classes = {type(m) for m in scancode_index().match(query_string=MIT, approximate=False)}
     assert classes == {LicenseMatch}
+
+
+def test_scancode_index_is_out_of_the_garbage_collectors_sight():
+    import gc
+
+    from stackv2.detect.license import scancode_index
+
+    scancode_index()
+    # Spark's reused workers run gc.collect() after every task: the index must not be walked each time.
+    assert gc.get_freeze_count() > 500_000
