@@ -6,7 +6,7 @@ A top-level module named ``pyspark…`` because pyspark's daemon ignores worker 
 ``addPyFile`` become importable). On Python 3.10+ that makes every ``zipimporter`` re-read its archive's whole
 directory, and Spark puts ``pyspark.zip``, py4j's zip and the ``spark-core`` jar on every worker's path, each seen
 through one importer per imported sub-package: 0.05 s per task on this project's machines (40 empty tasks:
-4.7 s -> 2.6 s), more than the work of many tasks (docs/benchmarks.md, "Spark's Python task overhead"). Those
+4.7 s -> 2.6 s), more than the work of many tasks (docs/benchmarks.md, "annotate"). Those
 archives ship with Spark and never change while a worker runs; every other archive is still re-read as before.
 """
 
