@@ -32,8 +32,8 @@ class DedupConfig:
     seed: int = 42
     #: Modulus of the permutations ``(a*h + b) mod mod_prime``: the largest prime below 2**32.
     mod_prime: int = 4_294_967_291
-    #: Signature engine: "numpy" = BigCode's permutation family (the paper's values); "rensa" = rensa's R-MinHash,
-    #: same estimator quality, much less CPU, different values (see docs/dedup.md).
+    #: Signature engine: "numpy" = BigCode's permutation family (the paper's values; a numba kernel since the
+    #: numpy version, same name); "rensa" = rensa's R-MinHash, same estimator quality, other values (docs/dedup.md).
     engine: str = "numpy"
     #: Cluster only pairs that share an LSH bucket and whose exact shingle Jaccard reaches ``threshold``
     #: (``stackv2.dedup.verify``); off in the paper. Removes LSH false positives and the chains they create.
