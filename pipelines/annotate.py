@@ -38,14 +38,18 @@ def _attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFra
     return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
 
 
-def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+def unique_blobs(rows: DataFrame) -> DataFrame:
+    """One row per ``blob_id``: its content once, with the sorted distinct base names it appears under."""
     basename = F.element_at(F.split("path", "/"), -1)
-    blobs = rows.groupBy("blob_id").agg(
+    return rows.groupBy("blob_id").agg(
         F.array_sort(F.collect_set(basename)).alias("filenames"),
         F.first("content").alias("content"),  # one blob_id, one content
         F.first("src_encoding").alias("src_encoding"),
     )
-    per_blob = blobs.mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
+
+
+def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     per_path = (
         _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
         .select(*REPO_INPUT.names)

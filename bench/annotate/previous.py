@@ -8,43 +8,23 @@ per blob, ``localCheckpoint``, then two joins back to the rows (by ``blob_id``, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from functools import reduce
+from collections.abc import Callable
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from pipelines.annotate import KEY
-from stackv2.detect.annotate import BLOB_COLUMNS, annotate_blob
+from pipelines.annotate import KEY, _attach, unique_blobs
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import extension
 from stackv2.detect.license import license_type, propagate
-from stackv2.schema import ANNOTATED, STRING
-from udfs.annotate import _permissive
+from stackv2.schema import ANNOTATED
+from udfs.annotate import _LICENSES, BLOB_ANNOTATIONS, _permissive, annotate_blobs
 from udfs.arrow import conform, to_spark_schema
 
-_LICENSES = pa.field("licenses", pa.list_(STRING))
-BLOB_ANNOTATIONS = pa.schema(
-    [ANNOTATED.field("blob_id"), *(_LICENSES if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
-)
 REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES])
 REPO_LICENSES = pa.schema(
     [ANNOTATED.field(c) for c in ("directory_id", "path", "extension", "detected_licenses", "license_type")]
 )
-
-
-def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            cols: dict[str, list] = {c: [] for c in BLOB_COLUMNS}
-            for names, content, enc in zip(batch.column("filenames").to_pylist(), batch.column("content").to_pylist(),
-                                           batch.column("src_encoding").to_pylist(), strict=True):
-                for c, v in annotate_blob(names or [], content, enc, cfg).items():
-                    cols[c].append(v)
-            yield pa.RecordBatch.from_pydict({"blob_id": batch.column("blob_id"), **cols}, schema=BLOB_ANNOTATIONS)
-
-    return run
 
 
 def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
@@ -63,20 +43,8 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
     return run
 
 
-def _attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    right = right.select(*[F.col(c).alias(f"_r_{c}") if c in keys else F.col(c) for c in right.columns])
-    cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_r_{k}"]) for k in keys])
-    return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
-
-
 def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    basename = F.element_at(F.split("path", "/"), -1)
-    blobs = rows.groupBy("blob_id").agg(
-        F.array_sort(F.collect_set(basename)).alias("filenames"),
-        F.first("content").alias("content"),
-        F.first("src_encoding").alias("src_encoding"),
-    )
-    per_blob = blobs.mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
+    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
     per_path = (
         _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"),
                 per_blob.select("blob_id", "licenses"), ("blob_id",))

@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines._session import spark_session
-from pipelines.annotate import transform
+from pipelines.annotate import transform, unique_blobs
 from stackv2.config import SparkConfig
 from stackv2.detect.config import AnnotateConfig, LicenseConfig
 from stackv2.detect.language import raw_bytes
@@ -117,11 +117,8 @@ def reference_transform(rows: DataFrame, cfg: AnnotateConfig, scancode=scancode_
                 len(content.splitlines()), float(np.mean(lengths)), max(lengths))
 
     permissive = load_permissive(cfg.license.permissive_list)
-    basename = F.element_at(F.split("path", "/"), -1)
-    blobs = rows.groupBy("blob_id").agg(F.array_sort(F.collect_set(basename)).alias("filenames"),
-                                        F.first("content").alias("content"),
-                                        F.first("src_encoding").alias("src_encoding"))
-    ann = blobs.select("blob_id", F.udf(per_blob, REF_SCHEMA)("filenames", "content", "src_encoding").alias("a"))
+    reference_udf = F.udf(per_blob, REF_SCHEMA)
+    ann = unique_blobs(rows).select("blob_id", reference_udf("filenames", "content", "src_encoding").alias("a"))
     ann = ann.select("blob_id", "a.*").localCheckpoint()
     files = rows.select("directory_id", "path", "blob_id", "gha_license_id").join(ann.select("blob_id", "licenses"),
                                                                                   "blob_id")

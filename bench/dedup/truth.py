@@ -20,6 +20,7 @@ import numpy as np
 import xxhash
 
 from stackv2.dedup.shingle import shingles
+from stackv2.dedup.verify import DisjointSets
 
 
 def shingle_sets(contents: list[str], ngram_size: int = 5, min_length: int = 5) -> list[np.ndarray]:
@@ -62,19 +63,10 @@ def true_pairs(sets: list[np.ndarray], threshold: float = 0.7) -> set[tuple[int,
 
 def components(n: int, pairs: set[tuple[int, int]]) -> list[int]:
     """Label of each of ``n`` documents: the smallest index of its connected component."""
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = DisjointSets(n)
     for i, j in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    return [find(i) for i in range(n)]
+        sets.union(i, j)
+    return [sets.find(i) for i in range(n)]
 
 
 def _same_cluster_pairs(labels: list) -> int:

@@ -20,6 +20,24 @@ import numpy as np
 from stackv2.dedup.minhash import jaccard
 
 
+class DisjointSets:
+    """Union-find over ``0 .. n-1``; a set's root is its smallest member (path halving, union by minimum)."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        self.parent[max(ra, rb)] = min(ra, rb)
+
+
 def verified_clusters(ids: Sequence[str], hash_sets: Sequence[np.ndarray], keys: np.ndarray,
                       threshold: float) -> list[str | None]:
     """Cluster label of each file: the smallest id of its component in the graph of pairs that share an LSH
@@ -29,14 +47,7 @@ def verified_clusters(ids: Sequence[str], hash_sets: Sequence[np.ndarray], keys:
     paired. The result depends only on the inputs as a set (not on their order).
     """
     n = len(ids)
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    joined = DisjointSets(n)
     order = sorted(range(n), key=ids.__getitem__)
     buckets: dict[tuple[int, bytes], list[int]] = {}
     for i in order:
@@ -47,14 +58,13 @@ def verified_clusters(ids: Sequence[str], hash_sets: Sequence[np.ndarray], keys:
     for members in buckets.values():
         for pos, i in enumerate(members):
             for j in members[:pos]:
-                ri, rj = find(i), find(j)
-                if ri == rj or (j, i) in rejected:
+                if joined.find(i) == joined.find(j) or (j, i) in rejected:
                     continue
                 if jaccard(hash_sets[i], hash_sets[j]) >= threshold:
-                    parent[max(ri, rj)] = min(ri, rj)
+                    joined.union(i, j)
                 else:
                     rejected.add((j, i))
-    roots = [find(i) for i in range(n)]
+    roots = [joined.find(i) for i in range(n)]
     label: dict[int, str] = {}
     size: dict[int, int] = {}
     for i, r in enumerate(roots):
