@@ -48,9 +48,11 @@ def graph() -> list[tuple[int, int]]:
 def test_components_match_union_find(spark):
     edges = graph()
     df = spark.createDataFrame(edges, "a long, b long").repartition(5)
-    got = {r["node"]: r["component"] for r in connected_components(df, "a", "b").collect()}
+    rows = connected_components(df, "a", "b").collect()
+    got = {r["node"]: r["component"] for r in rows}
     expected = union_find([(u, v) for u, v in edges if u != v])
     assert got == expected
+    assert len(rows) == len(got)  # one row per node
     assert got[139] == 100 and got[329] == 300 and got[400] == 400 and got[519] == 500
 
 
@@ -59,6 +61,15 @@ def test_string_nodes_and_empty_graph(spark):
     got = {r["node"]: r["component"] for r in connected_components(df, "s", "t").collect()}
     assert got == {"b": "b", "c": "b", "d": "b", "x": "x", "y": "x"}
     assert connected_components(df.limit(0), "s", "t").count() == 0
+
+
+def test_a_star_forest_is_the_answer_of_the_first_round(spark):
+    """Input that is already stars around their smallest node (with repeats, both directions) converges in one
+    round, which must still give one row per node and list the roots."""
+    edges = [(1, 2), (2, 1), (1, 3), (1, 3), (5, 6), (7, 7)]
+    df = spark.createDataFrame(edges, "a long, b long").repartition(3)
+    rows = connected_components(df, "a", "b", max_iterations=1).collect()
+    assert sorted((r["node"], r["component"]) for r in rows) == [(1, 1), (2, 1), (3, 1), (5, 5), (6, 5)]
 
 
 def test_round_limit_is_an_error(spark):
