@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +109,10 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_output(out: Output, target: Path, partitions: int) -> int:
-    """Write one output deterministically and atomically (temp folder, stable names, then rename); rows written.
+def write_output(out: Output, target: Path, partitions: int,
+                 count_by: str | None = None) -> tuple[int, dict[str, int]]:
+    """Write one output deterministically and atomically (temp folder, stable names, then rename); returns the
+    rows written and, with ``count_by``, the rows per value of that column.
 
     Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
     (``udfs.parquet_writer``): the same rows give the same bytes whatever the input partitioning or executors.
@@ -119,17 +122,16 @@ def write_output(out: Output, target: Path, partitions: int) -> int:
     tmp.mkdir(parents=True)
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
     schema = to_arrow_schema(df.schema)
-    written = df.mapInArrow(write_partitions(str(tmp), schema), RESULT_SCHEMA).collect()
+    written = df.mapInArrow(write_partitions(str(tmp), schema, count_by=count_by), RESULT_SCHEMA).collect()
     # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
     for pid in set(range(partitions)) - {r["partition"] for r in written}:
         pq.write_table(schema.empty_table(), tmp / f"part-{pid:05d}.parquet", compression="zstd")
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-    return sum(r["rows"] for r in written)
-
-
-def rejected_counts(df: DataFrame) -> dict[str, int]:
-    return {r["reason"]: r["n"] for r in df.groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    counts: Counter[str] = Counter()
+    for r in written:
+        counts.update(r["counts"] or {})
+    return sum(r["rows"] for r in written), dict(counts)
 
 
 def marker(stage_dir: Path) -> dict[str, Any] | None:
@@ -148,18 +150,18 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     t0 = time.monotonic()
     result = build(ctx)
     partitions = ctx.cfg.spark.shuffle_partitions
-    rows_out = write_output(result.data, stage_dir / DATA, partitions)
-    outputs = dict(result.tables)
-    if result.rejected is not None:
-        outputs[REJECTED] = result.rejected
-    for out_name, out in outputs.items():
+    rows_out, _ = write_output(result.data, stage_dir / DATA, partitions)
+    for out_name, out in result.tables.items():
         write_output(out, stage_dir / out_name, partitions)
+    rejected = None
+    if result.rejected is not None:
+        _, rejected = write_output(result.rejected, stage_dir / REJECTED, partitions, count_by="reason")
 
     written = ctx.spark.read.parquet(str(stage_dir / DATA))
     stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))
     stats.rows_out = rows_out
-    if result.rejected is not None:
-        stats.rejected = rejected_counts(ctx.spark.read.parquet(str(stage_dir / REJECTED)))
+    if rejected is not None:
+        stats.rejected = rejected
     if result.extra_stats is not None:
         stats.extra.update(result.extra_stats(written))
     stats.seconds = round(time.monotonic() - t0, 2)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipelines.class_archive import USE_OPTION, archive_path
 from stackv2.config import SparkConfig
+
+DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 
 #: Settings every run gets; ``SparkConfig`` fields and ``SparkConfig.conf`` override them.
 BASE_CONF: dict[str, str] = {
@@ -21,7 +25,11 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    # C2 compiles methods 10x later than by default: a run of a minute on a few cores spends less of them
+    # compiling code it then barely uses (dedup x16 on 2 cores: ~1-2 s less), while long runs still get C2 code
+    # where it matters (a 35 s shuffle-heavy query: same time). Measured in docs/benchmarks.md "JVM start-up".
+    DRIVER_OPTIONS: "-Duser.timezone=UTC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
+                    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.python.worker.reuse": "true",
     # pyspark.worker with the per-task re-read of Spark's own zips removed (~0.05 s per Python task; see the module).
@@ -46,21 +54,35 @@ def spark_conf(cfg: SparkConfig) -> dict[str, str]:
     return conf
 
 
+def with_class_archive(conf: dict[str, str], archive: Path) -> dict[str, str]:
+    """``conf`` with the driver JVM told to map ``archive`` when it exists and no archive option is set."""
+    options = conf.get(DRIVER_OPTIONS, "")
+    if not archive.exists() or USE_OPTION in options:
+        return conf
+    return {**conf, DRIVER_OPTIONS: f"{options} {USE_OPTION}={archive}".strip()}
+
+
 def submitted() -> bool:
     """True when ``spark-submit`` launched this driver: its JVM is already up, started with the cluster's
     ``--master`` (yarn, k8s://, spark://), which must not be replaced by ``SparkConfig.master``."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def spark_session(cfg: SparkConfig) -> SparkSession:
+def spark_session(cfg: SparkConfig, class_archive: bool = True) -> SparkSession:
     """Start (or reuse) the session. Executors run the same interpreter as the driver unless told otherwise
-    (``spark.pyspark.python``, e.g. a packed environment shipped with ``--archives``; docs/deploy.md)."""
+    (``spark.pyspark.python``, e.g. a packed environment shipped with ``--archives``; docs/deploy.md).
+
+    A driver JVM this process launches maps the class archive of ``stackv2 class-archive`` when there is one
+    (``class_archive=False``, or a driver option of its own, opts out)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    conf = spark_conf(cfg)
+    if class_archive and not submitted():
+        conf = with_class_archive(conf, archive_path())
     builder = SparkSession.builder.appName(cfg.app_name)
     if not submitted():
         builder = builder.master(cfg.master)
-    for k, v in spark_conf(cfg).items():
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     # Commands whose parsers live beside their jobs.
-    for module in ("optout_release", "reproduce", "report", "tokenize", "pii"):
+    for module in ("optout_release", "reproduce", "report", "tokenize", "pii", "class_archive"):
         importlib.import_module(f"pipelines.{module}").add_parser(sub)
     return parser
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, StageContext, StageResult
@@ -47,7 +47,7 @@ def exact_dedup(df: DataFrame) -> tuple[DataFrame, DataFrame]:
         df.withColumn(GH_PERMISSIVE, gh_permissive)
         .withColumn("_n", F.row_number().over(first))
         .drop(GH_PERMISSIVE)
-        .persist(StorageLevel.DISK_ONLY)
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
     kept = ranked.where(F.col("_n") == 1).drop("_n")
     dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))
@@ -98,12 +98,17 @@ def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame
     """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats)."""
     components = connected_components(candidate_edges(files, cfg), "src", "dst", cfg.max_cc_iterations)
     extra = {}
+    unverified = None
     if cfg.verify:
         components, large = verified_components(components, files, cfg)
-        large = large.localCheckpoint()
-        extra["unverified_large_components"] = large.select("component").distinct().count()
+        # Counted while the clusters are built (no job of its own): one row per component is its root.
+        unverified = Observation("unverified large components")
+        large = large.observe(unverified, F.count(F.when(F.col("node") == F.col("component"), 1)).alias("n"))
         components = components.unionByName(large)
     clusters = rank_clusters(files, components).localCheckpoint()
+    if unverified is not None:
+        # A branch the planner proved empty reports nothing.
+        extra["unverified_large_components"] = unverified.get.get("n") or 0
     tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)

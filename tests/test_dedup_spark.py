@@ -123,6 +123,13 @@ def test_dedup_stage_with_verify(spark, tmp_path):
     # n2 (permissive) outranks n1 (no_license, more stars)
     assert sorted((r["cluster_id"], r["rank"], r["blob_id"]) for r in clusters) == [("n1", 0, "n2"), ("n1", 1, "n1")]
 
+    # the same with components of 3 over the size limit: LSH's cluster stays whole, and is counted
+    out, stats = run(spark, tmp_path / "small-limit", 3, DedupConfig(verify=True, verify_max_members=2))
+    assert stats.extra["unverified_large_components"] == 1
+    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 2}
+    clusters = spark.read.parquet(str(out / "clusters")).collect()
+    assert sorted((r["cluster_id"], r["blob_id"]) for r in clusters) == [("n1", "n1"), ("n1", "n2"), ("n1", "n3")]
+
 
 #: x2 is x1 with 3 of 200 words changed (Jaccard ~0.9); x3 has 40 changed (Jaccard ~0.2).
 TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 3, base=30)),
