@@ -34,6 +34,8 @@ BASE_CONF: dict[str, str] = {
     "spark.python.worker.reuse": "true",
     # pyspark.worker with the per-task re-read of Spark's own zips removed (~0.05 s per Python task; see the module).
     "spark.python.worker.module": "pyspark_stackv2_worker",
+    # pyspark.daemon importing pyspark from the installed package, not from Spark's zip (~0.3 s per daemon start).
+    "spark.python.daemon.module": "pyspark_stackv2_daemon",
     # Published HF tables store TIMESTAMP(NANOS), which Spark cannot read as timestamps: read them as longs and
     # let ``StageContext.input`` convert the known timestamp columns.
     "spark.sql.legacy.parquet.nanosAsLong": "true",
