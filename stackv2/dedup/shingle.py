@@ -62,8 +62,8 @@ def shingles(content: str, ngram_size: int, min_length: int) -> set[str]:
 def word_table() -> np.ndarray:
     """``word_table()[cp] == 1`` iff code point ``cp`` is a word character for ``re``'s ``\\w`` (str patterns,
     this Python's Unicode database), derived from the regex itself; 0 for every other code point, surrogates
-    included. About 0.1 s, once per process."""
-    every = "".join(map(chr, range(0x110000)))
+    included. About 0.02 s, once per process."""
+    every = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")  # every code point
     word = "".join(re.findall(r"\w+", every)).encode("utf-32-le", "surrogatepass")
     table = np.zeros(0x110000, dtype=np.uint8)
     table[np.frombuffer(word, dtype=np.uint32)] = 1
