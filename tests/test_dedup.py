@@ -306,6 +306,31 @@ def test_verified_clusters_follow_chains_and_ignore_other_buckets():
     assert verified_clusters(["p", "q"], [sets[0], np.empty(0, np.uint32)], _one_bucket(2), 0.7) == [None, None]
 
 
+def _reference_clusters(ids, arrays, keys, threshold):
+    """The definition, plainly: every pair sharing a (band, key) with Jaccard >= threshold, then components
+    labelled by their smallest id."""
+    n = len(ids)
+    label = list(ids)
+    pairs = [(i, j) for i, j in itertools.combinations(range(n), 2)
+             if len(arrays[i]) and len(arrays[j]) and (keys[i] == keys[j]).any()
+             and jaccard(arrays[i], arrays[j]) >= threshold]
+    for _ in range(n):  # propagate the smallest label along the pairs until nothing changes
+        for i, j in pairs:
+            label[i] = label[j] = min(label[i], label[j])
+    paired = {i for pair in pairs for i in pair}
+    return [label[i] if i in paired else None for i in range(n)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 40), max_size=15), min_size=1, max_size=10),
+       st.sampled_from([(25, 10), (50, 5), (250, 1)]), st.sampled_from([0.3, 0.5, 0.7]))
+def test_verified_clusters_match_the_definition(sets, banding, threshold):
+    arrays = [np.array(sorted(s), dtype=np.uint32) for s in sets]
+    ids = [f"f{(7 * i) % 11:02d}" for i in range(len(sets))]
+    keys = band_keys(HASHER.signatures(arrays), *banding)
+    assert verified_clusters(ids, arrays, keys, threshold) == _reference_clusters(ids, arrays, keys, threshold)
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.sets(st.integers(0, 30), min_size=1, max_size=12), min_size=1, max_size=8), st.randoms())
 def test_verified_clusters_do_not_depend_on_input_order(sets, rnd):

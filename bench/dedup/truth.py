@@ -20,7 +20,6 @@ import numpy as np
 import xxhash
 
 from stackv2.dedup.shingle import shingles
-from stackv2.dedup.verify import DisjointSets
 
 
 def shingle_sets(contents: list[str], ngram_size: int = 5, min_length: int = 5) -> list[np.ndarray]:
@@ -59,6 +58,24 @@ def true_pairs(sets: list[np.ndarray], threshold: float = 0.7) -> set[tuple[int,
         if inter >= threshold * (len(a) + len(b) - inter):
             pairs.add((min(i, j), max(i, j)))
     return pairs
+
+
+class DisjointSets:
+    """Union-find over ``0 .. n-1``; a set's root is its smallest member (path halving, union by minimum)."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        self.parent[max(ra, rb)] = min(ra, rb)
 
 
 def components(n: int, pairs: set[tuple[int, int]]) -> list[int]:
