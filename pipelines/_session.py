@@ -17,8 +17,10 @@ DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 BASE_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
-    # Coalescing would make the number of output files depend on data size and timing; keep layouts stable.
-    "spark.sql.adaptive.coalescePartitions.enabled": "false",
+    # AQE merges small intermediate shuffle partitions (components rounds, verify groups: ~1 s less for dedup x16
+    # on 2 cores). Outputs keep their layout: ``_job.write_output`` repartitions to an explicit number, which AQE
+    # never coalesces.
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.orc.impl": "native",
     "spark.sql.parquet.compression.codec": "zstd",
