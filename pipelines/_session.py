@@ -28,8 +28,8 @@ BASE_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
     # C2 compiles methods 10x later than by default: a run of a minute on a few cores spends less of them
-    # compiling code it then barely uses (dedup x16 on 2 cores: ~1-2 s less), while long runs still get C2 code
-    # where it matters (a 35 s shuffle-heavy query: same time). Measured in docs/benchmarks.md "JVM start-up".
+    # compiling code it then barely uses (dedup x16 on 2 cores: ~2 s less), while long runs still get C2 code
+    # where it matters (a 35 s shuffle-heavy query: within a few percent). docs/benchmarks.md "JVM start-up".
     DRIVER_OPTIONS: "-Duser.timezone=UTC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
                     "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
