@@ -17,7 +17,7 @@ What makes a round cheap (on small inputs Spark's cost is per stage, not per row
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Observation, Window
+from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 U, V = "u", "v"
@@ -28,14 +28,13 @@ class ComponentsDidNotConverge(RuntimeError):
     """The large-star/small-star loop hit its round limit."""
 
 
-def _neighbours(edges: DataFrame) -> tuple[DataFrame, Column]:
+def _neighbours(edges: DataFrame) -> DataFrame:
     """Rows (u, v, m, first, new) per node u and neighbour v, v ascending: ``m`` the smallest neighbour, ``first``
     the row holding it, ``new`` whether v differs from the previous row's (repeated edges count once)."""
     by_node = Window.partitionBy(U).orderBy(V)
     previous = F.lag(V).over(by_node)
-    rows = edges.select(U, V, F.first(V).over(by_node).alias("m"), previous.isNull().alias("first"),
+    return edges.select(U, V, F.first(V).over(by_node).alias("m"), previous.isNull().alias("first"),
                         (previous.isNull() | (previous != F.col(V))).alias("new"))
-    return rows, F.col("new")
 
 
 def _large_star(edges: DataFrame, observation: Observation) -> DataFrame:
@@ -48,8 +47,8 @@ def _large_star(edges: DataFrame, observation: Observation) -> DataFrame:
     # Both directions from one scan (a union would run the input's plan twice when it is not checkpointed).
     both = edges.select(F.inline(F.array(F.struct(F.col(U).alias(U), F.col(V).alias(V)),
                                          F.struct(F.col(V).alias(U), F.col(U).alias(V)))))
-    rows, new = _neighbours(both)
-    u, v, m = F.col(U), F.col(V), F.col("m")
+    rows = _neighbours(both)
+    u, v, m, new = F.col(U), F.col(V), F.col("m"), F.col("new")
     smallest = F.least(m, u)
     violation = new & ~F.col("first") & (v < u) | (v > u) & (m < u)
     observed = rows.observe(observation, F.count(F.when(violation, 1)).alias(VIOLATIONS))
@@ -64,10 +63,9 @@ def _small_star(edges: DataFrame) -> DataFrame:
     """Link every node and its smaller neighbours to the smallest of them (self-links, the roots' rows of
     ``_large_star``, are dropped)."""
     down = edges.where(F.col(U) != F.col(V)).select(F.greatest(U, V).alias(U), F.least(U, V).alias(V))
-    rows, new = _neighbours(down)
     # The first row's neighbour is the minimum itself: it links the node instead.
-    return rows.where(new).select(F.when(F.col("first"), F.col(U)).otherwise(F.col(V)).alias(U),
-                                  F.col("m").alias(V))
+    node = F.when(F.col("first"), F.col(U)).otherwise(F.col(V))
+    return _neighbours(down).where(F.col("new")).select(node.alias(U), F.col("m").alias(V))
 
 
 def connected_components(edges: DataFrame, src: str, dst: str, max_iterations: int = 64) -> DataFrame:

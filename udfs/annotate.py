@@ -54,18 +54,24 @@ def _permissive(path: str | None) -> frozenset[str]:
     return load_permissive(path)
 
 
+def repo_license_columns(table: pa.Table, cfg: AnnotateConfig) -> dict[str, pa.Array]:
+    """``extension``, ``detected_licenses`` (licenses of license files spread to the paths under their folder) and
+    ``license_type`` of every path of one repository (columns ``path``, ``licenses``, ``gha_license_id``)."""
+    permissive = _permissive(cfg.license.permissive_list)
+    paths = [p or "" for p in table.column("path").to_pylist()]
+    detected = propagate(paths, table.column("licenses").to_pylist())
+    types = [license_type(gha, lic, permissive)
+             for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
+    return {"extension": pa.array([extension(p) for p in paths], STRING),
+            "detected_licenses": pa.array(detected, pa.list_(STRING)), "license_type": pa.array(types, STRING)}
+
+
 def repo_annotations(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
-    """``applyInArrow`` function over all paths of one repository: extension, propagated licenses, license type,
-    and the per-blob columns passed through, in ``REPO_ANNOTATIONS`` order."""
+    """``applyInArrow`` function over all paths of one repository: ``repo_license_columns`` and the per-blob
+    columns passed through, in ``REPO_ANNOTATIONS`` order."""
 
     def run(table: pa.Table) -> pa.Table:
-        permissive = _permissive(cfg.license.permissive_list)
-        paths = [p or "" for p in table.column("path").to_pylist()]
-        detected = propagate(paths, table.column("licenses").to_pylist())
-        types = [license_type(gha, lic, permissive)
-                 for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
-        computed = {"extension": pa.array([extension(p) for p in paths], STRING),
-                    "detected_licenses": pa.array(detected, pa.list_(STRING)), "license_type": pa.array(types, STRING)}
+        computed = repo_license_columns(table, cfg)
         return pa.Table.from_arrays([computed[f.name] if f.name in computed else table.column(f.name)
                                      for f in REPO_ANNOTATIONS], schema=REPO_ANNOTATIONS)
 

@@ -15,10 +15,8 @@ from pyspark.sql import DataFrame
 
 from pipelines.annotate import KEY, _attach, unique_blobs
 from stackv2.detect.config import AnnotateConfig
-from stackv2.detect.language import extension
-from stackv2.detect.license import license_type, propagate
 from stackv2.schema import ANNOTATED
-from udfs.annotate import _LICENSES, BLOB_ANNOTATIONS, _permissive, annotate_blobs
+from udfs.annotate import _LICENSES, BLOB_ANNOTATIONS, annotate_blobs, repo_license_columns
 from udfs.arrow import conform, to_spark_schema
 
 REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES])
@@ -29,16 +27,9 @@ REPO_LICENSES = pa.schema(
 
 def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
     def run(table: pa.Table) -> pa.Table:
-        permissive = _permissive(cfg.license.permissive_list)
-        paths = [p or "" for p in table.column("path").to_pylist()]
-        detected = propagate(paths, table.column("licenses").to_pylist())
-        types = [license_type(gha, lic, permissive)
-                 for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
-        return pa.Table.from_pydict(
-            {"directory_id": table.column("directory_id"), "path": table.column("path"),
-             "extension": [extension(p) for p in paths], "detected_licenses": detected, "license_type": types},
-            schema=REPO_LICENSES,
-        )
+        computed = repo_license_columns(table, cfg)
+        return pa.Table.from_arrays([table.column("directory_id"), table.column("path"),
+                                     *(computed[c] for c in REPO_LICENSES.names[2:])], schema=REPO_LICENSES)
 
     return run
 
