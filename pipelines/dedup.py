@@ -1,7 +1,7 @@
 """Stage ``dedup``: exact dedup on ``blob_id``, then MinHash-LSH near-dedup within each language (spec §6).
 
 1. Exact: one row per ``blob_id``, the first by ``rank.EXACT_ORDER``; the others are rejected ``exact_duplicate``.
-2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_bands``); files sharing a
+2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_sketches``); files sharing a
    (language, band, key) bucket are linked to the bucket's smallest ``blob_id`` (a star, not a clique);
    ``pipelines.components`` joins the links into clusters, labelled by their smallest ``blob_id``. With
    ``dedup.verify`` each such component is split into the clusters of its exactly verified pairs.
@@ -27,7 +27,7 @@ from stackv2 import schema
 from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupConfig
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER, NOASSERTION
 from udfs.arrow import to_spark_schema
-from udfs.dedup import lsh_bands, verify_component
+from udfs.dedup import lsh_sketches, verify_component
 
 KEY = ("directory_id", "path")
 CLUSTERS = "clusters"
@@ -54,11 +54,17 @@ def exact_dedup(df: DataFrame) -> tuple[DataFrame, DataFrame]:
     return kept, dups
 
 
-def candidate_edges(files: DataFrame, cfg: DedupConfig) -> DataFrame:
-    """(src, dst) links from each file to the smallest ``blob_id`` of every LSH bucket it shares."""
-    bands = files.select("blob_id", "language", "content").mapInArrow(
-        lsh_bands(cfg), to_spark_schema(schema.DEDUP_BANDS)
+def sketches(files: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """``schema.DEDUP_SKETCHES`` of the files; kept (memory, then disk) when verification reads them again."""
+    sketched = files.select("blob_id", "language", "content").mapInArrow(
+        lsh_sketches(cfg), to_spark_schema(schema.DEDUP_SKETCHES)
     )
+    return sketched.persist(StorageLevel.MEMORY_AND_DISK) if cfg.verify else sketched
+
+
+def candidate_edges(sketched: DataFrame) -> DataFrame:
+    """(src, dst) links from each file to the smallest ``blob_id`` of every LSH bucket it shares."""
+    bands = sketched.select("blob_id", "language", F.posexplode("keys").alias("band", "key"))
     bucket = Window.partitionBy("language", "band", "key")
     return (
         bands.withColumn("dst", F.min("blob_id").over(bucket))
@@ -68,14 +74,15 @@ def candidate_edges(files: DataFrame, cfg: DedupConfig) -> DataFrame:
     )
 
 
-def verified_components(components: DataFrame, files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame]:
+def verified_components(components: DataFrame, sketched: DataFrame,
+                        cfg: DedupConfig) -> tuple[DataFrame, DataFrame]:
     """(node, component) of the clusters of verified pairs (``stackv2.dedup.verify``), one ``applyInArrow`` group
     per LSH component; and the components too large to verify (``cfg.verify_max_members``), which stay as LSH
     made them (both frames as (node, component))."""
     sized = components.withColumn("_size", F.count("*").over(Window.partitionBy("component")))
     small = sized.where(F.col("_size") <= cfg.verify_max_members).drop("_size")
     large = sized.where(F.col("_size") > cfg.verify_max_members).drop("_size")
-    members = small.join(files.select(F.col("blob_id").alias("node"), "content"), "node")
+    members = small.join(sketched.select(F.col("blob_id").alias("node"), "keys", "shingles"), "node")
     verified = members.groupBy("component").applyInArrow(verify_component(cfg),
                                                           to_spark_schema(schema.DEDUP_VERIFIED))
     return verified, large
@@ -96,11 +103,12 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
 
 def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
     """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats)."""
-    components = connected_components(candidate_edges(files, cfg), "src", "dst", cfg.max_cc_iterations)
+    sketched = sketches(files, cfg)
+    components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
     extra = {}
     unverified = None
     if cfg.verify:
-        components, large = verified_components(components, files, cfg)
+        components, large = verified_components(components, sketched, cfg)
         # Counted while the clusters are built (no job of its own): one row per component is its root.
         unverified = Observation("unverified large components")
         large = large.observe(unverified, F.count(F.when(F.col("node") == F.col("component"), 1)).alias("n"))

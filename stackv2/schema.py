@@ -199,10 +199,12 @@ DEDUP_CLUSTERS = pa.schema(
      pa.field("is_representative", pa.bool_())]
 )
 
-#: Internal to ``dedup``: the LSH band keys of one file, and a file's cluster after exact verification.
-DEDUP_BANDS = pa.schema(
-    [pa.field("blob_id", STRING), pa.field("language", STRING), pa.field("band", pa.int32()),
-     pa.field("key", BINARY)]
+#: Internal to ``dedup``: a file's sketch (its LSH band keys, little-endian ``rows * 4`` bytes each, and with
+#: ``dedup.verify`` its sorted distinct shingle hashes as little-endian uint32 bytes), and a file's cluster after
+#: exact verification.
+DEDUP_SKETCHES = pa.schema(
+    [pa.field("blob_id", STRING), pa.field("language", STRING), pa.field("keys", pa.list_(BINARY)),
+     pa.field("shingles", BINARY)]
 )
 DEDUP_VERIFIED = pa.schema([pa.field("node", STRING), pa.field("component", STRING)])
 

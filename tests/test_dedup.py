@@ -19,7 +19,7 @@ from stackv2.config import RunConfig
 from stackv2.dedup import DedupConfig
 from stackv2.dedup import shingle as shingle_mod
 from stackv2.dedup.lsh import band_keys
-from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher
+from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher, pack
 from stackv2.dedup.shingle import shingle_hash_batch, shingle_hash_sets, shingle_hashes, shingles, tokens, xxh32
 from stackv2.dedup.verify import verified_clusters
 
@@ -293,17 +293,18 @@ def test_verified_clusters_check_every_bucket_pair_not_only_the_bucket_minimum()
     # b and c are similar (10/11); neither is similar to a, the bucket's smallest id
     sets = [np.arange(0, 10, dtype=np.uint32), np.arange(100, 110, dtype=np.uint32),
             np.arange(100, 111, dtype=np.uint32)]
-    assert verified_clusters(["a", "b", "c"], sets, _one_bucket(3), 0.7) == [None, "b", "b"]
+    assert verified_clusters(["a", "b", "c"], *pack(sets), _one_bucket(3), 0.7) == [None, "b", "b"]
 
 
 def test_verified_clusters_follow_chains_and_ignore_other_buckets():
     x, y, z = np.arange(0, 10), np.arange(0, 12), np.arange(2, 14)  # J(x,y)=0.83, J(y,z)=0.71, J(x,z)=0.57
     sets = [s.astype(np.uint32) for s in (x, y, z)]
-    assert verified_clusters(["x", "y", "z"], sets, _one_bucket(3), 0.7) == ["x", "x", "x"]
-    assert verified_clusters(["x", "y", "z"], sets, _one_bucket(3), 0.75) == ["x", "x", None]
+    assert verified_clusters(["x", "y", "z"], *pack(sets), _one_bucket(3), 0.7) == ["x", "x", "x"]
+    assert verified_clusters(["x", "y", "z"], *pack(sets), _one_bucket(3), 0.75) == ["x", "x", None]
     apart = band_keys(np.arange(2 * CFG.num_perm, dtype=np.uint32).reshape(2, -1), CFG.bands, CFG.rows)
-    assert verified_clusters(["p", "q"], [sets[0], sets[0]], apart, 0.7) == [None, None]  # no shared bucket
-    assert verified_clusters(["p", "q"], [sets[0], np.empty(0, np.uint32)], _one_bucket(2), 0.7) == [None, None]
+    assert verified_clusters(["p", "q"], *pack([sets[0], sets[0]]), apart, 0.7) == [None, None]  # no shared bucket
+    empty = np.empty(0, np.uint32)
+    assert verified_clusters(["p", "q"], *pack([sets[0], empty]), _one_bucket(2), 0.7) == [None, None]
 
 
 def _reference_clusters(ids, arrays, keys, threshold):
@@ -328,7 +329,7 @@ def test_verified_clusters_match_the_definition(sets, banding, threshold):
     arrays = [np.array(sorted(s), dtype=np.uint32) for s in sets]
     ids = [f"f{(7 * i) % 11:02d}" for i in range(len(sets))]
     keys = band_keys(HASHER.signatures(arrays), *banding)
-    assert verified_clusters(ids, arrays, keys, threshold) == _reference_clusters(ids, arrays, keys, threshold)
+    assert verified_clusters(ids, *pack(arrays), keys, threshold) == _reference_clusters(ids, arrays, keys, threshold)
 
 
 @settings(max_examples=50, deadline=None)
@@ -337,10 +338,10 @@ def test_verified_clusters_do_not_depend_on_input_order(sets, rnd):
     arrays = [np.array(sorted(s), dtype=np.uint32) for s in sets]
     ids = [f"f{i:02d}" for i in range(len(sets))]
     keys = band_keys(HASHER.signatures(arrays), CFG.bands, CFG.rows)
-    labels = dict(zip(ids, verified_clusters(ids, arrays, keys, 0.5), strict=True))
+    labels = dict(zip(ids, verified_clusters(ids, *pack(arrays), keys, 0.5), strict=True))
     perm = list(range(len(sets)))
     rnd.shuffle(perm)
-    shuffled = verified_clusters([ids[i] for i in perm], [arrays[i] for i in perm], keys[perm], 0.5)
+    shuffled = verified_clusters([ids[i] for i in perm], *pack([arrays[i] for i in perm]), keys[perm], 0.5)
     assert dict(zip([ids[i] for i in perm], shuffled, strict=True)) == labels
     for i, j in itertools.combinations(range(len(sets)), 2):  # a verified bucket pair always ends in one cluster
         if jaccard(arrays[i], arrays[j]) >= 0.5 and (keys[i] == keys[j]).any():

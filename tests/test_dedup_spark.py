@@ -139,14 +139,14 @@ TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 
 def test_verify_keeps_only_exactly_similar_pairs(spark):
     # one-row bands make nearly every pair with shared shingles a candidate: LSH alone chains x3 in
     cfg = DedupConfig(bands=25, rows=1, verify=True)
-    files = frame(spark, TRIPLE, 2)
-    components = connected_components(dedup.candidate_edges(files, cfg), "src", "dst")
+    sketched = dedup.sketches(frame(spark, TRIPLE, 2), cfg)
+    components = connected_components(dedup.candidate_edges(sketched), "src", "dst")
     assert {r["node"] for r in components.collect()} == {"x1", "x2", "x3"}
-    verified, large = dedup.verified_components(components, files, cfg)
+    verified, large = dedup.verified_components(components, sketched, cfg)
     assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     assert large.isEmpty()
     # a component over the size limit is left as LSH made it
-    verified, large = dedup.verified_components(components, files, dataclasses.replace(cfg, verify_max_members=2))
+    verified, large = dedup.verified_components(components, sketched, dataclasses.replace(cfg, verify_max_members=2))
     assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
 
 
@@ -165,5 +165,6 @@ def test_exact_only(spark, tmp_path):
 
 @pytest.mark.parametrize("engine", ["numpy", "rensa"])
 def test_engines_find_the_close_pair(spark, engine):
-    edges = dedup.candidate_edges(frame(spark, TRIPLE, 2), DedupConfig(engine=engine)).collect()
+    cfg = DedupConfig(engine=engine)
+    edges = dedup.candidate_edges(dedup.sketches(frame(spark, TRIPLE, 2), cfg)).collect()
     assert {(r["src"], r["dst"]) for r in edges} == {("x2", "x1")}

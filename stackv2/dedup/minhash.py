@@ -67,6 +67,16 @@ def _signatures(flat, offsets, a, b, p, sig):
             i += 1
 
 
+def pack(hash_sets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Many hash arrays in ``shingle.shingle_hash_batch``'s layout: (flat uint32, offsets int64 of
+    ``len(hash_sets) + 1``); array ``d`` is ``flat[offsets[d]:offsets[d + 1]]``."""
+    offsets = np.zeros(len(hash_sets) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, hash_sets), dtype=np.int64, count=len(hash_sets)), out=offsets[1:])
+    flat = (np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets]) if offsets[-1]
+            else np.empty(0, dtype=np.uint32))
+    return flat, offsets
+
+
 class MinHasher:
     """Holds one permutation family; ``signatures`` maps shingle-hash sets to a (n, num_perm) uint32 matrix."""
 
@@ -84,14 +94,10 @@ class MinHasher:
 
         Each row depends only on its own set (the kernel walks the sets one by one), not on the batch.
         """
-        n = len(hash_sets)
-        sig = np.full((n, self.num_perm), MAX_HASH, dtype=np.uint32)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, hash_sets), dtype=np.int64, count=n), out=offsets[1:])
-        if offsets[-1] == 0:
-            return sig
-        flat = np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets])
-        _signatures(flat, offsets, self.a, self.b, np.uint64(self.mod_prime), sig)
+        sig = np.full((len(hash_sets), self.num_perm), MAX_HASH, dtype=np.uint32)
+        flat, offsets = pack(hash_sets)
+        if len(flat):
+            _signatures(flat, offsets, self.a, self.b, np.uint64(self.mod_prime), sig)
         return sig
 
 

@@ -80,22 +80,18 @@ def _join_similar_pairs(buckets, members, flat, offsets, threshold, n):
     return parent
 
 
-def verified_clusters(ids: Sequence[str], hash_sets: Sequence[np.ndarray], keys: np.ndarray,
+def verified_clusters(ids: Sequence[str], flat: np.ndarray, offsets: np.ndarray, keys: np.ndarray,
                       threshold: float) -> list[str | None]:
     """Cluster label of each file: the smallest id of its component in the graph of pairs that share an LSH
     bucket and have an exact Jaccard >= ``threshold``; None for a file with no such pair.
 
-    ``hash_sets`` are sorted distinct hashes (``shingle.shingle_hash_sets``); ``keys`` is the ``(n, bands)``
-    band-key matrix of ``lsh.band_keys``; files with an empty shingle set are never paired. The result depends
-    only on the inputs as a set (not on their order).
+    File ``d``'s shingle hashes, sorted and distinct, are ``flat[offsets[d]:offsets[d + 1]]`` (the layout of
+    ``shingle.shingle_hash_batch`` and ``minhash.pack``); ``keys`` is the ``(n, bands)`` band-key matrix of
+    ``lsh.band_keys``; files with an empty shingle set are never paired. The result depends only on the inputs as
+    a set (not on their order).
     """
     n = len(ids)
-    sizes = np.fromiter(map(len, hash_sets), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    flat = (np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets]) if offsets[-1]
-            else np.empty(0, dtype=np.uint32))
-    files = np.flatnonzero(sizes > 0)
+    files = np.flatnonzero(np.diff(offsets) > 0)
     # One bucket number per distinct (band, key), one row per (bucket, file); members in id order.
     bucket_of = [np.unique(keys[files, band], return_inverse=True)[1].ravel() for band in range(keys.shape[1])]
     base = np.cumsum([0] + [int(b.max()) + 1 if len(b) else 0 for b in bucket_of])
@@ -104,7 +100,8 @@ def verified_clusters(ids: Sequence[str], hash_sets: Sequence[np.ndarray], keys:
     rank = np.empty(n, dtype=np.int64)
     rank[sorted(range(n), key=ids.__getitem__)] = np.arange(n)
     order = np.lexsort((rank[members], buckets))
-    roots = _join_similar_pairs(buckets[order].astype(np.int64), members[order].astype(np.int64), flat, offsets,
+    roots = _join_similar_pairs(buckets[order].astype(np.int64), members[order].astype(np.int64),
+                                np.asarray(flat, dtype=np.uint32), np.asarray(offsets, dtype=np.int64),
                                 float(threshold), n)
     label: dict[int, str] = {}
     size: dict[int, int] = {}
