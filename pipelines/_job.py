@@ -5,7 +5,7 @@ A stage is a function ``StageContext -> StageResult``. This module does the rest
 1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
    stage's unique key into ``spark.shuffle_partitions`` files, sorted within each file, written to a temporary
    folder, its part files renamed ``part-NNNNN.parquet``, then moved into place: the same input and config give
-   byte-identical files whatever the input partitioning or number of executors;
+   byte-identical files whatever the input partitioning or number of executors; the outputs' jobs run at once;
 2. ``_stats.json`` is derived from the written outputs with one aggregation per output, and checked:
    rows in == rows out + rows rejected;
 3. ``_SUCCESS`` is written last, holding the stage's config hash. A rerun skips a stage whose marker carries
@@ -19,6 +19,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,20 +151,23 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     t0 = time.monotonic()
     result = build(ctx)
     partitions = ctx.cfg.spark.shuffle_partitions
-    rows_out, _ = write_output(result.data, stage_dir / DATA, partitions)
-    for out_name, out in result.tables.items():
-        write_output(out, stage_dir / out_name, partitions)
-    rejected = None
+    outputs = {DATA: result.data, **result.tables}
     if result.rejected is not None:
-        _, rejected = write_output(result.rejected, stage_dir / REJECTED, partitions, count_by="reason")
+        outputs[REJECTED] = result.rejected
+    # The outputs are independent jobs: submitted together, one's tasks fill the cores while another's driver
+    # plans or waits between stages.
+    with ThreadPoolExecutor(len(outputs), thread_name_prefix=f"write-{name}") as pool:
+        futures = {out_name: pool.submit(write_output, out, stage_dir / out_name, partitions,
+                                         "reason" if out_name == REJECTED else None)
+                   for out_name, out in outputs.items()}
+    counts = {out_name: future.result() for out_name, future in futures.items()}  # raises the first failure
 
-    written = ctx.spark.read.parquet(str(stage_dir / DATA))
     stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))
-    stats.rows_out = rows_out
-    if rejected is not None:
-        stats.rejected = rejected
+    stats.rows_out = counts[DATA][0]
+    if REJECTED in counts:
+        stats.rejected = counts[REJECTED][1]
     if result.extra_stats is not None:
-        stats.extra.update(result.extra_stats(written))
+        stats.extra.update(result.extra_stats(ctx.spark.read.parquet(str(stage_dir / DATA))))
     stats.seconds = round(time.monotonic() - t0, 2)
     if result.rows_in is not None:
         stats.rows_in = result.rows_in

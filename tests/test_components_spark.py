@@ -45,10 +45,12 @@ def graph() -> list[tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_components_match_union_find(spark):
+@pytest.mark.parametrize("rounds_per_job", [1, 2, 5])
+def test_components_match_union_find(spark, rounds_per_job):
+    """Whatever the rounds per job: a job may run rounds past convergence, which must leave the result as is."""
     edges = graph()
     df = spark.createDataFrame(edges, "a long, b long").repartition(5)
-    rows = connected_components(df, "a", "b").collect()
+    rows = connected_components(df, "a", "b", rounds_per_job=rounds_per_job).collect()
     got = {r["node"]: r["component"] for r in rows}
     expected = union_find([(u, v) for u, v in edges if u != v])
     assert got == expected
@@ -68,8 +70,12 @@ def test_a_star_forest_is_the_answer_of_the_first_round(spark):
     round, which must still give one row per node and list the roots."""
     edges = [(1, 2), (2, 1), (1, 3), (1, 3), (5, 6), (7, 7)]
     df = spark.createDataFrame(edges, "a long, b long").repartition(3)
+    expected = [(1, 1), (2, 1), (3, 1), (5, 5), (6, 5)]
     rows = connected_components(df, "a", "b", max_iterations=1).collect()
-    assert sorted((r["node"], r["component"]) for r in rows) == [(1, 1), (2, 1), (3, 1), (5, 5), (6, 5)]
+    assert sorted((r["node"], r["component"]) for r in rows) == expected
+    # rounds past convergence give the same rows
+    rows = connected_components(df, "a", "b", max_iterations=3, rounds_per_job=3).collect()
+    assert sorted((r["node"], r["component"]) for r in rows) == expected
 
 
 def test_round_limit_is_an_error(spark):

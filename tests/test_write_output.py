@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
 
-from pipelines._job import Output, write_output
+from pipelines._job import SUCCESS, Output, StageContext, StageResult, run_stage, write_output
+from stackv2.config import RunConfig
 
 pytestmark = pytest.mark.spark
 
@@ -25,3 +27,26 @@ def test_a_row_without_a_reason_is_an_error(spark, tmp_path):
     with pytest.raises(Exception, match="1 rows without a reason"):
         write_output(Output(df, ("path",)), tmp_path / "rejected", 2, count_by="reason")
     assert not (tmp_path / "rejected").exists()
+
+
+def test_outputs_are_written_together_and_a_failed_one_fails_the_stage(spark, tmp_path):
+    """``run_stage`` submits the outputs at once: each is complete, and one that fails leaves no ``_SUCCESS``."""
+    data = spark.createDataFrame([("a", 1), ("b", 2)], "path string, n int").repartition(2)
+    rejected = spark.createDataFrame([("c", "too_long")], "path string, reason string")
+    table = spark.createDataFrame([("x", 1)], "path string, n int")
+    ctx = StageContext(spark=spark, cfg=RunConfig(work_dir=str(tmp_path)), work_dir=tmp_path, previous=None,
+                       config_hash="h")
+
+    def build(extra):
+        return lambda _: StageResult(data=Output(data, ("path",)), rejected=Output(rejected, ("path",)),
+                                     tables={"extra": Output(extra, ("path",))}, rows_in=3)
+
+    stats, _ = run_stage(ctx, "s", build(table))
+    assert (stats.rows_out, stats.rejected) == (2, {"too_long": 1})
+    assert pq.read_table(tmp_path / "s" / "extra").column("path").to_pylist() == ["x"]
+    assert (tmp_path / "s" / SUCCESS).exists()
+
+    broken = table.select("path", F.raise_error(F.lit("table write broke")).cast("int").alias("n"))
+    with pytest.raises(Exception, match="table write broke"):
+        run_stage(ctx, "t", build(broken))
+    assert not (tmp_path / "t" / SUCCESS).exists()
