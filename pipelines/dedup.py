@@ -74,6 +74,15 @@ def candidate_edges(sketched: DataFrame) -> DataFrame:
     )
 
 
+#: Upper bound of a (node, component) row of ``blob_id`` strings in a broadcast hash table.
+_NODE_ROW_BYTES = 128
+
+
+def _broadcast_limit(spark: SparkSession) -> int:
+    """``spark.sql.autoBroadcastJoinThreshold`` in bytes (-1: never broadcast), as Spark parses it."""
+    return spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
+
+
 def verified_components(components: DataFrame, sketched: DataFrame,
                         cfg: DedupConfig) -> tuple[DataFrame, DataFrame]:
     """(node, component) of the clusters of verified pairs (``stackv2.dedup.verify``), one ``applyInArrow`` group
@@ -82,6 +91,11 @@ def verified_components(components: DataFrame, sketched: DataFrame,
     sized = components.withColumn("_size", F.count("*").over(Window.partitionBy("component")))
     small = sized.where(F.col("_size") <= cfg.verify_max_members).drop("_size")
     large = sized.where(F.col("_size") > cfg.verify_max_members).drop("_size")
+    # Before CC has run the planner cannot size the components, so it plans a sort-merge join that moves the
+    # sketches twice (by node, then by component); a node map counted small enough is broadcast instead.
+    nodes = components.count()  # checkpointed: cheap
+    if 0 <= nodes * _NODE_ROW_BYTES <= _broadcast_limit(components.sparkSession):
+        small = F.broadcast(small)
     members = small.join(sketched.select(F.col("blob_id").alias("node"), "keys", "shingles"), "node")
     verified = members.groupBy("component").applyInArrow(verify_component(cfg),
                                                           to_spark_schema(schema.DEDUP_VERIFIED))

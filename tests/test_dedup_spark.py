@@ -145,6 +145,16 @@ def test_verify_keeps_only_exactly_similar_pairs(spark):
     verified, large = dedup.verified_components(components, sketched, cfg)
     assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     assert large.isEmpty()
+    assert "BroadcastHashJoin" in verified._jdf.queryExecution().executedPlan().toString()  # a small node map
+    # the same when the node map is too large to broadcast (a sort-merge join)
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        verified, _ = dedup.verified_components(components, sketched, cfg)
+        plan = verified._jdf.queryExecution().executedPlan().toString()
+        assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
+    finally:
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+    assert "Broadcast" not in plan
     # a component over the size limit is left as LSH made it
     verified, large = dedup.verified_components(components, sketched, dataclasses.replace(cfg, verify_max_members=2))
     assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
