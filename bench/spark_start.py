@@ -2,9 +2,10 @@
 
 - ``session``: ``spark_session()`` + one tiny job, with and without the class archive (``stackv2 class-archive``);
 - ``dedup``: the ``dedup`` stage (verify on) over the x16 near-dedup corpus (``python -m bench.dedup.run`` writes
-  it), with the default options, without the later-C2 thresholds, and with C1 only (``TieredStopAtLevel=1``);
-- ``heavy``: a JVM-bound query (sha2 of 30M rows, group-by, sort; 3 repeats in one session) with and without the
-  thresholds, to check that long runs keep their speed.
+  it), with the default options, with G1 (the JVM's default collector) instead of the throughput collector,
+  without the later-C2 thresholds, and with C1 only (``TieredStopAtLevel=1``);
+- ``heavy``: a JVM-bound query (sha2 of 30M rows, group-by, sort; 3 repeats in one session) with the default
+  options, with G1, and without the thresholds, to check that long runs keep their speed.
 
     python -m bench.spark_start --rounds 2
 """
@@ -23,7 +24,9 @@ from pipelines._session import BASE_CONF, DRIVER_OPTIONS
 
 DEFAULT = BASE_CONF[DRIVER_OPTIONS]
 PLAIN = "-Duser.timezone=UTC"
-C1 = f"{PLAIN} -XX:TieredStopAtLevel=1"
+PARALLEL = f"{PLAIN} -XX:+UseParallelGC"
+G1 = DEFAULT.replace("-XX:+UseParallelGC", "-XX:+UseG1GC")
+C1 = f"{PARALLEL} -XX:TieredStopAtLevel=1"
 X16 = Path(__file__).resolve().parents[1] / "work" / "bench-dedup" / "x16"
 
 
@@ -77,8 +80,9 @@ def _heavy(options: str, archive: bool) -> dict:
 
 CASES = {
     "session": [("archive", DEFAULT, True), ("no archive", DEFAULT, False)],
-    "dedup": [("default", DEFAULT, True), ("no C2 thresholds", f"{PLAIN}", True), ("C1 only", C1, True)],
-    "heavy": [("default", DEFAULT, True), ("no C2 thresholds", f"{PLAIN}", True)],
+    "dedup": [("default", DEFAULT, True), ("G1", G1, True), ("no C2 thresholds", PARALLEL, True),
+              ("C1 only", C1, True)],
+    "heavy": [("default", DEFAULT, True), ("G1", G1, True), ("no C2 thresholds", PARALLEL, True)],
 }
 
 

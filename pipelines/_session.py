@@ -29,9 +29,11 @@ BASE_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "true",
     # C2 compiles methods 10x later than by default: a run of a minute on a few cores spends less of them
     # compiling code it then barely uses (dedup x16 on 2 cores: ~2 s less), while long runs still get C2 code
-    # where it matters (a 35 s shuffle-heavy query: within a few percent). docs/benchmarks.md "JVM start-up".
+    # where it matters (a 35 s shuffle-heavy query: within a few percent). The throughput collector instead of G1:
+    # no write barriers or concurrent refinement threads taking the tasks' cores (dedup x16: ~1.2 s less, the
+    # 35 s query no slower); the driver's heap is small next to an executor's. docs/benchmarks.md "JVM start-up".
     DRIVER_OPTIONS: "-Duser.timezone=UTC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
-                    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000",
+                    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000 -XX:+UseParallelGC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.python.worker.reuse": "true",
     # pyspark.worker with the per-task re-read of Spark's own zips removed (~0.05 s per Python task; see the module).
