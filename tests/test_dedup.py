@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import xxhash
 from datasketch import MinHash, MinHashLSH
@@ -22,6 +23,7 @@ from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher, pack
 from stackv2.dedup.shingle import shingle_hash_batch, shingle_hash_sets, shingle_hashes, shingles, tokens, xxh32
 from stackv2.dedup.verify import verified_clusters
+from udfs import dedup as udfs_dedup
 
 CFG = DedupConfig()
 HASHER = MinHasher(CFG.num_perm, CFG.seed, CFG.mod_prime)
@@ -346,3 +348,31 @@ def test_verified_clusters_do_not_depend_on_input_order(sets, rnd):
     for i, j in itertools.combinations(range(len(sets)), 2):  # a verified bucket pair always ends in one cluster
         if jaccard(arrays[i], arrays[j]) >= 0.5 and (keys[i] == keys[j]).any():
             assert labels[ids[i]] is not None and labels[ids[i]] == labels[ids[j]]
+
+
+def _sketch_rows(cfg: DedupConfig, contents: list[str | None]) -> list[dict]:
+    batch = pa.RecordBatch.from_pydict({"blob_id": [f"b{i}" for i in range(len(contents))],
+                                        "language": ["Python"] * len(contents), "content": contents})
+    return [row for out in udfs_dedup.lsh_sketches(cfg)(iter([batch])) for row in out.to_pylist()]
+
+
+def test_sketches_carry_band_keys_and_with_verify_the_shingle_hashes(monkeypatch):
+    contents = [" ".join(f"w{i * j % 97}" for j in range(60)) for i in range(1, 5)]
+    contents.insert(2, "too short")  # no row
+    contents.insert(0, None)
+    cfg = DedupConfig(verify=True)
+    rows = _sketch_rows(cfg, contents)
+    assert [r["blob_id"] for r in rows] == ["b1", "b2", "b4", "b5"]
+    for r in rows:
+        content = contents[int(r["blob_id"][1:])]
+        hashes = shingle_hashes(content, cfg.ngram_size, cfg.min_length)
+        assert np.frombuffer(r["shingles"], dtype="<u4").tolist() == hashes.tolist()
+        keys = band_keys(MinHasher(cfg.num_perm, cfg.seed).signatures([hashes]), cfg.bands, cfg.rows)[0]
+        assert r["keys"] == [k.tobytes() for k in keys]
+    assert all(r["shingles"] is None for r in _sketch_rows(DedupConfig(), contents))  # not kept without verify
+    # a batch past Arrow's binary limit is split into batches, without changing the rows
+    monkeypatch.setattr(udfs_dedup, "_MAX_BATCH_HASHES", 120)
+    assert _sketch_rows(cfg, contents) == rows
+    monkeypatch.setattr(udfs_dedup, "_MAX_BATCH_HASHES", 10)
+    with pytest.raises(ValueError, match="more than 10 distinct shingles"):
+        _sketch_rows(cfg, contents)

@@ -46,7 +46,7 @@ def lsh_sketches(cfg: DedupConfig) -> ArrowMap:
             keep = np.flatnonzero(np.diff(offsets) > 0)
             # The rows left out hold no hashes: the kept rows' hashes are consecutive runs of ``flat``.
             bounds = np.append(offsets[keep], offsets[-1])
-            for lo, hi in _row_runs(bounds, _MAX_BATCH_HASHES):
+            for lo, hi in _row_runs(bounds, _MAX_BATCH_HASHES if cfg.verify else len(flat) + 1):
                 ends = bounds[lo:hi + 1]
                 sets = [flat[ends[i]:ends[i + 1]] for i in range(hi - lo)]
                 yield _sketch_batch(batch, keep[lo:hi], band_keys(hasher.signatures(sets), cfg.bands, cfg.rows),
