@@ -175,5 +175,8 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     else:
         stats.rows_in = stats.rows_out + stats.rows_rejected
     stats.save(stage_dir / STATS)
+    # What the stage cached (e.g. dedup's exact-dedup rows and sketches) is read by no later stage: stages pass
+    # data through their written outputs only.
+    ctx.spark.catalog.clearCache()
     (stage_dir / SUCCESS).write_text(json.dumps({"stage": name, "config_hash": ctx.config_hash}) + "\n")
     return stats, False

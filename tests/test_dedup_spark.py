@@ -118,6 +118,7 @@ def test_dedup_stage_with_verify(spark, tmp_path):
     # exact Jaccard: n1-n2 0.83, n1-n3 0.66, n2-n3 0.56: LSH clusters all three, verification keeps n1-n2 only
     out, stats = run(spark, tmp_path, 3, DedupConfig(verify=True))
     assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 1}
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # its cached rows and sketches released
     assert stats.extra["unverified_large_components"] == 0
     clusters = spark.read.parquet(str(out / "clusters")).collect()
     # n2 (permissive) outranks n1 (no_license, more stars)
