@@ -75,8 +75,7 @@ def connected_components(edges: DataFrame, src: str, dst: str, max_iterations: i
     ``edges`` may hold duplicates, both directions and self-loops. ``rounds_per_job`` rounds run as one job whose
     result is checkpointed locally, so the plan does not grow with the number of rounds; only the last round's
     convergence is read: a round over a converged result gives that result again, so a job that converges early
-    still ends converged, and the one or two rounds it may run past convergence are cheap next to a job's fixed
-    cost.
+    still ends converged, and a round run past convergence is cheap next to a job's fixed cost.
     """
     current = edges.select(F.col(src).alias(U), F.col(dst).alias(V)).where(F.col(U) != F.col(V))
     for first in range(0, max_iterations, rounds_per_job):

@@ -94,7 +94,7 @@ def verified_components(components: DataFrame, sketched: DataFrame,
     # Before CC has run the planner cannot size the components, so it plans a sort-merge join that moves the
     # sketches twice (by node, then by component); a node map counted small enough is broadcast instead.
     nodes = components.count()  # checkpointed: cheap
-    if 0 <= nodes * _NODE_ROW_BYTES <= _broadcast_limit(components.sparkSession):
+    if nodes * _NODE_ROW_BYTES <= _broadcast_limit(components.sparkSession):  # never with a limit of -1
         small = F.broadcast(small)
     members = small.join(sketched.select(F.col("blob_id").alias("node"), "keys", "shingles"), "node")
     verified = members.groupBy("component").applyInArrow(verify_component(cfg),
