@@ -83,17 +83,16 @@ def _broadcast_limit(spark: SparkSession) -> int:
     return spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
 
 
-def verified_components(components: DataFrame, sketched: DataFrame,
-                        cfg: DedupConfig) -> tuple[DataFrame, DataFrame]:
+def verified_components(components: DataFrame, sketched: DataFrame, cfg: DedupConfig,
+                        nodes: int) -> tuple[DataFrame, DataFrame]:
     """(node, component) of the clusters of verified pairs (``stackv2.dedup.verify``), one ``applyInArrow`` group
     per LSH component; and the components too large to verify (``cfg.verify_max_members``), which stay as LSH
-    made them (both frames as (node, component))."""
+    made them (both frames as (node, component)). ``nodes``: the rows of ``components``."""
     sized = components.withColumn("_size", F.count("*").over(Window.partitionBy("component")))
     small = sized.where(F.col("_size") <= cfg.verify_max_members).drop("_size")
     large = sized.where(F.col("_size") > cfg.verify_max_members).drop("_size")
     # Before CC has run the planner cannot size the components, so it plans a sort-merge join that moves the
     # sketches twice (by node, then by component); a node map counted small enough is broadcast instead.
-    nodes = components.count()  # checkpointed: cheap
     if nodes * _NODE_ROW_BYTES <= _broadcast_limit(components.sparkSession):  # never with a limit of -1
         small = F.broadcast(small)
     members = small.join(sketched.select(F.col("blob_id").alias("node"), "keys", "shingles"), "node")
@@ -121,16 +120,17 @@ def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame
     components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
     extra = {}
     unverified = None
+    nodes = components.count() if cfg.verify else 0  # checkpointed: cheap
     if cfg.verify:
-        components, large = verified_components(components, sketched, cfg)
+        components, large = verified_components(components, sketched, cfg, nodes)
         # Counted while the clusters are built (no job of its own): one row per component is its root.
         unverified = Observation("unverified large components")
         large = large.observe(unverified, F.count(F.when(F.col("node") == F.col("component"), 1)).alias("n"))
         components = components.unionByName(large)
     clusters = rank_clusters(files, components).localCheckpoint()
     if unverified is not None:
-        # A branch the planner proved empty reports nothing.
-        extra["unverified_large_components"] = unverified.get.get("n") or 0
+        # Without any node AQE drops the observed branch before it runs: its metric would never arrive.
+        extra["unverified_large_components"] = (unverified.get.get("n") or 0) if nodes else 0
     tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)

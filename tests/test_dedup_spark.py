@@ -69,10 +69,10 @@ def frame(spark, rows, partitions):
     return spark.createDataFrame(table).repartition(partitions)
 
 
-def run(spark, tmp: Path, partitions: int, cfg: DedupConfig | None = None):
+def run(spark, tmp: Path, partitions: int, cfg: DedupConfig | None = None, rows: list[dict] = ROWS):
     work = tmp / f"p{partitions}"
     (work / "filter").mkdir(parents=True)
-    frame(spark, ROWS, partitions).write.parquet(str(work / "filter" / "data"))
+    frame(spark, rows, partitions).write.parquet(str(work / "filter" / "data"))
     (work / "filter" / SUCCESS).write_text("{}")
     run_cfg = RunConfig(work_dir=str(work), dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3))
     ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous="filter", config_hash="test")
@@ -137,27 +137,39 @@ TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 
           row("c/a", "x.py", "x3", text(32, 40, base=30))]
 
 
+@pytest.mark.parametrize("verify", [False, True])
+@pytest.mark.parametrize("rows", [[], ROWS[-3:]], ids=["empty", "no-candidates"])
+def test_no_candidates(spark, tmp_path, rows, verify):
+    """No file or no LSH candidate: components and verification have nothing to do (and must not wait for metrics
+    of plan branches AQE dropped), and the stage still accounts for every row."""
+    out, stats = run(spark, tmp_path, 2, DedupConfig(verify=verify), rows)
+    assert (stats.rows_in, stats.rows_out, stats.rejected) == (len(rows), len(rows), {})
+    assert stats.extra.get("unverified_large_components", 0) == 0
+    assert spark.read.parquet(str(out / "clusters")).isEmpty()
+
+
 def test_verify_keeps_only_exactly_similar_pairs(spark):
     # one-row bands make nearly every pair with shared shingles a candidate: LSH alone chains x3 in
     cfg = DedupConfig(bands=25, rows=1, verify=True)
     sketched = dedup.sketches(frame(spark, TRIPLE, 2), cfg)
     components = connected_components(dedup.candidate_edges(sketched), "src", "dst")
     assert {r["node"] for r in components.collect()} == {"x1", "x2", "x3"}
-    verified, large = dedup.verified_components(components, sketched, cfg)
+    verified, large = dedup.verified_components(components, sketched, cfg, components.count())
     assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     assert large.isEmpty()
     assert "BroadcastHashJoin" in verified._jdf.queryExecution().executedPlan().toString()  # a small node map
     # the same when the node map is too large to broadcast (a sort-merge join)
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
-        verified, _ = dedup.verified_components(components, sketched, cfg)
+        verified, _ = dedup.verified_components(components, sketched, cfg, components.count())
         plan = verified._jdf.queryExecution().executedPlan().toString()
         assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     finally:
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     assert "Broadcast" not in plan
     # a component over the size limit is left as LSH made it
-    verified, large = dedup.verified_components(components, sketched, dataclasses.replace(cfg, verify_max_members=2))
+    verified, large = dedup.verified_components(components, sketched, dataclasses.replace(cfg, verify_max_members=2),
+                                                components.count())
     assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
 
 
