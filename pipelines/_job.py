@@ -6,8 +6,8 @@ A stage is a function ``StageContext -> StageResult``. This module does the rest
    stage's unique key into ``spark.shuffle_partitions`` files, sorted within each file, written to a temporary
    folder, its part files renamed ``part-NNNNN.parquet``, then moved into place: the same input and config give
    byte-identical files whatever the input partitioning or number of executors; the outputs' jobs run at once;
-2. ``_stats.json`` is derived from the written outputs with one aggregation per output, and checked:
-   rows in == rows out + rows rejected;
+2. ``_stats.json`` is derived from what the writer tasks counted (rows, and rejected rows per reason) plus the
+   stage's own ``extra_stats`` of the written data, and checked: rows in == rows out + rows rejected;
 3. ``_SUCCESS`` is written last, holding the stage's config hash. A rerun skips a stage whose marker carries
    the same hash, and recomputes (after removing the partial folder) a stage without one.
 """

@@ -119,16 +119,15 @@ def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame
     sketched = sketches(files, cfg)
     components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
     extra = {}
-    unverified = None
-    nodes = components.count() if cfg.verify else 0  # checkpointed: cheap
     if cfg.verify:
+        nodes = components.count()  # checkpointed: cheap
         components, large = verified_components(components, sketched, cfg, nodes)
         # Counted while the clusters are built (no job of its own): one row per component is its root.
         unverified = Observation("unverified large components")
         large = large.observe(unverified, F.count(F.when(F.col("node") == F.col("component"), 1)).alias("n"))
         components = components.unionByName(large)
     clusters = rank_clusters(files, components).localCheckpoint()
-    if unverified is not None:
+    if cfg.verify:
         # Without any node AQE drops the observed branch before it runs: its metric would never arrive.
         extra["unverified_large_components"] = (unverified.get.get("n") or 0) if nodes else 0
     tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")

@@ -144,7 +144,7 @@ def test_no_candidates(spark, tmp_path, rows, verify):
     of plan branches AQE dropped), and the stage still accounts for every row."""
     out, stats = run(spark, tmp_path, 2, DedupConfig(verify=verify), rows)
     assert (stats.rows_in, stats.rows_out, stats.rejected) == (len(rows), len(rows), {})
-    assert stats.extra.get("unverified_large_components", 0) == 0
+    assert stats.extra.get("unverified_large_components") == (0 if verify else None)
     assert spark.read.parquet(str(out / "clusters")).isEmpty()
 
 

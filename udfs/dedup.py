@@ -47,10 +47,9 @@ def lsh_sketches(cfg: DedupConfig) -> ArrowMap:
             # The rows left out hold no hashes: the kept rows' hashes are consecutive runs of ``flat``.
             bounds = np.append(offsets[keep], offsets[-1])
             for lo, hi in _row_runs(bounds, _MAX_BATCH_HASHES if cfg.verify else len(flat) + 1):
-                ends = bounds[lo:hi + 1]
-                sets = [flat[ends[i]:ends[i + 1]] for i in range(hi - lo)]
-                yield _sketch_batch(batch, keep[lo:hi], band_keys(hasher.signatures(sets), cfg.bands, cfg.rows),
-                                    flat[ends[0]:ends[-1]] if cfg.verify else None, ends - ends[0])
+                hashes, ends = flat[bounds[lo]:bounds[hi]], bounds[lo:hi + 1] - bounds[lo]
+                keys = band_keys(hasher.packed_signatures(hashes, ends), cfg.bands, cfg.rows)
+                yield _sketch_batch(batch, keep[lo:hi], keys, hashes if cfg.verify else None, ends)
 
     return run
 

@@ -94,10 +94,14 @@ class MinHasher:
 
         Each row depends only on its own set (the kernel walks the sets one by one), not on the batch.
         """
-        sig = np.full((len(hash_sets), self.num_perm), MAX_HASH, dtype=np.uint32)
-        flat, offsets = pack(hash_sets)
+        return self.packed_signatures(*pack(hash_sets))
+
+    def packed_signatures(self, flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``signatures`` of sets already in ``pack``'s layout (as ``shingle.shingle_hash_batch`` gives them)."""
+        sig = np.full((len(offsets) - 1, self.num_perm), MAX_HASH, dtype=np.uint32)
         if len(flat):
-            _signatures(flat, offsets, self.a, self.b, np.uint64(self.mod_prime), sig)
+            _signatures(np.asarray(flat, dtype=np.uint32), np.asarray(offsets, dtype=np.int64), self.a, self.b,
+                        np.uint64(self.mod_prime), sig)
         return sig
 
 
@@ -117,13 +121,14 @@ class RensaHasher:
         self.seed = seed
 
     def signatures(self, hash_sets: Sequence[np.ndarray]) -> np.ndarray:
-        n = len(hash_sets)
-        offsets = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum([len(h) for h in hash_sets], out=offsets[1:])
-        if offsets[-1] == 0:
-            return np.full((n, self.num_perm), MAX_HASH, dtype=np.uint32)
-        flat = np.concatenate([np.asarray(h, dtype=np.uint64) for h in hash_sets])
-        sig = np.array(self._digest(flat, offsets, self.num_perm, self.seed).to_rows(), dtype=np.uint32)
+        return self.packed_signatures(*pack(hash_sets))
+
+    def packed_signatures(self, flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        if len(flat) == 0:
+            return np.full((len(offsets) - 1, self.num_perm), MAX_HASH, dtype=np.uint32)
+        offsets = np.asarray(offsets, dtype=np.uint64)
+        sig = np.array(self._digest(np.asarray(flat, dtype=np.uint64), offsets, self.num_perm, self.seed).to_rows(),
+                       dtype=np.uint32)
         sig[offsets[1:] == offsets[:-1]] = MAX_HASH
         return sig
 
