@@ -37,8 +37,11 @@ _rescan = zipimport.zipimporter.invalidate_caches
 def _is_spark_archive(archive: str) -> bool:
     """``pyspark.zip``, ``py4j-*-src.zip`` and ``spark-core_*.jar``: what Spark itself puts on the worker path."""
     name = os.path.basename(archive)
-    return (name == "pyspark.zip" or (name.startswith("py4j-") and name.endswith("-src.zip"))
-            or (name.startswith("spark-core_") and name.endswith(".jar")))
+    return (
+        name == "pyspark.zip"
+        or (name.startswith("py4j-") and name.endswith("-src.zip"))
+        or (name.startswith("spark-core_") and name.endswith(".jar"))
+    )
 
 
 def _invalidate_caches(self: zipimport.zipimporter) -> None:
@@ -54,6 +57,7 @@ def main(infile, outfile) -> None:
     if len(gc.get_objects(generation=2)) >= FREEZE_AFTER:
         gc.freeze()
     worker.main(infile, outfile)
+
 
 if __name__ == "__main__":  # workers started without the daemon (spark.python.use.daemon=false)
     runpy.run_module("pyspark.worker", run_name="__main__", alter_sys=True)

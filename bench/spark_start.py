@@ -35,8 +35,9 @@ def _session(options: str, archive: bool) -> dict:
     from stackv2.config import SparkConfig
 
     t = time.monotonic()
-    spark = spark_session(SparkConfig(master="local[2]", driver_memory="2g", conf={DRIVER_OPTIONS: options}),
-                          class_archive=archive)
+    spark = spark_session(
+        SparkConfig(master="local[2]", driver_memory="2g", conf={DRIVER_OPTIONS: options}), class_archive=archive
+    )
     spark.range(1).count()
     return {"seconds": round(time.monotonic() - t, 2)}
 
@@ -50,12 +51,18 @@ def _dedup(options: str, archive: bool) -> dict:
 
     shutil.rmtree(X16 / "dedup", ignore_errors=True)
     t = time.monotonic()
-    spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8,
-                            conf={DRIVER_OPTIONS: options})
+    spark_cfg = SparkConfig(
+        master="local[2]", driver_memory="2g", shuffle_partitions=8, conf={DRIVER_OPTIONS: options}
+    )
     cfg = DedupConfig(verify=True)
     spark = spark_session(spark_cfg, class_archive=archive)
-    ctx = StageContext(spark=spark, cfg=RunConfig(work_dir=str(X16), spark=spark_cfg, dedup=cfg), work_dir=X16,
-                       previous="corpus", config_hash=stable_hash(to_dict(cfg)))
+    ctx = StageContext(
+        spark=spark,
+        cfg=RunConfig(work_dir=str(X16), spark=spark_cfg, dedup=cfg),
+        work_dir=X16,
+        previous="corpus",
+        config_hash=stable_hash(to_dict(cfg)),
+    )
     run_stage(ctx, "dedup", dedup.build)
     return {"seconds": round(time.monotonic() - t, 2)}
 
@@ -66,8 +73,9 @@ def _heavy(options: str, archive: bool) -> dict:
     from pipelines._session import spark_session
     from stackv2.config import SparkConfig
 
-    spark = spark_session(SparkConfig(master="local[2]", driver_memory="2g", conf={DRIVER_OPTIONS: options}),
-                          class_archive=archive)
+    spark = spark_session(
+        SparkConfig(master="local[2]", driver_memory="2g", conf={DRIVER_OPTIONS: options}), class_archive=archive
+    )
     df = spark.range(30_000_000).select("id", F.sha2(F.col("id").cast("string"), 256).alias("h"))
     times = []
     for _ in range(3):
@@ -80,8 +88,12 @@ def _heavy(options: str, archive: bool) -> dict:
 
 CASES = {
     "session": [("archive", DEFAULT, True), ("no archive", DEFAULT, False)],
-    "dedup": [("default", DEFAULT, True), ("G1", G1, True), ("no C2 thresholds", PARALLEL, True),
-              ("C1 only", C1, True)],
+    "dedup": [
+        ("default", DEFAULT, True),
+        ("G1", G1, True),
+        ("no C2 thresholds", PARALLEL, True),
+        ("C1 only", C1, True),
+    ],
     "heavy": [("default", DEFAULT, True), ("G1", G1, True), ("no C2 thresholds", PARALLEL, True)],
 }
 
@@ -96,10 +108,16 @@ def main() -> None:
     for r in range(1, args.rounds + 1):
         for case in args.cases:
             for label, options, archive in CASES[case]:
-                out = subprocess.run([sys.executable, "-m", "bench.spark_start", "--one", case, options,
-                                      str(archive)], capture_output=True, text=True, check=True).stdout
-                print(json.dumps({"round": r, "case": case, "variant": label, **json.loads(out.splitlines()[-1])}),
-                      flush=True)
+                out = subprocess.run(
+                    [sys.executable, "-m", "bench.spark_start", "--one", case, options, str(archive)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                print(
+                    json.dumps({"round": r, "case": case, "variant": label, **json.loads(out.splitlines()[-1])}),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -110,8 +110,9 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_output(out: Output, target: Path, partitions: int,
-                 count_by: str | None = None) -> tuple[int, dict[str, int]]:
+def write_output(
+    out: Output, target: Path, partitions: int, count_by: str | None = None
+) -> tuple[int, dict[str, int]]:
     """Write one output deterministically and atomically (temp folder, stable names, then rename); returns the
     rows written and, with ``count_by``, the rows per value of that column.
 
@@ -157,9 +158,12 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     # The outputs are independent jobs: submitted together, one's tasks fill the cores while another's driver
     # plans or waits between stages.
     with ThreadPoolExecutor(len(outputs), thread_name_prefix=f"write-{name}") as pool:
-        futures = {out_name: pool.submit(write_output, out, stage_dir / out_name, partitions,
-                                         "reason" if out_name == REJECTED else None)
-                   for out_name, out in outputs.items()}
+        futures = {
+            out_name: pool.submit(
+                write_output, out, stage_dir / out_name, partitions, "reason" if out_name == REJECTED else None
+            )
+            for out_name, out in outputs.items()
+        }
     counts = {out_name: future.result() for out_name, future in futures.items()}  # raises the first failure
 
     stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))

@@ -33,7 +33,7 @@ BASE_CONF: dict[str, str] = {
     # no write barriers or concurrent refinement threads taking the tasks' cores (dedup x16: ~1.2 s less, the
     # 35 s query no slower); the driver's heap is small next to an executor's. docs/benchmarks.md "JVM start-up".
     DRIVER_OPTIONS: "-Duser.timezone=UTC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
-                    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000 -XX:+UseParallelGC",
+    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000 -XX:+UseParallelGC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.python.worker.reuse": "true",
     # pyspark.worker with the per-task re-read of Spark's own zips removed (~0.05 s per Python task; see the module).

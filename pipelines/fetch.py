@@ -34,9 +34,12 @@ def build(ctx: StageContext) -> StageResult:
     rows_in = index.count()
     rejected_schema = with_reason(FILE_INDEX).append(BLOB_RESULT.field("detail"))
     if "length" in index.columns:
-        oversized = conform(index.where(F.col("length") >= cfg.fetch.max_length).withColumn(
-            "reason", F.lit(TOO_LARGE)).withColumn(
-            "detail", F.concat(F.lit("index length "), F.col("length").cast("string"))), rejected_schema)
+        oversized = conform(
+            index.where(F.col("length") >= cfg.fetch.max_length)
+            .withColumn("reason", F.lit(TOO_LARGE))
+            .withColumn("detail", F.concat(F.lit("index length "), F.col("length").cast("string"))),
+            rejected_schema,
+        )
         wanted = index.where(F.col("length").isNull() | (F.col("length") < cfg.fetch.max_length))
     else:  # a published id table: sizes are known only once fetched
         oversized, wanted = None, index

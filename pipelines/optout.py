@@ -37,22 +37,31 @@ def run(ctx: StageContext) -> StageResult:
     path = ctx.cfg.optout.registry
     registry = load_registry(path) if path else None
     if registry is None or not registry.requests:  # nothing can be opted out: every row passes, no rejected table
-        return StageResult(data=Output(df, KEY), rows_in=df.count(),
-                           extra={"registry": path, "registry_sha256": registry and registry.sha256, "requests": 0})
+        return StageResult(
+            data=Output(df, KEY),
+            rows_in=df.count(),
+            extra={"registry": path, "registry_sha256": registry and registry.sha256, "requests": 0},
+        )
     schema = StructType([*df.schema.fields, StructField(REQUEST_COLUMN, StringType())])
     tagged = df.mapInArrow(_tagger(registry), schema)
     kept = tagged.where(F.col(REQUEST_COLUMN).isNull()).drop(REQUEST_COLUMN)
-    rejected = (tagged.where(F.col(REQUEST_COLUMN).isNotNull())
-                .select(*df.columns, F.lit(REASON_OPTED_OUT).alias("reason"), REQUEST_COLUMN))
+    rejected = tagged.where(F.col(REQUEST_COLUMN).isNotNull()).select(
+        *df.columns, F.lit(REASON_OPTED_OUT).alias("reason"), REQUEST_COLUMN
+    )
     # One aggregation gives the rows in (all groups) and the files per request (the non-null groups).
     counts = {r[REQUEST_COLUMN]: r["n"] for r in tagged.groupBy(REQUEST_COLUMN).agg(F.count("*").alias("n")).collect()}
     dates = [r.date for r in registry.requests]
-    extra = {"registry": path, "registry_sha256": registry.sha256, "requests": len(dates),
-             # the dataset card states up to which date opt-outs are honoured
-             "registry_date": max(dates).isoformat(),
-             "files_per_request": {k: counts[k] for k in sorted(k for k in counts if k is not None)}}
-    return StageResult(data=Output(kept, KEY), rejected=Output(rejected, KEY), rows_in=sum(counts.values()),
-                       extra=extra)
+    extra = {
+        "registry": path,
+        "registry_sha256": registry.sha256,
+        "requests": len(dates),
+        # the dataset card states up to which date opt-outs are honoured
+        "registry_date": max(dates).isoformat(),
+        "files_per_request": {k: counts[k] for k in sorted(k for k in counts if k is not None)},
+    }
+    return StageResult(
+        data=Output(kept, KEY), rejected=Output(rejected, KEY), rows_in=sum(counts.values()), extra=extra
+    )
 
 
 STAGE = Stage("optout", run, config_keys=("optout",), fingerprint=lambda cfg: registry_fingerprint(cfg.optout))

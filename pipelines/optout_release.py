@@ -128,8 +128,10 @@ def _scan_removals(release: Path, shards: list[str], matcher: Matcher) -> dict[s
         if not pc.any(hit).as_py():
             continue
         t = t.append_column("_request", req).filter(hit)
-        cols = [t[c].to_pylist() if c in t.column_names else [None] * t.num_rows
-                for c in ("repo_name", "path", "blob_id", "_request")]
+        cols = [
+            t[c].to_pylist() if c in t.column_names else [None] * t.num_rows
+            for c in ("repo_name", "path", "blob_id", "_request")
+        ]
         out[shard] = list(zip(*cols, strict=True))
     return out
 
@@ -142,8 +144,9 @@ def _with_gh_permissive(table: pa.Table) -> pa.Table:
     return table.append_column(GH_PERMISSIVE, pc.if_else(pc.is_null(gha), pa.scalar(None, pa.bool_()), value))
 
 
-def _candidates(rejected_dir: Path, blobs: set[str], removed: dict[str, tuple[str, str]],
-                matcher: Matcher) -> dict[str, list[tuple[str, pa.Table]]]:
+def _candidates(
+    rejected_dir: Path, blobs: set[str], removed: dict[str, tuple[str, str]], matcher: Matcher
+) -> dict[str, list[tuple[str, pa.Table]]]:
     """blob -> [(key, full row)] of the files holding it that may be promoted, best first: the file the cluster
     table ranks (rejected ``near_duplicate``), then its exact duplicates in the exact-dedup order."""
     dataset = ds.dataset(rejected_dir, format="parquet")
@@ -159,8 +162,14 @@ def _candidates(rejected_dir: Path, blobs: set[str], removed: dict[str, tuple[st
     return out
 
 
-def _plan_promotions(plan: ApplyPlan, release: Path, shard_bytes: dict[str, int], work: Path, matcher: Matcher,
-                     redact: Callable[[str], str] | None) -> None:
+def _plan_promotions(
+    plan: ApplyPlan,
+    release: Path,
+    shard_bytes: dict[str, int],
+    work: Path,
+    matcher: Matcher,
+    redact: Callable[[str], str] | None,
+) -> None:
     """Replace every removed file whose content no released file holds any more by the best eligible duplicate.
 
     A removed file's group is its near-duplicate cluster (its blobs in rank order) or, outside any cluster, its
@@ -221,22 +230,38 @@ def _plan_promotions(plan: ApplyPlan, release: Path, shard_bytes: dict[str, int]
             redact = resolve_redact()
         key, full = winner
         row = full.select(RELEASE.names).cast(RELEASE)
-        row = row.set_column(RELEASE.get_field_index("content"), "content",
-                             pa.array([redact(row["content"][0].as_py())], pa.string()))
+        row = row.set_column(
+            RELEASE.get_field_index("content"), "content", pa.array([redact(row["content"][0].as_py())], pa.string())
+        )
         w_repo, w_path, w_blob = _split(key)
         folder = f"{rel.DATA_DIR}/{rel.language_dir(row['language'][0].as_py())}"
-        target = (repo_shard.get((w_repo, folder))
-                  or (gone_shard if _folder(gone_shard) == folder else None)
-                  or min((s for s in shard_bytes if _folder(s) == folder), key=lambda s: (shard_bytes[s], s),
-                         default=f"{folder}/{rel.shard_name(0, 1)}"))
+        target = (
+            repo_shard.get((w_repo, folder))
+            or (gone_shard if _folder(gone_shard) == folder else None)
+            or min(
+                (s for s in shard_bytes if _folder(s) == folder),
+                key=lambda s: (shard_bytes[s], s),
+                default=f"{folder}/{rel.shard_name(0, 1)}",
+            )
+        )
         repo_shard.setdefault((w_repo, folder), target)
         shard_bytes.setdefault(target, 0)
         plan.additions.setdefault(target, []).append(row)
-        plan.promotions.append(Promotion(
-            cluster_id, request, {"repo_name": repo, "path": path, "blob_id": blob, "shard": gone_shard},
-            {"repo_name": w_repo, "path": w_path, "blob_id": w_blob, "language": row["language"][0].as_py(),
-             "reason": full["reason"][0].as_py()},
-            target))
+        plan.promotions.append(
+            Promotion(
+                cluster_id,
+                request,
+                {"repo_name": repo, "path": path, "blob_id": blob, "shard": gone_shard},
+                {
+                    "repo_name": w_repo,
+                    "path": w_path,
+                    "blob_id": w_blob,
+                    "language": row["language"][0].as_py(),
+                    "reason": full["reason"][0].as_py(),
+                },
+                target,
+            )
+        )
 
 
 def _write_options(meta: pq.FileMetaData) -> dict[str, Any]:
@@ -246,10 +271,13 @@ def _write_options(meta: pq.FileMetaData) -> dict[str, Any]:
         return {"compression": "zstd"}
     first = meta.row_group(0)
     codec = first.column(0).compression.lower() if first.num_columns else "zstd"
-    return {"compression": "none" if codec == "uncompressed" else codec,
-            "row_group_size": max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
-            "use_deprecated_int96_timestamps": any(meta.schema.column(i).physical_type == "INT96"
-                                                   for i in range(meta.num_columns))}
+    return {
+        "compression": "none" if codec == "uncompressed" else codec,
+        "row_group_size": max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
+        "use_deprecated_int96_timestamps": any(
+            meta.schema.column(i).physical_type == "INT96" for i in range(meta.num_columns)
+        ),
+    }
 
 
 def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table]) -> Path:
@@ -334,8 +362,9 @@ def _purge_work(work: Path, release: Path, matcher: Matcher) -> dict[str, int]:
     return purged
 
 
-def plan_apply(registry: Registry, release: Path, work: Path | None = None,
-               redact: Callable[[str], str] | None = None) -> ApplyPlan:
+def plan_apply(
+    registry: Registry, release: Path, work: Path | None = None, redact: Callable[[str], str] | None = None
+) -> ApplyPlan:
     manifest = rel.read_manifest(release)
     shard_bytes = {s["path"]: s["bytes"] for s in manifest["shards"]}
     matcher = Matcher(registry)
@@ -345,11 +374,20 @@ def plan_apply(registry: Registry, release: Path, work: Path | None = None,
     return plan
 
 
-def _audit(registry: Registry, plan: ApplyPlan, release: Path, work: Path | None,
-           purged: dict[str, int]) -> dict[str, Any]:
+def _audit(
+    registry: Registry, plan: ApplyPlan, release: Path, work: Path | None, purged: dict[str, int]
+) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {
-        r.id: {**r.summary(), "repos": Counter(), "files_removed": 0, "repo_rows_removed": 0, "shards_touched": set(),
-               "promotions": []} for r in registry.requests}
+        r.id: {
+            **r.summary(),
+            "repos": Counter(),
+            "files_removed": 0,
+            "repo_rows_removed": 0,
+            "shards_touched": set(),
+            "promotions": [],
+        }
+        for r in registry.requests
+    }
     for shard, rows in plan.removals.items():
         for repo, path, _blob, req in rows:
             a = per[req]
@@ -362,15 +400,22 @@ def _audit(registry: Registry, plan: ApplyPlan, release: Path, work: Path | None
     for p in plan.promotions:
         per[p.request]["promotions"].append(asdict(p))
         per[p.request]["shards_touched"].add(p.shard)
-    requests = [{**a, "repos": dict(sorted(a["repos"].items())), "shards_touched": sorted(a["shards_touched"])}
-                for a in per.values()]
+    requests = [
+        {**a, "repos": dict(sorted(a["repos"].items())), "shards_touched": sorted(a["shards_touched"])}
+        for a in per.values()
+    ]
     return {
-        "registry": registry.path, "registry_sha256": registry.sha256, "release": str(release),
+        "registry": registry.path,
+        "registry_sha256": registry.sha256,
+        "release": str(release),
         "work": str(work) if work else None,
         "files_removed": sum(a["files_removed"] for a in requests),
         "repo_rows_removed": sum(a["repo_rows_removed"] for a in requests),
-        "promotions": len(plan.promotions), "shards_touched": plan.shards, "work_purged": purged,
-        "warnings": plan.warnings, "requests": requests,
+        "promotions": len(plan.promotions),
+        "shards_touched": plan.shards,
+        "work_purged": purged,
+        "warnings": plan.warnings,
+        "requests": requests,
     }
 
 
@@ -391,9 +436,14 @@ def _commit(release: Path) -> None:
     journal.unlink()
 
 
-def apply(registry_path: str | Path, release: str | Path, work: str | Path | None = None,
-          report: str | Path | None = None, redact: Callable[[str], str] | None = None,
-          dry_run: bool = False) -> dict[str, Any]:
+def apply(
+    registry_path: str | Path,
+    release: str | Path,
+    work: str | Path | None = None,
+    report: str | Path | None = None,
+    redact: Callable[[str], str] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Remove opted-out rows from a release (and its work folder); return and write the audit report.
 
     The registry is validated and the whole change planned before the first byte is written; new shards are all
@@ -415,8 +465,9 @@ def apply(registry_path: str | Path, release: str | Path, work: str | Path | Non
         for shard in plan.shards:
             tmp = _rewrite(release / shard, matcher, plan.additions.get(shard, []))
             written.append(tmp)
-            entries[shard] = asdict(rel.ShardEntry(shard, pq.ParquetFile(tmp).metadata.num_rows, tmp.stat().st_size,
-                                                   rel.sha256_file(tmp)))
+            entries[shard] = asdict(
+                rel.ShardEntry(shard, pq.ParquetFile(tmp).metadata.num_rows, tmp.stat().st_size, rel.sha256_file(tmp))
+            )
     except BaseException:
         for tmp in written:
             tmp.unlink(missing_ok=True)
@@ -425,8 +476,13 @@ def apply(registry_path: str | Path, release: str | Path, work: str | Path | Non
     applied = manifest.setdefault("optout", [])
     if not any(a["registry_sha256"] == registry.sha256 for a in applied):
         latest = max((r.date for r in registry.requests), default=None)
-        applied.append({"registry_sha256": registry.sha256, "requests": len(registry.requests),
-                        "latest_request_date": latest.isoformat() if latest else None})
+        applied.append(
+            {
+                "registry_sha256": registry.sha256,
+                "requests": len(registry.requests),
+                "latest_request_date": latest.isoformat() if latest else None,
+            }
+        )
     _atomic_write_text(release / JOURNAL, json.dumps({"shards": plan.shards, "manifest": manifest}) + "\n")
     _commit(release)
 
@@ -482,8 +538,9 @@ def _scan(report: VerifyReport, matcher: Matcher, name: str, table: pa.Table) ->
     hit = pc.is_valid(req)
     if pc.any(hit).as_py():
         found = Counter(zip(table["repo_name"].filter(hit).to_pylist(), req.filter(hit).to_pylist(), strict=True))
-        report.leaks += [{"file": name, "repo_name": repo, "request": r, "rows": n}
-                         for (repo, r), n in sorted(found.items())]
+        report.leaks += [
+            {"file": name, "repo_name": repo, "request": r, "rows": n} for (repo, r), n in sorted(found.items())
+        ]
 
 
 def _token_metadata(tokens: Path) -> Iterable[tuple[Path, pa.Table]]:
@@ -505,12 +562,15 @@ def _stale_tokens(work: Path, matcher: Matcher) -> str | None:
             shards.update(t["shard"].filter(hit).to_pylist())
     if not hits:
         return None
-    return (f"tokenized output holds {hits} opted-out files (token shards {sorted(shards)}): remove "
-            f"{work / 'tokenize'} and {work / 'tokens'} and rerun the tokenize stage")
+    return (
+        f"tokenized output holds {hits} opted-out files (token shards {sorted(shards)}): remove "
+        f"{work / 'tokenize'} and {work / 'tokens'} and rerun the tokenize stage"
+    )
 
 
-def verify(registry_path: str | Path, release: str | Path, work: str | Path | None = None,
-           tokens: str | Path | None = None) -> VerifyReport:
+def verify(
+    registry_path: str | Path, release: str | Path, work: str | Path | None = None, tokens: str | Path | None = None
+) -> VerifyReport:
     """Prove no opted-out row remains anywhere we can read (see the module docstring)."""
     matcher = Matcher(load_registry(registry_path))
     release = Path(release)
@@ -538,8 +598,10 @@ def verify(registry_path: str | Path, release: str | Path, work: str | Path | No
             found = True
             _scan(report, matcher, str(f), t)
         if not found:
-            report.problems.append(f"{tokens}: no metadata naming the repositories of the tokenized documents "
-                                   "(Parquet with repo_name); the tokens cannot be verified")
+            report.problems.append(
+                f"{tokens}: no metadata naming the repositories of the tokenized documents "
+                "(Parquet with repo_name); the tokens cannot be verified"
+            )
     return report
 
 
@@ -568,15 +630,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     for p in report.problems:
         print(f"PROBLEM {p}")
     state = "OK" if report.ok else "FAILED"
-    print(f"{state}: {report.files_scanned} files, {report.rows_scanned} rows scanned, {len(report.leaks)} leaks, "
-          f"{len(report.problems)} problems")
+    print(
+        f"{state}: {report.files_scanned} files, {report.rows_scanned} rows scanned, {len(report.leaks)} leaks, "
+        f"{len(report.problems)} problems"
+    )
     return report.exit_code()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``optout {apply,check,verify}`` to the ``stackv2`` command."""
     sub = subparsers.add_parser("optout", help="honour opt-out requests on released data").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     p = sub.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
     p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
     p.add_argument("--release", required=True, help="release folder (manifest.json, data/, repos/)")
@@ -594,4 +659,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work", default=None, help="also scan the work folder's content-bearing tables")
     p.add_argument("--tokens", default=None, help="also scan the tokenized output's metadata")
     p.set_defaults(func=_cmd_verify)
-

@@ -43,10 +43,14 @@ def spans_table(redacted: DataFrame) -> DataFrame:
 
 def stats(df: DataFrame) -> dict:
     names = [f.name for f in PII_COUNT_FIELDS]
-    row = df.agg(*(F.sum(n).alias(n) for n in names),
-                 F.count(F.when(sum(F.col(n) for n in names) > 0, 1)).alias("files_with_pii")).first()
-    return {"redactions": {n.removeprefix("pii_"): int(row[n] or 0) for n in names},
-            "files_with_pii": int(row["files_with_pii"])}
+    row = df.agg(
+        *(F.sum(n).alias(n) for n in names),
+        F.count(F.when(sum(F.col(n) for n in names) > 0, 1)).alias("files_with_pii"),
+    ).first()
+    return {
+        "redactions": {n.removeprefix("pii_"): int(row[n] or 0) for n in names},
+        "files_with_pii": int(row["files_with_pii"]),
+    }
 
 
 def build(ctx: StageContext) -> StageResult:
@@ -55,8 +59,9 @@ def build(ctx: StageContext) -> StageResult:
     # Checkpointed: redaction runs once although both the rows and the spans table read it.
     redacted = transform(rows, cfg).localCheckpoint()
     tables = {SPANS: Output(spans_table(redacted), SPANS_KEY)} if cfg.write_spans else {}
-    return StageResult(data=Output(redacted.drop(SPANS_COLUMN), KEY), tables=tables, rows_in=rows.count(),
-                       extra_stats=stats)
+    return StageResult(
+        data=Output(redacted.drop(SPANS_COLUMN), KEY), tables=tables, rows_in=rows.count(), extra_stats=stats
+    )
 
 
 STAGE = Stage("pii", build, config_keys=("pii",), fingerprint=lambda cfg: model_fingerprint(cfg.pii))
@@ -82,6 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--counts", action="store_true", help="one JSON line per file: counts and spans, no values")
     p.add_argument("--config", default=None, help="run config (its pii: section)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="pii.KEY=VALUE",
-                   help="override one config value (repeatable), e.g. --set pii.window_chars=4096")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="pii.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set pii.window_chars=4096",
+    )
     p.set_defaults(func=_cmd_pii)

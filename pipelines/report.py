@@ -115,6 +115,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="HTML + PNG + JSON report of a work folder (into WORK/release/report)")
     p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
     p.add_argument("--config", default=None, help="run config (its work_dir and spark settings)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value (repeatable), e.g. --set spark.master=local[2]")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set spark.master=local[2]",
+    )
     p.set_defaults(func=_cmd_report)

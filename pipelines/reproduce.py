@@ -72,8 +72,9 @@ def _atomic_parquet(path: Path, schema: pa.Schema, tables: Callable[[], Any]) ->
 class _ShardFetcher:
     """Pairs each input row (or repo file) with its blob's outcome; each unique blob is fetched once."""
 
-    def __init__(self, reader: S3Reader, blob_requests: list[tuple[str, str | None, str | None]],
-                 progress: Progress) -> None:
+    def __init__(
+        self, reader: S3Reader, blob_requests: list[tuple[str, str | None, str | None]], progress: Progress
+    ) -> None:
         self.counts = Counter(r[0] for r in blob_requests)
         unique = list({r[0]: r for r in reversed(blob_requests)}.values())[::-1]
         self._outcomes = fetch(reader, unique, progress=progress)
@@ -93,12 +94,16 @@ class _ShardFetcher:
         return out
 
 
-def _file_level(rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Counter) -> tuple[
-        pa.Schema, pa.Schema, Callable, Callable]:
+def _file_level(
+    rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Counter
+) -> tuple[pa.Schema, pa.Schema, Callable, Callable]:
     """Writers of a file-level shard: input columns + ``content`` (and ``src_encoding``/``length_bytes`` when the
     input lacks them); rejected rows keep the input columns + ``reason`` + ``detail``."""
-    extra = [f for f in (pa.field("src_encoding", pa.string()), pa.field("length_bytes", pa.int64()))
-             if f.name not in rows.schema.names]
+    extra = [
+        f
+        for f in (pa.field("src_encoding", pa.string()), pa.field("length_bytes", pa.int64()))
+        if f.name not in rows.schema.names
+    ]
     data_schema = pa.schema([*rows.schema, *extra, pa.field("content", pa.string())])
     rej_schema = pa.schema([*rows.schema, pa.field("reason", pa.string()), pa.field("detail", pa.string())])
     rejected_parts: list[pa.Table] = []
@@ -113,8 +118,10 @@ def _file_level(rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Coun
                 outs.append(o)
                 counts[o.reason or "ok"] += 1
             good = part.take(pa.array(ok, pa.int64()))
-            cols = {"src_encoding": [outs[i].src_encoding for i in ok],
-                    "length_bytes": [outs[i].length_bytes for i in ok]}
+            cols = {
+                "src_encoding": [outs[i].src_encoding for i in ok],
+                "length_bytes": [outs[i].length_bytes for i in ok],
+            }
             for f in extra:
                 good = good.append_column(f, pa.array(cols[f.name], f.type))
             good = good.append_column("content", pa.array([outs[i].content for i in ok], pa.string()))
@@ -130,16 +137,23 @@ def _file_level(rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Coun
     return data_schema, rej_schema, batches, rejected
 
 
-def _repo_level(rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Counter) -> tuple[
-        pa.Schema, pa.Schema, Callable, Callable]:
+def _repo_level(
+    rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Counter
+) -> tuple[pa.Schema, pa.Schema, Callable, Callable]:
     """Writers of a repo-level shard: each repository keeps its ``files`` list, every file with ``content``;
     files that cannot be fetched leave the list (``num_files`` follows) and go to rejected as one row each."""
     file_type = rows.schema.field("files").type.value_type
     out_file = pa.struct([*file_type, pa.field("content", pa.string())])
     data_schema = rows.schema.set(rows.schema.get_field_index("files"), pa.field("files", pa.list_(out_file)))
     repo_keys = [c for c in ("repo_name", "snapshot_id", "revision_id") if c in rows.schema.names]
-    rej_schema = pa.schema([*(rows.schema.field(c) for c in repo_keys), *file_type,
-                            pa.field("reason", pa.string()), pa.field("detail", pa.string())])
+    rej_schema = pa.schema(
+        [
+            *(rows.schema.field(c) for c in repo_keys),
+            *file_type,
+            pa.field("reason", pa.string()),
+            pa.field("detail", pa.string()),
+        ]
+    )
     rejected_rows: list[dict] = []
 
     def batches():
@@ -153,8 +167,9 @@ def _repo_level(rows: pa.Table, fetcher: _ShardFetcher, group: int, counts: Coun
                 if o.reason is None:
                     kept.append({**f, "content": o.content})
                 else:
-                    rejected_rows.append({**{c: repo[c] for c in repo_keys}, **f, "reason": o.reason,
-                                          "detail": o.detail})
+                    rejected_rows.append(
+                        {**{c: repo[c] for c in repo_keys}, **f, "reason": o.reason, "detail": o.detail}
+                    )
             repo["files"] = kept
             if "num_files" in repo:
                 repo["num_files"] = len(kept)
@@ -176,11 +191,16 @@ def blob_requests(level: str, rows: pa.Table) -> list[tuple[str, str | None, str
     """(blob_id, content_id, src_encoding) of every row (file level) or every file of every repo, in order."""
     if level == FILE_LEVEL:
         n = rows.num_rows
-        cols = [rows[c].to_pylist() if c in rows.column_names else [None] * n
-                for c in ("blob_id", "content_id", "src_encoding")]
+        cols = [
+            rows[c].to_pylist() if c in rows.column_names else [None] * n
+            for c in ("blob_id", "content_id", "src_encoding")
+        ]
         return list(zip(*cols, strict=True))
-    return [(f["blob_id"], f.get("content_id"), f.get("src_encoding"))
-            for files in rows["files"].to_pylist() for f in files or []]
+    return [
+        (f["blob_id"], f.get("content_id"), f.get("src_encoding"))
+        for files in rows["files"].to_pylist()
+        for f in files or []
+    ]
 
 
 def run_shard(out: str, rel_path: str, level: str, digest: str, cfg_dict: dict[str, Any]) -> dict[str, Any]:
@@ -202,10 +222,19 @@ def run_shard(out: str, rel_path: str, level: str, digest: str, cfg_dict: dict[s
     finally:
         reader.close()
     progress.out(progress.line() + " (committed)")
-    marker = {"shard": rel_path, "digest": digest, "level": level, "rows_in": rows.num_rows,
-              "items_in": sum(counts.values()), "items_out": counts.pop("ok", 0), "rejected": dict(sorted(
-                  counts.items())), "objects": progress.files, "bytes": progress.bytes, "retries": reader.retries,
-              "seconds": round(time.monotonic() - t0, 3)}
+    marker = {
+        "shard": rel_path,
+        "digest": digest,
+        "level": level,
+        "rows_in": rows.num_rows,
+        "items_in": sum(counts.values()),
+        "items_out": counts.pop("ok", 0),
+        "rejected": dict(sorted(counts.items())),
+        "objects": progress.files,
+        "bytes": progress.bytes,
+        "retries": reader.retries,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
     _write_json(root / MARKERS / f"{name}.json", marker)
     (root / PLAN / f"{name}.parquet").unlink()  # committed: a rerun plans again from the id tables
     return marker
@@ -248,8 +277,15 @@ def _remove_stale(root: Path, keep: set[str]) -> None:
                 f.unlink()
 
 
-def reproduce(ids: list[str], out: str, cfg: ReproduceConfig, *, spark=None, retry_fetch_errors: bool = False,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
+def reproduce(
+    ids: list[str],
+    out: str,
+    cfg: ReproduceConfig,
+    *,
+    spark=None,
+    retry_fetch_errors: bool = False,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+) -> dict[str, Any]:
     """Plan, fetch every shard not yet committed (Spark tasks if ``spark`` is given), summarise.
 
     ``retry_fetch_errors`` also redoes committed shards that hold ``fetch_error`` rows (an outage that outlasted
@@ -275,9 +311,11 @@ def reproduce(ids: list[str], out: str, cfg: ReproduceConfig, *, spark=None, ret
         pq.write_table(s.rows, tmp, compression="zstd")
         os.replace(tmp, plan_file)
         todo.append((str(root), s.rel_path, level, digests[s.name], to_dict(cfg)))
-    log(f"[reproduce] {level}-level input: {table.num_rows:,} rows in {len(shards)} shards; "
+    log(
+        f"[reproduce] {level}-level input: {table.num_rows:,} rows in {len(shards)} shards; "
         f"{len(shards) - len(todo)} already committed, {len(todo)} to fetch "
-        f"(bucket {cfg.fetch.bucket}, {'unsigned' if cfg.fetch.unsigned else 'signed'})")
+        f"(bucket {cfg.fetch.bucket}, {'unsigned' if cfg.fetch.unsigned else 'signed'})"
+    )
     t1 = time.monotonic()
     if todo and spark is not None:
         sc = spark.sparkContext
@@ -286,13 +324,23 @@ def reproduce(ids: list[str], out: str, cfg: ReproduceConfig, *, spark=None, ret
         done = [run_shard(*t) for t in todo]
     with contextlib.suppress(OSError):
         (root / PLAN).rmdir()  # every shard committed: the plan folder is empty
-    this_run = {"shards": len(done), "objects": sum(m["objects"] for m in done),
-                "bytes": sum(m["bytes"] for m in done), "seconds": round(time.monotonic() - t1, 2)}
+    this_run = {
+        "shards": len(done),
+        "objects": sum(m["objects"] for m in done),
+        "bytes": sum(m["bytes"] for m in done),
+        "seconds": round(time.monotonic() - t1, 2),
+    }
     return summarize(root, shards, digests, this_run, time.monotonic() - t0, log)
 
 
-def summarize(root: Path, shards: list[Shard], digests: dict[str, str], this_run: dict[str, Any], seconds: float,
-              log: Callable[[str], None]) -> dict[str, Any]:
+def summarize(
+    root: Path,
+    shards: list[Shard],
+    digests: dict[str, str],
+    this_run: dict[str, Any],
+    seconds: float,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """Totals over every shard's marker (this run's and earlier runs'); checks items in == out + rejected."""
     total: Counter = Counter()
     rejected: Counter = Counter()
@@ -303,45 +351,71 @@ def summarize(root: Path, shards: list[Shard], digests: dict[str, str], this_run
         for k in ("rows_in", "items_in", "items_out", "objects", "bytes", "retries"):
             total[k] += m[k]
         rejected.update(m["rejected"])
-    summary = {"shards": len(shards), **{k: total[k] for k in ("rows_in", "items_in", "items_out", "objects",
-                                                                "bytes", "retries")},
-               "rejected": dict(sorted(rejected.items())), "this_run": this_run}
+    summary = {
+        "shards": len(shards),
+        **{k: total[k] for k in ("rows_in", "items_in", "items_out", "objects", "bytes", "retries")},
+        "rejected": dict(sorted(rejected.items())),
+        "this_run": this_run,
+    }
     if summary["items_in"] != summary["items_out"] + sum(rejected.values()):
-        raise AccountingError(f"reproduce: {summary['items_in']} in != {summary['items_out']} out + "
-                              f"{sum(rejected.values())} rejected")
+        raise AccountingError(
+            f"reproduce: {summary['items_in']} in != {summary['items_out']} out + {sum(rejected.values())} rejected"
+        )
     _write_json(root / SUMMARY, summary)
     dt = max(this_run["seconds"], 1e-9)
-    log(f"[reproduce] done in {seconds:.1f}s: {summary['items_in']:,} files in, {summary['items_out']:,} written "
+    log(
+        f"[reproduce] done in {seconds:.1f}s: {summary['items_in']:,} files in, {summary['items_out']:,} written "
         f"to {root / DATA}, {sum(rejected.values()):,} rejected {dict(rejected) or ''}, {summary['retries']:,} "
         f"retries; this run fetched {this_run['shards']} shards, {this_run['objects']:,} objects "
-        f"({this_run['objects'] / dt:,.0f} objects/s, {this_run['bytes'] / dt / 1e6:,.1f} MB/s compressed)")
+        f"({this_run['objects'] / dt:,.0f} objects/s, {this_run['bytes'] / dt / 1e6:,.1f} MB/s compressed)"
+    )
     return summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ids", nargs="+", required=True, metavar="PATH",
-                   help="id tables: Parquet files or folders, local or s3:// (file level or repo level)")
+    p.add_argument(
+        "--ids",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="id tables: Parquet files or folders, local or s3:// (file level or repo level)",
+    )
     p.add_argument("--out", required=True, help="output folder (HF layout under OUT/data, rejects under OUT/rejected)")
     p.add_argument("--bucket", default=None, help="content bucket (default: softwareheritage)")
     p.add_argument("--prefix", default=None, help="key prefix before the sha1 (default: content/)")
-    p.add_argument("--endpoint-url", default=None,
-                   help="S3 endpoint (default: boto3's settings, e.g. AWS_ENDPOINT_URL_S3, else AWS)")
+    p.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint (default: boto3's settings, e.g. AWS_ENDPOINT_URL_S3, else AWS)",
+    )
     p.add_argument("--region", default=None, help="S3 region (default: boto3's settings, else us-east-1)")
     p.add_argument("--no-sign-request", action="store_true", help="anonymous requests (public buckets)")
     p.add_argument("--concurrency", type=int, default=None, help="requests in flight per worker (default 64)")
     p.add_argument("--rows-per-shard", type=int, default=None, help="rows per output shard (file level)")
     p.add_argument("--config", default=None, help="YAML run config; its `reproduce` section is used")
     p.add_argument("--no-spark", action="store_true", help="fetch the shards in this process, one after another")
-    p.add_argument("--retry-fetch-errors", action="store_true",
-                   help="also redo committed shards that have fetch_error rows (e.g. after an outage)")
+    p.add_argument(
+        "--retry-fetch-errors",
+        action="store_true",
+        help="also redo committed shards that have fetch_error rows (e.g. after an outage)",
+    )
     p.add_argument("--master", default=None, help="Spark master (default: the config's spark.master)")
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[ReproduceConfig, Any]:
     run_cfg = load_config(args.config)
     cfg = run_cfg.reproduce
-    fetch_over = {k: v for k, v in {"bucket": args.bucket, "prefix": args.prefix, "endpoint_url": args.endpoint_url,
-                                    "region": args.region, "concurrency": args.concurrency}.items() if v is not None}
+    fetch_over = {
+        k: v
+        for k, v in {
+            "bucket": args.bucket,
+            "prefix": args.prefix,
+            "endpoint_url": args.endpoint_url,
+            "region": args.region,
+            "concurrency": args.concurrency,
+        }.items()
+        if v is not None
+    }
     if args.no_sign_request:
         fetch_over["unsigned"] = True
     fetch_cfg: S3FetchConfig = dataclasses.replace(cfg.fetch, **fetch_over)
@@ -365,8 +439,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``stackv2 reproduce`` on the main command line."""
-    p = sub.add_parser("reproduce", help="download the contents of The Stack v2's published id tables",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "reproduce",
+        help="download the contents of The Stack v2's published id tables",
+        description=__doc__.splitlines()[0],
+    )
     add_arguments(p)
     p.set_defaults(func=cmd_reproduce)
 

@@ -60,15 +60,18 @@ def selected_stages(cfg: RunConfig) -> list[str]:
 def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
     cfg_dict = to_dict(cfg)
     extra = stage.fingerprint(cfg) if stage.fingerprint else ""
-    return stable_hash(stage.name, stage.version, upstream or cfg.input, {k: cfg_dict[k] for k in stage.config_keys},
-                       extra)
+    return stable_hash(
+        stage.name, stage.version, upstream or cfg.input, {k: cfg_dict[k] for k in stage.config_keys}, extra
+    )
 
 
 def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[StageStats]:
     """Run the configured stages with resume; returns each stage's stats in order."""
     if "://" in cfg.work_dir:
-        raise ConfigError(f"work_dir {cfg.work_dir!r}: stage outputs need a local or mounted shared folder "
-                          "(object stores cannot rename atomically; see docs/deploy.md)")
+        raise ConfigError(
+            f"work_dir {cfg.work_dir!r}: stage outputs need a local or mounted shared folder "
+            "(object stores cannot rename atomically; see docs/deploy.md)"
+        )
     work = Path(cfg.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     names = selected_stages(cfg)
@@ -83,8 +86,10 @@ def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[Sta
         log(f"[stackv2] stage {name} ...")
         stats, skipped = run_stage(ctx, name, stage.run)
         what = "skipped (complete for this config)" if skipped else f"done in {time.monotonic() - t0:.1f}s"
-        log(f"[stackv2] stage {name}: {what}: {stats.rows_in} in, {stats.rows_out} out, "
-            f"{stats.rows_rejected} rejected {stats.rejected or ''}")
+        log(
+            f"[stackv2] stage {name}: {what}: {stats.rows_in} in, {stats.rows_out} out, "
+            f"{stats.rows_rejected} rejected {stats.rejected or ''}"
+        )
         results.append(stats)
         upstream, previous = h, name
     return results

@@ -55,8 +55,13 @@ SHARD_PATH = "shard"
 REPO_COL = "_repo"
 _REPO_FILE_FIELDS = list(REPO_FILE)
 #: What the stage reads from its input: the release columns, plus what the repo-grouped rows need.
-INPUT = pa.schema([*RELEASE, *(f for f in REPO_FIELDS if f.name not in RELEASE.names),
-                   *(f for f in _REPO_FILE_FIELDS if f.name not in RELEASE.names)])
+INPUT = pa.schema(
+    [
+        *RELEASE,
+        *(f for f in REPO_FIELDS if f.name not in RELEASE.names),
+        *(f for f in _REPO_FILE_FIELDS if f.name not in RELEASE.names),
+    ]
+)
 
 
 def _length_bin() -> F.Column:
@@ -64,13 +69,16 @@ def _length_bin() -> F.Column:
     return F.when(F.col("length_bytes") > 0, F.floor(F.log2(F.col("length_bytes") + 0.5))).otherwise(-1).cast("int")
 
 
-def _write(df: DataFrame, root: Path, schema: pa.Schema, sort_key: tuple[str, ...], partitions: int,
-           cfg: ShardsConfig) -> list[dict]:
+def _write(
+    df: DataFrame, root: Path, schema: pa.Schema, sort_key: tuple[str, ...], partitions: int, cfg: ShardsConfig
+) -> list[dict]:
     """Each shard in one partition, sorted, written by ``write_shards``; returns the ``WRITTEN`` rows."""
     writer = partial(write_shards, root=str(root), schema=schema, cfg=cfg)
-    out = (df.repartition(max(1, partitions), DIR_COL, SHARD_COL)
-           .sortWithinPartitions(DIR_COL, SHARD_COL, *sort_key)
-           .mapInArrow(writer, to_spark_schema(WRITTEN)))
+    out = (
+        df.repartition(max(1, partitions), DIR_COL, SHARD_COL)
+        .sortWithinPartitions(DIR_COL, SHARD_COL, *sort_key)
+        .mapInArrow(writer, to_spark_schema(WRITTEN))
+    )
     return [r.asDict() for r in out.collect()]
 
 
@@ -111,8 +119,12 @@ def build(ctx: StageContext) -> StageResult:
     cfg: ShardsConfig = ctx.cfg.shards
     spark = ctx.spark
     rows = conform(ctx.input(), INPUT)
-    groups = [r.asDict() for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin")).agg(
-        F.count("*").alias("files"), F.sum("length_bytes").alias("bytes")).collect()]
+    groups = [
+        r.asDict()
+        for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin"))
+        .agg(F.count("*").alias("files"), F.sum("length_bytes").alias("bytes"))
+        .collect()
+    ]
     summary = summarize(groups)
     rows_in = summary.files
 
@@ -124,10 +136,12 @@ def build(ctx: StageContext) -> StageResult:
         folder_bytes[d] = folder_bytes.get(d, 0) + g["bytes"] + g["files"] * ROW_OVERHEAD_BYTES
     expected = sum(shard_count(b, cfg.target_shard_bytes) for b in folder_bytes.values())
     plan = spark.createDataFrame(sorted(folders.items()), f"_lang string, {DIR_COL} string")
-    rows = (rows.withColumn("_lang", F.coalesce("language", F.lit("")))
-            .join(F.broadcast(plan), "_lang")
-            .withColumn(REPO_COL, _repo_key())
-            .withColumn(NBYTES_COL, F.col("length_bytes") + ROW_OVERHEAD_BYTES))
+    rows = (
+        rows.withColumn("_lang", F.coalesce("language", F.lit("")))
+        .join(F.broadcast(plan), "_lang")
+        .withColumn(REPO_COL, _repo_key())
+        .withColumn(NBYTES_COL, F.col("length_bytes") + ROW_OVERHEAD_BYTES)
+    )
     repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL))
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
     rows = rows.join(shards, [DIR_COL, REPO_COL])
@@ -135,10 +149,17 @@ def build(ctx: StageContext) -> StageResult:
     tmp = ctx.work_dir / f".tmp-{RELEASE_DIR}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    written = _write(rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), tmp, RELEASE, SORT_KEY,
-                     expected, cfg)
-    written += _write(_repo_rows(rows, cfg.target_shard_bytes), tmp, RELEASE_REPOS, REPO_SORT_KEY,
-                      shard_count(sum(folder_bytes.values()), cfg.target_shard_bytes), cfg)
+    written = _write(
+        rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), tmp, RELEASE, SORT_KEY, expected, cfg
+    )
+    written += _write(
+        _repo_rows(rows, cfg.target_shard_bytes),
+        tmp,
+        RELEASE_REPOS,
+        REPO_SORT_KEY,
+        shard_count(sum(folder_bytes.values()), cfg.target_shard_bytes),
+        cfg,
+    )
 
     names = final_paths(written)
     entries = []
@@ -156,7 +177,7 @@ def build(ctx: StageContext) -> StageResult:
 
     write_manifest(tmp, entries, config_hash=ctx.config_hash, created_from=ctx.previous or str(ctx.cfg.input))
     order = list(PIPELINE)
-    funnel = [s for s in map(ctx.stats_of, order[:order.index("shards")]) if s is not None]
+    funnel = [s for s in map(ctx.stats_of, order[: order.index("shards")]) if s is not None]
     funnel.append(StageStats("shards", rows_in=rows_in, rows_out=rows_in))
     card = dataset_card(summary, funnel, config_hash=ctx.config_hash, registry=registry_date(ctx.stats_of("optout")))
     (tmp / CARD).write_text(card)
@@ -166,10 +187,12 @@ def build(ctx: StageContext) -> StageResult:
 
     located = spark.createDataFrame(
         [(w["dir"], w["shard"], names[w["path"]]) for w in written if names[w["path"]].startswith(DATA_DIR + "/")],
-        f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string")
+        f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string",
+    )
     data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, SHARD_PATH)
-    return StageResult(data=Output(data, SORT_KEY), rows_in=rows_in,
-                       extra={"release": summary.to_dict(), "release_dir": str(release)})
+    return StageResult(
+        data=Output(data, SORT_KEY), rows_in=rows_in, extra={"release": summary.to_dict(), "release_dir": str(release)}
+    )
 
 
 STAGE = Stage("shards", build, config_keys=("shards",))

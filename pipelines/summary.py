@@ -16,19 +16,24 @@ def summarize(stats: list[StageStats], work_dir: Path) -> str:
     lines.append(f"{'stage':<10} {'in':>9} {'out':>9} {'rejected':>9}  {'time':>7}  rejected by reason")
     for s in stats:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items(), key=lambda kv: -kv[1]))
-        lines.append(f"{s.stage:<10} {s.rows_in:>9,} {s.rows_out:>9,} {s.rows_rejected:>9,}  {s.seconds:>6.1f}s  "
-                     f"{reasons}")
+        lines.append(
+            f"{s.stage:<10} {s.rows_in:>9,} {s.rows_out:>9,} {s.rows_rejected:>9,}  {s.seconds:>6.1f}s  {reasons}"
+        )
     by_stage = {s.stage: s for s in stats}
     if "extract" in by_stage:
         e = by_stage["extract"].extra
         lines.append("")
-        lines.append(f"repositories: {e.get('repositories', 0):,} selected of {e.get('roots', 0):,} roots; "
-                     f"files: {by_stage['extract'].rows_out:,} ({_mb(e.get('bytes', 0))})")
+        lines.append(
+            f"repositories: {e.get('repositories', 0):,} selected of {e.get('roots', 0):,} roots; "
+            f"files: {by_stage['extract'].rows_out:,} ({_mb(e.get('bytes', 0))})"
+        )
     if "fetch" in by_stage:
         f = by_stage["fetch"].extra
         encodings = ", ".join(f"{k} {v}" for k, v in sorted(f.get("encodings", {}).items(), key=lambda kv: -kv[1]))
-        lines.append(f"fetched: {by_stage['fetch'].rows_out:,} files, {_mb(f.get('bytes', 0))} of text from "
-                     f"{f.get('unique_blobs', 0):,} unique blobs; encodings: {encodings}")
+        lines.append(
+            f"fetched: {by_stage['fetch'].rows_out:,} files, {_mb(f.get('bytes', 0))} of text from "
+            f"{f.get('unique_blobs', 0):,} unique blobs; encodings: {encodings}"
+        )
     if "dedup" in by_stage:
         langs = by_stage["dedup"].extra.get("languages", {})
         clusters = sum(v.get("clusters", 0) for v in langs.values() if isinstance(v, dict))
@@ -39,8 +44,10 @@ def summarize(stats: list[StageStats], work_dir: Path) -> str:
         lines.append(f"PII: {p.get('files_with_pii', 0):,} files redacted ({counts or 'nothing found'})")
     if "tokenize" in by_stage:
         t = by_stage["tokenize"].extra
-        lines.append(f"tokens: {t.get('tokens', 0):,} in {t.get('documents', 0):,} repository documents "
-                     f"({t.get('fim_files', 0):,} files with FIM)")
+        lines.append(
+            f"tokens: {t.get('tokens', 0):,} in {t.get('documents', 0):,} repository documents "
+            f"({t.get('fim_files', 0):,} files with FIM)"
+        )
     for s in stats:
         for key, value in s.extra.items():
             if key.startswith("summary_"):

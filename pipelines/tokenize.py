@@ -66,8 +66,13 @@ def shard_totals(out: Path, formats: tuple[str, ...]) -> list[dict[str, Any]]:
     totals = []
     for p in sorted((out / DATATROVE).glob("*.ds.index")):
         ends = np.fromfile(p, dtype="<u8")
-        totals.append({"name": p.name.removesuffix(".ds.index"), "documents": len(ends),
-                       "tokens": int(ends[-1]) if len(ends) else 0})
+        totals.append(
+            {
+                "name": p.name.removesuffix(".ds.index"),
+                "documents": len(ends),
+                "tokens": int(ends[-1]) if len(ends) else 0,
+            }
+        )
     return totals
 
 
@@ -77,12 +82,16 @@ def token_stats(manifest: dict[str, Any]) -> Callable[[DataFrame], dict[str, Any
 
     def stats(files: DataFrame) -> dict[str, Any]:
         first = F.col("position") == 0
-        rows = files.groupBy("language").agg(
-            F.sum("tokens").alias("tokens"),
-            F.sum(F.col("fim").isNotNull().cast("long")).alias("fim_files"),
-            F.sum(first.cast("long")).alias("documents"),
-            F.sum((first & F.col("metadata")).cast("long")).alias("with_metadata"),
-        ).collect()
+        rows = (
+            files.groupBy("language")
+            .agg(
+                F.sum("tokens").alias("tokens"),
+                F.sum(F.col("fim").isNotNull().cast("long")).alias("fim_files"),
+                F.sum(first.cast("long")).alias("documents"),
+                F.sum((first & F.col("metadata")).cast("long")).alias("with_metadata"),
+            )
+            .collect()
+        )
         out = {k: sum(r[k] for r in rows) for k in ("tokens", "documents", "fim_files")}
         on_disk = {k: sum(s[k] for s in manifest["shards"]) for k in ("tokens", "documents")}
         if on_disk != {k: out[k] for k in on_disk}:
@@ -109,21 +118,31 @@ def build(ctx: StageContext) -> StageResult:
     shards_stats = ctx.stats_of("shards")
     rows_in = shards_stats.rows_out if shards_stats is not None else rows.count()
     rejected = rows.where(F.col("content").isNull()).drop("content").withColumn("reason", F.lit(MISSING_CONTENT))
-    ordered = (rows.where(F.col("content").isNotNull())
-               .repartition(ctx.cfg.spark.shuffle_partitions, "repo_name")
-               .sortWithinPartitions(F.xxhash64(F.lit(cfg.seed), "repo_name"), "repo_name", "path"))
+    ordered = (
+        rows.where(F.col("content").isNotNull())
+        .repartition(ctx.cfg.spark.shuffle_partitions, "repo_name")
+        .sortWithinPartitions(F.xxhash64(F.lit(cfg.seed), "repo_name"), "repo_name", "path")
+    )
     files = ordered.mapInArrow(tokenize_partitions(cfg, str(tok_path), str(out)), to_spark_schema(TOKENIZED_FILES))
     files = files.localCheckpoint()  # tokenize once; a recomputation would rewrite the same bytes
     shutil.copyfile(tok_path, out / "tokenizer.json")
-    manifest = {"shards": shard_totals(out, cfg.formats), "formats": list(cfg.formats), "tokenize": to_dict(cfg),
-                "config_hash": ctx.config_hash}
+    manifest = {
+        "shards": shard_totals(out, cfg.formats),
+        "formats": list(cfg.formats),
+        "tokenize": to_dict(cfg),
+        "config_hash": ctx.config_hash,
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return StageResult(
         data=Output(files, KEY),
         rejected=Output(rejected, KEY),
         rows_in=rows_in,
-        extra={"tokens_dir": str(out), "shards": len(manifest["shards"]), "tokenizer": str(tok_path),
-               "tokenizer_trained": trained},
+        extra={
+            "tokens_dir": str(out),
+            "shards": len(manifest["shards"]),
+            "tokenizer": str(tok_path),
+            "tokenizer_trained": trained,
+        },
         extra_stats=token_stats(manifest),
     )
 
@@ -135,8 +154,12 @@ def train_command(cfg: RunConfig, output: str | Path | None = None) -> dict[str,
     tok = train_tokenizer(texts, cfg.tokenize.vocab_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(target))
-    return {"tokenizer": str(target), "vocab_size": tok.get_vocab_size(), "sample_files": len(texts),
-            "sample_bytes": sum(len(t.encode()) for t in texts)}
+    return {
+        "tokenizer": str(target),
+        "vocab_size": tok.get_vocab_size(),
+        "sample_files": len(texts),
+        "sample_bytes": sum(len(t.encode()) for t in texts),
+    }
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -159,8 +182,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", default=None, help="work folder holding release/ (default: the config's work_dir)")
     p.add_argument("--out", default=None, help="tokenizer.json to write (default: WORK/tokenizer/tokenizer.json)")
     p.add_argument("--config", default=None, help="YAML run config (tokenize.vocab_size, seed ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value, e.g. --set tokenize.vocab_size=32768")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set tokenize.vocab_size=32768",
+    )
     p.set_defaults(func=_cmd_train)
 
 

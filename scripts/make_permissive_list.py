@@ -49,8 +49,9 @@ def render(extra: set[str], extra_name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=TARGET)
-    ap.add_argument("--extra", type=Path, default=DATA / "permissive_extra.txt",
-                    help="file of extra SPDX ids, one per line")
+    ap.add_argument(
+        "--extra", type=Path, default=DATA / "permissive_extra.txt", help="file of extra SPDX ids, one per line"
+    )
     ap.add_argument("--check", action="store_true", help="only compare with --out; exit 1 when different")
     args = ap.parse_args(argv)
     extra = {x.split("#", 1)[0].strip() for x in args.extra.read_text().splitlines()} - {""}

@@ -95,8 +95,7 @@ def table_level(schema: pa.Schema, where: str = "input") -> str:
     """``file`` or ``repo``, from the columns; a clear error for anything else."""
     if "files" in schema.names:
         files = schema.field("files").type
-        if not (pa.types.is_list(files) or pa.types.is_large_list(files)) or not pa.types.is_struct(
-                files.value_type):
+        if not (pa.types.is_list(files) or pa.types.is_large_list(files)) or not pa.types.is_struct(files.value_type):
             raise IdTableError(f"{where}: column 'files' must be a list of structs, got {files}")
         names = {f.name for f in files.value_type}
         missing = [c for c in REQUIRED_FILE_COLUMNS if c not in names]
@@ -105,8 +104,9 @@ def table_level(schema: pa.Schema, where: str = "input") -> str:
         return REPO_LEVEL
     missing = [c for c in REQUIRED_FILE_COLUMNS if c not in schema.names]
     if missing:
-        raise IdTableError(f"{where}: no column {missing} and no 'files' list: not a Stack v2 id table "
-                           f"(columns: {schema.names[:12]})")
+        raise IdTableError(
+            f"{where}: no column {missing} and no 'files' list: not a Stack v2 id table (columns: {schema.names[:12]})"
+        )
     return FILE_LEVEL
 
 
@@ -147,8 +147,9 @@ def _bucket(keys: list[str], n: int) -> list[int]:
     return [zlib.crc32(k.encode("utf-8", "surrogatepass")) % n for k in keys]
 
 
-def _split(table: pa.Table, folder: str, keys: list[str], per_shard: int, sort_key: tuple[str, ...]) -> Iterator[
-        Shard]:
+def _split(
+    table: pa.Table, folder: str, keys: list[str], per_shard: int, sort_key: tuple[str, ...]
+) -> Iterator[Shard]:
     n = max(1, -(-table.num_rows // per_shard))
     table = table.append_column("__shard", pa.array(_bucket(keys, n), pa.int32()))
     sort = [(c, "ascending") for c in sort_key if c in table.column_names]
@@ -160,8 +161,7 @@ def _split(table: pa.Table, folder: str, keys: list[str], per_shard: int, sort_k
 def plan_shards(level: str, table: pa.Table, cfg: ReproduceConfig) -> list[Shard]:
     """Every input row in exactly one shard; shards and their row order depend only on the rows' ids."""
     if level == FILE_LEVEL:
-        langs = (table["language"].to_pylist() if "language" in table.column_names
-                 else [None] * table.num_rows)
+        langs = table["language"].to_pylist() if "language" in table.column_names else [None] * table.num_rows
         dirs = pa.array([language_dir(x) for x in langs])
         shards = []
         for d in sorted(set(dirs.to_pylist())):

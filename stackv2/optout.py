@@ -80,8 +80,14 @@ class Request:
     where: str = ""
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "date": self.date.isoformat(), "user": self.user,
-                "scope": ALL if self.all_repos else "repos", "source": self.source, "where": self.where}
+        return {
+            "id": self.id,
+            "date": self.date.isoformat(),
+            "user": self.user,
+            "scope": ALL if self.all_repos else "repos",
+            "source": self.source,
+            "where": self.where,
+        }
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,10 @@ def _records(path: Path, text: str) -> list[tuple[int, Any]]:
         if isinstance(root, yaml.MappingNode):
             keys = {k.value: v for k, v in root.value}
             if set(keys) != {"requests"}:
-                raise RegistryError(f"{path}:{root.start_mark.line + 1}: expected a list of requests or "
-                                    f"{{requests: [...]}}, got keys {sorted(keys)}")
+                raise RegistryError(
+                    f"{path}:{root.start_mark.line + 1}: expected a list of requests or "
+                    f"{{requests: [...]}}, got keys {sorted(keys)}"
+                )
             root = keys["requests"]
         if not isinstance(root, yaml.SequenceNode):
             raise RegistryError(f"{path}:{root.start_mark.line + 1}: expected a list of requests")
@@ -199,9 +207,10 @@ def _request(raw: Any, where: str) -> Request:
     if repos == ALL or repos == [ALL]:
         return Request(str(rid), _date(raw["date"]), user, True, (), source, where)
     if not isinstance(repos, list) or not repos:
-        raise ValueError(f"repos must be \"all\" or a non-empty list of owner/name, got {repos!r}")
-    return Request(str(rid), _date(raw["date"]), user, False, tuple(_entry(v, i) for i, v in enumerate(repos)),
-                   source, where)
+        raise ValueError(f'repos must be "all" or a non-empty list of owner/name, got {repos!r}')
+    return Request(
+        str(rid), _date(raw["date"]), user, False, tuple(_entry(v, i) for i, v in enumerate(repos)), source, where
+    )
 
 
 def parse_registry(path: Path, text: str, sha256: str = "") -> Registry:
@@ -224,8 +233,9 @@ def parse_registry(path: Path, text: str, sha256: str = "") -> Registry:
         seen[req.id] = where
         requests.append(req)
     if errors:
-        raise RegistryError(f"opt-out registry {path}: {len(errors)} invalid request(s), nothing applied:\n  "
-                            + "\n  ".join(errors))
+        raise RegistryError(
+            f"opt-out registry {path}: {len(errors)} invalid request(s), nothing applied:\n  " + "\n  ".join(errors)
+        )
     requests.sort(key=lambda r: (r.date, r.id))
     return Registry(tuple(requests), str(path), sha256)
 

@@ -59,8 +59,14 @@ REPO_SORT_KEY = ("repo_name", "snapshot_id")
 DIR_COL, SHARD_COL, NBYTES_COL = "_dir", "_shard", "_nbytes"
 #: What ``write_shards`` yields per file it wrote.
 WRITTEN = pa.schema(
-    [("dir", pa.string()), ("shard", pa.int64()), ("path", pa.string()), ("rows", pa.int64()),
-     ("bytes", pa.int64()), ("sha256", pa.string())]
+    [
+        ("dir", pa.string()),
+        ("shard", pa.int64()),
+        ("path", pa.string()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+    ]
 )
 
 _UNSAFE = re.compile(r'[\s/\\:*?"<>|]+')
@@ -127,8 +133,9 @@ class ShardWriter:
     def __init__(self, path: Path, schema: pa.Schema, cfg: ShardsConfig):
         self.path, self.schema, self.cfg = path, schema, cfg
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(path, schema, compression=cfg.compression,
-                                        compression_level=cfg.compression_level)
+        self._writer = pq.ParquetWriter(
+            path, schema, compression=cfg.compression, compression_level=cfg.compression_level
+        )
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
         self.rows = 0
@@ -154,8 +161,12 @@ class ShardWriter:
         if self._pending:
             self._flush(pa.concat_tables(self._pending))
         self._writer.close()
-        return {"path": str(self.path), "rows": self.rows, "bytes": self.path.stat().st_size,
-                "sha256": sha256_file(self.path)}
+        return {
+            "path": str(self.path),
+            "rows": self.rows,
+            "bytes": self.path.stat().st_size,
+            "sha256": sha256_file(self.path),
+        }
 
 
 def _runs(table: pa.Table) -> list[tuple[int, int]]:
@@ -166,8 +177,9 @@ def _runs(table: pa.Table) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], table.num_rows], strict=True))
 
 
-def write_shards(batches: Iterable[pa.RecordBatch], root: str, schema: pa.Schema,
-                 cfg: ShardsConfig) -> Iterator[pa.RecordBatch]:
+def write_shards(
+    batches: Iterable[pa.RecordBatch], root: str, schema: pa.Schema, cfg: ShardsConfig
+) -> Iterator[pa.RecordBatch]:
     """Write rows sorted by (``DIR_COL``, ``SHARD_COL``, sort key) to one file per (dir, shard) run.
 
     The body of a Spark ``mapInArrow``: all rows of a shard are in one partition, contiguous. Files go to
@@ -209,8 +221,9 @@ def describe_shard(release: Path, rel_path: str) -> ShardEntry:
     return ShardEntry(rel_path, pq.ParquetFile(p).metadata.num_rows, p.stat().st_size, sha256_file(p))
 
 
-def write_manifest(release: Path, shards: Iterable[ShardEntry], config_hash: str, created_from: str,
-                   **extra: Any) -> dict[str, Any]:
+def write_manifest(
+    release: Path, shards: Iterable[ShardEntry], config_hash: str, created_from: str, **extra: Any
+) -> dict[str, Any]:
     manifest = {
         "format": MANIFEST_FORMAT,
         "pipeline_version": __version__,
@@ -236,8 +249,9 @@ def verify_release(release: Path) -> list[str]:
     where the bytes differ: same sha256 means same rows)."""
     entries = manifest_entries(read_manifest(release))
     listed = {e.path for e in entries}
-    on_disk = {p.relative_to(release).as_posix()
-               for d in (DATA_DIR, REPOS_DIR) for p in (release / d).rglob("*.parquet")}
+    on_disk = {
+        p.relative_to(release).as_posix() for d in (DATA_DIR, REPOS_DIR) for p in (release / d).rglob("*.parquet")
+    }
     problems = [f"{p}: on disk, not in the manifest" for p in sorted(on_disk - listed)]
     for e in entries:
         p = release / e.path
@@ -332,8 +346,15 @@ def human_bytes(n: float) -> str:
 
 def _size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for ``n`` rows."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+        (1_000_000_000, "100M<n<1B"),
+    ]
     return next((label for bound, label in bounds if n < bound), "1B<n<10B")
 
 
@@ -351,8 +372,14 @@ CITATION = """@article{lozhkov2024starcoder,
 }"""
 
 
-def dataset_card(summary: ReleaseSummary, funnel: Sequence[StageStats], *, config_hash: str,
-                 registry: str | None, name: str = "stackv2") -> str:
+def dataset_card(
+    summary: ReleaseSummary,
+    funnel: Sequence[StageStats],
+    *,
+    config_hash: str,
+    registry: str | None,
+    name: str = "stackv2",
+) -> str:
     """The release's ``README.md``: a Hub card (YAML header with one config per language) and the numbers."""
     yaml_lines = [
         "---",
@@ -374,22 +401,35 @@ def dataset_card(summary: ReleaseSummary, funnel: Sequence[StageStats], *, confi
         f"    path: {json.dumps(DATA_DIR + '/*/*.parquet')}",
     ]
     for lang in sorted(summary.languages):
-        yaml_lines += [f"- config_name: {json.dumps(lang)}", "  data_files:", "  - split: train",
-                       f"    path: {json.dumps(f'{DATA_DIR}/{language_dir(lang)}/*.parquet')}"]
+        yaml_lines += [
+            f"- config_name: {json.dumps(lang)}",
+            "  data_files:",
+            "  - split: train",
+            f"    path: {json.dumps(f'{DATA_DIR}/{language_dir(lang)}/*.parquet')}",
+        ]
     if summary.repo_shards:
-        yaml_lines += ["- config_name: repos", "  data_files:", "  - split: train",
-                       f"    path: {json.dumps(REPOS_DIR + '/*.parquet')}"]
+        yaml_lines += [
+            "- config_name: repos",
+            "  data_files:",
+            "  - split: train",
+            f"    path: {json.dumps(REPOS_DIR + '/*.parquet')}",
+        ]
     yaml_lines.append("---")
 
-    lang_rows = [(lang, language_dir(lang), f"{v['files']:,}", f"{v['bytes']:,}", human_bytes(v["bytes"]))
-                 for lang, v in summary.languages.items()]
+    lang_rows = [
+        (lang, language_dir(lang), f"{v['files']:,}", f"{v['bytes']:,}", human_bytes(v["bytes"]))
+        for lang, v in summary.languages.items()
+    ]
     lic_rows = [(k, f"{v:,}", f"{100 * v / max(summary.files, 1):.1f} %") for k, v in summary.license_types.items()]
     funnel_rows = []
     for st in funnel:
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(st.rejected.items())) or "-"
         funnel_rows.append((st.stage, f"{st.rows_in:,}", f"{st.rows_out:,}", f"{st.rows_rejected:,}", reasons))
-    optout = (f"Repositories whose owners opted out in the registry dated **{registry}** were removed before "
-              "download." if registry else "No opt-out registry was applied to this build.")
+    optout = (
+        f"Repositories whose owners opted out in the registry dated **{registry}** were removed before download."
+        if registry
+        else "No opt-out registry was applied to this build."
+    )
     body = f"""
 # {name}
 

@@ -44,7 +44,8 @@ class ReportData:
             "funnel": [s.to_dict() for s in self.funnel],
             "release": self.release.to_dict() if self.release else None,
             "cluster_sizes": {str(k): v for k, v in sorted(self.cluster_sizes.items())}
-            if self.cluster_sizes is not None else None,
+            if self.cluster_sizes is not None
+            else None,
             "pii_counts": dict(sorted(self.pii_counts.items())) if self.pii_counts is not None else None,
             "missing": list(self.missing),
         }
@@ -87,8 +88,7 @@ def plot_languages(release: ReleaseSummary, path: Path) -> Path:
     bars = ax.barh([k for k, _ in top], [v["bytes"] / 1e6 for _, v in top], color="C0")
     ax.bar_label(bars, labels=[f"{v['files']:,} files" for _, v in top], padding=3, fontsize="small")
     ax.set_xlabel("MB of UTF-8 text")
-    ax.set_title(f"Bytes per language (top {min(TOP_LANGUAGES, len(release.languages))} of "
-                 f"{len(release.languages)})")
+    ax.set_title(f"Bytes per language (top {min(TOP_LANGUAGES, len(release.languages))} of {len(release.languages)})")
     ax.margins(x=0.2)
     return _save(fig, path)
 
@@ -166,24 +166,60 @@ def render(data: ReportData, out: Path) -> Path:
     lengths = rel.length_histogram if rel else {}
     clusters, pii = data.cluster_sizes or {}, data.pii_counts or {}
     no_release = "the shards stage has not run (or released no file)"
-    funnel_rows = [(s.stage, f"{s.rows_in:,}", f"{s.rows_out:,}", f"{s.rows_rejected:,}",
-                    ", ".join(f"{r}: {n:,}" for r, n in sorted(s.rejected.items())) or "-") for s in data.funnel]
+    funnel_rows = [
+        (
+            s.stage,
+            f"{s.rows_in:,}",
+            f"{s.rows_out:,}",
+            f"{s.rows_rejected:,}",
+            ", ".join(f"{r}: {n:,}" for r, n in sorted(s.rejected.items())) or "-",
+        )
+        for s in data.funnel
+    ]
     sections: list[tuple[str, str, bool, Callable[[Path], Path], str, str]] = [
-        ("Pipeline funnel", "funnel.png", bool(data.funnel), lambda p: plot_funnel(data.funnel, p),
-         _html_table(("stage", "rows in", "rows out", "rejected", "by reason"), funnel_rows),
-         "no stage has written its _stats.json yet"),
-        ("Bytes per language", "languages.png", bool(langs), lambda p: plot_languages(rel, p),
-         _html_table(("language", "files", "bytes"),
-                     [(k, f"{v['files']:,}", human_bytes(v["bytes"])) for k, v in langs.items()]), no_release),
-        ("File lengths", "lengths.png", bool(lengths), lambda p: plot_lengths(rel, p),
-         _html_table(("size from", "files"), [(_length_label(k), f"{v:,}") for k, v in lengths.items()]),
-         no_release),
-        ("Near-duplicate clusters", "clusters.png", bool(clusters), lambda p: plot_clusters(clusters, p),
-         _html_table(("cluster size", "clusters"), [(k, f"{v:,}") for k, v in sorted(clusters.items())]),
-         "no dedup clusters table (dedup not run, or no near-duplicates)"),
-        ("PII redactions", "pii.png", bool(pii), lambda p: plot_pii(pii, p),
-         _html_table(("type", "redactions"), [(k, f"{v:,}") for k, v in sorted(pii.items())]),
-         "no PII counts (pii stage not run, or nothing redacted)"),
+        (
+            "Pipeline funnel",
+            "funnel.png",
+            bool(data.funnel),
+            lambda p: plot_funnel(data.funnel, p),
+            _html_table(("stage", "rows in", "rows out", "rejected", "by reason"), funnel_rows),
+            "no stage has written its _stats.json yet",
+        ),
+        (
+            "Bytes per language",
+            "languages.png",
+            bool(langs),
+            lambda p: plot_languages(rel, p),
+            _html_table(
+                ("language", "files", "bytes"),
+                [(k, f"{v['files']:,}", human_bytes(v["bytes"])) for k, v in langs.items()],
+            ),
+            no_release,
+        ),
+        (
+            "File lengths",
+            "lengths.png",
+            bool(lengths),
+            lambda p: plot_lengths(rel, p),
+            _html_table(("size from", "files"), [(_length_label(k), f"{v:,}") for k, v in lengths.items()]),
+            no_release,
+        ),
+        (
+            "Near-duplicate clusters",
+            "clusters.png",
+            bool(clusters),
+            lambda p: plot_clusters(clusters, p),
+            _html_table(("cluster size", "clusters"), [(k, f"{v:,}") for k, v in sorted(clusters.items())]),
+            "no dedup clusters table (dedup not run, or no near-duplicates)",
+        ),
+        (
+            "PII redactions",
+            "pii.png",
+            bool(pii),
+            lambda p: plot_pii(pii, p),
+            _html_table(("type", "redactions"), [(k, f"{v:,}") for k, v in sorted(pii.items())]),
+            "no PII counts (pii stage not run, or nothing redacted)",
+        ),
     ]
     parts = []
     for title, png, present, draw, table, why in sections:
@@ -192,19 +228,25 @@ def render(data: ReportData, out: Path) -> Path:
             draw(out / png)
         parts.append(_section(title, png, table, None if present else why))
     if rel:
-        lead = (f"<p><b>{rel.files:,}</b> files, <b>{human_bytes(rel.bytes)}</b>, <b>{rel.repos:,}</b> "
-                f"repositories, <b>{len(rel.languages)}</b> languages in <b>{rel.shards}</b> file-level and "
-                f"<b>{rel.repo_shards}</b> repo-level shards ({human_bytes(rel.shard_bytes)} on disk).</p>")
+        lead = (
+            f"<p><b>{rel.files:,}</b> files, <b>{human_bytes(rel.bytes)}</b>, <b>{rel.repos:,}</b> "
+            f"repositories, <b>{len(rel.languages)}</b> languages in <b>{rel.shards}</b> file-level and "
+            f"<b>{rel.repo_shards}</b> repo-level shards ({human_bytes(rel.shard_bytes)} on disk).</p>"
+        )
         licenses = "<h2>License types</h2>" + _html_table(
-            ("license_type", "files"), [(k, f"{v:,}") for k, v in rel.license_types.items()])
+            ("license_type", "files"), [(k, f"{v:,}") for k, v in rel.license_types.items()]
+        )
     else:
         lead, licenses = '<p class="missing">No release yet: the shards stage has not run.</p>', ""
     missing = "".join(f"<li>{html.escape(m)}</li>" for m in data.missing)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>stackv2 build report</title>"
-            f"<style>{_CSS}</style></head><body><h1>stackv2 build report</h1>{lead}"
-            + "\n".join(parts) + licenses
-            + (f"<h2>Inputs not found</h2><ul>{missing}</ul>" if missing else "")
-            + f"<p>The same numbers: <a href='{JSON_NAME}'>{JSON_NAME}</a>.</p></body></html>\n")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>stackv2 build report</title>"
+        f"<style>{_CSS}</style></head><body><h1>stackv2 build report</h1>{lead}"
+        + "\n".join(parts)
+        + licenses
+        + (f"<h2>Inputs not found</h2><ul>{missing}</ul>" if missing else "")
+        + f"<p>The same numbers: <a href='{JSON_NAME}'>{JSON_NAME}</a>.</p></body></html>\n"
+    )
     (out / JSON_NAME).write_text(json.dumps(data.to_dict(), indent=2, sort_keys=True) + "\n")
     (out / HTML_NAME).write_text(page)
     return out / HTML_NAME

@@ -26,23 +26,49 @@ GRAPH_TABLES: dict[str, pa.Schema] = {
     "origin": pa.schema([("id", STRING), ("url", STRING)]),
     "origin_visit": pa.schema([("origin", STRING), ("visit", INT64), ("date", TS_NS), ("type", STRING)]),
     "origin_visit_status": pa.schema(
-        [("origin", STRING), ("visit", INT64), ("date", TS_NS), ("status", STRING), ("snapshot", STRING),
-         ("type", STRING)]
+        [
+            ("origin", STRING),
+            ("visit", INT64),
+            ("date", TS_NS),
+            ("status", STRING),
+            ("snapshot", STRING),
+            ("type", STRING),
+        ]
     ),
     "snapshot": pa.schema([("id", STRING)]),
     "snapshot_branch": pa.schema(
         [("snapshot_id", STRING), ("name", BINARY), ("target", STRING), ("target_type", STRING)]
     ),
     "release": pa.schema(
-        [("id", STRING), ("name", BINARY), ("message", BINARY), ("target", STRING), ("target_type", STRING),
-         ("author", BINARY), ("date", TS_NS), ("date_offset", pa.int16()), ("date_raw_offset_bytes", BINARY),
-         ("raw_manifest", BINARY)]
+        [
+            ("id", STRING),
+            ("name", BINARY),
+            ("message", BINARY),
+            ("target", STRING),
+            ("target_type", STRING),
+            ("author", BINARY),
+            ("date", TS_NS),
+            ("date_offset", pa.int16()),
+            ("date_raw_offset_bytes", BINARY),
+            ("raw_manifest", BINARY),
+        ]
     ),
     "revision": pa.schema(
-        [("id", STRING), ("message", BINARY), ("author", BINARY), ("date", TS_NS), ("date_offset", pa.int16()),
-         ("date_raw_offset_bytes", BINARY), ("committer", BINARY), ("committer_date", TS_NS),
-         ("committer_offset", pa.int16()), ("committer_date_raw_offset_bytes", BINARY), ("directory", STRING),
-         ("type", STRING), ("raw_manifest", BINARY)]
+        [
+            ("id", STRING),
+            ("message", BINARY),
+            ("author", BINARY),
+            ("date", TS_NS),
+            ("date_offset", pa.int16()),
+            ("date_raw_offset_bytes", BINARY),
+            ("committer", BINARY),
+            ("committer_date", TS_NS),
+            ("committer_offset", pa.int16()),
+            ("committer_date_raw_offset_bytes", BINARY),
+            ("directory", STRING),
+            ("type", STRING),
+            ("raw_manifest", BINARY),
+        ]
     ),
     "revision_history": pa.schema([("id", STRING), ("parent_id", STRING), ("parent_rank", pa.int32())]),
     "revision_extra_headers": pa.schema([("id", STRING), ("key", BINARY), ("value", BINARY)]),
@@ -75,15 +101,26 @@ REPO_FIELDS: list[pa.Field] = [
 ]
 
 FILE_INDEX = pa.schema(
-    [*REPO_FIELDS, pa.field("path", STRING), pa.field("blob_id", STRING), pa.field("content_id", STRING),
-     pa.field("length", INT64)]
+    [
+        *REPO_FIELDS,
+        pa.field("path", STRING),
+        pa.field("blob_id", STRING),
+        pa.field("content_id", STRING),
+        pa.field("length", INT64),
+    ]
 )
 
 #: Extract rejects whole repositories (``path`` null) or single tree entries (``path`` set).
 EXTRACT_REJECTED = pa.schema(
-    [pa.field("origin", STRING), pa.field("snapshot_id", STRING), pa.field("revision_id", STRING),
-     pa.field("directory_id", STRING), pa.field("path", STRING), pa.field("target", STRING),
-     pa.field("reason", STRING)]
+    [
+        pa.field("origin", STRING),
+        pa.field("snapshot_id", STRING),
+        pa.field("revision_id", STRING),
+        pa.field("directory_id", STRING),
+        pa.field("path", STRING),
+        pa.field("target", STRING),
+        pa.field("reason", STRING),
+    ]
 )
 
 CONTENT_FIELDS: list[pa.Field] = [
@@ -181,11 +218,17 @@ RELEASE_REPOS = pa.schema([*REPO_FIELDS, pa.field("files", pa.list_(REPO_FILE)),
 #: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4). Timestamps in micro-
 #: seconds: Spark cannot read Parquet nanosecond timestamps.
 GITHUB_METADATA = pa.schema(
-    [pa.field("full_name", STRING), pa.field("github_id", INT64), pa.field("default_branch", STRING),
-     pa.field("license_spdx_id", STRING), pa.field("star_events_count", INT64),
-     pa.field("fork_events_count", INT64), pa.field("created_at", pa.timestamp("us")),
-     pa.field("event_created_at", pa.timestamp("us")),
-     pa.field("language", STRING)]
+    [
+        pa.field("full_name", STRING),
+        pa.field("github_id", INT64),
+        pa.field("default_branch", STRING),
+        pa.field("license_spdx_id", STRING),
+        pa.field("star_events_count", INT64),
+        pa.field("fork_events_count", INT64),
+        pa.field("created_at", pa.timestamp("us")),
+        pa.field("event_created_at", pa.timestamp("us")),
+        pa.field("language", STRING),
+    ]
 )
 
 #: Columns ``dedup`` adds to the rows it keeps (both null for files in no near-duplicate cluster).
@@ -194,17 +237,27 @@ DEDUP_FIELDS: list[pa.Field] = [pa.field("cluster_id", STRING), pa.field("is_rep
 #: ``dedup``'s ``clusters`` table: one row per member of every near-duplicate cluster of 2+ files. ``rank`` 0 is
 #: the kept representative, then the order in which opt-out promotes the next member.
 DEDUP_CLUSTERS = pa.schema(
-    [pa.field("cluster_id", STRING), pa.field("blob_id", STRING), pa.field("repo_name", STRING),
-     pa.field("path", STRING), pa.field("language", STRING), pa.field("rank", pa.int32()),
-     pa.field("is_representative", pa.bool_())]
+    [
+        pa.field("cluster_id", STRING),
+        pa.field("blob_id", STRING),
+        pa.field("repo_name", STRING),
+        pa.field("path", STRING),
+        pa.field("language", STRING),
+        pa.field("rank", pa.int32()),
+        pa.field("is_representative", pa.bool_()),
+    ]
 )
 
 #: Internal to ``dedup``: a file's sketch (its LSH band keys, little-endian ``rows * 4`` bytes each, and with
 #: ``dedup.verify`` its sorted distinct shingle hashes as little-endian uint32 bytes), and a file's cluster after
 #: exact verification.
 DEDUP_SKETCHES = pa.schema(
-    [pa.field("blob_id", STRING), pa.field("language", STRING), pa.field("keys", pa.list_(BINARY)),
-     pa.field("shingles", BINARY)]
+    [
+        pa.field("blob_id", STRING),
+        pa.field("language", STRING),
+        pa.field("keys", pa.list_(BINARY)),
+        pa.field("shingles", BINARY),
+    ]
 )
 DEDUP_VERIFIED = pa.schema([pa.field("node", STRING), pa.field("component", STRING)])
 
@@ -214,18 +267,32 @@ PII_COUNT_FIELDS: list[pa.Field] = [
 ]
 #: ``pii``'s audit table: one row per redacted span, offsets in characters of the original content; never values.
 PII_SPANS = pa.schema(
-    [pa.field("directory_id", STRING), pa.field("path", STRING), pa.field("blob_id", STRING),
-     pa.field("start", pa.int32()), pa.field("end", pa.int32()), pa.field("entity", STRING)]
+    [
+        pa.field("directory_id", STRING),
+        pa.field("path", STRING),
+        pa.field("blob_id", STRING),
+        pa.field("start", pa.int32()),
+        pa.field("end", pa.int32()),
+        pa.field("entity", STRING),
+    ]
 )
 
 
 #: ``tokenize``'s row table: one row per release file, where it went in the token files and how many tokens it
 #: took (the document's ``<repo_name>`` header counts for its first file, ``<|endoftext|>`` for its last).
 TOKENIZED_FILES = pa.schema(
-    [pa.field("repo_name", STRING), pa.field("path", STRING), pa.field("blob_id", STRING),
-     pa.field("language", STRING), pa.field("shard", STRING), pa.field("document", INT64),
-     pa.field("position", pa.int32()), pa.field("tokens", INT64), pa.field("fim", STRING),
-     pa.field("metadata", pa.bool_())]
+    [
+        pa.field("repo_name", STRING),
+        pa.field("path", STRING),
+        pa.field("blob_id", STRING),
+        pa.field("language", STRING),
+        pa.field("shard", STRING),
+        pa.field("document", INT64),
+        pa.field("position", pa.int32()),
+        pa.field("tokens", INT64),
+        pa.field("fim", STRING),
+        pa.field("metadata", pa.bool_()),
+    ]
 )
 
 

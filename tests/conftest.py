@@ -21,8 +21,9 @@ def spark():
     from stackv2.config import SparkConfig
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g",
-                                        app_name="stackv2-tests"))
+    session = spark_session(
+        SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g", app_name="stackv2-tests")
+    )
     yield session
     session.stop()
 

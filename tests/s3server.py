@@ -83,8 +83,11 @@ class SeaweedS3:
         identities = {
             "identities": [
                 {"name": "anonymous", "actions": ["Read"]},
-                {"name": "stackv2", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                 "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
+                {
+                    "name": "stackv2",
+                    "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                },
             ]
         }
         (self.root / "s3.json").write_text(json.dumps(identities))
@@ -100,12 +103,27 @@ class SeaweedS3:
     def command(self) -> list[str]:
         p = self.base_port
         return [
-            weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.root / 'data'}",
-            f"-master.port={p}", f"-volume.port={p + 1}", f"-filer.port={p + 2}", "-s3", f"-s3.port={p + 3}",
-            f"-master.port.grpc={p + 10000}", f"-volume.port.grpc={p + 10001}", f"-filer.port.grpc={p + 10002}",
-            f"-s3.port.grpc={p + 10003}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.config={self.root / 's3.json'}", "-master.volumeSizeLimitMB=128", "-volume.max=200",
-            "-master.telemetry=false", "-volume.preStopSeconds=0",
+            weed_binary(),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={self.root / 'data'}",
+            f"-master.port={p}",
+            f"-volume.port={p + 1}",
+            f"-filer.port={p + 2}",
+            "-s3",
+            f"-s3.port={p + 3}",
+            f"-master.port.grpc={p + 10000}",
+            f"-volume.port.grpc={p + 10001}",
+            f"-filer.port.grpc={p + 10002}",
+            f"-s3.port.grpc={p + 10003}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self.root / 's3.json'}",
+            "-master.volumeSizeLimitMB=128",
+            "-volume.max=200",
+            "-master.telemetry=false",
+            "-volume.preStopSeconds=0",
             "-master.electionTimeout=1s",
         ]
 
@@ -119,8 +137,9 @@ class SeaweedS3:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.proc.returncode}; see {self.log_path}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"SeaweedFS S3 on {self.endpoint_url} not ready after {timeout}s; "
-                                   f"see {self.log_path}")
+                raise TimeoutError(
+                    f"SeaweedFS S3 on {self.endpoint_url} not ready after {timeout}s; see {self.log_path}"
+                )
             time.sleep(0.25)
         return self
 
@@ -149,11 +168,20 @@ class SeaweedS3:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32,
-                                          retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=2,
-                                          read_timeout=10))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(
+                s3={"addressing_style": "path"},
+                max_pool_connections=32,
+                retries={"max_attempts": 8, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=10,
+            ),
+        )
 
     def create_bucket(self, bucket: str) -> None:
         c = self.client()
@@ -232,11 +260,27 @@ def fault_corpus(n_good: int = 40, bomb: bool = True) -> list[Blob]:
 
     blobs = []
 
-    def add(raw: bytes, reason: str | None, *, text: str | None = None, enc: str | None = "UTF-8",
-            stored: bytes | None = b"", blob_id: str | None = None, content_id: str | None = None) -> None:
+    def add(
+        raw: bytes,
+        reason: str | None,
+        *,
+        text: str | None = None,
+        enc: str | None = "UTF-8",
+        stored: bytes | None = b"",
+        blob_id: str | None = None,
+        content_id: str | None = None,
+    ) -> None:
         h = content_hashes(raw)
-        blobs.append(Blob(blob_id or h["sha1"], compress(raw) if stored == b"" else stored, reason, text,
-                          content_id or h["sha1_git"], enc))
+        blobs.append(
+            Blob(
+                blob_id or h["sha1"],
+                compress(raw) if stored == b"" else stored,
+                reason,
+                text,
+                content_id or h["sha1_git"],
+                enc,
+            )
+        )
 
     for i in range(n_good):
         text = f"# file {i}\n" + "".join(f"def f{j}(x):\n    return x * {j}  # é{i}\n" for j in range(i % 37 + 1))

@@ -65,21 +65,24 @@ class StandaloneCluster:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "SPARK_HOME": str(spark_home()),
-            "SPARK_LOCAL_IP": "127.0.0.1",
-            "SPARK_LOCAL_HOSTNAME": "127.0.0.1",
-            "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
-            "SPARK_LOG_DIR": str(self.root / "logs"),
-            "PYSPARK_PYTHON": sys.executable,
-        })
+        env.update(
+            {
+                "SPARK_HOME": str(spark_home()),
+                "SPARK_LOCAL_IP": "127.0.0.1",
+                "SPARK_LOCAL_HOSTNAME": "127.0.0.1",
+                "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+                "SPARK_LOG_DIR": str(self.root / "logs"),
+                "PYSPARK_PYTHON": sys.executable,
+            }
+        )
         return env
 
     def _spawn(self, name: str, *args: str) -> None:
         log = (self.root / "logs" / f"{name}.out").open("wb")
         cmd = [str(spark_home() / "bin" / "spark-class"), *args]
-        self.procs.append(subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
         log.close()
 
     def state(self) -> dict:
@@ -93,21 +96,42 @@ class StandaloneCluster:
             return 0
 
     def logs(self, tail: int = 3000) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-tail:]}"
-                         for p in sorted((self.root / "logs").glob("*.out")))
+        return "\n".join(
+            f"== {p.name}\n{p.read_text(errors='replace')[-tail:]}" for p in sorted((self.root / "logs").glob("*.out"))
+        )
 
     def start(self) -> StandaloneCluster:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.master_port, self.master_ui_port = self.master_port or free_port(), self.master_ui_port or free_port()
         try:
-            self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                        "--port", str(self.master_port), "--webui-port", str(self.master_ui_port))
+            self._spawn(
+                "master",
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.master_port),
+                "--webui-port",
+                str(self.master_ui_port),
+            )
             for i in range(self.workers):
                 work = self.root / f"worker-{i}"
                 work.mkdir(exist_ok=True)
-                self._spawn(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                            "--cores", str(self.worker_cores), "--memory", self.worker_memory,
-                            "--webui-port", str(free_port()), "--work-dir", str(work), self.master_url)
+                self._spawn(
+                    f"worker-{i}",
+                    "org.apache.spark.deploy.worker.Worker",
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    str(self.worker_cores),
+                    "--memory",
+                    self.worker_memory,
+                    "--webui-port",
+                    str(free_port()),
+                    "--work-dir",
+                    str(work),
+                    self.master_url,
+                )
             deadline = time.monotonic() + self.start_timeout
             while self.alive_workers() < self.workers:
                 dead = [p.args[1] for p in self.procs if p.poll() is not None]

@@ -11,15 +11,19 @@ from pipelines.annotate import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import ANNOTATED, FETCHED
 
-MIT = ("Copyright (c) 2020 Jane Doe\n\nPermission is hereby granted, free of charge, to any person obtaining a copy "
-       "of this software and associated documentation files (the \"Software\"), to deal in the Software without "
-       "restriction, including without limitation the rights to use, copy, modify, merge, publish, distribute, "
-       "sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is furnished to "
-       "do so, subject to the following conditions:\n\nThe above copyright notice and this permission notice shall "
-       "be included in all copies or substantial portions of the Software.\n")
-GPL = ("This program is free software: you can redistribute it and/or modify it under the terms of the GNU General "
-       "Public License as published by the Free Software Foundation, either version 3 of the License, or (at your "
-       "option) any later version.\n")
+MIT = (
+    "Copyright (c) 2020 Jane Doe\n\nPermission is hereby granted, free of charge, to any person obtaining a copy "
+    'of this software and associated documentation files (the "Software"), to deal in the Software without '
+    "restriction, including without limitation the rights to use, copy, modify, merge, publish, distribute, "
+    "sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is furnished to "
+    "do so, subject to the following conditions:\n\nThe above copyright notice and this permission notice shall "
+    "be included in all copies or substantial portions of the Software.\n"
+)
+GPL = (
+    "This program is free software: you can redistribute it and/or modify it under the terms of the GNU General "
+    "Public License as published by the Free Software Foundation, either version 3 of the License, or (at your "
+    "option) any later version.\n"
+)
 CPP = "#include <vector>\nnamespace geo {\nclass Shape { public: std::vector<int> pts; };\n}\n"
 README = "# Shapes\n\nThis library computes the area of simple shapes and prints a short report for each one.\n"
 HTML = "<html><script>var a = 1;</script><body><p>Diese Bibliothek berechnet die Fläche einfacher Formen.</p></body>"
@@ -50,8 +54,16 @@ def fetched_rows():
     rows = []
     for directory, gha, path, blob, content, enc in FILES:
         row = dict.fromkeys(FETCHED.names)
-        row.update(directory_id=directory, gha_license_id=gha, path=path, blob_id=blob * 20, content=content,
-                   src_encoding=enc, length_bytes=len(content.encode()), repo_name=f"org/{directory[0]}")
+        row.update(
+            directory_id=directory,
+            gha_license_id=gha,
+            path=path,
+            blob_id=blob * 20,
+            content=content,
+            src_encoding=enc,
+            length_bytes=len(content.encode()),
+            repo_name=f"org/{directory[0]}",
+        )
         rows.append(row)
     return rows
 
@@ -87,7 +99,8 @@ def test_every_row_is_kept_with_the_annotated_schema(annotated):
     assert table.schema.names == ANNOTATED.names
     # Spark writes its own timestamp unit; every other type is the schema's.
     assert [f for f in table.schema if not pa.types.is_timestamp(f.type)] == [
-        f for f in ANNOTATED if not pa.types.is_timestamp(f.type)]
+        f for f in ANNOTATED if not pa.types.is_timestamp(f.type)
+    ]
     assert stats.extra["license_types"] == {"permissive": 13, "non_permissive": 3}
 
 
@@ -156,12 +169,23 @@ def test_same_annotations_as_the_previous_plan(spark):
     from stackv2.detect.config import AnnotateConfig
 
     rows = fetched_rows()
-    extra = [("e" * 40, None, "/LICENSE.txt", None, MIT, "UTF-8"), ("e" * 40, None, None, "15" * 20, CPP, "UTF-8"),
-             ("e" * 40, None, "/src/copying_notes.md", "01" * 20, MIT, "UTF-8")]
+    extra = [
+        ("e" * 40, None, "/LICENSE.txt", None, MIT, "UTF-8"),
+        ("e" * 40, None, None, "15" * 20, CPP, "UTF-8"),
+        ("e" * 40, None, "/src/copying_notes.md", "01" * 20, MIT, "UTF-8"),
+    ]
     for directory, gha, path, blob, content, enc in extra:
         row = dict.fromkeys(FETCHED.names)
-        row.update(directory_id=directory, gha_license_id=gha, path=path, blob_id=blob, content=content,
-                   src_encoding=enc, length_bytes=len(content.encode()), repo_name="org/e")
+        row.update(
+            directory_id=directory,
+            gha_license_id=gha,
+            path=path,
+            blob_id=blob,
+            content=content,
+            src_encoding=enc,
+            length_bytes=len(content.encode()),
+            repo_name="org/e",
+        )
         rows.append(row)
     df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=FETCHED).to_pandas()).repartition(3)
 

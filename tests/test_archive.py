@@ -95,8 +95,7 @@ def test_not_a_git_repo_is_a_clear_error(tmp_path):
 
 
 def test_installed_distributions_become_github_like_repos(tmp_path):
-    summary = build_archive(tmp_path / "arch", installed=True, max_repos=3, max_files_per_repo=50,
-                            include=["pip"])
+    summary = build_archive(tmp_path / "arch", installed=True, max_repos=3, max_files_per_repo=50, include=["pip"])
     assert summary["origins"] == 3
     urls = orc.read_table(str(tmp_path / "arch/orc/origin/origin-all.orc")).column("url").to_pylist()
     assert "https://github.com/pypa/pip" in urls

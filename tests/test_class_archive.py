@@ -36,6 +36,10 @@ def test_build_writes_a_usable_archive_once_and_a_damaged_one_fails_its_check(tm
     # the JVM) must not pass it
     damaged = tmp_path / "damaged.jsa"
     damaged.write_bytes(target.read_bytes()[: 1 << 20])
-    run = subprocess.run([sys.executable, "-m", "pipelines.class_archive",
-                          f"-Xshare:on -XX:SharedArchiveFile={damaged}"], capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipelines.class_archive", f"-Xshare:on -XX:SharedArchiveFile={damaged}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode != 0

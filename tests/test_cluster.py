@@ -60,8 +60,11 @@ def make_repo(path: Path, url: str, files: dict[str, bytes]) -> Path:
 
 def corpus() -> dict[str, bytes]:
     """Code with near-duplicates, contact details for PII, a license, and rows every stage rejects."""
-    files = {"LICENSE": MIT.encode(), "README.md": b"# app\n\nContact ada@example.org or 192.168.7.42.\n",
-             "data.bin": bytes(range(256)) * 4}
+    files = {
+        "LICENSE": MIT.encode(),
+        "README.md": b"# app\n\nContact ada@example.org or 192.168.7.42.\n",
+        "data.bin": bytes(range(256)) * 4,
+    }
     for i in range(24):
         body = "".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}  # step {j}\n" for j in range(30))
         files[f"app/m{i}.py"] = (f'"""Module {i} by ada{i}@example.org."""\n' + body).encode()
@@ -74,24 +77,35 @@ def corpus() -> dict[str, bytes]:
 def archive(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cluster-archive")
     files = corpus()
-    repos = [make_repo(root / "app", "https://github.com/ada/app", files),
-             # The same tree under another origin: extract rejects it as a duplicate root directory.
-             make_repo(root / "mirror", "https://github.com/ada/app-mirror", files),
-             # Opted out (OPTOUT): the optout stage rejects its files.
-             make_repo(root / "bob", "https://github.com/bob/tiny", {"main.go": b"package main\n\nfunc main() {}\n"})]
+    repos = [
+        make_repo(root / "app", "https://github.com/ada/app", files),
+        # The same tree under another origin: extract rejects it as a duplicate root directory.
+        make_repo(root / "mirror", "https://github.com/ada/app-mirror", files),
+        # Opted out (OPTOUT): the optout stage rejects its files.
+        make_repo(root / "bob", "https://github.com/bob/tiny", {"main.go": b"package main\n\nfunc main() {}\n"}),
+    ]
     build_archive(root / "archive", git_repos=repos)
     (root / "archive" / "optout.jsonl").write_text(json.dumps(OPTOUT) + "\n")
     return root / "archive"
 
 
 def run_pipeline(archive: Path, work: Path, master: str, conf: dict[str, str]) -> str:
-    cfg = {"work_dir": str(work), "graph": str(archive / "orc"), "content_store": str(archive), "stages": STAGES,
-           "optout": {"registry": str(archive / "optout.jsonl")},
-           "spark": {"master": master, "shuffle_partitions": 3, "driver_memory": "1g", "conf": conf}}
+    cfg = {
+        "work_dir": str(work),
+        "graph": str(archive / "orc"),
+        "content_store": str(archive),
+        "stages": STAGES,
+        "optout": {"registry": str(archive / "optout.jsonl")},
+        "spark": {"master": master, "shuffle_partitions": 3, "driver_memory": "1g", "conf": conf},
+    }
     path = work.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", str(path)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc.stderr
 
@@ -126,22 +140,48 @@ def finished_apps(cluster, n: int, timeout: float = 60) -> bool:
 @pytest.mark.timeout(1800)  # two pipeline runs and a spark-submit: 3-4 minutes on an idle 2-core runner
 def test_cluster_run_is_byte_identical_to_local(archive, spark_cluster, tmp_path):
     run_pipeline(archive, tmp_path / "local", "local[2]", {})
-    cluster_log = run_pipeline(archive, tmp_path / "cluster", spark_cluster.master_url,
-                               {"spark.executor.memory": "512m", "spark.executor.cores": "1",
-                                "spark.cores.max": "2"})
+    cluster_log = run_pipeline(
+        archive,
+        tmp_path / "cluster",
+        spark_cluster.master_url,
+        {"spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2"},
+    )
     assert finished_apps(spark_cluster, 1), "the run did not go through the standalone master"
     assert all(s in cluster_log for s in (f"stage {s}: done" for s in STAGES)), cluster_log[-3000:]
 
     # The same through spark-submit (how EMR/Dataproc/k8s jobs start): the submitted --master wins over the
     # config's local[2], and extract's bytes are again those of the local run.
     submit_cfg = tmp_path / "submit.yaml"
-    submit_cfg.write_text(yaml.safe_dump({**yaml.safe_load((tmp_path / "local.yaml").read_text()),
-                                          "work_dir": str(tmp_path / "submit"), "stages": ["extract"]}))
-    proc = subprocess.run([str(spark_home() / "bin" / "spark-submit"), "--master", spark_cluster.master_url,
-                           "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
-                           "--driver-memory", "1g", str(REPO / "docker" / "submit.py"), "run", "--config",
-                           str(submit_cfg)], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    submit_cfg.write_text(
+        yaml.safe_dump(
+            {
+                **yaml.safe_load((tmp_path / "local.yaml").read_text()),
+                "work_dir": str(tmp_path / "submit"),
+                "stages": ["extract"],
+            }
+        )
+    )
+    proc = subprocess.run(
+        [
+            str(spark_home() / "bin" / "spark-submit"),
+            "--master",
+            spark_cluster.master_url,
+            "--conf",
+            "spark.executor.memory=512m",
+            "--conf",
+            "spark.cores.max=2",
+            "--driver-memory",
+            "1g",
+            str(REPO / "docker" / "submit.py"),
+            "run",
+            "--config",
+            str(submit_cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert finished_apps(spark_cluster, 2), "spark-submit's --master was not used"
 
@@ -160,7 +200,6 @@ def test_cluster_run_is_byte_identical_to_local(archive, spark_cluster, tmp_path
 # --- docker/ ------------------------------------------------------------------------------------------------
 
 
-
 def compose() -> dict:
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
 
@@ -176,8 +215,9 @@ def test_compose_validates_with_the_docker_client():
     client = compose_client()
     if client is None:
         pytest.skip("no docker compose client installed")
-    proc = subprocess.run([*client, "-f", str(DOCKER / "compose.yaml"), "config", "-q"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [*client, "-f", str(DOCKER / "compose.yaml"), "config", "-q"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -242,8 +282,9 @@ def test_scale_generator_is_deterministic_with_duplicates_and_forks(tmp_path):
     src = tmp_path / "src"
     (src / "pkg").mkdir(parents=True)
     for i in range(12):
-        (src / "pkg" / f"m{i}.py").write_text("".join(f"def f{i}_{j}(value):\n    return value + {j}\n"
-                                                      for j in range(20)))
+        (src / "pkg" / f"m{i}.py").write_text(
+            "".join(f"def f{i}_{j}(value):\n    return value + {j}\n" for j in range(20))
+        )
     (src / "pkg" / "util.c").write_text("int add(int a, int b) { return a + b; }\n" * 5)
     (src / "MIT.LICENSE").write_text(MIT)
     spec = ScaleSpec(files=60, repo_files=(10, 20))

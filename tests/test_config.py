@@ -22,8 +22,13 @@ def test_yaml_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("nonsense_key: 1\n", "unknown key"), ("extract:\n  max_depth: deep\n", "expected int"),
-     ("- a list\n", "mapping"), ("extract: [1\n", "not valid YAML"), ("fetch:\n  verify_hashes: 3\n", "true/false")],
+    [
+        ("nonsense_key: 1\n", "unknown key"),
+        ("extract:\n  max_depth: deep\n", "expected int"),
+        ("- a list\n", "mapping"),
+        ("extract: [1\n", "not valid YAML"),
+        ("fetch:\n  verify_hashes: 3\n", "true/false"),
+    ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     p = tmp_path / "run.yaml"

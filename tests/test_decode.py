@@ -56,8 +56,10 @@ def test_decode_utf8_and_legacy_encodings():
 
 def test_content_hashes_equal_git():
     # `printf 'hello\n' | git hash-object --stdin`
-    assert content_hashes(b"hello\n") == {"sha1": sha1(b"hello\n"),
-                                          "sha1_git": "ce013625030ba8dba906f756967f9e9ca394464a"}
+    assert content_hashes(b"hello\n") == {
+        "sha1": sha1(b"hello\n"),
+        "sha1_git": "ce013625030ba8dba906f756967f9e9ca394464a",
+    }
 
 
 def test_process_blob_reasons():

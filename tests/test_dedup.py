@@ -67,8 +67,11 @@ def test_shingles_follow_reference():
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from("ab Z_é(\n ,.1"), max_size=60), n=st.integers(1, 6),
-       min_length=st.integers(0, 7))
+@given(
+    text=st.text(alphabet=st.sampled_from("ab Z_é(\n ,.1"), max_size=60),
+    n=st.integers(1, 6),
+    min_length=st.integers(0, 7),
+)
 def test_shingles_equal_reference_definition(text, n, min_length):
     toks = re.split(r"\W", text.lower())
     grams = {" ".join(toks[i : i + n]) for i in range(max(1, len(toks) - n + 1))}
@@ -118,8 +121,12 @@ def test_shingle_hashes_edges(text, n, min_length):
 
 
 @settings(max_examples=60, deadline=None)
-@given(texts=st.lists(st.one_of(st.none(), any_text), max_size=12), n=st.integers(1, 7),
-       min_length=st.integers(0, 7), chunk=st.sampled_from([1, 7, 64, 1 << 16]))
+@given(
+    texts=st.lists(st.one_of(st.none(), any_text), max_size=12),
+    n=st.integers(1, 7),
+    min_length=st.integers(0, 7),
+    chunk=st.sampled_from([1, 7, 64, 1 << 16]),
+)
 def test_batch_equals_one_file_at_a_time(texts, n, min_length, chunk):
     saved = shingle_mod._CHUNK_BYTES
     shingle_mod._CHUNK_BYTES = chunk  # chunk boundaries must not matter
@@ -293,8 +300,11 @@ def _one_bucket(n: int) -> np.ndarray:
 
 def test_verified_clusters_check_every_bucket_pair_not_only_the_bucket_minimum():
     # b and c are similar (10/11); neither is similar to a, the bucket's smallest id
-    sets = [np.arange(0, 10, dtype=np.uint32), np.arange(100, 110, dtype=np.uint32),
-            np.arange(100, 111, dtype=np.uint32)]
+    sets = [
+        np.arange(0, 10, dtype=np.uint32),
+        np.arange(100, 110, dtype=np.uint32),
+        np.arange(100, 111, dtype=np.uint32),
+    ]
     assert verified_clusters(["a", "b", "c"], *pack(sets), _one_bucket(3), 0.7) == [None, "b", "b"]
 
 
@@ -314,9 +324,14 @@ def _reference_clusters(ids, arrays, keys, threshold):
     labelled by their smallest id."""
     n = len(ids)
     label = list(ids)
-    pairs = [(i, j) for i, j in itertools.combinations(range(n), 2)
-             if len(arrays[i]) and len(arrays[j]) and (keys[i] == keys[j]).any()
-             and jaccard(arrays[i], arrays[j]) >= threshold]
+    pairs = [
+        (i, j)
+        for i, j in itertools.combinations(range(n), 2)
+        if len(arrays[i])
+        and len(arrays[j])
+        and (keys[i] == keys[j]).any()
+        and jaccard(arrays[i], arrays[j]) >= threshold
+    ]
     for _ in range(n):  # propagate the smallest label along the pairs until nothing changes
         for i, j in pairs:
             label[i] = label[j] = min(label[i], label[j])
@@ -325,8 +340,11 @@ def _reference_clusters(ids, arrays, keys, threshold):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sets(st.integers(0, 40), max_size=15), min_size=1, max_size=10),
-       st.sampled_from([(25, 10), (50, 5), (250, 1)]), st.sampled_from([0.3, 0.5, 0.7]))
+@given(
+    st.lists(st.sets(st.integers(0, 40), max_size=15), min_size=1, max_size=10),
+    st.sampled_from([(25, 10), (50, 5), (250, 1)]),
+    st.sampled_from([0.3, 0.5, 0.7]),
+)
 def test_verified_clusters_match_the_definition(sets, banding, threshold):
     arrays = [np.array(sorted(s), dtype=np.uint32) for s in sets]
     ids = [f"f{(7 * i) % 11:02d}" for i in range(len(sets))]
@@ -351,8 +369,13 @@ def test_verified_clusters_do_not_depend_on_input_order(sets, rnd):
 
 
 def _sketch_rows(cfg: DedupConfig, contents: list[str | None]) -> list[dict]:
-    batch = pa.RecordBatch.from_pydict({"blob_id": [f"b{i}" for i in range(len(contents))],
-                                        "language": ["Python"] * len(contents), "content": contents})
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "blob_id": [f"b{i}" for i in range(len(contents))],
+            "language": ["Python"] * len(contents),
+            "content": contents,
+        }
+    )
     return [row for out in udfs_dedup.lsh_sketches(cfg)(iter([batch])) for row in out.to_pylist()]
 
 

@@ -19,9 +19,7 @@ from stackv2.dedup import DedupConfig
 
 pytestmark = pytest.mark.spark
 
-INPUT = pa.schema(
-    [*schema.FETCHED, pa.field("language", pa.string()), pa.field("license_type", pa.string())]
-)
+INPUT = pa.schema([*schema.FETCHED, pa.field("language", pa.string()), pa.field("license_type", pa.string())])
 
 
 def text(seed: int, edits: int = 0, base: int | None = None) -> str:
@@ -33,12 +31,36 @@ def text(seed: int, edits: int = 0, base: int | None = None) -> str:
     return " ".join(words)
 
 
-def row(repo: str, path: str, blob: str, content: str, *, lang="Python", lic="permissive", gha=None, stars=0,
-        forks=0, rev="2023-01-01") -> dict:
-    return {"repo_name": repo, "directory_id": f"dir-{repo}", "path": path, "blob_id": blob, "content_id": blob,
-            "content": content, "language": lang, "license_type": lic, "gha_license_id": gha,
-            "star_events_count": stars, "fork_events_count": forks, "revision_date": datetime.fromisoformat(rev),
-            "visit_date": datetime(2023, 6, 1), "length": len(content), "length_bytes": len(content)}
+def row(
+    repo: str,
+    path: str,
+    blob: str,
+    content: str,
+    *,
+    lang="Python",
+    lic="permissive",
+    gha=None,
+    stars=0,
+    forks=0,
+    rev="2023-01-01",
+) -> dict:
+    return {
+        "repo_name": repo,
+        "directory_id": f"dir-{repo}",
+        "path": path,
+        "blob_id": blob,
+        "content_id": blob,
+        "content": content,
+        "language": lang,
+        "license_type": lic,
+        "gha_license_id": gha,
+        "star_events_count": stars,
+        "fork_events_count": forks,
+        "revision_date": datetime.fromisoformat(rev),
+        "visit_date": datetime(2023, 6, 1),
+        "length": len(content),
+        "length_bytes": len(content),
+    }
 
 
 ROWS = [
@@ -133,8 +155,11 @@ def test_dedup_stage_with_verify(spark, tmp_path):
 
 
 #: x2 is x1 with 3 of 200 words changed (Jaccard ~0.9); x3 has 40 changed (Jaccard ~0.2).
-TRIPLE = [row("a/a", "x.py", "x1", text(30)), row("b/a", "x.py", "x2", text(31, 3, base=30)),
-          row("c/a", "x.py", "x3", text(32, 40, base=30))]
+TRIPLE = [
+    row("a/a", "x.py", "x1", text(30)),
+    row("b/a", "x.py", "x2", text(31, 3, base=30)),
+    row("c/a", "x.py", "x3", text(32, 40, base=30)),
+]
 
 
 @pytest.mark.parametrize("verify", [False, True])
@@ -168,8 +193,9 @@ def test_verify_keeps_only_exactly_similar_pairs(spark):
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     assert "Broadcast" not in plan
     # a component over the size limit is left as LSH made it
-    verified, large = dedup.verified_components(components, sketched, dataclasses.replace(cfg, verify_max_members=2),
-                                                components.count())
+    verified, large = dedup.verified_components(
+        components, sketched, dataclasses.replace(cfg, verify_max_members=2), components.count()
+    )
     assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
 
 

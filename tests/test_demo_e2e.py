@@ -15,9 +15,24 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 def test_demo_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "pipelines.cli", "demo", "--out", str(out), "--max-repos", "6",
-           "--max-files-per-repo", "60", "--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=2",
-           "--set", "spark.driver_memory=2g"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "demo",
+        "--out",
+        str(out),
+        "--max-repos",
+        "6",
+        "--max-files-per-repo",
+        "60",
+        "--set",
+        "spark.master=local[2]",
+        "--set",
+        "spark.shuffle_partitions=2",
+        "--set",
+        "spark.driver_memory=2g",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "stackv2 run summary" in proc.stdout

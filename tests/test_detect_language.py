@@ -13,17 +13,20 @@ CPP_HEADER = b"#include <vector>\nnamespace geo {\nclass Shape { public: std::ve
 OBJC_HEADER = b"#import <Foundation/Foundation.h>\n@interface Foo : NSObject\n@property int x;\n@end\n"
 
 
-@pytest.mark.parametrize(("name", "data", "language"), [
-    ("shape.h", C_HEADER, "C"),
-    ("shape.h", CPP_HEADER, "C++"),
-    ("shape.h", OBJC_HEADER, "Objective-C"),
-    ("main.m", b"#import <Foundation/Foundation.h>\n@implementation Foo\n- (void)bar { }\n@end\n", "Objective-C"),
-    ("main.m", b"function y = f(x)\n  y = x.^2;\nend\n% square\n", "MATLAB"),
-    ("run.pl", b"#!/usr/bin/perl\nuse strict;\nmy $x = 1;\nprint \"$x\\n\";\n", "Perl"),
-    ("facts.pl", b":- module(facts, [parent/2]).\nparent(tom, bob).\nancestor(X, Y) :- parent(X, Y).\n", "Prolog"),
-    ("setup.py", b"from setuptools import setup\nsetup()\n", "Python"),
-    ("Makefile", b"all:\n\techo ok\n", "Makefile"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "language"),
+    [
+        ("shape.h", C_HEADER, "C"),
+        ("shape.h", CPP_HEADER, "C++"),
+        ("shape.h", OBJC_HEADER, "Objective-C"),
+        ("main.m", b"#import <Foundation/Foundation.h>\n@implementation Foo\n- (void)bar { }\n@end\n", "Objective-C"),
+        ("main.m", b"function y = f(x)\n  y = x.^2;\nend\n% square\n", "MATLAB"),
+        ("run.pl", b'#!/usr/bin/perl\nuse strict;\nmy $x = 1;\nprint "$x\\n";\n', "Perl"),
+        ("facts.pl", b":- module(facts, [parent/2]).\nparent(tom, bob).\nancestor(X, Y) :- parent(X, Y).\n", "Prolog"),
+        ("setup.py", b"from setuptools import setup\nsetup()\n", "Python"),
+        ("Makefile", b"all:\n\techo ok\n", "Makefile"),
+    ],
+)
 def test_ambiguous_extensions_are_resolved_by_content(name, data, language):
     assert detect_language(name, data).language == language
 
@@ -58,10 +61,19 @@ def test_ten_mib_file():
     assert info.language == "C" and not info.is_vendor
 
 
-@pytest.mark.parametrize(("path", "ext"), [
-    ("/a/b/shape.h", "h"), ("/x.tar.gz", "gz"), ("/Makefile", ""), ("/.bashrc", ""), ("/.eslintrc.json", "json"),
-    ("README", ""), ("/a.b/c", ""), ("/dir/File.PY", "PY"),
-])
+@pytest.mark.parametrize(
+    ("path", "ext"),
+    [
+        ("/a/b/shape.h", "h"),
+        ("/x.tar.gz", "gz"),
+        ("/Makefile", ""),
+        ("/.bashrc", ""),
+        ("/.eslintrc.json", "json"),
+        ("README", ""),
+        ("/a.b/c", ""),
+        ("/dir/File.PY", "PY"),
+    ],
+)
 def test_extension(path, ext):
     assert extension(path) == ext
 

@@ -53,40 +53,76 @@ option) any later version.
 """
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("LICENSE", True), ("LICENCE.txt", True), ("license.md", True), ("COPYING", True), ("COPYING3", True),
-    ("NOTICE", True), ("README.md", True), ("readme", True), ("LICENSE-MIT", True), ("MIT-LICENSE.txt", True),
-    ("UNLICENSE", True), ("gpl-3.0.txt", True), ("AUTHORS", False), ("main.py", False), ("licenses.py", True),
-    ("unlicensed_thing.c", False), ("about.html", True), ("legal_notes.txt", True), ("readme_test.go", True),
-    ("README-zh.md", True), ("permitted.txt", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("LICENSE", True),
+        ("LICENCE.txt", True),
+        ("license.md", True),
+        ("COPYING", True),
+        ("COPYING3", True),
+        ("NOTICE", True),
+        ("README.md", True),
+        ("readme", True),
+        ("LICENSE-MIT", True),
+        ("MIT-LICENSE.txt", True),
+        ("UNLICENSE", True),
+        ("gpl-3.0.txt", True),
+        ("AUTHORS", False),
+        ("main.py", False),
+        ("licenses.py", True),
+        ("unlicensed_thing.c", False),
+        ("about.html", True),
+        ("legal_notes.txt", True),
+        ("readme_test.go", True),
+        ("README-zh.md", True),
+        ("permitted.txt", False),
+        ("", False),
+    ],
+)
 def test_license_file_names(name, expected):
     assert is_license_file(name) is expected
 
 
 # --- decision function: one case per branch of spec §3.3 ------------------------------------------------------
-@pytest.mark.parametrize(("gha", "detected", "expected"), [
-    ("MIT", ["GPL-3.0-only"], PERMISSIVE),  # GitHub's permissive license wins whatever the files say
-    ("GPL-3.0-only", ["MIT"], NON_PERMISSIVE),  # GitHub's non-permissive license wins too
-    ("LicenseRef-unknown-gha", [], NON_PERMISSIVE),  # any other GitHub id that is not NOASSERTION
-    (None, [], NO_LICENSE),  # nothing anywhere
-    ("NOASSERTION", [], NON_PERMISSIVE),  # GitHub saw a license it could not name, and we found none
-    (None, ["MIT", "Apache-2.0"], PERMISSIVE),
-    ("NOASSERTION", ["BSD-3-Clause"], PERMISSIVE),
-    (None, ["MIT", UNKNOWN_REFERENCE], PERMISSIVE),  # a pointer to a known permissive license is dropped
-    (None, [UNKNOWN_REFERENCE], NON_PERMISSIVE),  # ... but alone it is an unknown license
-    (None, ["MIT", "LicenseRef-scancode-generic-cla"], PERMISSIVE),  # amendments do not change the type
-    (None, ["LicenseRef-scancode-generic-cla", "LicenseRef-scancode-warranty-disclaimer"], NO_LICENSE),
-    (None, ["MIT", "GPL-2.0-only"], NON_PERMISSIVE),  # one non-permissive license is enough
-    ("NOASSERTION", ["LicenseRef-scancode-proprietary-license"], NON_PERMISSIVE),
-])
+@pytest.mark.parametrize(
+    ("gha", "detected", "expected"),
+    [
+        ("MIT", ["GPL-3.0-only"], PERMISSIVE),  # GitHub's permissive license wins whatever the files say
+        ("GPL-3.0-only", ["MIT"], NON_PERMISSIVE),  # GitHub's non-permissive license wins too
+        ("LicenseRef-unknown-gha", [], NON_PERMISSIVE),  # any other GitHub id that is not NOASSERTION
+        (None, [], NO_LICENSE),  # nothing anywhere
+        ("NOASSERTION", [], NON_PERMISSIVE),  # GitHub saw a license it could not name, and we found none
+        (None, ["MIT", "Apache-2.0"], PERMISSIVE),
+        ("NOASSERTION", ["BSD-3-Clause"], PERMISSIVE),
+        (None, ["MIT", UNKNOWN_REFERENCE], PERMISSIVE),  # a pointer to a known permissive license is dropped
+        (None, [UNKNOWN_REFERENCE], NON_PERMISSIVE),  # ... but alone it is an unknown license
+        (None, ["MIT", "LicenseRef-scancode-generic-cla"], PERMISSIVE),  # amendments do not change the type
+        (None, ["LicenseRef-scancode-generic-cla", "LicenseRef-scancode-warranty-disclaimer"], NO_LICENSE),
+        (None, ["MIT", "GPL-2.0-only"], NON_PERMISSIVE),  # one non-permissive license is enough
+        ("NOASSERTION", ["LicenseRef-scancode-proprietary-license"], NON_PERMISSIVE),
+    ],
+)
 def test_license_type_branches(gha, detected, expected):
     assert license_type(gha, detected, PERMISSIVE_IDS) == expected
 
 
-@given(st.one_of(st.none(), st.sampled_from(["MIT", "GPL-3.0-only", "NOASSERTION", "Apache-2.0", "x"])),
-       st.lists(st.sampled_from(["MIT", "GPL-2.0-only", UNKNOWN_REFERENCE, "LicenseRef-scancode-generic-cla",
-                                 "BSD-2-Clause", "LicenseRef-scancode-proprietary-license"]), max_size=4))
+@given(
+    st.one_of(st.none(), st.sampled_from(["MIT", "GPL-3.0-only", "NOASSERTION", "Apache-2.0", "x"])),
+    st.lists(
+        st.sampled_from(
+            [
+                "MIT",
+                "GPL-2.0-only",
+                UNKNOWN_REFERENCE,
+                "LicenseRef-scancode-generic-cla",
+                "BSD-2-Clause",
+                "LicenseRef-scancode-proprietary-license",
+            ]
+        ),
+        max_size=4,
+    ),
+)
 def test_license_type_algebra(gha, detected):
     t = license_type(gha, detected, PERMISSIVE_IDS)
     assert t in LICENSE_TYPES
@@ -98,10 +134,31 @@ def test_license_type_algebra(gha, detected):
 
 
 def test_permissive_list_is_scancode_categories_plus_blue_oak_extras():
-    assert {"MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "Unlicense", "CC0-1.0", "Zlib", "PSF-2.0", "Artistic-2.0",
-            "LicenseRef-scancode-public-domain"} <= PERMISSIVE_IDS
-    assert not {"GPL-2.0-only", "GPL-3.0-or-later", "AGPL-3.0-only", "LGPL-2.1-only", "MPL-2.0", "NOASSERTION",
-                UNKNOWN_REFERENCE, "LicenseRef-scancode-proprietary-license"} & PERMISSIVE_IDS
+    assert {
+        "MIT",
+        "Apache-2.0",
+        "BSD-3-Clause",
+        "ISC",
+        "Unlicense",
+        "CC0-1.0",
+        "Zlib",
+        "PSF-2.0",
+        "Artistic-2.0",
+        "LicenseRef-scancode-public-domain",
+    } <= PERMISSIVE_IDS
+    assert (
+        not {
+            "GPL-2.0-only",
+            "GPL-3.0-or-later",
+            "AGPL-3.0-only",
+            "LGPL-2.1-only",
+            "MPL-2.0",
+            "NOASSERTION",
+            UNKNOWN_REFERENCE,
+            "LicenseRef-scancode-proprietary-license",
+        }
+        & PERMISSIVE_IDS
+    )
 
 
 def test_permissive_list_override(tmp_path):
@@ -134,8 +191,12 @@ def test_nested_license_covers_only_its_subfolder():
     paths = ["/LICENSE", "/main.py", "/sub/LICENSE", "/sub/x.py", "/sub/deep/y.py", "/subway/z.py", "/other/w.py"]
     found = [["MIT"], None, ["GPL-3.0-only"], [], None, None, None]
     assert dict(zip(paths, propagate(paths, found), strict=True)) == {
-        "/LICENSE": ["MIT"], "/main.py": ["MIT"], "/sub/LICENSE": ["GPL-3.0-only", "MIT"],
-        "/sub/x.py": ["GPL-3.0-only", "MIT"], "/sub/deep/y.py": ["GPL-3.0-only", "MIT"], "/subway/z.py": ["MIT"],
+        "/LICENSE": ["MIT"],
+        "/main.py": ["MIT"],
+        "/sub/LICENSE": ["GPL-3.0-only", "MIT"],
+        "/sub/x.py": ["GPL-3.0-only", "MIT"],
+        "/sub/deep/y.py": ["GPL-3.0-only", "MIT"],
+        "/subway/z.py": ["MIT"],
         "/other/w.py": ["MIT"],
     }
 
@@ -149,8 +210,15 @@ def test_only_nested_license():
 _segment = st.sampled_from(["a", "b", "ab", "LICENSE", "x.py"])
 
 
-@given(st.lists(st.tuples(st.lists(_segment, min_size=1, max_size=4).map(lambda s: "/" + "/".join(s)),
-                          st.lists(st.sampled_from(["MIT", "GPL-3.0-only", "ISC"]), max_size=2)), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_segment, min_size=1, max_size=4).map(lambda s: "/" + "/".join(s)),
+            st.lists(st.sampled_from(["MIT", "GPL-3.0-only", "ISC"]), max_size=2),
+        ),
+        max_size=12,
+    )
+)
 def test_propagate_equals_the_reference_startswith_join(rows):
     """The reference joins each file to every (repo, base_path) with ``path.startswith(base_path)``."""
     paths = [p for p, _ in rows]
@@ -171,8 +239,10 @@ def test_mit_with_copyright_line_is_detected():
 
 def test_gpl_notice_and_apache_reference():
     assert detect_licenses(GPL_NOTICE) == ["GPL-3.0-or-later"]
-    assert "Apache-2.0" in detect_licenses("Licensed under the Apache License, Version 2.0 (the \"License\");\n"
-                                           "you may not use this file except in compliance with the License.\n")
+    assert "Apache-2.0" in detect_licenses(
+        'Licensed under the Apache License, Version 2.0 (the "License");\n'
+        "you may not use this file except in compliance with the License.\n"
+    )
 
 
 @pytest.mark.parametrize("text", ["", "   \n\n", "# My project\n\nA tool that does things.\n", "\x00\ufffd\ufffd"])
@@ -205,16 +275,25 @@ README_REFERENCES = [
     "Dual licensed under the MIT and GPL licenses:\n  http://www.opensource.org/licenses/mit-license.php\n"
     "  http://www.gnu.org/licenses/gpl.html\n",
     # rules with relevance < 100: ScanCode reads their matched text (false positives, clues)
-    "GPL\n", "lgpl\n", "freeware\n", "unlicense\n", "Copyright (c) 2020 Foo. GPL\n", "License: BSD\n",
-    "The GPL\n" + "x\n" * 40 + "GPL v2\n", "\n" * 30 + "gpl\n",
+    "GPL\n",
+    "lgpl\n",
+    "freeware\n",
+    "unlicense\n",
+    "Copyright (c) 2020 Foo. GPL\n",
+    "License: BSD\n",
+    "The GPL\n" + "x\n" * 40 + "GPL v2\n",
+    "\n" * 30 + "gpl\n",
 ]
 
 
 def _scancode_texts(every: int) -> list[str]:
     from licensedcode.cache import get_licenses_db
 
-    spdx = [lic for _, lic in sorted(get_licenses_db().items())
-            if lic.spdx_license_key and not lic.spdx_license_key.startswith("LicenseRef-")]
+    spdx = [
+        lic
+        for _, lic in sorted(get_licenses_db().items())
+        if lic.spdx_license_key and not lic.spdx_license_key.startswith("LicenseRef-")
+    ]
     texts = [lic.text for lic in spdx if (lic.text or "").strip()]
     return texts[::every]
 
@@ -222,8 +301,10 @@ def _scancode_texts(every: int) -> list[str]:
 def _scancode_own(text: str, approximate: bool) -> list[str | None]:
     from licensedcode.detection import detect_licenses as scancode_detect
 
-    return [d.license_expression for d in scancode_detect(index=scancode_index(), query_string=text,
-                                                          approximate=approximate)]
+    return [
+        d.license_expression
+        for d in scancode_detect(index=scancode_index(), query_string=text, approximate=approximate)
+    ]
 
 
 def test_fast_path_equals_scancode_detect_licenses():
@@ -233,10 +314,15 @@ def test_fast_path_equals_scancode_detect_licenses():
     from licensedcode.detection import group_matches
 
     spdx = _scancode_texts(every=15)
-    texts = [*spdx, MIT, GPL_NOTICE, *README_REFERENCES,
-             *(f"Copyright (c) 2001-2024 Jane Doe <jane@example.org>\nAll rights reserved.\n\n{t}" for t in spdx[:12]),
-             *(f"# Project\n\nSome text about the project.\n\n## License\n\n{t}\n\nThanks!\n" for t in spdx[12:20]),
-             spdx[0] + "\n\n" + spdx[1] + "\n\n" + GPL_NOTICE]
+    texts = [
+        *spdx,
+        MIT,
+        GPL_NOTICE,
+        *README_REFERENCES,
+        *(f"Copyright (c) 2001-2024 Jane Doe <jane@example.org>\nAll rights reserved.\n\n{t}" for t in spdx[:12]),
+        *(f"# Project\n\nSome text about the project.\n\n## License\n\n{t}\n\nThanks!\n" for t in spdx[12:20]),
+        spdx[0] + "\n\n" + spdx[1] + "\n\n" + GPL_NOTICE,
+    ]
     full = partial = 0
     for text in texts:
         assert _expressions(text, False) == _scancode_own(text, False), text[:200]

@@ -34,16 +34,21 @@ def test_example_graph_lists_the_selected_branch_files(spark, example_graph, tmp
     # By hand, from the example's ORC tables: both origins' latest full visits (snapshots 20 and 22) have
     # refs/heads/master -> revision 09 -> root directory 08, which holds README.md (cnt 01), parser.c (07) and
     # tests/ (dir 06: README.rst (04), main.py (05)). The second origin is a duplicate of the same revision.
-    stats, data, rejected = run_extract(spark, tmp_path, graph=str(example_graph),
-                                        extract=ExtractConfig(origin_pattern=".*"))
+    stats, data, rejected = run_extract(
+        spark, tmp_path, graph=str(example_graph), extract=ExtractConfig(origin_pattern=".*")
+    )
     h = lambda n: f"{n:040d}"  # noqa: E731
     assert sorted((r["path"], r["content_id"]) for r in data) == [
-        ("/README.md", h(1)), ("/parser.c", h(7)), ("/tests/README.rst", h(4)), ("/tests/main.py", h(5))]
+        ("/README.md", h(1)),
+        ("/parser.c", h(7)),
+        ("/tests/README.rst", h(4)),
+        ("/tests/main.py", h(5)),
+    ]
     assert {r["repo_url"] for r in data} == {"https://example.com/swh/graph"}
     assert {(r["revision_id"], r["directory_id"], r["branch_name"]) for r in data} == {
-        (h(9), h(8), "refs/heads/master")}
-    assert [(r["origin"], r["reason"]) for r in rejected] == [("https://example.com/swh/graph2",
-                                                               "duplicate_revision")]
+        (h(9), h(8), "refs/heads/master")
+    }
+    assert [(r["origin"], r["reason"]) for r in rejected] == [("https://example.com/swh/graph2", "duplicate_revision")]
     assert stats.extra["repositories"] == 1 and stats.extra["roots"] == 2
 
 
@@ -86,7 +91,9 @@ def git_graph(tmp_path_factory) -> Path:
 def test_git_graph_selection_and_reasons(spark, git_graph, tmp_path):
     stats, data, rejected = run_extract(spark, tmp_path, graph=str(git_graph / "orc"))
     assert sorted((r["repo_name"], r["path"]) for r in data) == [
-        ("alice/proj", "/README.md"), ("alice/proj", "/src/app.py")]
+        ("alice/proj", "/README.md"),
+        ("alice/proj", "/src/app.py"),
+    ]
     reasons = sorted((r["origin"] or "", r["path"] or "", r["reason"]) for r in rejected)
     assert reasons == [
         ("", "/vendor/lib", "submodule"),
@@ -97,14 +104,23 @@ def test_git_graph_selection_and_reasons(spark, git_graph, tmp_path):
 
 
 def test_github_metadata_picks_the_default_branch(spark, git_graph, tmp_path):
-    meta = pa.table({"full_name": ["carol/other", "bob/proj-fork"], "github_id": [7, 3],
-                     "default_branch": ["dev", "main"], "license_spdx_id": [None, "MIT"],
-                     "star_events_count": [5, 100], "fork_events_count": [1, 2],
-                     "created_at": pa.array([None, None], pa.timestamp("us")),
-                     "event_created_at": pa.array([None, None], pa.timestamp("us")), "language": ["C", None]})
+    meta = pa.table(
+        {
+            "full_name": ["carol/other", "bob/proj-fork"],
+            "github_id": [7, 3],
+            "default_branch": ["dev", "main"],
+            "license_spdx_id": [None, "MIT"],
+            "star_events_count": [5, 100],
+            "fork_events_count": [1, 2],
+            "created_at": pa.array([None, None], pa.timestamp("us")),
+            "event_created_at": pa.array([None, None], pa.timestamp("us")),
+            "language": ["C", None],
+        }
+    )
     pq.write_table(meta, tmp_path / "gh.parquet")
-    _, data, _ = run_extract(spark, tmp_path, graph=str(git_graph / "orc"),
-                             github_metadata=str(tmp_path / "gh.parquet"))
+    _, data, _ = run_extract(
+        spark, tmp_path, graph=str(git_graph / "orc"), github_metadata=str(tmp_path / "gh.parquet")
+    )
     by_repo = {r["repo_name"]: r for r in data}
     assert by_repo["carol/other"]["branch_name"] == "refs/heads/dev"
     assert by_repo["carol/other"]["star_events_count"] == 5 and by_repo["carol/other"]["github_id"] == 7
@@ -119,9 +135,11 @@ def test_swhid_roots(spark, git_graph, tmp_path):
     dirs = {r["directory"] for r in revs}
     rev = revs[0]["id"]
     roots = tmp_path / "roots.txt"
-    roots.write_text(f"# comment\nswh:1:rev:{rev};origin=https://github.com/x/y\n"
-                     f"swh:1:dir:{sorted(dirs)[-1]}\n"
-                     f"swh:1:rel:{'f' * 40}\n")
+    roots.write_text(
+        f"# comment\nswh:1:rev:{rev};origin=https://github.com/x/y\n"
+        f"swh:1:dir:{sorted(dirs)[-1]}\n"
+        f"swh:1:rel:{'f' * 40}\n"
+    )
     stats, data, rejected = run_extract(spark, tmp_path, graph=str(git_graph / "orc"), swhids=str(roots))
     assert {r["reason"] for r in rejected} >= {"unresolved_swhid"}
     assert any(r["repo_name"] == "x/y" and r["revision_id"] == rev for r in data)
@@ -132,7 +150,12 @@ def test_missing_table_is_a_clear_error(spark, example_graph, tmp_path):
     broken = tmp_path / "graph"
     shutil.copytree(example_graph, broken)
     shutil.rmtree(broken / "directory_entry")
-    cfg = RunConfig(work_dir=str(tmp_path / "w"), graph=str(broken), stages=("extract",), spark=SPARK,
-                    extract=ExtractConfig(origin_pattern=".*"))
+    cfg = RunConfig(
+        work_dir=str(tmp_path / "w"),
+        graph=str(broken),
+        stages=("extract",),
+        spark=SPARK,
+        extract=ExtractConfig(origin_pattern=".*"),
+    )
     with pytest.raises(GraphError, match="table 'directory_entry' is missing"):
         run_pipeline(cfg, log=lambda m: None)

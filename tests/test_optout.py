@@ -45,13 +45,15 @@ def test_jsonl_registry_parsed_and_sorted_by_date(tmp_path):
     assert r2.all_repos and r2.repos == () and r2.source == "https://example.org/1"
     assert not r1.all_repos and [(e.name, e.github_id) for e in r1.repos] == [("bob/Foo", None), ("bob/old", 7)]
     assert r1.date == dt.date(2023, 11, 1) and r1.where == f"{tmp_path / 'r.jsonl'}:2"
-    assert reg.sha256 == registry_fingerprint(OptOutConfig(str(tmp_path / 'r.jsonl'))) != ""
+    assert reg.sha256 == registry_fingerprint(OptOutConfig(str(tmp_path / "r.jsonl"))) != ""
 
 
 def test_yaml_registry_both_layouts(tmp_path):
-    body = ("- id: a\n  date: 2024-01-05\n  user: carol\n  repos: [all]\n"
-            "- id: b\n  date: '2024-01-06'\n  user: dave\n  repos:\n"
-            "    - dave/x\n    - {repo: dave/y, github_id: 3}\n")
+    body = (
+        "- id: a\n  date: 2024-01-05\n  user: carol\n  repos: [all]\n"
+        "- id: b\n  date: '2024-01-06'\n  user: dave\n  repos:\n"
+        "    - dave/x\n    - {repo: dave/y, github_id: 3}\n"
+    )
     (tmp_path / "l.yaml").write_text(body)
     (tmp_path / "m.yml").write_text("requests:\n" + "".join("  " + line + "\n" for line in body.splitlines()))
     for name in ("l.yaml", "m.yml"):
@@ -70,8 +72,10 @@ def test_yaml_registry_both_layouts(tmp_path):
         ('{"id": "x", "date": "2023-01-01", "user": "eve", "repos": []}', "non-empty list"),
         ('{"id": "x", "date": "2023-01-01", "user": "-eve", "repos": "all"}', "not a GitHub user"),
         ('{"id": "x", "date": "2023-01-01", "user": "eve", "repos": "all", "why": 1}', "unknown key(s) ['why']"),
-        ('{"id": "x", "date": "2023-01-01", "user": "eve", "repos": [{"repo": "e/r", "github_id": "7"}]}',
-         "github_id '7' is not a positive integer"),
+        (
+            '{"id": "x", "date": "2023-01-01", "user": "eve", "repos": [{"repo": "e/r", "github_id": "7"}]}',
+            "github_id '7' is not a positive integer",
+        ),
         ('["not", "an", "object"]', "expected an object"),
     ],
 )
@@ -98,8 +102,10 @@ def test_every_bad_line_reported_and_duplicate_ids(tmp_path):
 
 def test_yaml_errors_carry_line_numbers(tmp_path):
     path = tmp_path / "reg.yaml"
-    path.write_text("- id: a\n  date: 2024-01-05\n  user: carol\n  repos: all\n- id: b\n  date: 2024-01-06\n"
-                    "  user: dave\n  repos: [dave]\n")
+    path.write_text(
+        "- id: a\n  date: 2024-01-05\n  user: carol\n  repos: all\n- id: b\n  date: 2024-01-06\n"
+        "  user: dave\n  repos: [dave]\n"
+    )
     with pytest.raises(RegistryError, match=r"reg\.yaml:5: repos\[0\]: 'dave' is not owner/name"):
         load_registry(path)
     path.write_text("- id: a\n  date: [unclosed\n")
@@ -117,8 +123,15 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 def test_matching_is_case_insensitive(tmp_path):
     reg = load_registry(write_jsonl(tmp_path / "r.jsonl", REQUESTS))
-    assert match(reg, ["ALICE/anything", "alice/x", "aliceX/y", "BOB/foo", "bob/FOO", "bob/foobar", "Bob/other"]) \
-        == ["r2", "r2", None, "r1", "r1", None, None]
+    assert match(reg, ["ALICE/anything", "alice/x", "aliceX/y", "BOB/foo", "bob/FOO", "bob/foobar", "Bob/other"]) == [
+        "r2",
+        "r2",
+        None,
+        "r1",
+        "r1",
+        None,
+        None,
+    ]
 
 
 def test_github_id_decides_where_known(tmp_path):
@@ -129,9 +142,11 @@ def test_github_id_decides_where_known(tmp_path):
 
 
 def test_row_attributed_to_earliest_request(tmp_path):
-    reqs = [{"id": "late", "date": "2024-02-01", "user": "bob", "repos": "all"},
-            {"id": "early", "date": "2023-01-01", "user": "bob", "repos": ["bob/foo"]},
-            {"id": "same-day", "date": "2023-01-01", "user": "bob", "repos": ["bob/bar"]}]
+    reqs = [
+        {"id": "late", "date": "2024-02-01", "user": "bob", "repos": "all"},
+        {"id": "early", "date": "2023-01-01", "user": "bob", "repos": ["bob/foo"]},
+        {"id": "same-day", "date": "2023-01-01", "user": "bob", "repos": ["bob/bar"]},
+    ]
     reg = load_registry(write_jsonl(tmp_path / "r.jsonl", reqs))
     assert match(reg, ["bob/foo", "bob/bar", "bob/baz"]) == ["early", "same-day", "late"]
 
@@ -162,12 +177,18 @@ _repo = st.builds(lambda o, n: f"{o}/{n}", _login, st.sampled_from(["x", "X", "y
 _entry = st.one_of(_repo, st.builds(lambda r, i: {"repo": r, "github_id": i}, _repo, st.integers(1, 4)))
 _request = st.builds(
     lambda i, d, u, repos: {"id": f"q{i}", "date": f"2024-01-{d:02d}", "user": u, "repos": repos or "all"},
-    st.integers(), st.integers(1, 3), _login, st.lists(_entry, max_size=3))
+    st.integers(),
+    st.integers(1, 3),
+    _login,
+    st.lists(_entry, max_size=3),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(requests=st.lists(_request, max_size=5, unique_by=lambda r: r["id"]),
-       rows=st.lists(st.tuples(st.one_of(st.none(), _repo), st.one_of(st.none(), st.integers(1, 4))), max_size=12))
+@given(
+    requests=st.lists(_request, max_size=5, unique_by=lambda r: r["id"]),
+    rows=st.lists(st.tuples(st.one_of(st.none(), _repo), st.one_of(st.none(), st.integers(1, 4))), max_size=12),
+)
 def test_vectorized_matcher_equals_row_rule(requests, rows):
     reg = parse_registry(Path("p.jsonl"), "".join(json.dumps(r) + "\n" for r in requests))
     names, ids = [n for n, _ in rows], [i for _, i in rows]

@@ -33,15 +33,38 @@ REGISTRY = [
 ]
 
 
-def file_row(repo: str, path: str, blob: str, gid: int | None = None, language: str = "Python",
-             content: str | None = None, **extra) -> dict:
+def file_row(
+    repo: str,
+    path: str,
+    blob: str,
+    gid: int | None = None,
+    language: str = "Python",
+    content: str | None = None,
+    **extra,
+) -> dict:
     content = f"# {repo}/{path}\n" if content is None else content
-    return {"repo_name": repo, "path": path, "blob_id": blob, "content_id": blob[::-1], "github_id": gid,
-            "directory_id": "d" * 40, "snapshot_id": "s" * 40, "revision_id": "r" * 40, "branch_name": "main",
-            "visit_date": dt.datetime(2023, 9, 1), "language": language, "license_type": "permissive",
-            "detected_licenses": ["MIT"], "src_encoding": "UTF-8", "is_vendor": False, "is_generated": False,
-            "length_bytes": len(content.encode()), "extension": path.rsplit(".", 1)[-1], "content": content,
-            **extra}
+    return {
+        "repo_name": repo,
+        "path": path,
+        "blob_id": blob,
+        "content_id": blob[::-1],
+        "github_id": gid,
+        "directory_id": "d" * 40,
+        "snapshot_id": "s" * 40,
+        "revision_id": "r" * 40,
+        "branch_name": "main",
+        "visit_date": dt.datetime(2023, 9, 1),
+        "language": language,
+        "license_type": "permissive",
+        "detected_licenses": ["MIT"],
+        "src_encoding": "UTF-8",
+        "is_vendor": False,
+        "is_generated": False,
+        "length_bytes": len(content.encode()),
+        "extension": path.rsplit(".", 1)[-1],
+        "content": content,
+        **extra,
+    }
 
 
 def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
@@ -50,8 +73,18 @@ def write_parquet(path: Path, rows: list[dict], schema: pa.Schema) -> None:
 
 
 def cluster(cid: str, members: list[tuple[str, str, str]]) -> list[dict]:
-    return [{"cluster_id": cid, "blob_id": b, "repo_name": r, "path": p, "language": "Python", "rank": i,
-             "is_representative": i == 0} for i, (r, p, b) in enumerate(members)]
+    return [
+        {
+            "cluster_id": cid,
+            "blob_id": b,
+            "repo_name": r,
+            "path": p,
+            "language": "Python",
+            "rank": i,
+            "is_representative": i == 0,
+        }
+        for i, (r, p, b) in enumerate(members)
+    ]
 
 
 @pytest.fixture
@@ -69,25 +102,57 @@ def build(root: Path) -> tuple[Path, Path]:
     }
     for shard, rows in shards.items():
         write_parquet(release / shard, rows, RELEASE)
-    write_parquet(release / REPOS, [
-        {"repo_name": r, "github_id": g, "num_files": 1, "files": [{"blob_id": "?", "path": "?"}]}
-        for r, g in (("Alice/proj", 10), ("bob/new-name", 42), ("carol/c", 11))], RELEASE_REPOS)
+    write_parquet(
+        release / REPOS,
+        [
+            {"repo_name": r, "github_id": g, "num_files": 1, "files": [{"blob_id": "?", "path": "?"}]}
+            for r, g in (("Alice/proj", 10), ("bob/new-name", 42), ("carol/c", 11))
+        ],
+        RELEASE_REPOS,
+    )
     rel.write_manifest(release, [rel.describe_shard(release, s) for s in (*shards, REPOS)], "cfg", "test")
 
-    write_parquet(work / "dedup" / "clusters" / "part-00000.parquet",
-                  cluster("c1", [("Alice/proj", "x.py", "x0"), ("alice/other", "x.py", "x1"),
-                                 ("dave/copy", "x.py", "x2"), ("eve/e", "x.py", "x3")])
-                  + cluster("c2", [("carol/c", "c.py", "c0"), ("ALICE/dup", "c.py", "c1")]),
-                  pa.schema([("cluster_id", pa.string()), ("blob_id", pa.string()), ("repo_name", pa.string()),
-                             ("path", pa.string()), ("language", pa.string()), ("rank", pa.int32()),
-                             ("is_representative", pa.bool_())]))
-    rejected = [file_row("alice/other", "x.py", "x1", 20), file_row("dave/copy", "x.py", "x2", 12, content=SECRET),
-                file_row("eve/e", "x.py", "x3", 13, content="x = 1\n"), file_row("ALICE/dup", "c.py", "c1", 21)]
-    write_parquet(work / "dedup" / "rejected" / "part-00000.parquet",
-                  [{**r, "reason": "near_duplicate"} for r in rejected], with_reason(ANNOTATED))
+    write_parquet(
+        work / "dedup" / "clusters" / "part-00000.parquet",
+        cluster(
+            "c1",
+            [
+                ("Alice/proj", "x.py", "x0"),
+                ("alice/other", "x.py", "x1"),
+                ("dave/copy", "x.py", "x2"),
+                ("eve/e", "x.py", "x3"),
+            ],
+        )
+        + cluster("c2", [("carol/c", "c.py", "c0"), ("ALICE/dup", "c.py", "c1")]),
+        pa.schema(
+            [
+                ("cluster_id", pa.string()),
+                ("blob_id", pa.string()),
+                ("repo_name", pa.string()),
+                ("path", pa.string()),
+                ("language", pa.string()),
+                ("rank", pa.int32()),
+                ("is_representative", pa.bool_()),
+            ]
+        ),
+    )
+    rejected = [
+        file_row("alice/other", "x.py", "x1", 20),
+        file_row("dave/copy", "x.py", "x2", 12, content=SECRET),
+        file_row("eve/e", "x.py", "x3", 13, content="x = 1\n"),
+        file_row("ALICE/dup", "c.py", "c1", 21),
+    ]
+    write_parquet(
+        work / "dedup" / "rejected" / "part-00000.parquet",
+        [{**r, "reason": "near_duplicate"} for r in rejected],
+        with_reason(ANNOTATED),
+    )
     StageStats("dedup", rows_in=7, rows_out=3, rejected={"near_duplicate": 4}).save(work / "dedup" / "_stats.json")
-    write_parquet(work / "fetch" / "data" / "part-00000.parquet",
-                  [file_row("Alice/proj", "x.py", "x0", 10), file_row("carol/c", "c.py", "c0", 11)], FETCHED)
+    write_parquet(
+        work / "fetch" / "data" / "part-00000.parquet",
+        [file_row("Alice/proj", "x.py", "x0", 10), file_row("carol/c", "c.py", "c0", 11)],
+        FETCHED,
+    )
     StageStats("fetch", rows_in=2, rows_out=2).save(work / "fetch" / "_stats.json")
     return release, work
 
@@ -104,20 +169,23 @@ def rows(release: Path, shard: str) -> list[tuple[str, str]]:
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def redaction() -> tuple[object, str]:
     """(redact argument for ``apply``, expected promoted content): the real PII redactor when it exists."""
-    if importlib.util.find_spec("stackv2.pii") is not None and hasattr(importlib.import_module("stackv2.pii"),
-                                                                        "redact"):
+    if importlib.util.find_spec("stackv2.pii") is not None and hasattr(
+        importlib.import_module("stackv2.pii"), "redact"
+    ):
         from stackv2.pii import redact
 
         return None, redact(SECRET).text
     email = "dave.smith@gmail.com"
     return (lambda text: text.replace(email, "<EMAIL>")), SECRET.replace(email, "<EMAIL>")
-
 
 
 def test_apply_removes_promotes_and_audits(built, tmp_path):
@@ -148,8 +216,12 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
     assert by_id["r1"]["repo_rows_removed"] == 1
     assert by_id["r1"]["shards_touched"] == [PY0, PY1, REPOS]
     [p] = by_id["r1"]["promotions"]
-    assert (p["cluster_id"], p["removed"]["repo_name"], p["promoted"]["repo_name"], p["shard"]) == \
-        ("c1", "Alice/proj", "dave/copy", PY1)
+    assert (p["cluster_id"], p["removed"]["repo_name"], p["promoted"]["repo_name"], p["shard"]) == (
+        "c1",
+        "Alice/proj",
+        "dave/copy",
+        PY1,
+    )
     assert by_id["r2"]["repos"] == {"bob/new-name": 1} and by_id["r2"]["promotions"] == []
     assert audit["work_purged"] == {"dedup/rejected": 2, "fetch/data": 1}
     assert json.loads(Path(audit["report"]).read_text())["files_removed"] == 2
@@ -236,8 +308,13 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     path = registry(tmp_path, REGISTRY)
     report = oo.verify(path, release, work)  # nothing applied yet: leaks in shards and work tables
     leaked = {(Path(leak["file"]).relative_to(work).parts[0], leak["repo_name"]) for leak in report.leaks}
-    assert leaked == {("release", "Alice/proj"), ("release", "bob/new-name"), ("dedup", "alice/other"),
-                      ("dedup", "ALICE/dup"), ("fetch", "Alice/proj")}
+    assert leaked == {
+        ("release", "Alice/proj"),
+        ("release", "bob/new-name"),
+        ("dedup", "alice/other"),
+        ("dedup", "ALICE/dup"),
+        ("fetch", "Alice/proj"),
+    }
 
     tokens = work / "tokens"  # token files without any index of what is in them: cannot be proven clean
     tokens.mkdir()
@@ -248,9 +325,14 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     assert report.exit_code() == 2 and "cannot be verified" in report.problems[0]
 
     # The tokenize stage's per-file table says which files went into which token shard.
-    write_parquet(work / "tokenize" / "data" / "part-00000.parquet",
-                  [{"repo_name": "carol/c", "path": "c.py", "shard": "megatron/part-00000"},
-                   {"repo_name": "Alice/Proj", "path": "x.py", "shard": "megatron/part-00001"}], TOKENIZED_FILES)
+    write_parquet(
+        work / "tokenize" / "data" / "part-00000.parquet",
+        [
+            {"repo_name": "carol/c", "path": "c.py", "shard": "megatron/part-00000"},
+            {"repo_name": "Alice/Proj", "path": "x.py", "shard": "megatron/part-00001"},
+        ],
+        TOKENIZED_FILES,
+    )
     report = oo.verify(path, release, work)
     assert report.exit_code() == 1 and [leak["repo_name"] for leak in report.leaks] == ["Alice/Proj"]
     again = oo.apply(path, release, work, redact=lambda text: text)
@@ -272,8 +354,9 @@ def test_cli_commands(built, tmp_path, capsys):
     assert cli.main(["optout", "verify", "--registry", str(path), "--release", str(release)]) == 1
     assert "LEAK" in capsys.readouterr().out
     report = tmp_path / "audit.json"
-    assert cli.main(["optout", "apply", "--registry", str(path), "--release", str(release),
-                    "--report", str(report)]) == 0
+    assert (
+        cli.main(["optout", "apply", "--registry", str(path), "--release", str(release), "--report", str(report)]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["files_removed"] == 2
     assert cli.main(["optout", "verify", "--registry", str(path), "--release", str(release)]) == 0
     assert capsys.readouterr().out.startswith("OK:")
@@ -283,23 +366,33 @@ def test_exact_duplicates_stand_in_by_the_exact_dedup_order(built, tmp_path):
     release, work = built
     # Alice/proj also released y.py, in no near-duplicate cluster; its exact duplicates were rejected.
     t = pq.read_table(release / PY0)
-    pq.write_table(pa.concat_tables([t, pa.Table.from_pylist([file_row("Alice/proj", "y.py", "y0", 10)],
-                                                             schema=RELEASE)]), release / PY0)
+    pq.write_table(
+        pa.concat_tables([t, pa.Table.from_pylist([file_row("Alice/proj", "y.py", "y0", 10)], schema=RELEASE)]),
+        release / PY0,
+    )
     manifest = rel.read_manifest(release)
     manifest["shards"] = [asdict_entry(release, s["path"]) for s in manifest["shards"]]
     (release / rel.MANIFEST).write_text(json.dumps(manifest))
-    dups = [file_row("frank/f", "x.py", "x1", star_events_count=1),  # same blob as alice/other (cluster rank 1)
-            file_row("amy/a", "y.py", "y0", star_events_count=500),  # no GitHub license: after any licensed copy
-            file_row("zed/z", "y.py", "y0", star_events_count=100, gha_license_id="MIT"),
-            file_row("alice/fork", "y.py", "y0", star_events_count=900, gha_license_id="MIT")]  # opted out
-    write_parquet(work / "dedup" / "rejected" / "part-00001.parquet",
-                  [{**r, "reason": "exact_duplicate"} for r in dups], with_reason(ANNOTATED))
+    dups = [
+        file_row("frank/f", "x.py", "x1", star_events_count=1),  # same blob as alice/other (cluster rank 1)
+        file_row("amy/a", "y.py", "y0", star_events_count=500),  # no GitHub license: after any licensed copy
+        file_row("zed/z", "y.py", "y0", star_events_count=100, gha_license_id="MIT"),
+        file_row("alice/fork", "y.py", "y0", star_events_count=900, gha_license_id="MIT"),
+    ]  # opted out
+    write_parquet(
+        work / "dedup" / "rejected" / "part-00001.parquet",
+        [{**r, "reason": "exact_duplicate"} for r in dups],
+        with_reason(ANNOTATED),
+    )
 
     audit = oo.apply(registry(tmp_path, REGISTRY), release, work, redact=lambda text: text)
     assert rows(release, PY0) == [("carol/c", "c.py"), ("frank/f", "x.py"), ("zed/z", "y.py")]
     assert rows(release, PY1) == [("dave/copy", "other.py")]
-    promos = sorted((p["cluster_id"] or "-", p["promoted"]["repo_name"], p["promoted"]["reason"])
-                    for r in audit["requests"] for p in r["promotions"])
+    promos = sorted(
+        (p["cluster_id"] or "-", p["promoted"]["repo_name"], p["promoted"]["reason"])
+        for r in audit["requests"]
+        for p in r["promotions"]
+    )
     assert promos == [("-", "zed/z", "exact_duplicate"), ("c1", "frank/f", "exact_duplicate")]
     assert rel.verify_release(release) == []
     assert oo.verify(tmp_path / "registry.jsonl", release, work).ok

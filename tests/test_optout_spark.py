@@ -20,9 +20,15 @@ pytestmark = pytest.mark.spark
 
 ROWS = [
     # (repo_name, github_id, path)
-    ("Alice/one", 1, "a.py"), ("alice/two", 2, "b.py"), ("alice/two", 2, "c/d.py"),
-    ("bob/renamed", 42, "x.js"), ("bob/old-name", 43, "y.js"),
-    ("carol/keep", 5, "k.py"), ("carol/keep", 5, "l.py"), ("dave/keep", None, "m.c"), ("malice/keep", 6, "n.py"),
+    ("Alice/one", 1, "a.py"),
+    ("alice/two", 2, "b.py"),
+    ("alice/two", 2, "c/d.py"),
+    ("bob/renamed", 42, "x.js"),
+    ("bob/old-name", 43, "y.js"),
+    ("carol/keep", 5, "k.py"),
+    ("carol/keep", 5, "l.py"),
+    ("dave/keep", None, "m.c"),
+    ("malice/keep", 6, "n.py"),
 ]
 REGISTRY = [
     {"id": "oo-1", "date": "2023-11-01", "user": "ALICE", "repos": "all"},
@@ -31,22 +37,38 @@ REGISTRY = [
 
 
 def write_index(folder: Path, files: int) -> Path:
-    rows = [{"repo_name": r, "repo_url": f"https://github.com/{r}", "github_id": g, "path": p,
-             "blob_id": f"{i:040x}", "content_id": f"{i + 100:040x}", "length": 10 * i}
-            for i, (r, g, p) in enumerate(ROWS)]
+    rows = [
+        {
+            "repo_name": r,
+            "repo_url": f"https://github.com/{r}",
+            "github_id": g,
+            "path": p,
+            "blob_id": f"{i:040x}",
+            "content_id": f"{i + 100:040x}",
+            "length": 10 * i,
+        }
+        for i, (r, g, p) in enumerate(ROWS)
+    ]
     table = pa.Table.from_pylist(rows, schema=FILE_INDEX)
     folder.mkdir(parents=True)
     step = -(-len(rows) // files)
     for k in range(files):  # several input files => several input partitions
-        pq.write_table(table.slice(k * step, step), folder / f"part-{k}.parquet", coerce_timestamps="us",
-                       allow_truncated_timestamps=True)
+        pq.write_table(
+            table.slice(k * step, step),
+            folder / f"part-{k}.parquet",
+            coerce_timestamps="us",
+            allow_truncated_timestamps=True,
+        )
     return folder
 
 
 def run(spark, tmp: Path, registry: Path | None, files: int, partitions: int = 4):
-    cfg = RunConfig(work_dir=str(tmp / "work"), input=str(write_index(tmp / "index", files)),
-                    optout=OptOutConfig(registry=str(registry) if registry else None),
-                    spark=SparkConfig(shuffle_partitions=partitions))
+    cfg = RunConfig(
+        work_dir=str(tmp / "work"),
+        input=str(write_index(tmp / "index", files)),
+        optout=OptOutConfig(registry=str(registry) if registry else None),
+        spark=SparkConfig(shuffle_partitions=partitions),
+    )
     ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp / "work", previous=None, config_hash="test")
     stats, skipped = run_stage(ctx, "optout", STAGE.run)
     assert not skipped
@@ -66,12 +88,19 @@ def test_stage_removes_opted_out_repos(spark, tmp_path):
     kept = pq.read_table(out / "data")
     assert kept.schema.names == FILE_INDEX.names
     assert sorted(zip(kept["repo_name"].to_pylist(), kept["path"].to_pylist(), strict=True)) == [
-        ("bob/old-name", "y.js"), ("carol/keep", "k.py"), ("carol/keep", "l.py"), ("dave/keep", "m.c"),
-        ("malice/keep", "n.py")]
+        ("bob/old-name", "y.js"),
+        ("carol/keep", "k.py"),
+        ("carol/keep", "l.py"),
+        ("dave/keep", "m.c"),
+        ("malice/keep", "n.py"),
+    ]
     rej = pq.read_table(out / REJECTED).sort_by("path").to_pylist()
     assert [(r["repo_name"], r["path"], r["reason"], r["optout_request"]) for r in rej] == [
-        ("Alice/one", "a.py", "opted_out", "oo-1"), ("alice/two", "b.py", "opted_out", "oo-1"),
-        ("alice/two", "c/d.py", "opted_out", "oo-1"), ("bob/renamed", "x.js", "opted_out", "oo-2")]
+        ("Alice/one", "a.py", "opted_out", "oo-1"),
+        ("alice/two", "b.py", "opted_out", "oo-1"),
+        ("alice/two", "c/d.py", "opted_out", "oo-1"),
+        ("bob/renamed", "x.js", "opted_out", "oo-2"),
+    ]
     assert (stats.rows_in, stats.rows_out, stats.rejected) == (9, 5, {"opted_out": 4})
     assert stats.extra["files_per_request"] == {"oo-1": 3, "oo-2": 1}
     assert stats.extra["registry_date"] == "2023-11-02"

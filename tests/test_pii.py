@@ -23,30 +23,36 @@ SLACK = "xoxb-1234567890-0987654321-Ab3dE5gH7jK9mN1pQ3sT5vX7"
 
 
 def found(text: str, cfg: PiiConfig | None = None) -> list[tuple[str, str]]:
-    return [(s.entity, text[s.start:s.end]) for s in detect(text, cfg)]
+    return [(s.entity, text[s.start : s.end]) for s in detect(text, cfg)]
 
 
 # ------------------------------------------------------------------ e-mail
 
 
-@pytest.mark.parametrize("text, value", [
-    ("# Author: Jane Doe <jane.doe@acme-corp.io>\n", "jane.doe@acme-corp.io"),
-    ('MAINTAINER = "ops+alerts@mail.corp.co.uk"\n', "ops+alerts@mail.corp.co.uk"),
-    ("Contact: first_last@uni-heidelberg.de, thanks\n", "first_last@uni-heidelberg.de"),
-    ("mailto:bob@bobs.io)\n", "bob@bobs.io"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("# Author: Jane Doe <jane.doe@acme-corp.io>\n", "jane.doe@acme-corp.io"),
+        ('MAINTAINER = "ops+alerts@mail.corp.co.uk"\n', "ops+alerts@mail.corp.co.uk"),
+        ("Contact: first_last@uni-heidelberg.de, thanks\n", "first_last@uni-heidelberg.de"),
+        ("mailto:bob@bobs.io)\n", "bob@bobs.io"),
+    ],
+)
 def test_email_found(text, value):
     assert found(text) == [(EMAIL, value)]
 
 
-@pytest.mark.parametrize("text", [
-    "y = q@self.weight\n",  # matrix product, not an address (no public suffix)
-    "out = x@W.T\n",
-    "@pytest.mark.parametrize('a', [1])\n",
-    "ssh user@localhost\n",
-    "git@github\n",
-    "see user@example.com or admin@mail.example.org\n",  # RFC 2606 documentation domains
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "y = q@self.weight\n",  # matrix product, not an address (no public suffix)
+        "out = x@W.T\n",
+        "@pytest.mark.parametrize('a', [1])\n",
+        "ssh user@localhost\n",
+        "git@github\n",
+        "see user@example.com or admin@mail.example.org\n",  # RFC 2606 documentation domains
+    ],
+)
 def test_email_negatives(text):
     assert found(text) == []
 
@@ -58,32 +64,38 @@ def test_email_suffix_check_can_be_turned_off():
 # ------------------------------------------------------------------ IP addresses
 
 
-@pytest.mark.parametrize("text, value", [
-    ('HOST = "84.20.33.101"\n', "84.20.33.101"),
-    ("connect(203.0.113.254:8080)\n".replace("203.0.113.254", "151.101.1.69"), "151.101.1.69"),
-    ("addr = 2001:4860:4801:0:0:0:0:53;\n", "2001:4860:4801:0:0:0:0:53"),
-    ("upstream 2a00:1450:4001:81c::200e\n", "2a00:1450:4001:81c::200e"),
-    ("nameserver 5.6.7.8  # dns\n", "5.6.7.8"),  # x.x.x.x, but "dns" is near
-    ('mapped = "::ffff:84.20.33.101"\n', "::ffff:84.20.33.101"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ('HOST = "84.20.33.101"\n', "84.20.33.101"),
+        ("connect(203.0.113.254:8080)\n".replace("203.0.113.254", "151.101.1.69"), "151.101.1.69"),
+        ("addr = 2001:4860:4801:0:0:0:0:53;\n", "2001:4860:4801:0:0:0:0:53"),
+        ("upstream 2a00:1450:4001:81c::200e\n", "2a00:1450:4001:81c::200e"),
+        ("nameserver 5.6.7.8  # dns\n", "5.6.7.8"),  # x.x.x.x, but "dns" is near
+        ('mapped = "::ffff:84.20.33.101"\n', "::ffff:84.20.33.101"),
+    ],
+)
 def test_ip_found(text, value):
     assert found(text) == [(IP_ADDRESS, value)]
 
 
-@pytest.mark.parametrize("text", [
-    "version = 1.2.3.4\n",  # x.x.x.x without dns/server near: a version
-    "local = 192.168.1.20\n",
-    "lo = 127.0.0.1\n",
-    "net = 10.0.12.7\n",
-    "v6 = fd12:3456:789a:1::1\n",
-    "resolver 8.8.8.8 and 1.1.1.1\n",  # popular DNS servers are kept
-    "bad = 33.01.33.33\n",  # leading zero: not a valid address
-    "mask = 255.255.255.0\n",
-    "t = '09:30:00'\nrst = 'note::'\n",
-    'assert url.host == "::ffff:192.168.0.1"\n',  # mapped private address (BigCode matched "::ffff:192")
-    "A[:, 1::2, 1::2]\n",  # slices, not IPv6
-    '__version__ = "3.5.0.1"\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version = 1.2.3.4\n",  # x.x.x.x without dns/server near: a version
+        "local = 192.168.1.20\n",
+        "lo = 127.0.0.1\n",
+        "net = 10.0.12.7\n",
+        "v6 = fd12:3456:789a:1::1\n",
+        "resolver 8.8.8.8 and 1.1.1.1\n",  # popular DNS servers are kept
+        "bad = 33.01.33.33\n",  # leading zero: not a valid address
+        "mask = 255.255.255.0\n",
+        "t = '09:30:00'\nrst = 'note::'\n",
+        'assert url.host == "::ffff:192.168.0.1"\n',  # mapped private address (BigCode matched "::ffff:192")
+        "A[:, 1::2, 1::2]\n",  # slices, not IPv6
+        '__version__ = "3.5.0.1"\n',
+    ],
+)
 def test_ip_negatives(text):
     assert found(text) == []
 
@@ -95,26 +107,32 @@ def test_adjacent_ips_both_found():
 # ------------------------------------------------------------------ keys
 
 
-@pytest.mark.parametrize("text, value", [
-    (f'token = "{GH_TOKEN}"\n', GH_TOKEN),
-    (f'api_secret = "{B64_KEY}"\n', B64_KEY),
-    (f'slack = "{SLACK}"\n', SLACK),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (f'token = "{GH_TOKEN}"\n', GH_TOKEN),
+        (f'api_secret = "{B64_KEY}"\n', B64_KEY),
+        (f'slack = "{SLACK}"\n', SLACK),
+    ],
+)
 def test_key_found(text, value):
     assert found(text) == [(KEY, value)]
 
 
-@pytest.mark.parametrize("text", [
-    'request_uuid = "123e4567-e89b-12d3-a456-426614174000"\n',
-    'digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # sha256\n',
-    'md5 = "d41d8cd98f00b204e9800998ecf8427e"\n',
-    'alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"\n',
-    'key = "${SECRET_ACCESS_KEY_FOR_PRODUCTION}"\n',
-    'msg = "ThisIsAVeryLongCamelCaseIdentifierName"\n',
-    f'user_id = "{B64_KEY}"\n',  # an id, by detect-secrets' id-string heuristic
-    'short = "aB3dE5gH"\n',
-    "# Account SID (ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx)\n",  # a placeholder in docs
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'request_uuid = "123e4567-e89b-12d3-a456-426614174000"\n',
+        'digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # sha256\n',
+        'md5 = "d41d8cd98f00b204e9800998ecf8427e"\n',
+        'alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"\n',
+        'key = "${SECRET_ACCESS_KEY_FOR_PRODUCTION}"\n',
+        'msg = "ThisIsAVeryLongCamelCaseIdentifierName"\n',
+        f'user_id = "{B64_KEY}"\n',  # an id, by detect-secrets' id-string heuristic
+        'short = "aB3dE5gH"\n',
+        "# Account SID (ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx)\n",  # a placeholder in docs
+    ],
+)
 def test_key_negatives(text):
     assert found(text) == []
 
@@ -143,31 +161,37 @@ def test_every_occurrence_of_a_detected_key_is_redacted():
 # ------------------------------------------------------------------ passwords
 
 
-@pytest.mark.parametrize("text, value", [
-    ('password = "hunter2!"\n', "hunter2!"),
-    ('{"db_password": "Xy7#pq9z"}\n', "Xy7#pq9z"),
-    ("  password: s3cret99\n", "s3cret99"),
-    ("DB_PASS=Tr0ub4dor&3\n", "Tr0ub4dor&3"),
-    ("  password: IKF438k%77\n", "IKF438k%77"),
-    ('conn.userPwd = `letmein42`\n', "letmein42"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ('password = "hunter2!"\n', "hunter2!"),
+        ('{"db_password": "Xy7#pq9z"}\n', "Xy7#pq9z"),
+        ("  password: s3cret99\n", "s3cret99"),
+        ("DB_PASS=Tr0ub4dor&3\n", "Tr0ub4dor&3"),
+        ("  password: IKF438k%77\n", "IKF438k%77"),
+        ("conn.userPwd = `letmein42`\n", "letmein42"),
+    ],
+)
 def test_password_found(text, value):
     assert found(text) == [(PASSWORD, value)]
 
 
-@pytest.mark.parametrize("text", [
-    "password = get_password()\n",
-    "password = None\n",
-    "password = ''\n",
-    'pass_through = "abcdef"\n',
-    'password = "<PASSWORD>"\n',
-    'password = os.environ["DB_PASSWORD"]\n',
-    "password: ${DB_PASSWORD}\n",
-    "password = user_password\n",
-    'fields = ("username", "password", "email")\n',
-    'print("Enter your password:", end="")\n',
-    "if x:\n    pass\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password = get_password()\n",
+        "password = None\n",
+        "password = ''\n",
+        'pass_through = "abcdef"\n',
+        'password = "<PASSWORD>"\n',
+        'password = os.environ["DB_PASSWORD"]\n',
+        "password: ${DB_PASSWORD}\n",
+        "password = user_password\n",
+        'fields = ("username", "password", "email")\n',
+        'print("Enter your password:", end="")\n',
+        "if x:\n    pass\n",
+    ],
+)
 def test_password_negatives(text):
     assert found(text) == []
 
@@ -176,8 +200,10 @@ def test_password_negatives(text):
 
 
 def test_placeholders_and_ip_versions():
-    text = ('a = "jane.doe@acme-corp.io"\nb = "84.20.33.101"\nc = "2a00:1450:4001:81c::200e"\n'
-            f'd = "{GH_TOKEN}"\npassword = "hunter2!"\n')
+    text = (
+        'a = "jane.doe@acme-corp.io"\nb = "84.20.33.101"\nc = "2a00:1450:4001:81c::200e"\n'
+        f'd = "{GH_TOKEN}"\npassword = "hunter2!"\n'
+    )
     r = redact(text)
     assert '"<EMAIL>"' in r.text and '"<KEY>"' in r.text and '"<PASSWORD>"' in r.text
     lines = r.text.splitlines()
@@ -207,23 +233,54 @@ def test_text_without_pii_is_returned_unchanged():
     assert r.text is text and r.counts == {} and r.spans == ()
 
 
-@pytest.mark.parametrize("text, values", [
-    # A replacement shortens the text, bringing "dns" within 100 characters of a version-like IP.
-    (f"dnsjane.doe@acme-corp.iojane.doe@acme-corp.iojane.doe@acme-corp.io\"{GH_TOKEN}\"1.2.3.4",
-     {"acme-corp.iojane.doe@acme-corp.io", GH_TOKEN, "1.2.3.4"}),
-    # Quotes inside a domain (allowed by BigScience's regex) made the first pass see one invalid address.
-    (f'jane.doe@acme-corp.io"{GH_TOKEN}"jane.doe@acme-corp.io', {"jane.doe@acme-corp.io", GH_TOKEN}),
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        # A replacement shortens the text, bringing "dns" within 100 characters of a version-like IP.
+        (
+            f'dnsjane.doe@acme-corp.iojane.doe@acme-corp.iojane.doe@acme-corp.io"{GH_TOKEN}"1.2.3.4',
+            {"acme-corp.iojane.doe@acme-corp.io", GH_TOKEN, "1.2.3.4"},
+        ),
+        # Quotes inside a domain (allowed by BigScience's regex) made the first pass see one invalid address.
+        (f'jane.doe@acme-corp.io"{GH_TOKEN}"jane.doe@acme-corp.io', {"jane.doe@acme-corp.io", GH_TOKEN}),
+    ],
+)
 def test_redaction_reaches_a_fixpoint(text, values):
     once = redact(text)
     assert redact(once.text).text == once.text
-    assert {text[sp.start:sp.end] for sp in once.spans} == values  # spans stay in the input's offsets
+    assert {text[sp.start : sp.end] for sp in once.spans} == values  # spans stay in the input's offsets
 
 
 _FRAGMENTS = [
-    "jane.doe@acme-corp.io", "x@W.T", "84.20.33.101", "192.168.0.1", "2a00:1450:4001:81c::200e", "1.2.3.4", "dns",
-    f'"{GH_TOKEN}"', f'"{B64_KEY}"', 'password = "hunter2!"', "password: s3cret99", "sha256", "<EMAIL>", "<KEY>",
-    "8.8.8.8", '"', "'", "=", ":", "@", ".", " ", "\n", "\t", "(", ")", "#", "user@host.io", "09:30:00",
+    "jane.doe@acme-corp.io",
+    "x@W.T",
+    "84.20.33.101",
+    "192.168.0.1",
+    "2a00:1450:4001:81c::200e",
+    "1.2.3.4",
+    "dns",
+    f'"{GH_TOKEN}"',
+    f'"{B64_KEY}"',
+    'password = "hunter2!"',
+    "password: s3cret99",
+    "sha256",
+    "<EMAIL>",
+    "<KEY>",
+    "8.8.8.8",
+    '"',
+    "'",
+    "=",
+    ":",
+    "@",
+    ".",
+    " ",
+    "\n",
+    "\t",
+    "(",
+    ")",
+    "#",
+    "user@host.io",
+    "09:30:00",
 ]
 
 
@@ -323,8 +380,12 @@ def test_ner_model_adds_names_and_skips_usernames(tmp_path, monkeypatch):
 
         def run(t):
             spans = [("NAME", "Jane Doe"), ("NAME", "Bob"), ("USERNAME", "jdoe")]
-            return [{"entity_group": g, "start": t.index(v), "end": t.index(v) + len(v), "score": 0.9}
-                    for g, v in spans if v in t]
+            return [
+                {"entity_group": g, "start": t.index(v), "end": t.index(v) + len(v), "score": 0.9}
+                for g, v in spans
+                if v in t
+            ]
+
         return run
 
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(pipeline=pipeline))
@@ -379,8 +440,10 @@ def test_cli_prints_redacted_files_and_counts(tmp_path, capsys):
 
 def test_config_and_cli_do_not_import_presidio():
     """presidio's import takes seconds: only redaction itself may pay it, not every ``stackv2`` command."""
-    code = ("import sys, pipelines.cli, pipelines.pii, udfs.pii, stackv2.config; pipelines.cli.build_parser(); "
-            "print('presidio_analyzer' in sys.modules)")
+    code = (
+        "import sys, pipelines.cli, pipelines.pii, udfs.pii, stackv2.config; pipelines.cli.build_parser(); "
+        "print('presidio_analyzer' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "False"

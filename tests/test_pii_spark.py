@@ -26,7 +26,8 @@ ROWS = [
 def _input(spark, tmp_path, partitions: int):
     df = spark.createDataFrame(ROWS, "directory_id string, path string, blob_id string, content string")
     df.withColumn("language", df.path.substr(-2, 2)).repartition(partitions).write.parquet(
-        str(tmp_path / "dedup" / "data"))
+        str(tmp_path / "dedup" / "data")
+    )
     (tmp_path / "dedup" / SUCCESS).write_text("{}")
 
 
@@ -61,10 +62,16 @@ def test_pii_stage(spark, tmp_path):
 
     spans = spark.read.parquet(str(tmp_path / "pii" / "spans"))
     assert spans.columns == PII_SPANS.names
-    got = sorted((r["path"], r["entity"], ROWS[[x[1] for x in ROWS].index(r["path"])][3][r["start"]:r["end"]])
-                 for r in spans.collect())
-    assert got == [("a.py", "EMAIL", "jane.doe@acme-corp.io"), ("a.py", "IP_ADDRESS", "84.20.33.101"),
-                   ("b.py", "KEY", "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"), ("b.py", "PASSWORD", "hunter2!")]
+    got = sorted(
+        (r["path"], r["entity"], ROWS[[x[1] for x in ROWS].index(r["path"])][3][r["start"] : r["end"]])
+        for r in spans.collect()
+    )
+    assert got == [
+        ("a.py", "EMAIL", "jane.doe@acme-corp.io"),
+        ("a.py", "IP_ADDRESS", "84.20.33.101"),
+        ("b.py", "KEY", "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"),
+        ("b.py", "PASSWORD", "hunter2!"),
+    ]
     saved = json.loads((tmp_path / "pii" / "_stats.json").read_text())
     assert saved["rows_out"] == len(ROWS)
 
@@ -76,6 +83,10 @@ def test_pii_output_does_not_depend_on_input_partitioning(spark, tmp_path):
     for i, partitions in enumerate((1, 4)):
         work = tmp_path / str(i)
         _run(spark, work, partitions)
-        outputs.append({p.relative_to(work / "pii").as_posix(): p.read_bytes()
-                        for p in sorted((work / "pii").rglob("part-*.parquet"))})
+        outputs.append(
+            {
+                p.relative_to(work / "pii").as_posix(): p.read_bytes()
+                for p in sorted((work / "pii").rglob("part-*.parquet"))
+            }
+        )
     assert outputs[0] == outputs[1] and outputs[0]

@@ -54,20 +54,29 @@ def test_shard_count():
 
 
 def test_final_paths_number_present_buckets_without_gaps():
-    written = [{"dir": "data/Go", "shard": 7, "path": "/t/a"}, {"dir": "data/Go", "shard": 2, "path": "/t/b"},
-               {"dir": "repos", "shard": 0, "path": "/t/c"}]
-    assert final_paths(written) == {"/t/b": "data/Go/train-00000-of-00002.parquet",
-                                    "/t/a": "data/Go/train-00001-of-00002.parquet",
-                                    "/t/c": "repos/train-00000-of-00001.parquet"}
+    written = [
+        {"dir": "data/Go", "shard": 7, "path": "/t/a"},
+        {"dir": "data/Go", "shard": 2, "path": "/t/b"},
+        {"dir": "repos", "shard": 0, "path": "/t/c"},
+    ]
+    assert final_paths(written) == {
+        "/t/b": "data/Go/train-00000-of-00002.parquet",
+        "/t/a": "data/Go/train-00001-of-00002.parquet",
+        "/t/c": "repos/train-00000-of-00001.parquet",
+    }
 
 
 def _rows(sizes: list[int], shards: list[int]) -> pa.Table:
     n = len(sizes)
-    return pa.table({
-        DIR_COL: ["data/X"] * n, SHARD_COL: pa.array(shards, pa.int64()),
-        NBYTES_COL: pa.array([s + 256 for s in sizes], pa.int64()),
-        "path": [f"/f{i:04d}" for i in range(n)], "content": ["a" * s for s in sizes],
-    })
+    return pa.table(
+        {
+            DIR_COL: ["data/X"] * n,
+            SHARD_COL: pa.array(shards, pa.int64()),
+            NBYTES_COL: pa.array([s + 256 for s in sizes], pa.int64()),
+            "path": [f"/f{i:04d}" for i in range(n)],
+            "content": ["a" * s for s in sizes],
+        }
+    )
 
 
 def _write(table: pa.Table, root: Path, cuts: list[int], cfg: ShardsConfig) -> list[dict]:
@@ -113,8 +122,9 @@ def test_writer_casts_to_the_exact_release_types(tmp_path):
         else:
             cols[f.name] = pa.array(["a", "b"])
     table = pa.table({DIR_COL: ["data/X"] * 2, SHARD_COL: [0, 0], NBYTES_COL: [300, 300], **cols})
-    (written,) = [r for b in write_shards(table.to_batches(), str(tmp_path), RELEASE, ShardsConfig())
-                  for r in b.to_pylist()]
+    (written,) = [
+        r for b in write_shards(table.to_batches(), str(tmp_path), RELEASE, ShardsConfig()) for r in b.to_pylist()
+    ]
     out = pq.read_table(written["path"])
     assert out.schema.remove_metadata() == RELEASE
     assert out["visit_date"].to_pylist()[1].isoformat() == "1970-01-01T00:00:01"
@@ -125,8 +135,9 @@ def _release(tmp_path: Path) -> Path:
     for name in ("data/Go/train-00000-of-00001.parquet", "repos/train-00000-of-00001.parquet"):
         (rel / name).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"x": [1, 2, 3]}), rel / name)
-    entries = [describe_shard(rel, p) for p in ("repos/train-00000-of-00001.parquet",
-                                                 "data/Go/train-00000-of-00001.parquet")]
+    entries = [
+        describe_shard(rel, p) for p in ("repos/train-00000-of-00001.parquet", "data/Go/train-00000-of-00001.parquet")
+    ]
     write_manifest(rel, entries, config_hash="abc", created_from="pii")
     return rel
 
@@ -134,8 +145,10 @@ def _release(tmp_path: Path) -> Path:
 def test_manifest_round_trip_and_verify(tmp_path):
     rel = _release(tmp_path)
     m = read_manifest(rel)
-    assert [s["path"] for s in m["shards"]] == ["data/Go/train-00000-of-00001.parquet",
-                                                "repos/train-00000-of-00001.parquet"]
+    assert [s["path"] for s in m["shards"]] == [
+        "data/Go/train-00000-of-00001.parquet",
+        "repos/train-00000-of-00001.parquet",
+    ]
     assert set(m["shards"][0]) == {"path", "rows", "bytes", "sha256"}
     assert m["shards"][0]["rows"] == 3 and m["config_hash"] == "abc" and m["created_from"] == "pii"
     assert m["shards"][0]["sha256"] == hashlib.sha256((rel / m["shards"][0]["path"]).read_bytes()).hexdigest()
@@ -154,9 +167,12 @@ def test_manifest_round_trip_and_verify(tmp_path):
     kept = [ShardEntry(**s) for s in m["shards"] if s["path"].startswith("repos/")]
     (rel / "data/Go/extra.parquet").unlink()
     pq.write_table(pa.table({"x": [1, 2, 3]}), rel / "repos/train-00000-of-00001.parquet")
-    write_manifest(rel, [describe_shard(rel, "data/Go/train-00000-of-00001.parquet"),
-                         describe_shard(rel, kept[0].path)], config_hash=m["config_hash"],
-                   created_from=m["created_from"])
+    write_manifest(
+        rel,
+        [describe_shard(rel, "data/Go/train-00000-of-00001.parquet"), describe_shard(rel, kept[0].path)],
+        config_hash=m["config_hash"],
+        created_from=m["created_from"],
+    )
     assert verify_release(rel) == []
     assert (rel / MANIFEST).read_text().endswith("\n")
 
@@ -171,8 +187,11 @@ GROUPS = [
 
 def test_summarize_adds_up():
     s = summarize(GROUPS)
-    assert s.languages == {"Python": {"files": 4, "bytes": 4009}, "Visual Basic .NET": {"files": 1, "bytes": 1500},
-                           "unknown": {"files": 2, "bytes": 0}}
+    assert s.languages == {
+        "Python": {"files": 4, "bytes": 4009},
+        "Visual Basic .NET": {"files": 1, "bytes": 1500},
+        "unknown": {"files": 2, "bytes": 0},
+    }
     assert s.license_types == {"no_license": 3, "permissive": 4}
     assert s.length_histogram == {-1: 2, 3: 1, 10: 4}
     assert s.files == 7 and s.bytes == 5509
@@ -182,16 +201,22 @@ def test_summarize_adds_up():
 def test_card_has_a_valid_hub_header_and_the_numbers():
     s = summarize(GROUPS)
     s.repos, s.shards, s.repo_shards = 3, 3, 1
-    funnel = [StageStats("extract", rows_in=10, rows_out=10),
-              StageStats("filter", rows_in=10, rows_out=7, rejected={"long_lines": 2, "alpha": 1})]
+    funnel = [
+        StageStats("extract", rows_in=10, rows_out=10),
+        StageStats("filter", rows_in=10, rows_out=7, rejected={"long_lines": 2, "alpha": 1}),
+    ]
     card = dataset_card(s, funnel, config_hash="cafe", registry="2024-04-09")
     _, header, body = card.split("---\n", 2)
     meta = yaml.safe_load(header)
     assert meta["license"] == "other" and meta["task_categories"] == ["text-generation"]
     configs = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
-    assert configs == {"default": "data/*/*.parquet", "Python": "data/Python/*.parquet",
-                       "Visual Basic .NET": "data/Visual_Basic_.NET/*.parquet", "unknown": "data/unknown/*.parquet",
-                       "repos": "repos/*.parquet"}
+    assert configs == {
+        "default": "data/*/*.parquet",
+        "Python": "data/Python/*.parquet",
+        "Visual Basic .NET": "data/Visual_Basic_.NET/*.parquet",
+        "unknown": "data/unknown/*.parquet",
+        "repos": "repos/*.parquet",
+    }
     assert meta["size_categories"] == ["n<1K"]
     assert "| Python | Python | 4 | 4,009 |" in body
     assert "| filter | 10 | 7 | 3 | alpha: 1, long_lines: 2 |" in body

@@ -38,8 +38,12 @@ def _drawn(png: Path) -> bool:
 def full_data() -> ReportData:
     release = summarize(GROUPS)
     release.repos, release.shards, release.repo_shards, release.shard_bytes = 12, 50, 1, 123_456
-    return ReportData(funnel=FUNNEL, release=release, cluster_sizes={2: 40, 3: 9, 17: 1},
-                      pii_counts={"EMAIL": 12, "KEY": 3, "IP_ADDRESS": 5})
+    return ReportData(
+        funnel=FUNNEL,
+        release=release,
+        cluster_sizes={2: 40, 3: 9, 17: 1},
+        pii_counts={"EMAIL": 12, "KEY": 3, "IP_ADDRESS": 5},
+    )
 
 
 def test_full_report_renders_every_plot(tmp_path):
@@ -92,7 +96,9 @@ def test_partial_work_folder_uses_what_is_there(tmp_path):
 
 def test_pii_counts_from_stats():
     assert pii_counts_from_stats(StageStats("pii", extra={"redactions": {"email": 2, "key": 1}})) == {
-        "email": 2, "key": 1}
+        "email": 2,
+        "key": 1,
+    }
     assert pii_counts_from_stats(StageStats("pii", extra={"seconds_per_file": 0.1})) is None
 
 
@@ -104,13 +110,14 @@ def test_tables_are_aggregated_with_spark(spark, tmp_path):
     (work / "dedup" / "_SUCCESS").write_text("{}")
     members = [("c1", "a"), ("c1", "b"), ("c2", "c"), ("c2", "d"), ("c2", "e"), ("c3", "f"), ("c3", "g")]
     spark.createDataFrame(members, "cluster_id string, blob_id string").repartition(2).write.parquet(
-        str(work / "dedup" / "clusters"))
+        str(work / "dedup" / "clusters")
+    )
     (work / "pii").mkdir()
     StageStats("pii", rows_in=6, rows_out=6).save(work / "pii" / "_stats.json")
     (work / "pii" / "_SUCCESS").write_text("{}")
-    spark.createDataFrame([(2, 0, "a"), (1, 4, "b"), (0, 0, "c")],
-                          "pii_email int, pii_key int, path string").repartition(2).write.parquet(
-        str(work / "pii" / "data"))
+    spark.createDataFrame(
+        [(2, 0, "a"), (1, 4, "b"), (0, 0, "c")], "pii_email int, pii_key int, path string"
+    ).repartition(2).write.parquet(str(work / "pii" / "data"))
     page = report(work, spark)
     numbers = json.loads((page.parent / "report.json").read_text())
     assert numbers["cluster_sizes"] == {"2": 2, "3": 1}

@@ -43,9 +43,19 @@ def _file_rows(blobs) -> list[dict]:
     rows = []
     for i, b in enumerate(blobs):
         for repo in ("org/a", "org/b") if b.reason is None and i % 2 else ("org/a",):
-            rows.append({"blob_id": b.blob_id, "content_id": b.content_id, "path": f"/src/f{i}.py",
-                         "repo_name": repo, "language": "Python" if i % 3 else "C++", "src_encoding": b.src_encoding,
-                         "detected_licenses": ["MIT"], "license_type": "permissive", "length_bytes": 1})
+            rows.append(
+                {
+                    "blob_id": b.blob_id,
+                    "content_id": b.content_id,
+                    "path": f"/src/f{i}.py",
+                    "repo_name": repo,
+                    "language": "Python" if i % 3 else "C++",
+                    "src_encoding": b.src_encoding,
+                    "detected_licenses": ["MIT"],
+                    "license_type": "permissive",
+                    "length_bytes": 1,
+                }
+            )
     return rows
 
 
@@ -56,8 +66,9 @@ def _write(rows, path: Path, schema=FILE_IDS) -> Path:
 
 
 def _cfg(endpoint: str, **kw) -> ReproduceConfig:
-    fetch = S3FetchConfig(bucket=BUCKET, endpoint_url=endpoint, unsigned=True, concurrency=8,
-                          backoff_base=0.01, backoff_max=0.1)
+    fetch = S3FetchConfig(
+        bucket=BUCKET, endpoint_url=endpoint, unsigned=True, concurrency=8, backoff_base=0.01, backoff_max=0.1
+    )
     return ReproduceConfig(fetch=fetch, progress_every=3600, **kw)
 
 
@@ -66,15 +77,19 @@ def _read_dir(root: Path) -> pa.Table:
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {f.relative_to(root).as_posix(): f.read_bytes() for f in sorted(root.rglob("*.parquet"))
-            if f.relative_to(root).parts[0] in ("data", "rejected")}
+    return {
+        f.relative_to(root).as_posix(): f.read_bytes()
+        for f in sorted(root.rglob("*.parquet"))
+        if f.relative_to(root).parts[0] in ("data", "rejected")
+    }
 
 
 def test_file_level(s3server, corpus, tmp_path):
     rows = _file_rows(corpus)
     ids = _write(rows, tmp_path / "ids" / "part-0.parquet")
-    summary = reproduce([str(ids)], str(tmp_path / "out"), _cfg(s3server.endpoint_url, rows_per_shard=20),
-                        log=lambda m: None)
+    summary = reproduce(
+        [str(ids)], str(tmp_path / "out"), _cfg(s3server.endpoint_url, rows_per_shard=20), log=lambda m: None
+    )
     out = tmp_path / "out"
     by_blob = {b.blob_id: b for b in corpus}
     expected = Counter(by_blob[r["blob_id"]].reason for r in rows if by_blob[r["blob_id"]].reason)
@@ -83,8 +98,10 @@ def test_file_level(s3server, corpus, tmp_path):
     assert summary["items_out"] == len(rows) - sum(expected.values())
     assert summary["objects"] == len(corpus)  # each blob fetched once, though 15 are shared by two rows
     assert sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*.parquet")) == [
-        "data/C++/train-00000-of-00001.parquet", "data/Python/train-00000-of-00002.parquet",
-        "data/Python/train-00001-of-00002.parquet"]
+        "data/C++/train-00000-of-00001.parquet",
+        "data/Python/train-00000-of-00002.parquet",
+        "data/Python/train-00001-of-00002.parquet",
+    ]
 
     data = _read_dir(out / "data")
     assert data.schema.names == RELEASE.names
@@ -97,8 +114,9 @@ def test_file_level(s3server, corpus, tmp_path):
     for r in rejected.to_pylist():
         assert r["reason"] == by_blob[r["blob_id"]].reason
     input_keys = Counter((r["repo_name"], r["path"]) for r in rows)
-    got = Counter((r["repo_name"], r["path"]) for t in (data, rejected) for r in t.select(["repo_name", "path"])
-                  .to_pylist())
+    got = Counter(
+        (r["repo_name"], r["path"]) for t in (data, rejected) for r in t.select(["repo_name", "path"]).to_pylist()
+    )
     assert got == input_keys
     assert json.loads((out / SUMMARY).read_text()) == summary
 
@@ -115,20 +133,42 @@ def test_output_does_not_depend_on_input_order(s3server, corpus, tmp_path):
 
 
 def test_repo_level(s3server, corpus, tmp_path):
-    file_fields = [pa.field("blob_id", pa.string()), pa.field("path", pa.string()),
-                   pa.field("content_id", pa.string()), pa.field("language", pa.string()),
-                   pa.field("src_encoding", pa.string()), pa.field("length_bytes", pa.int64())]
-    schema = pa.schema([pa.field("repo_name", pa.string()), pa.field("snapshot_id", pa.string()),
-                        pa.field("files", pa.list_(pa.struct(file_fields))), pa.field("num_files", pa.int64())])
+    file_fields = [
+        pa.field("blob_id", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("content_id", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("src_encoding", pa.string()),
+        pa.field("length_bytes", pa.int64()),
+    ]
+    schema = pa.schema(
+        [
+            pa.field("repo_name", pa.string()),
+            pa.field("snapshot_id", pa.string()),
+            pa.field("files", pa.list_(pa.struct(file_fields))),
+            pa.field("num_files", pa.int64()),
+        ]
+    )
     repos = []
     for k in range(4):
-        files = [{"blob_id": b.blob_id, "path": f"/f{i}", "content_id": b.content_id, "language": "Python",
-                  "src_encoding": b.src_encoding, "length_bytes": 1} for i, b in enumerate(corpus) if i % 4 == k]
+        files = [
+            {
+                "blob_id": b.blob_id,
+                "path": f"/f{i}",
+                "content_id": b.content_id,
+                "language": "Python",
+                "src_encoding": b.src_encoding,
+                "length_bytes": 1,
+            }
+            for i, b in enumerate(corpus)
+            if i % 4 == k
+        ]
         repos.append({"repo_name": f"org/r{k}", "snapshot_id": "0" * 40, "files": files, "num_files": len(files)})
     repos.append({"repo_name": "org/copy", "snapshot_id": "1" * 40, "files": repos[0]["files"], "num_files": 1})
     ids = _write(repos, tmp_path / "ids.parquet", schema)
-    summary = reproduce([str(ids)], str(tmp_path / "out"), _cfg(s3server.endpoint_url, repos_per_shard=2),
-                        log=lambda m: None)
+    summary = reproduce(
+        [str(ids)], str(tmp_path / "out"), _cfg(s3server.endpoint_url, repos_per_shard=2), log=lambda m: None
+    )
     n_files = sum(len(r["files"]) for r in repos)
     expected = Counter(b.reason for i, b in enumerate(corpus) if b.reason for _ in range(2 if i % 4 == 0 else 1))
     assert summary["rows_in"] == len(repos) and summary["items_in"] == n_files
@@ -152,8 +192,9 @@ def test_repo_level(s3server, corpus, tmp_path):
 def test_ids_on_s3_signed_and_stale_shards_removed(s3server, corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    cfg = dataclasses.replace(_cfg(s3server.endpoint_url), fetch=dataclasses.replace(
-        _cfg(s3server.endpoint_url).fetch, unsigned=False))
+    cfg = dataclasses.replace(
+        _cfg(s3server.endpoint_url), fetch=dataclasses.replace(_cfg(s3server.endpoint_url).fetch, unsigned=False)
+    )
     rows = _file_rows(corpus)[:10]
     local = _write(rows, tmp_path / "ids.parquet")
     put_objects(s3server, BUCKET, {"ids/data/part-0.parquet": local.read_bytes()})
@@ -177,8 +218,12 @@ def test_fetch_errors_retried_on_request(s3server, corpus, tmp_path):
     proxy = FaultProxy("127.0.0.1", s3server.s3_port, fail_rate=1.0).start()  # an outage outlasting retries
     try:
         cfg = _cfg(proxy.endpoint_url, rows_per_shard=20)
-        down = reproduce([str(ids)], str(out), dataclasses.replace(cfg, fetch=dataclasses.replace(
-            cfg.fetch, retry_budget_min=0, retry_budget_ratio=0.0)), log=lambda m: None)
+        down = reproduce(
+            [str(ids)],
+            str(out),
+            dataclasses.replace(cfg, fetch=dataclasses.replace(cfg.fetch, retry_budget_min=0, retry_budget_ratio=0.0)),
+            log=lambda m: None,
+        )
     finally:
         proxy.stop()
     assert down["rejected"] == {"fetch_error": len(rows)}
@@ -201,13 +246,30 @@ def test_killed_run_resumes_to_identical_output(s3server, corpus, tmp_path):
     out = tmp_path / "killed"
 
     def cmd(target: Path, endpoint: str) -> list[str]:
-        return [sys.executable, "-m", "pipelines.reproduce", "--ids", str(ids), "--out", str(target), "--bucket",
-                BUCKET, "--endpoint-url", endpoint, "--no-sign-request", "--no-spark",
-                "--concurrency", "2", "--rows-per-shard", "5"]
+        return [
+            sys.executable,
+            "-m",
+            "pipelines.reproduce",
+            "--ids",
+            str(ids),
+            "--out",
+            str(target),
+            "--bucket",
+            BUCKET,
+            "--endpoint-url",
+            endpoint,
+            "--no-sign-request",
+            "--no-spark",
+            "--concurrency",
+            "2",
+            "--rows-per-shard",
+            "5",
+        ]
 
     try:  # the first run is slowed down by the proxy so that the kill lands mid-run
-        proc = subprocess.Popen(cmd(out, proxy.endpoint_url), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd(out, proxy.endpoint_url), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(list((out / MARKERS).glob("*.json"))) < 2:
             time.sleep(0.05)

@@ -27,17 +27,23 @@ from stackv2.idtables import (
 from stackv2.swh.s3fetch import S3FetchConfig
 
 HEX = "0123456789abcdef"
-row_st = st.fixed_dictionaries({
-    "blob_id": st.text(HEX, min_size=4, max_size=4),
-    "repo_name": st.sampled_from(["a/x", "b/y", "c/z"]),
-    "path": st.text("abc/", min_size=1, max_size=4),
-    "language": st.sampled_from(["Python", "C++", "F*", None]),
-})
+row_st = st.fixed_dictionaries(
+    {
+        "blob_id": st.text(HEX, min_size=4, max_size=4),
+        "repo_name": st.sampled_from(["a/x", "b/y", "c/z"]),
+        "path": st.text("abc/", min_size=1, max_size=4),
+        "language": st.sampled_from(["Python", "C++", "F*", None]),
+    }
+)
 
 
 def _table(rows):
-    return pa.Table.from_pylist(rows, pa.schema([("blob_id", pa.string()), ("repo_name", pa.string()),
-                                                 ("path", pa.string()), ("language", pa.string())]))
+    return pa.Table.from_pylist(
+        rows,
+        pa.schema(
+            [("blob_id", pa.string()), ("repo_name", pa.string()), ("path", pa.string()), ("language", pa.string())]
+        ),
+    )
 
 
 def _plan(rows, per_shard=3):
@@ -62,12 +68,18 @@ def test_plan_is_a_partition_independent_of_order(rows, rnd):
 
 
 def test_layout_names():
-    rows = [{"blob_id": f"{i:04x}", "repo_name": "a/x", "path": f"/{i}", "language": lang}
-            for i, lang in enumerate(["Python"] * 7 + ["F*", None])]
+    rows = [
+        {"blob_id": f"{i:04x}", "repo_name": "a/x", "path": f"/{i}", "language": lang}
+        for i, lang in enumerate(["Python"] * 7 + ["F*", None])
+    ]
     names = [s.rel_path for s in _plan(rows)]
-    assert names == ["data/F_/train-00000-of-00001.parquet", "data/Python/train-00000-of-00003.parquet",
-                     "data/Python/train-00001-of-00003.parquet", "data/Python/train-00002-of-00003.parquet",
-                     "data/unknown/train-00000-of-00001.parquet"]
+    assert names == [
+        "data/F_/train-00000-of-00001.parquet",
+        "data/Python/train-00000-of-00003.parquet",
+        "data/Python/train-00001-of-00003.parquet",
+        "data/Python/train-00002-of-00003.parquet",
+        "data/unknown/train-00000-of-00001.parquet",
+    ]
 
 
 def test_digest_follows_rows_and_output_settings():
@@ -106,8 +118,9 @@ def test_table_levels_and_errors(tmp_path):
 def test_blob_requests_both_levels():
     t = pa.table({"blob_id": ["a", "b"], "src_encoding": ["UTF-8", "GB2312"]})
     assert blob_requests(FILE_LEVEL, t) == [("a", None, "UTF-8"), ("b", None, "GB2312")]
-    r = pa.table({"files": pa.array([[{"blob_id": "a", "content_id": "c"}], [],
-                                     [{"blob_id": "b", "content_id": None}]])})
+    r = pa.table(
+        {"files": pa.array([[{"blob_id": "a", "content_id": "c"}], [], [{"blob_id": "b", "content_id": None}]])}
+    )
     assert blob_requests(REPO_LEVEL, r) == [("a", "c", None), ("b", None, None)]
 
 
@@ -116,8 +129,21 @@ def test_cli_flags_override_config(tmp_path):
     cfg_file.write_text("reproduce:\n  rows_per_shard: 7\n  fetch:\n    concurrency: 9\n    bucket: mine\n")
     p = argparse.ArgumentParser()
     add_arguments(p)
-    args = p.parse_args(["--ids", "x", "--out", "y", "--config", str(cfg_file), "--no-sign-request",
-                         "--endpoint-url", "http://127.0.0.1:1", "--prefix", "objects/"])
+    args = p.parse_args(
+        [
+            "--ids",
+            "x",
+            "--out",
+            "y",
+            "--config",
+            str(cfg_file),
+            "--no-sign-request",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "--prefix",
+            "objects/",
+        ]
+    )
     cfg, _ = config_from_args(args)
     assert (cfg.rows_per_shard, cfg.fetch.concurrency, cfg.fetch.bucket) == (7, 9, "mine")
     assert (cfg.fetch.unsigned, cfg.fetch.endpoint_url, cfg.fetch.prefix) == (True, "http://127.0.0.1:1", "objects/")

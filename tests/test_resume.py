@@ -17,13 +17,22 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def stackv2(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-            and "seconds" not in p.name}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "seconds" not in p.name
+    }
 
 
 def test_killed_run_resumes_to_identical_output(tmp_path):
@@ -37,9 +46,13 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     build_archive(tmp_path / "archive", git_repos=[repo], origin_url="https://github.com/ada/resume")
 
     def config(work: Path) -> Path:
-        cfg = {"work_dir": str(work), "graph": str(tmp_path / "archive/orc"),
-               "content_store": str(tmp_path / "archive"), "stages": ["extract", "fetch"],
-               "spark": {"master": "local[2]", "shuffle_partitions": 3, "driver_memory": "1g"}}
+        cfg = {
+            "work_dir": str(work),
+            "graph": str(tmp_path / "archive/orc"),
+            "content_store": str(tmp_path / "archive"),
+            "stages": ["extract", "fetch"],
+            "spark": {"master": "local[2]", "shuffle_partitions": 3, "driver_memory": "1g"},
+        }
         p = tmp_path / f"{work.name}.yaml"
         p.write_text(yaml.safe_dump(cfg))
         return p

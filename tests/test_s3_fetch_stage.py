@@ -23,9 +23,18 @@ BUCKET = "swh-stage-tests"
 def test_fetch_stage_on_published_ids_from_s3_with_throttling(spark, s3server, tmp_path):
     blobs = fault_corpus(n_good=12, bomb=False)
     upload_corpus(s3server, BUCKET, blobs, prefix="archive/content/")
-    rows = [{"repo_name": "o/r", "directory_id": "d" * 40, "path": f"/f{i}", "blob_id": b.blob_id,
-             "content_id": b.content_id, "src_encoding": b.src_encoding, "language": "Python"}
-            for i, b in enumerate(blobs)]
+    rows = [
+        {
+            "repo_name": "o/r",
+            "directory_id": "d" * 40,
+            "path": f"/f{i}",
+            "blob_id": b.blob_id,
+            "content_id": b.content_id,
+            "src_encoding": b.src_encoding,
+            "language": "Python",
+        }
+        for i, b in enumerate(blobs)
+    ]
     schema = pa.schema([RELEASE.field(c) for c in RELEASE_ID_COLUMNS])
     index = tmp_path / "index"
     index.mkdir()
@@ -35,9 +44,14 @@ def test_fetch_stage_on_published_ids_from_s3_with_throttling(spark, s3server, t
     pq.write_table(table.slice(10), index / "part-1.parquet", coerce_timestamps="us")
     proxy = FaultProxy("127.0.0.1", s3server.s3_port, fail_rate=0.1, seed=1).start()
     try:
-        cfg = RunConfig(work_dir=str(tmp_path / "work"), input=str(index), content_store=f"s3://{BUCKET}/archive",
-                        stages=("fetch",), spark=SparkConfig(master="local[2]", shuffle_partitions=3),
-                        fetch=FetchConfig(endpoint_url=proxy.endpoint_url, unsigned=True, concurrency=4))
+        cfg = RunConfig(
+            work_dir=str(tmp_path / "work"),
+            input=str(index),
+            content_store=f"s3://{BUCKET}/archive",
+            stages=("fetch",),
+            spark=SparkConfig(master="local[2]", shuffle_partitions=3),
+            fetch=FetchConfig(endpoint_url=proxy.endpoint_url, unsigned=True, concurrency=4),
+        )
         (stats,) = run_pipeline(cfg, log=lambda m: None)
     finally:
         proxy.stop()

@@ -28,8 +28,13 @@ def corpus(s3server):
 
 
 def _cfg(endpoint: str, **kw) -> S3FetchConfig:
-    return S3FetchConfig(bucket=BUCKET, endpoint_url=endpoint, unsigned=kw.pop("unsigned", True),
-                         concurrency=kw.pop("concurrency", 8), **kw)
+    return S3FetchConfig(
+        bucket=BUCKET,
+        endpoint_url=endpoint,
+        unsigned=kw.pop("unsigned", True),
+        concurrency=kw.pop("concurrency", 8),
+        **kw,
+    )
 
 
 def _requests(blobs):
@@ -120,8 +125,14 @@ def test_throttling_and_dropped_connections_are_retried(s3server, corpus):
 def test_retry_budget_bounds_a_storm(s3server, corpus):
     proxy = FaultProxy("127.0.0.1", s3server.s3_port, fail_rate=1.0).start()
     try:
-        cfg = _cfg(proxy.endpoint_url, backoff_base=0.001, backoff_max=0.002, max_attempts=50,
-                   retry_budget_min=10, retry_budget_ratio=0.0)
+        cfg = _cfg(
+            proxy.endpoint_url,
+            backoff_base=0.001,
+            backoff_max=0.002,
+            max_attempts=50,
+            retry_budget_min=10,
+            retry_budget_ratio=0.0,
+        )
         reader = S3Reader(cfg)
         outcomes = list(fetch(reader, _requests(corpus)))
     finally:

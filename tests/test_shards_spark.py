@@ -44,20 +44,43 @@ def make_rows(n_repos: int = 7, seed: int = 1) -> pa.Table:
             lang = LANGS[(r + f) % len(LANGS)]
             content = f"# {repo} file {f}\n" + "x = 1\n" * rnd.randint(0, 150)
             blob = hashlib.sha1(content.encode()).hexdigest()  # noqa: S324 (an id, like SWH's)
-            rows.append({
-                "blob_id": blob, "directory_id": f"{r:040x}", "path": f"/src/f{f}.py", "content_id": blob[::-1],
-                "detected_licenses": ["MIT"] if r % 2 else [], "license_type": "permissive" if r % 2 else "no_license",
-                "repo_name": repo, "snapshot_id": f"{r + 100:040x}", "revision_id": f"{r + 200:040x}",
-                "branch_name": "refs/heads/main", "visit_date": datetime(2023, 9, 1, 12, r),
-                "revision_date": datetime(2022, 1, 1 + r), "committer_date": datetime(2022, 1, 1 + r, 1),
-                "github_id": 1000 + r if r % 3 else None, "star_events_count": r, "fork_events_count": 0,
-                "gha_license_id": "MIT" if r % 2 else None, "gha_event_created_at": None, "gha_created_at": None,
-                "gha_language": "Python", "src_encoding": "UTF-8", "language": lang, "is_vendor": False,
-                "is_generated": f == 3, "length_bytes": len(content.encode()), "extension": "py",
-                "content": content, "repo_url": f"https://github.com/{repo}", "alphanum_fraction": 0.5,
-                "alpha_fraction": 0.25, "num_lines": content.count("\n"), "avg_line_length": 5.5,
-                "max_line_length": 20,
-            })
+            rows.append(
+                {
+                    "blob_id": blob,
+                    "directory_id": f"{r:040x}",
+                    "path": f"/src/f{f}.py",
+                    "content_id": blob[::-1],
+                    "detected_licenses": ["MIT"] if r % 2 else [],
+                    "license_type": "permissive" if r % 2 else "no_license",
+                    "repo_name": repo,
+                    "snapshot_id": f"{r + 100:040x}",
+                    "revision_id": f"{r + 200:040x}",
+                    "branch_name": "refs/heads/main",
+                    "visit_date": datetime(2023, 9, 1, 12, r),
+                    "revision_date": datetime(2022, 1, 1 + r),
+                    "committer_date": datetime(2022, 1, 1 + r, 1),
+                    "github_id": 1000 + r if r % 3 else None,
+                    "star_events_count": r,
+                    "fork_events_count": 0,
+                    "gha_license_id": "MIT" if r % 2 else None,
+                    "gha_event_created_at": None,
+                    "gha_created_at": None,
+                    "gha_language": "Python",
+                    "src_encoding": "UTF-8",
+                    "language": lang,
+                    "is_vendor": False,
+                    "is_generated": f == 3,
+                    "length_bytes": len(content.encode()),
+                    "extension": "py",
+                    "content": content,
+                    "repo_url": f"https://github.com/{repo}",
+                    "alphanum_fraction": 0.5,
+                    "alpha_fraction": 0.25,
+                    "num_lines": content.count("\n"),
+                    "avg_line_length": 5.5,
+                    "max_line_length": 20,
+                }
+            )
     rnd.shuffle(rows)
     return pa.Table.from_pylist(rows, schema=INPUT)
 
@@ -69,8 +92,9 @@ def run_shards(spark, tmp: Path, table: pa.Table, files: int, partitions: int) -
     step = -(-table.num_rows // files)
     for i in range(files):
         pq.write_table(table.slice(i * step, step), src / f"part-{i}.parquet", coerce_timestamps="us")
-    cfg = RunConfig(work_dir=str(tmp / "work"), input=str(src), shards=CFG,
-                    spark=SparkConfig(shuffle_partitions=partitions))
+    cfg = RunConfig(
+        work_dir=str(tmp / "work"), input=str(src), shards=CFG, spark=SparkConfig(shuffle_partitions=partitions)
+    )
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     stage: Stage = load_stage("shards")
     ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp / "work", previous=None, config_hash="h")
@@ -141,8 +165,9 @@ def test_shard_names_count_and_repos_stay_whole(built):
         if d.startswith("data/"):
             seen: dict[str, str] = {}
             for name in by_dir[d]:
-                for repo in set(pq.read_table(work / "release" / d / name, columns=["repo_name"])["repo_name"]
-                                .to_pylist()):
+                for repo in set(
+                    pq.read_table(work / "release" / d / name, columns=["repo_name"])["repo_name"].to_pylist()
+                ):
                     assert seen.setdefault(repo, name) == name, f"{repo} split across shards in {d}"
 
 
@@ -178,7 +203,7 @@ def test_row_groups_are_cut_by_planned_bytes(built):
         start = 0
         for g in range(md.num_row_groups):
             n = md.row_group(g).num_rows
-            planned = [x + 256 for x in t[start:start + n]]
+            planned = [x + 256 for x in t[start : start + n]]
             # a group closes at the first row reaching the limit: everything before it stays under
             assert sum(planned[:-1]) < CFG.row_group_bytes
             if g < md.num_row_groups - 1:

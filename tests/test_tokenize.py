@@ -175,8 +175,11 @@ def test_datatrove_reads_our_files(tmp_path, encoder):
         w.add(a)
     w.close()
     folder = tmp_path / "dt"
-    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.ds", "part-00000.ds.index",
-                                                        "part-00000.ds.metadata"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "part-00000.ds",
+        "part-00000.ds.index",
+        "part-00000.ds.metadata",
+    ]
     with open(folder / "part-00000.ds.index", "rb") as f:
         ends = load_doc_ends(f)
     assert ends.tolist() == np.cumsum([len(a) for a in ids]).tolist()
@@ -189,7 +192,9 @@ def test_datatrove_reads_our_files(tmp_path, encoder):
     assert (tmp_path / "merged" / "000_all.ds").read_bytes() == (folder / "part-00000.ds").read_bytes()
     assert (tmp_path / "merged" / "000_all.ds.index").read_bytes() == (folder / "part-00000.ds.index").read_bytes()
     assert (folder / "part-00000.ds.metadata").read_text().splitlines()[:2] == [
-        "tokenizer.json|2", str(sum(map(len, ids)))]
+        "tokenizer.json|2",
+        str(sum(map(len, ids))),
+    ]
 
 
 def shard_rows() -> list[FileRow]:
@@ -213,8 +218,9 @@ def test_tokenize_shard_accounts_for_every_file_and_token(tmp_path, encoder):
     for r in records:
         assert m.sequence_lengths[r["document"]] >= r["tokens"] > 0
     assert {p.name for p in (tmp_path / "datatrove").iterdir()} >= {"part-00000.ds", "part-00000.ds.index"}
-    assert (tmp_path / "datatrove" / "part-00000.ds").read_bytes() == (tmp_path / "megatron" / "part-00000.bin"
-                                                                       ).read_bytes()
+    assert (tmp_path / "datatrove" / "part-00000.ds").read_bytes() == (
+        tmp_path / "megatron" / "part-00000.bin"
+    ).read_bytes()
 
 
 def test_tokenize_shard_is_deterministic_for_a_seed(tmp_path, encoder):

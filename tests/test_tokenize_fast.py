@@ -61,8 +61,12 @@ def test_same_ids_without_digit_splitting():
     """Plain GPT-2 style byte-level BPE (no Digits step) converts with the GPT-2 regex."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1500,
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(CORPUS[:20], trainer=trainer)
     texts = CORPUS[:20] + EDGE
     assert tiktoken_encoding(tok).encode_ordinary_batch(texts) == hf_ids(tok, texts)
@@ -70,8 +74,10 @@ def test_same_ids_without_digit_splitting():
 
 def test_documents_encode_the_same(hf, fast):
     cfg = TokenizeConfig(fim_repo_rate=1.0)
-    docs = [format_repo(f"o/r{i}", [(f"/f{j}.py", CORPUS[(i + j) % len(CORPUS)]) for j in range(3)], cfg)
-            for i in range(10)]
+    docs = [
+        format_repo(f"o/r{i}", [(f"/f{j}.py", CORPUS[(i + j) % len(CORPUS)]) for j in range(3)], cfg)
+        for i in range(10)
+    ]
     for a, b in zip(DocumentEncoder(hf).encode(docs), fast.encode(docs), strict=True):
         assert a.ids.tolist() == b.ids.tolist() and a.file_tokens == b.file_tokens
 

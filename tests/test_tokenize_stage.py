@@ -23,8 +23,16 @@ from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
-SCHEMA = pa.schema([("repo_name", pa.string()), ("path", pa.string()), ("blob_id", pa.string()),
-                    ("language", pa.string()), ("content", pa.string()), ("length_bytes", pa.int64())])
+SCHEMA = pa.schema(
+    [
+        ("repo_name", pa.string()),
+        ("path", pa.string()),
+        ("blob_id", pa.string()),
+        ("language", pa.string()),
+        ("content", pa.string()),
+        ("length_bytes", pa.int64()),
+    ]
+)
 
 
 def release_rows() -> list[dict]:
@@ -32,10 +40,26 @@ def release_rows() -> list[dict]:
     rows = []
     for i, text in enumerate(texts):
         lang = "Python" if i % 3 else "Markdown"
-        rows.append({"repo_name": f"o/r{i % 7}", "path": f"/src/f{i}.py", "blob_id": f"{i:040x}", "language": lang,
-                     "content": text[: 300 + 50 * i], "length_bytes": len(text[: 300 + 50 * i].encode())})
-    rows.append({"repo_name": "o/r0", "path": "/broken", "blob_id": "f" * 40, "language": "Python",
-                 "content": None, "length_bytes": 0})
+        rows.append(
+            {
+                "repo_name": f"o/r{i % 7}",
+                "path": f"/src/f{i}.py",
+                "blob_id": f"{i:040x}",
+                "language": lang,
+                "content": text[: 300 + 50 * i],
+                "length_bytes": len(text[: 300 + 50 * i].encode()),
+            }
+        )
+    rows.append(
+        {
+            "repo_name": "o/r0",
+            "path": "/broken",
+            "blob_id": "f" * 40,
+            "language": "Python",
+            "content": None,
+            "length_bytes": 0,
+        }
+    )
     return rows
 
 
@@ -49,15 +73,20 @@ def make_release(work: Path, files: int) -> None:
         for lang in ("Python", "Markdown"):
             folder = work / "release" / "data" / lang
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist([r for r in part if r["language"] == lang], schema=SCHEMA),
-                           folder / f"train-{k:05d}.parquet")
+            pq.write_table(
+                pa.Table.from_pylist([r for r in part if r["language"] == lang], schema=SCHEMA),
+                folder / f"train-{k:05d}.parquet",
+            )
     (work / "shards" / SUCCESS).write_text("{}")
 
 
 def run(spark, work: Path, input_files: int, engine: str) -> StageStats:
     make_release(work, input_files)
-    cfg = RunConfig(work_dir=str(work), spark=SparkConfig(shuffle_partitions=3),
-                    tokenize=TokenizeConfig(vocab_size=600, seed=3, fim_repo_rate=1.0, engine=engine))
+    cfg = RunConfig(
+        work_dir=str(work),
+        spark=SparkConfig(shuffle_partitions=3),
+        tokenize=TokenizeConfig(vocab_size=600, seed=3, fim_repo_rate=1.0, engine=engine),
+    )
     ctx = StageContext(spark=spark, cfg=cfg, work_dir=work, previous="shards", config_hash="test")
     stats, skipped = run_stage(ctx, "tokenize", STAGE.run)
     assert not skipped
@@ -128,5 +157,7 @@ def test_shard_totals_read_either_format(tmp_path, formats):
         for d in docs[:count]:
             sink.add(d)
         sink.close()
-    assert shard_totals(tmp_path, formats) == [{"name": "part-00000", "documents": 3, "tokens": 10},
-                                               {"name": "part-00002", "documents": 1, "tokens": 3}]
+    assert shard_totals(tmp_path, formats) == [
+        {"name": "part-00000", "documents": 3, "tokens": 10},
+        {"name": "part-00002", "documents": 1, "tokens": 3},
+    ]

@@ -70,7 +70,10 @@ def test_the_daemon_prefers_the_installed_pyspark_of_the_same_version(tmp_path):
     installed = _package(tmp_path / "site", "pyspark", "4.0.5", zipped=False)
     same = _package(tmp_path / "a", "pyspark", "4.0.5", zipped=True)
     assert daemon.prefer_installed_packages([same, "/x/spark-core_2.13-4.0.5.jar", installed]) == [
-        "/x/spark-core_2.13-4.0.5.jar", installed, same]
+        "/x/spark-core_2.13-4.0.5.jar",
+        installed,
+        same,
+    ]
     other = _package(tmp_path / "b", "pyspark", "3.5.1", zipped=True)
     assert daemon.prefer_installed_packages([other, installed]) == [other, installed]
     # no installed copy at all: the zip stays where it is

@@ -34,12 +34,17 @@ def test_outputs_are_written_together_and_a_failed_one_fails_the_stage(spark, tm
     data = spark.createDataFrame([("a", 1), ("b", 2)], "path string, n int").repartition(2)
     rejected = spark.createDataFrame([("c", "too_long")], "path string, reason string")
     table = spark.createDataFrame([("x", 1)], "path string, n int")
-    ctx = StageContext(spark=spark, cfg=RunConfig(work_dir=str(tmp_path)), work_dir=tmp_path, previous=None,
-                       config_hash="h")
+    ctx = StageContext(
+        spark=spark, cfg=RunConfig(work_dir=str(tmp_path)), work_dir=tmp_path, previous=None, config_hash="h"
+    )
 
     def build(extra):
-        return lambda _: StageResult(data=Output(data, ("path",)), rejected=Output(rejected, ("path",)),
-                                     tables={"extra": Output(extra, ("path",))}, rows_in=3)
+        return lambda _: StageResult(
+            data=Output(data, ("path",)),
+            rejected=Output(rejected, ("path",)),
+            tables={"extra": Output(extra, ("path",))},
+            rows_in=3,
+        )
 
     stats, _ = run_stage(ctx, "s", build(table))
     assert (stats.rows_out, stats.rejected) == (2, {"too_long": 1})

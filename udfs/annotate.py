@@ -21,8 +21,14 @@ from stackv2.schema import ANNOTATED, ANNOTATION_FIELDS, STRING
 
 _LICENSES = pa.field("licenses", pa.list_(STRING))
 #: Input of ``annotate_blobs``: one row per unique blob with its sorted distinct base names.
-BLOB_INPUT = pa.schema([ANNOTATED.field("blob_id"), pa.field("filenames", pa.list_(STRING)),
-                        ANNOTATED.field("content"), ANNOTATED.field("src_encoding")])
+BLOB_INPUT = pa.schema(
+    [
+        ANNOTATED.field("blob_id"),
+        pa.field("filenames", pa.list_(STRING)),
+        ANNOTATED.field("content"),
+        ANNOTATED.field("src_encoding"),
+    ]
+)
 #: Output of ``annotate_blobs``: ``licenses`` are those found in the blob itself (before propagation).
 BLOB_ANNOTATIONS = pa.schema(
     [ANNOTATED.field("blob_id"), *(_LICENSES if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
@@ -30,8 +36,11 @@ BLOB_ANNOTATIONS = pa.schema(
 #: Per-blob columns ``repo_annotations`` passes through unchanged (every one of ``BLOB_COLUMNS`` but ``licenses``).
 PASSED = tuple(c for c in BLOB_COLUMNS if c != "licenses")
 #: Input of ``repo_annotations``, one group per ``directory_id``: each path with its blob's annotations.
-REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES]
-                       + [ANNOTATED.field(c) for c in PASSED])
+REPO_INPUT = pa.schema(
+    [ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")]
+    + [_LICENSES]
+    + [ANNOTATED.field(c) for c in PASSED]
+)
 #: Output of ``repo_annotations``: the row key and every annotation column.
 REPO_ANNOTATIONS = pa.schema([ANNOTATED.field("directory_id"), ANNOTATED.field("path"), *ANNOTATION_FIELDS])
 
@@ -40,8 +49,12 @@ def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             cols: dict[str, list] = {c: [] for c in BLOB_COLUMNS}
-            for names, content, enc in zip(batch.column("filenames").to_pylist(), batch.column("content").to_pylist(),
-                                           batch.column("src_encoding").to_pylist(), strict=True):
+            for names, content, enc in zip(
+                batch.column("filenames").to_pylist(),
+                batch.column("content").to_pylist(),
+                batch.column("src_encoding").to_pylist(),
+                strict=True,
+            ):
                 for c, v in annotate_blob(names or [], content, enc, cfg).items():
                     cols[c].append(v)
             yield pa.RecordBatch.from_pydict({"blob_id": batch.column("blob_id"), **cols}, schema=BLOB_ANNOTATIONS)
@@ -60,10 +73,15 @@ def repo_license_columns(table: pa.Table, cfg: AnnotateConfig) -> dict[str, pa.A
     permissive = _permissive(cfg.license.permissive_list)
     paths = [p or "" for p in table.column("path").to_pylist()]
     detected = propagate(paths, table.column("licenses").to_pylist())
-    types = [license_type(gha, lic, permissive)
-             for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)]
-    return {"extension": pa.array([extension(p) for p in paths], STRING),
-            "detected_licenses": pa.array(detected, pa.list_(STRING)), "license_type": pa.array(types, STRING)}
+    types = [
+        license_type(gha, lic, permissive)
+        for gha, lic in zip(table.column("gha_license_id").to_pylist(), detected, strict=True)
+    ]
+    return {
+        "extension": pa.array([extension(p) for p in paths], STRING),
+        "detected_licenses": pa.array(detected, pa.list_(STRING)),
+        "license_type": pa.array(types, STRING),
+    }
 
 
 def repo_annotations(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
@@ -72,7 +90,9 @@ def repo_annotations(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
 
     def run(table: pa.Table) -> pa.Table:
         computed = repo_license_columns(table, cfg)
-        return pa.Table.from_arrays([computed[f.name] if f.name in computed else table.column(f.name)
-                                     for f in REPO_ANNOTATIONS], schema=REPO_ANNOTATIONS)
+        return pa.Table.from_arrays(
+            [computed[f.name] if f.name in computed else table.column(f.name) for f in REPO_ANNOTATIONS],
+            schema=REPO_ANNOTATIONS,
+        )
 
     return run

@@ -47,7 +47,7 @@ def lsh_sketches(cfg: DedupConfig) -> ArrowMap:
             # The rows left out hold no hashes: the kept rows' hashes are consecutive runs of ``flat``.
             bounds = np.append(offsets[keep], offsets[-1])
             for lo, hi in _row_runs(bounds, _MAX_BATCH_HASHES if cfg.verify else len(flat) + 1):
-                hashes, ends = flat[bounds[lo]:bounds[hi]], bounds[lo:hi + 1] - bounds[lo]
+                hashes, ends = flat[bounds[lo] : bounds[hi]], bounds[lo : hi + 1] - bounds[lo]
                 keys = band_keys(hasher.packed_signatures(hashes, ends), cfg.bands, cfg.rows)
                 yield _sketch_batch(batch, keep[lo:hi], keys, hashes if cfg.verify else None, ends)
 
@@ -66,18 +66,27 @@ def _row_runs(bounds: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
         lo = hi
 
 
-def _sketch_batch(batch: pa.RecordBatch, rows: np.ndarray, keys: np.ndarray, flat: np.ndarray | None,
-                  offsets: np.ndarray) -> pa.RecordBatch:
+def _sketch_batch(
+    batch: pa.RecordBatch, rows: np.ndarray, keys: np.ndarray, flat: np.ndarray | None, offsets: np.ndarray
+) -> pa.RecordBatch:
     n, bands = keys.shape
     key_values = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(keys.dtype.itemsize), n * bands, [None, pa.py_buffer(keys.tobytes())]
     ).cast(pa.binary())
-    shingles = (pa.nulls(n, pa.binary()) if flat is None else pa.BinaryArray.from_buffers(
-        pa.binary(), n, [None, pa.py_buffer((offsets * 4).astype(np.int32)), pa.py_buffer(flat.astype("<u4"))]))
+    shingles = (
+        pa.nulls(n, pa.binary())
+        if flat is None
+        else pa.BinaryArray.from_buffers(
+            pa.binary(), n, [None, pa.py_buffer((offsets * 4).astype(np.int32)), pa.py_buffer(flat.astype("<u4"))]
+        )
+    )
     return pa.RecordBatch.from_arrays(
-        [batch.column("blob_id").take(rows), batch.column("language").take(rows),
-         pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * bands, bands, dtype=np.int32)), key_values),
-         shingles],
+        [
+            batch.column("blob_id").take(rows),
+            batch.column("language").take(rows),
+            pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * bands, bands, dtype=np.int32)), key_values),
+            shingles,
+        ],
         schema=schema.DEDUP_SKETCHES,
     )
 
@@ -85,8 +94,8 @@ def _sketch_batch(batch: pa.RecordBatch, rows: np.ndarray, keys: np.ndarray, fla
 def _binary_values(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, offsets from 0) of a binary array without nulls, without copying."""
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return data, offsets.astype(np.int64) - offsets[0]
 
 
@@ -102,7 +111,8 @@ def verify_component(cfg: DedupConfig) -> Callable[[pa.Table], pa.Table]:
         shingle_bytes, offsets = _binary_values(table.column("shingles"))
         labels = verified_clusters(ids, shingle_bytes.view("<u4"), offsets // 4, keys, cfg.threshold)
         kept = [i for i, label in enumerate(labels) if label is not None]
-        return pa.Table.from_pydict({"node": [ids[i] for i in kept], "component": [labels[i] for i in kept]},
-                                    schema=schema.DEDUP_VERIFIED)
+        return pa.Table.from_pydict(
+            {"node": [ids[i] for i in kept], "component": [labels[i] for i in kept]}, schema=schema.DEDUP_VERIFIED
+        )
 
     return run

@@ -27,9 +27,16 @@ def reader_config(store_url: str, cfg: FetchConfig) -> S3FetchConfig:
     prefix = parsed.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    return S3FetchConfig(bucket=parsed.netloc, prefix=prefix + CONTENT_PREFIX, endpoint_url=cfg.endpoint_url,
-                         region=cfg.region, unsigned=cfg.unsigned, concurrency=cfg.concurrency,
-                         max_length=cfg.max_length, verify_hashes=cfg.verify_hashes)
+    return S3FetchConfig(
+        bucket=parsed.netloc,
+        prefix=prefix + CONTENT_PREFIX,
+        endpoint_url=cfg.endpoint_url,
+        region=cfg.region,
+        unsigned=cfg.unsigned,
+        concurrency=cfg.concurrency,
+        max_length=cfg.max_length,
+        verify_hashes=cfg.verify_hashes,
+    )
 
 
 class StoreReader:
@@ -38,16 +45,23 @@ class StoreReader:
     def __init__(self, store: ContentStore, cfg: S3FetchConfig) -> None:
         self.store, self.cfg = store, cfg
 
-    def fetch_one(self, blob_id: str, content_id: str | None = None, encoding: str | None = None) -> tuple[
-            BlobOutcome, int]:
+    def fetch_one(
+        self, blob_id: str, content_id: str | None = None, encoding: str | None = None
+    ) -> tuple[BlobOutcome, int]:
         try:
             gz = self.store.get(blob_id)
         except StoreError as e:
             return BlobOutcome(reason=FETCH_ERROR, detail=str(e)), 0
         if gz is None:
             return BlobOutcome(reason=MISSING_OBJECT), 0
-        return process_blob(blob_id, gz, content_id=content_id, max_length=self.cfg.max_length,
-                            verify=self.cfg.verify_hashes, encoding=encoding), len(gz)
+        return process_blob(
+            blob_id,
+            gz,
+            content_id=content_id,
+            max_length=self.cfg.max_length,
+            verify=self.cfg.verify_hashes,
+            encoding=encoding,
+        ), len(gz)
 
     def close(self) -> None:
         pass
@@ -74,8 +88,11 @@ def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.Recor
                     ids = batch.column("blob_id").to_pylist()
                     pending.append(ids)
                     cids = batch.column("content_id").to_pylist()
-                    encs = (batch.column("src_encoding").to_pylist() if "src_encoding" in batch.schema.names
-                            else [None] * len(ids))
+                    encs = (
+                        batch.column("src_encoding").to_pylist()
+                        if "src_encoding" in batch.schema.names
+                        else [None] * len(ids)
+                    )
                     yield from zip(ids, cids, encs, strict=True)
 
         outcomes: list[BlobOutcome] = []
@@ -85,11 +102,16 @@ def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.Recor
                 if len(outcomes) == len(pending[0]):
                     ids = pending.popleft()
                     yield pa.RecordBatch.from_pydict(
-                        {"blob_id": ids, "content": [x.content for x in outcomes],
-                         "src_encoding": [x.src_encoding for x in outcomes],
-                         "length_bytes": [x.length_bytes for x in outcomes],
-                         "reason": [x.reason for x in outcomes], "detail": [x.detail for x in outcomes]},
-                        schema=BLOB_RESULT)
+                        {
+                            "blob_id": ids,
+                            "content": [x.content for x in outcomes],
+                            "src_encoding": [x.src_encoding for x in outcomes],
+                            "length_bytes": [x.length_bytes for x in outcomes],
+                            "reason": [x.reason for x in outcomes],
+                            "detail": [x.detail for x in outcomes],
+                        },
+                        schema=BLOB_RESULT,
+                    )
                     outcomes = []
         finally:
             reader.close()

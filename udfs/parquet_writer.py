@@ -16,12 +16,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 RESULT_SCHEMA = "partition int, rows long, bytes long, counts map<string, long>"
-_RESULT = pa.schema([("partition", pa.int32()), ("rows", pa.int64()), ("bytes", pa.int64()),
-                     ("counts", pa.map_(pa.string(), pa.int64()))])
+_RESULT = pa.schema(
+    [
+        ("partition", pa.int32()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("counts", pa.map_(pa.string(), pa.int64())),
+    ]
+)
 
 
-def write_partitions(folder: str, schema: pa.Schema, compression: str = "zstd", count_by: str | None = None
-                     ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def write_partitions(
+    folder: str, schema: pa.Schema, compression: str = "zstd", count_by: str | None = None
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function writing its partition to ``folder/part-NNNNN.parquet``; yields one stats row,
     with the rows per value of the string column ``count_by`` (e.g. the reject reasons: counted while writing
     saves reading the output back)."""
@@ -47,6 +54,7 @@ def write_partitions(folder: str, schema: pa.Schema, compression: str = "zstd", 
         os.replace(tmp, path)
         yield pa.RecordBatch.from_pydict(
             {"partition": [pid], "rows": [rows], "bytes": [os.path.getsize(path)], "counts": [list(counts.items())]},
-            schema=_RESULT)
+            schema=_RESULT,
+        )
 
     return run

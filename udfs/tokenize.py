@@ -52,4 +52,3 @@ def tokenize_partitions(
         sink.close()
 
     return run
-

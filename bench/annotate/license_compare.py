@@ -44,8 +44,9 @@ FULL = "scancode full (approximate=True)"
 
 
 def dist_corpus() -> list[tuple[str, str, str | None]]:
-    files = sorted(p for d in SITE.glob("*.dist-info") for p in d.rglob("*")
-                   if p.is_file() and is_license_file(p.name))
+    files = sorted(
+        p for d in SITE.glob("*.dist-info") for p in d.rglob("*") if p.is_file() and is_license_file(p.name)
+    )
     return [(str(p.relative_to(SITE)), p.read_bytes().decode("utf-8", "replace"), None) for p in files]
 
 
@@ -119,8 +120,10 @@ def scancode_call(text: str, approximate: bool) -> list[str | None]:
     """ScanCode's own entry point, as ``detect_licenses`` called it before the fast path."""
     from licensedcode.detection import detect_licenses as scancode_detect
 
-    return [d.license_expression for d in scancode_detect(index=scancode_index(), query_string=text,
-                                                          approximate=approximate)]
+    return [
+        d.license_expression
+        for d in scancode_detect(index=scancode_index(), query_string=text, approximate=approximate)
+    ]
 
 
 def fast_path_check(corpora, approximate: bool, repeats: int = 3) -> dict:
@@ -130,8 +133,10 @@ def fast_path_check(corpora, approximate: bool, repeats: int = 3) -> dict:
     from licensedcode.match import tokenize_matched_text
 
     (matched_text_cache,) = (d for d in tokenize_matched_text.__defaults__ if isinstance(d, dict))
-    sides = {"scancode detect_licenses": lambda t: scancode_call(t, approximate),
-             "stackv2 fast path": lambda t: _expressions(t, approximate)}
+    sides = {
+        "scancode detect_licenses": lambda t: scancode_call(t, approximate),
+        "stackv2 fast path": lambda t: _expressions(t, approximate),
+    }
     report = {}
     for cname, corpus in corpora:
         spent = dict.fromkeys(sides, 0.0)
@@ -149,8 +154,13 @@ def fast_path_check(corpora, approximate: bool, repeats: int = 3) -> dict:
             if len(set(map(tuple, out.values()))) != 1:
                 differ.append({"file": name, **out})
         ref, fast = (spent[s] for s in sides)
-        report[cname] = {"files": len(corpus), "seconds": {k: round(v, 3) for k, v in spent.items()},
-                         "speedup": round(ref / fast, 2), "files_differing": len(differ), "differ": differ}
+        report[cname] = {
+            "files": len(corpus),
+            "seconds": {k: round(v, 3) for k, v in spent.items()},
+            "speedup": round(ref / fast, 2),
+            "files_differing": len(differ),
+            "differ": differ,
+        }
         print(cname, json.dumps({k: v for k, v in report[cname].items() if k != "differ"}), flush=True)
     return report
 
@@ -167,8 +177,10 @@ def main(argv=None) -> int:
     scancode_index()
     print(f"scancode index load: {time.perf_counter() - t0:.1f}s", flush=True)
     if args.fast_path:
-        corpora = [(c, corpus[: args.limit] if args.limit else corpus)
-                   for c, corpus in (("dist", dist_corpus()), ("spdx", spdx_corpus()[:: args.spdx_every]))]
+        corpora = [
+            (c, corpus[: args.limit] if args.limit else corpus)
+            for c, corpus in (("dist", dist_corpus()), ("spdx", spdx_corpus()[:: args.spdx_every]))
+        ]
         report = fast_path_check(corpora, args.approximate)
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
@@ -188,8 +200,11 @@ def main(argv=None) -> int:
             ref = outs[FULL] if sname != FULL else None
             rows.append(summarize(sname, corpus, outs[sname], times[sname], ref))
             print(cname, json.dumps(rows[-1]), flush=True)
-        differ = {s: [(corpus[i][0], r, outs[FULL][i]) for i, r in enumerate(outs[s]) if r != outs[FULL][i]]
-                  for s in settings if s != FULL}
+        differ = {
+            s: [(corpus[i][0], r, outs[FULL][i]) for i, r in enumerate(outs[s]) if r != outs[FULL][i]]
+            for s in settings
+            if s != FULL
+        }
         report[cname] = {"rows": rows, "differ_from_full": differ}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

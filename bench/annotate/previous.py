@@ -28,8 +28,10 @@ REPO_LICENSES = pa.schema(
 def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
     def run(table: pa.Table) -> pa.Table:
         computed = repo_license_columns(table, cfg)
-        return pa.Table.from_arrays([table.column("directory_id"), table.column("path"),
-                                     *(computed[c] for c in REPO_LICENSES.names[2:])], schema=REPO_LICENSES)
+        return pa.Table.from_arrays(
+            [table.column("directory_id"), table.column("path"), *(computed[c] for c in REPO_LICENSES.names[2:])],
+            schema=REPO_LICENSES,
+        )
 
     return run
 
@@ -37,8 +39,11 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
 def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
     per_path = (
-        _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"),
-                per_blob.select("blob_id", "licenses"), ("blob_id",))
+        _attach(
+            rows.select("directory_id", "path", "gha_license_id", "blob_id"),
+            per_blob.select("blob_id", "licenses"),
+            ("blob_id",),
+        )
         .select(*REPO_INPUT.names)
         .groupBy("directory_id")
         .applyInArrow(repo_licenses(cfg), to_spark_schema(REPO_LICENSES))

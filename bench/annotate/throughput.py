@@ -65,9 +65,15 @@ def corpus(mb: float) -> list[dict]:
             if len(raw) >= MAX_BYTES or b"\0" in raw or (decoded := decode_content(raw)) is None:
                 continue
             row = dict.fromkeys(FETCHED.names)
-            row.update(repo_name=dist.name, directory_id=directory, path="/" + repo_path,
-                       blob_id=content_hashes(raw)["sha1"], content=decoded[0], src_encoding=decoded[1],
-                       length_bytes=len(decoded[0].encode()))
+            row.update(
+                repo_name=dist.name,
+                directory_id=directory,
+                path="/" + repo_path,
+                blob_id=content_hashes(raw)["sha1"],
+                content=decoded[0],
+                src_encoding=decoded[1],
+                length_bytes=len(decoded[0].encode()),
+            )
             rows.append(row)
             total += len(raw)
         if total >= mb * 1e6:
@@ -75,14 +81,21 @@ def corpus(mb: float) -> list[dict]:
     return rows
 
 
-REF_SCHEMA = T.StructType([
-    T.StructField("language", T.StringType()), T.StructField("is_vendor", T.BooleanType()),
-    T.StructField("is_generated", T.BooleanType()), T.StructField("licenses", T.ArrayType(T.StringType())),
-    T.StructField("natural_language", T.StringType()), T.StructField("natural_language_score", T.DoubleType()),
-    T.StructField("alpha_fraction", T.DoubleType()), T.StructField("alphanum_fraction", T.DoubleType()),
-    T.StructField("num_lines", T.IntegerType()), T.StructField("avg_line_length", T.DoubleType()),
-    T.StructField("max_line_length", T.IntegerType()),
-])
+REF_SCHEMA = T.StructType(
+    [
+        T.StructField("language", T.StringType()),
+        T.StructField("is_vendor", T.BooleanType()),
+        T.StructField("is_generated", T.BooleanType()),
+        T.StructField("licenses", T.ArrayType(T.StringType())),
+        T.StructField("natural_language", T.StringType()),
+        T.StructField("natural_language_score", T.DoubleType()),
+        T.StructField("alpha_fraction", T.DoubleType()),
+        T.StructField("alphanum_fraction", T.DoubleType()),
+        T.StructField("num_lines", T.IntegerType()),
+        T.StructField("avg_line_length", T.DoubleType()),
+        T.StructField("max_line_length", T.IntegerType()),
+    ]
+)
 
 
 def scancode_detect_licenses(text: str, cfg: LicenseConfig) -> list[str]:
@@ -111,30 +124,48 @@ def reference_transform(rows: DataFrame, cfg: AnnotateConfig, scancode=scancode_
         licenses = scancode(content, cfg.license) if any(map(is_license_file, filenames)) else []
         natural, score = detect_natural_language(content, language, cfg.natural)
         lengths = [len(line) for line in content.splitlines()] or [0]
-        return (language, enry.is_vendor(filename), enry.is_generated(filename, data), licenses, natural, score,
-                float(np.mean([c.isalpha() for c in content])) if content else 0.0,
-                float(np.mean([c.isalnum() for c in content])) if content else 0.0,
-                len(content.splitlines()), float(np.mean(lengths)), max(lengths))
+        return (
+            language,
+            enry.is_vendor(filename),
+            enry.is_generated(filename, data),
+            licenses,
+            natural,
+            score,
+            float(np.mean([c.isalpha() for c in content])) if content else 0.0,
+            float(np.mean([c.isalnum() for c in content])) if content else 0.0,
+            len(content.splitlines()),
+            float(np.mean(lengths)),
+            max(lengths),
+        )
 
     permissive = load_permissive(cfg.license.permissive_list)
     reference_udf = F.udf(per_blob, REF_SCHEMA)
     ann = unique_blobs(rows).select("blob_id", reference_udf("filenames", "content", "src_encoding").alias("a"))
     ann = ann.select("blob_id", "a.*").localCheckpoint()
-    files = rows.select("directory_id", "path", "blob_id", "gha_license_id").join(ann.select("blob_id", "licenses"),
-                                                                                  "blob_id")
-    base = (files.where(F.size("licenses") > 0)
-            .withColumn("base_path", F.regexp_extract("path", "^(.*/)", 1))
-            .groupBy("directory_id", "base_path")
-            .agg(F.array_distinct(F.flatten(F.collect_list("licenses"))).alias("found")))
-    joined = files.alias("l").join(base.alias("r"), (F.col("l.directory_id") == F.col("r.directory_id"))
-                                   & F.col("l.path").startswith(F.col("r.base_path")), "left")
+    files = rows.select("directory_id", "path", "blob_id", "gha_license_id").join(
+        ann.select("blob_id", "licenses"), "blob_id"
+    )
+    base = (
+        files.where(F.size("licenses") > 0)
+        .withColumn("base_path", F.regexp_extract("path", "^(.*/)", 1))
+        .groupBy("directory_id", "base_path")
+        .agg(F.array_distinct(F.flatten(F.collect_list("licenses"))).alias("found"))
+    )
+    joined = files.alias("l").join(
+        base.alias("r"),
+        (F.col("l.directory_id") == F.col("r.directory_id")) & F.col("l.path").startswith(F.col("r.base_path")),
+        "left",
+    )
     per_path = joined.groupBy("l.directory_id", "l.path", "l.gha_license_id").agg(
-        F.array_sort(F.array_distinct(F.flatten(F.collect_list("r.found")))).alias("detected_licenses"))
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("r.found")))).alias("detected_licenses")
+    )
     decide = F.udf(lambda gha, found: license_type(gha, found, permissive), T.StringType())
     per_path = per_path.withColumn("license_type", decide("gha_license_id", "detected_licenses"))
-    return (rows.join(ann.drop("licenses"), "blob_id")
-            .join(per_path.drop("gha_license_id"), ["directory_id", "path"])
-            .withColumn("extension", F.regexp_extract("path", r"\.([^./]+)$", 1)))
+    return (
+        rows.join(ann.drop("licenses"), "blob_id")
+        .join(per_path.drop("gha_license_id"), ["directory_id", "path"])
+        .withColumn("extension", F.regexp_extract("path", r"\.([^./]+)$", 1))
+    )
 
 
 def _enry(name: str, data: bytes):
@@ -200,8 +231,12 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=2, help="timed runs per side (after one warm-up run each)")
     ap.add_argument("--approximate", action="store_true", help="ScanCode's approximate matcher on (both sides)")
     ap.add_argument("--previous", action="store_true", help="also time the earlier plan (bench/annotate/previous.py)")
-    ap.add_argument("--reference-scancode", choices=("scancode", "fast"), default="scancode",
-                    help="the reference's ScanCode call: ScanCode's own detect_licenses, or our fast path")
+    ap.add_argument(
+        "--reference-scancode",
+        choices=("scancode", "fast"),
+        default="scancode",
+        help="the reference's ScanCode call: ScanCode's own detect_licenses, or our fast path",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     rows = corpus(args.mb)
@@ -212,13 +247,22 @@ def main(argv=None) -> int:
     cfg = AnnotateConfig(license=LicenseConfig(approximate=args.approximate))
     breakdown = detector_breakdown(rows, cfg)
     print("detectors, one process:", json.dumps(breakdown, indent=2), flush=True)
-    spark = spark_session(SparkConfig(master="local[1]", shuffle_partitions=4, driver_memory="2g",
-                                      app_name="bench-annotate", conf={"spark.ui.showConsoleProgress": "false"}))
+    spark = spark_session(
+        SparkConfig(
+            master="local[1]",
+            shuffle_partitions=4,
+            driver_memory="2g",
+            app_name="bench-annotate",
+            conf={"spark.ui.showConsoleProgress": "false"},
+        )
+    )
     df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=FETCHED).to_pandas()).repartition(4).cache()
     df.count()
     ref_scancode = scancode_detect_licenses if args.reference_scancode == "scancode" else detect_licenses
-    sides = {"stackv2 annotate": lambda: transform(df, cfg),
-             "reference row-at-a-time UDF": lambda: reference_transform(df, cfg, ref_scancode)}
+    sides = {
+        "stackv2 annotate": lambda: transform(df, cfg),
+        "reference row-at-a-time UDF": lambda: reference_transform(df, cfg, ref_scancode),
+    }
     if args.previous:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for ``bench``
         from bench.annotate.previous import previous_transform
@@ -227,15 +271,22 @@ def main(argv=None) -> int:
     times: dict[str, list[float]] = {k: [] for k in sides}
     names = list(sides)
     for run in range(args.runs + 1):
-        for name in names[run % len(names):] + names[: run % len(names)]:
+        for name in names[run % len(names) :] + names[: run % len(names)]:
             make = sides[name]
             t = timed(make)
             print(f"run {run} {'(warm-up) ' if run == 0 else ''}{name}: {t:.1f}s", flush=True)
             if run:
                 times[name].append(t)
-    result = {"files": len(rows), "unique_blobs": blobs, "license_named_files": licenses, "mb": round(mb, 2),
-              "approximate": args.approximate, "runs": args.runs, "reference_scancode": args.reference_scancode,
-              "detectors_one_process_s": breakdown}
+    result = {
+        "files": len(rows),
+        "unique_blobs": blobs,
+        "license_named_files": licenses,
+        "mb": round(mb, 2),
+        "approximate": args.approximate,
+        "runs": args.runs,
+        "reference_scancode": args.reference_scancode,
+        "detectors_one_process_s": breakdown,
+    }
     for name, ts in times.items():
         med = statistics.median(ts)
         result[name] = {"seconds": [round(t, 2) for t in ts], "mb_per_s_per_core": round(mb / med, 3)}

@@ -24,13 +24,34 @@ from pathlib import Path
 
 CACHE = Path(__file__).resolve().parents[2] / "work" / "bench-dedup" / "cache"
 PROJECTS: dict[str, list[str]] = {
-    "requests": ["2.20.0", "2.21.0", "2.22.0", "2.23.0", "2.24.0", "2.25.0", "2.25.1", "2.26.0", "2.27.0",
-                 "2.27.1", "2.28.0"],
+    "requests": [
+        "2.20.0",
+        "2.21.0",
+        "2.22.0",
+        "2.23.0",
+        "2.24.0",
+        "2.25.0",
+        "2.25.1",
+        "2.26.0",
+        "2.27.0",
+        "2.27.1",
+        "2.28.0",
+    ],
     "click": ["7.0", "7.1", "7.1.1", "7.1.2", "8.0.0", "8.0.1", "8.0.2", "8.0.3", "8.0.4", "8.1.0", "8.1.3"],
-    "Jinja2": ["2.10", "2.10.1", "2.11.0", "2.11.1", "2.11.2", "2.11.3", "3.0.0", "3.0.1", "3.0.2", "3.0.3",
-               "3.1.0"],
-    "attrs": ["19.1.0", "19.2.0", "19.3.0", "20.1.0", "20.2.0", "20.3.0", "21.1.0", "21.2.0", "21.3.0",
-              "21.4.0", "22.1.0"],
+    "Jinja2": ["2.10", "2.10.1", "2.11.0", "2.11.1", "2.11.2", "2.11.3", "3.0.0", "3.0.1", "3.0.2", "3.0.3", "3.1.0"],
+    "attrs": [
+        "19.1.0",
+        "19.2.0",
+        "19.3.0",
+        "20.1.0",
+        "20.2.0",
+        "20.3.0",
+        "21.1.0",
+        "21.2.0",
+        "21.3.0",
+        "21.4.0",
+        "22.1.0",
+    ],
 }
 #: Files above 16 KiB are left out: keeps ×16 (80 MB) within what a shared 2-core machine runs in minutes.
 MAX_BYTES = 16 << 10
@@ -49,8 +70,19 @@ def download(name: str, version: str) -> Path:
     if not any(target.glob("*")):
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q", "-d", str(target),
-             f"{name}=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "-q",
+                "-d",
+                str(target),
+                f"{name}=={version}",
+            ],
             check=True,
         )
     (archive,) = target.iterdir()

@@ -36,8 +36,18 @@ def main() -> None:
             for out in OUTPUTS:
                 shutil.rmtree(work / out, ignore_errors=True)
             wall, peak = measure(cmd, work / f"{name}.log")
-            print(json.dumps({"round": r + 1, "system": name, "wall_s": round(wall, 1), "peak_mib": round(peak),
-                              "load1": round(os.getloadavg()[0], 1)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "round": r + 1,
+                        "system": name,
+                        "wall_s": round(wall, 1),
+                        "peak_mib": round(peak),
+                        "load1": round(os.getloadavg()[0], 1),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -74,9 +74,21 @@ def measure(cmd: list[str], log: Path) -> tuple[float, float]:
 
 
 def write_corpus(work: Path, docs) -> None:
-    rows = [{"repo_name": d.repo_name, "directory_id": d.repo_name, "path": d.path, "blob_id": d.blob_id,
-             "content_id": d.blob_id, "content": d.content, "language": "bench", "license_type": "permissive",
-             "length": len(d.content), "length_bytes": len(d.content.encode())} for d in docs]
+    rows = [
+        {
+            "repo_name": d.repo_name,
+            "directory_id": d.repo_name,
+            "path": d.path,
+            "blob_id": d.blob_id,
+            "content_id": d.blob_id,
+            "content": d.content,
+            "language": "bench",
+            "license_type": "permissive",
+            "length": len(d.content),
+            "length_bytes": len(d.content.encode()),
+        }
+        for d in docs
+    ]
     table = pa.Table.from_pylist(rows, schema=INPUT)
     (work / "corpus" / "data").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, work / "corpus" / "data" / "part-00000.parquet")
@@ -136,11 +148,14 @@ def engines(contents: list[str], repeats: int = 1) -> dict[str, object]:
     cfg = DedupConfig()
     n, m = cfg.ngram_size, cfg.min_length
     shingle_hashes("warm up the kernels", n, m)
-    results, out = _interleaved({
-        "python_shingle_s": lambda: [python_shingle_hashes(c, n, m) for c in contents],
-        "numba_shingle_s": lambda: [shingle_hashes(c, n, m) for c in contents],
-        "numba_batch_shingle_s": lambda: shingle_hash_sets(contents, n, m),
-    }, repeats)
+    results, out = _interleaved(
+        {
+            "python_shingle_s": lambda: [python_shingle_hashes(c, n, m) for c in contents],
+            "numba_shingle_s": lambda: [shingle_hashes(c, n, m) for c in contents],
+            "numba_batch_shingle_s": lambda: shingle_hash_sets(contents, n, m),
+        },
+        repeats,
+    )
     sets = results["python_shingle_s"]
     for name in ("numba_shingle_s", "numba_batch_shingle_s"):
         assert all(map(np.array_equal, sets, results[name])), f"{name} hashes differ from the Python shingles'"
@@ -167,13 +182,20 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--systems", nargs="+", default=["ours", "datatrove", "rensa", "datasketch"])
     ap.add_argument("--text-dedup-python", help="python of a separate venv with text-dedup installed")
-    ap.add_argument("--engines-only", type=Path, metavar="CORPUS_DIR",
-                    help="only time the signature engines (3 repeats) on CORPUS_DIR/data/*.parquet, e.g. "
-                         "work/bench-dedup/x16/corpus")
+    ap.add_argument(
+        "--engines-only",
+        type=Path,
+        metavar="CORPUS_DIR",
+        help="only time the signature engines (3 repeats) on CORPUS_DIR/data/*.parquet, e.g. "
+        "work/bench-dedup/x16/corpus",
+    )
     args = ap.parse_args()
     if args.engines_only:
-        contents = [c for f in sorted((args.engines_only / "data").glob("*.parquet"))
-                    for c in pq.read_table(f, columns=["content"]).column("content").to_pylist()]
+        contents = [
+            c
+            for f in sorted((args.engines_only / "data").glob("*.parquet"))
+            for c in pq.read_table(f, columns=["content"]).column("content").to_pylist()
+        ]
         print(json.dumps({**engines(contents, repeats=3), "load1": round(os.getloadavg()[0], 2)}))
         return
     results = []
@@ -192,13 +214,22 @@ def main() -> None:
             print("engines:", engines(contents), flush=True)
         systems = [(s, [sys.executable, "-m", "bench.dedup.systems", s, str(work)]) for s in args.systems]
         if args.text_dedup_python:
-            systems.append(("text-dedup", [sys.executable, "-m", "bench.dedup.textdedup", args.text_dedup_python,
-                                           str(work)]))
+            systems.append(
+                ("text-dedup", [sys.executable, "-m", "bench.dedup.textdedup", args.text_dedup_python, str(work)])
+            )
         for name, cmd in systems:
             wall, peak = measure(cmd, work / f"{name}.log")
             predicted = dict(json.loads((work / f"{name}.json").read_text()))
-            row = {"scale": k, "docs": len(docs), "mb": round(mb, 1), "system": name, "wall_s": round(wall, 1),
-                   "load1": round(os.getloadavg()[0], 1), "peak_mib": round(peak), **truth.score(labels, predicted)}
+            row = {
+                "scale": k,
+                "docs": len(docs),
+                "mb": round(mb, 1),
+                "system": name,
+                "wall_s": round(wall, 1),
+                "load1": round(os.getloadavg()[0], 1),
+                "peak_mib": round(peak),
+                **truth.score(labels, predicted),
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
     scales = "-".join(f"x{k}" for k in args.scales)

@@ -45,8 +45,9 @@ def _stage(work: Path, cfg: DedupConfig) -> list[list]:
     spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8)
     run_cfg = RunConfig(work_dir=str(work), spark=spark_cfg, dedup=cfg)
     spark = spark_session(spark_cfg)
-    ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous="corpus",
-                       config_hash=stable_hash(to_dict(cfg)))
+    ctx = StageContext(
+        spark=spark, cfg=run_cfg, work_dir=work, previous="corpus", config_hash=stable_hash(to_dict(cfg))
+    )
     run_stage(ctx, "dedup", dedup.build)
     index = {b: i for i, b in enumerate(pq.read_table(work / "corpus" / "data", columns=["blob_id"])[0].to_pylist())}
     rows = spark.read.parquet(str(work / "dedup" / "clusters")).select("blob_id", "cluster_id").collect()
@@ -124,16 +125,30 @@ def datatrove(work: Path) -> list[list]:
 
     stages = [
         ([reader(), MinhashDedupSignature(output_folder=str(out / "sigs"), config=config)], len(shards)),
-        ([MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=config)],
-         CFG.bands),
-        ([MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove"), config=config,
-                              save_cluster_id=True)], 1),
-        ([reader(), MinhashDedupFilter(input_folder=str(out / "remove")),
-          ParquetWriter(str(out / "kept"))], len(shards)),
+        (
+            [MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=config)],
+            CFG.bands,
+        ),
+        (
+            [
+                MinhashDedupCluster(
+                    input_folder=str(out / "buckets"),
+                    output_folder=str(out / "remove"),
+                    config=config,
+                    save_cluster_id=True,
+                )
+            ],
+            1,
+        ),
+        (
+            [reader(), MinhashDedupFilter(input_folder=str(out / "remove")), ParquetWriter(str(out / "kept"))],
+            len(shards),
+        ),
     ]
     for i, (pipeline, tasks) in enumerate(stages):
-        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(2, tasks),
-                              logging_dir=str(out / f"logs{i}")).run()
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=min(2, tasks), logging_dir=str(out / f"logs{i}")
+        ).run()
     index = {b: i for i, b in enumerate(pq.read_table(work / "corpus" / "data", columns=["blob_id"])[0].to_pylist())}
     result = []
     for rank, shard in enumerate(shards):
@@ -145,8 +160,14 @@ def datatrove(work: Path) -> list[list]:
     return result
 
 
-SYSTEMS = {"ours": ours, "ours-rensa": ours_rensa, "ours-verify": ours_verify, "rensa": rensa,
-           "datasketch": datasketch, "datatrove": datatrove}
+SYSTEMS = {
+    "ours": ours,
+    "ours-rensa": ours_rensa,
+    "ours-verify": ours_verify,
+    "rensa": rensa,
+    "datasketch": datasketch,
+    "datatrove": datatrove,
+}
 
 if __name__ == "__main__":
     name, work = sys.argv[1], Path(sys.argv[2])

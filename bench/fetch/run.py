@@ -37,9 +37,47 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 BUCKET = "softwareheritage"
-EXTENSIONS = {".py", ".pyi", ".c", ".h", ".cpp", ".hpp", ".pyx", ".pxd", ".js", ".ts", ".json", ".md", ".rst",
-              ".txt", ".toml", ".cfg", ".yaml", ".yml", ".html", ".css", ".sh", ".f", ".f90", ".java", ".go", ".rs",
-              ".pxi", ".cc", ".hh", ".cu", ".pyf", ".cmake", ".ini", ".tpl", ".tmpl", ".xsl", ".svg", ".csv", ".po"}
+EXTENSIONS = {
+    ".py",
+    ".pyi",
+    ".c",
+    ".h",
+    ".cpp",
+    ".hpp",
+    ".pyx",
+    ".pxd",
+    ".js",
+    ".ts",
+    ".json",
+    ".md",
+    ".rst",
+    ".txt",
+    ".toml",
+    ".cfg",
+    ".yaml",
+    ".yml",
+    ".html",
+    ".css",
+    ".sh",
+    ".f",
+    ".f90",
+    ".java",
+    ".go",
+    ".rs",
+    ".pxi",
+    ".cc",
+    ".hh",
+    ".cu",
+    ".pyf",
+    ".cmake",
+    ".ini",
+    ".tpl",
+    ".tmpl",
+    ".xsl",
+    ".svg",
+    ".csv",
+    ".po",
+}
 #: Other real text files, used only to make up the count: dist-info files, scancode's license texts and rules.
 OTHER_TEXT = {"", ".LICENSE", ".RULE", ".ABOUT", ".NOTICE"}
 
@@ -89,13 +127,20 @@ def load(server, files: list[bytes]) -> list[dict]:
         dec = decode_content(data)
         gz = compress(data)
         objects[f"content/{h['sha1']}"] = gz
-        rows.append({"blob_id": h["sha1"], "content_id": h["sha1_git"], "src_encoding": dec[1] if dec else "UTF-8",
-                     "gz_bytes": len(gz)})
+        rows.append(
+            {
+                "blob_id": h["sha1"],
+                "content_id": h["sha1_git"],
+                "src_encoding": dec[1] if dec else "UTF-8",
+                "gz_bytes": len(gz),
+            }
+        )
     put_objects(server, BUCKET, objects, threads=32)
     return rows
 
 
 # ---- workers (each in its own process) -----------------------------------------------------------------------
+
 
 def work_card(endpoint: str, rows: list[dict]) -> int:
     import boto3
@@ -104,8 +149,9 @@ def work_card(endpoint: str, rows: list[dict]) -> int:
     s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1")
     n = 0
     for r in rows:
-        with sopen(f"s3://{BUCKET}/content/{r['blob_id']}", "rb", compression=".gz",
-                   transport_params={"client": s3}) as fin:
+        with sopen(
+            f"s3://{BUCKET}/content/{r['blob_id']}", "rb", compression=".gz", transport_params={"client": s3}
+        ) as fin:
             content = fin.read().decode(r["src_encoding"])
         n += content is not None
     return n
@@ -178,8 +224,19 @@ def worker(args: argparse.Namespace) -> None:
         ok = work_ceiling(args.endpoint, rows, args.concurrency)
     dt, r1 = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    print(json.dumps({"method": args.method, "objects": len(rows), "ok": ok, "seconds": dt, "cpu": cpu,
-                      "gz_bytes": sum(r["gz_bytes"] for r in rows), "max_rss_mb": peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "method": args.method,
+                "objects": len(rows),
+                "ok": ok,
+                "seconds": dt,
+                "cpu": cpu,
+                "gz_bytes": sum(r["gz_bytes"] for r in rows),
+                "max_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def peak_rss_mb() -> float:
@@ -192,9 +249,23 @@ def peak_rss_mb() -> float:
 
 # ---- driver --------------------------------------------------------------------------------------------------
 
+
 def run_worker(method: str, endpoint: str, rows_file: Path, n: int, concurrency: int, env: dict) -> dict:
-    cmd = [sys.executable, __file__, "worker", "--method", method, "--endpoint", endpoint, "--rows", str(rows_file),
-           "--n", str(n), "--concurrency", str(concurrency)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "worker",
+        "--method",
+        method,
+        "--endpoint",
+        endpoint,
+        "--rows",
+        str(rows_file),
+        "--n",
+        str(n),
+        "--concurrency",
+        str(concurrency),
+    ]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     res = json.loads(out.strip().splitlines()[-1])
     if res["ok"] != res["objects"]:
@@ -204,8 +275,10 @@ def run_worker(method: str, endpoint: str, rows_file: Path, n: int, concurrency:
 
 def fmt(r: dict) -> str:
     rate, mbs = r["objects"] / r["seconds"], r["gz_bytes"] / r["seconds"] / 1e6
-    return (f"| {r['condition']} | {r['method']} | {r['concurrency']} | {r['objects']:,} | {rate:,.0f} | {mbs:,.1f} | "
-            f"{r['cpu'] / r['objects'] * 1000:,.2f} | {r['max_rss_mb']:,.0f} |")
+    return (
+        f"| {r['condition']} | {r['method']} | {r['concurrency']} | {r['objects']:,} | {rate:,.0f} | {mbs:,.1f} | "
+        f"{r['cpu'] / r['objects'] * 1000:,.2f} | {r['max_rss_mb']:,.0f} |"
+    )
 
 
 def main() -> None:
@@ -239,32 +312,59 @@ def main() -> None:
         t0 = time.monotonic()
         rows = load(server, corpus_files(args.objects))
         sizes = sorted(r["gz_bytes"] for r in rows)
-        print(f"corpus: {len(rows):,} objects, {sum(sizes) / 1e6:,.1f} MB gzip, median {sizes[len(sizes) // 2]:,} B, "
-              f"p99 {sizes[int(len(sizes) * 0.99)]:,} B, max {sizes[-1]:,} B; loaded in {time.monotonic() - t0:.0f}s",
-              flush=True)
+        print(
+            f"corpus: {len(rows):,} objects, {sum(sizes) / 1e6:,.1f} MB gzip, median {sizes[len(sizes) // 2]:,} B, "
+            f"p99 {sizes[int(len(sizes) * 0.99)]:,} B, max {sizes[-1]:,} B; loaded in {time.monotonic() - t0:.0f}s",
+            flush=True,
+        )
         rows_file = tmp / "rows.json"
         rows_file.write_text(json.dumps(rows))
         port = free_port_block(1)
-        proxy = subprocess.Popen([sys.executable, "-m", "tests.faultproxy", "--upstream",
-                                  f"127.0.0.1:{server.s3_port}", "--port", str(port), "--latency-ms",
-                                  str(args.latency_ms)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        proxy = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.faultproxy",
+                "--upstream",
+                f"127.0.0.1:{server.s3_port}",
+                "--port",
+                str(port),
+                "--latency-ms",
+                str(args.latency_ms),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         proxy.stdout.readline()
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-               "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "PYTHONPATH": str(REPO),
+        }
         results = []
-        for condition, endpoint, conc in (("direct", server.endpoint_url, args.concurrency),
-                                          (f"+{args.latency_ms:g} ms", f"http://127.0.0.1:{port}",
-                                           args.latency_concurrency)):
-            plan = [("ceiling", len(rows), args.ceiling_concurrency), ("ceiling", len(rows), 64),
-                    ("ceiling-threads", len(rows), conc), ("ours-signed", len(rows), conc),
-                    ("ours-unsigned", len(rows), conc), ("card", min(args.card_objects, len(rows)), 1)]
+        for condition, endpoint, conc in (
+            ("direct", server.endpoint_url, args.concurrency),
+            (f"+{args.latency_ms:g} ms", f"http://127.0.0.1:{port}", args.latency_concurrency),
+        ):
+            plan = [
+                ("ceiling", len(rows), args.ceiling_concurrency),
+                ("ceiling", len(rows), 64),
+                ("ceiling-threads", len(rows), conc),
+                ("ours-signed", len(rows), conc),
+                ("ours-unsigned", len(rows), conc),
+                ("card", min(args.card_objects, len(rows)), 1),
+            ]
             for method, n, c in plan:
                 r = run_worker(method, endpoint, rows_file, n, c, env)
                 r["condition"], r["concurrency"] = condition, c
                 results.append(r)
                 print(fmt(r), flush=True)
-        print("\n| condition | method | in flight | objects | objects/s | MB/s (gzip) | CPU s / 1k objects | "
-              "peak RSS MB |")
+        print(
+            "\n| condition | method | in flight | objects | objects/s | MB/s (gzip) | CPU s / 1k objects | "
+            "peak RSS MB |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in results:
             print(fmt(r))
@@ -274,8 +374,10 @@ def main() -> None:
             rate[key] = max(rate.get(key, 0.0), r["objects"] / r["seconds"])
         for cond in dict.fromkeys(r["condition"] for r in results):
             for m in ("ours-signed", "ours-unsigned"):
-                print(f"{cond}: {m}/card = {rate[cond, m] / rate[cond, 'card']:.1f}x, "
-                      f"{m}/ceiling = {rate[cond, m] / rate[cond, 'ceiling']:.2f}")
+                print(
+                    f"{cond}: {m}/card = {rate[cond, m] / rate[cond, 'card']:.1f}x, "
+                    f"{m}/ceiling = {rate[cond, m] / rate[cond, 'ceiling']:.2f}"
+                )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
     finally:

@@ -48,10 +48,18 @@ def stats(path: str, text: str) -> dict:
     lines = text.split("\n")
     n = max(len(text), 1)
     return {
-        "path": path, "content": text, "length_bytes": len(text.encode()), "language": "Python",
-        "extension": "py", "is_generated": False, "license_type": "permissive",
-        "alpha_fraction": sum(c.isalpha() for c in text) / n, "alphanum_fraction": sum(c.isalnum() for c in text) / n,
-        "num_lines": len(lines), "avg_line_length": len(text) / len(lines), "max_line_length": max(map(len, lines)),
+        "path": path,
+        "content": text,
+        "length_bytes": len(text.encode()),
+        "language": "Python",
+        "extension": "py",
+        "is_generated": False,
+        "license_type": "permissive",
+        "alpha_fraction": sum(c.isalpha() for c in text) / n,
+        "alphanum_fraction": sum(c.isalnum() for c in text) / n,
+        "num_lines": len(lines),
+        "avg_line_length": len(text) / len(lines),
+        "max_line_length": max(map(len, lines)),
     }
 
 
@@ -79,8 +87,10 @@ def main() -> None:
     ours = {p for p, t in files if matcher.first_match(t) is not None}
     t_ours = time.perf_counter() - t0
     assert ours == naive, (sorted(ours ^ naive))[:5]
-    print(f"decontamination: flagged {len(ours)} files; naive loop {t_naive:.2f}s, Aho-Corasick {t_ours:.2f}s "
-          f"({t_naive / t_ours:.1f}x)")
+    print(
+        f"decontamination: flagged {len(ours)} files; naive loop {t_naive:.2f}s, Aho-Corasick {t_ours:.2f}s "
+        f"({t_naive / t_ours:.1f}x)"
+    )
 
     rows = [stats(p, t) for p, t in files]
     cfg = FilterConfig()

@@ -28,19 +28,55 @@ import time
 from collections import Counter
 from pathlib import Path
 
-EXTENSIONS = {".py", ".pyi", ".js", ".ts", ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".rst", ".txt",
-              ".c", ".h", ".cpp", ".html", ".sh", ".pyx", ".css"}
+EXTENSIONS = {
+    ".py",
+    ".pyi",
+    ".js",
+    ".ts",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".md",
+    ".rst",
+    ".txt",
+    ".c",
+    ".h",
+    ".cpp",
+    ".html",
+    ".sh",
+    ".pyx",
+    ".css",
+}
 TYPES = ("EMAIL", "IP_ADDRESS", "KEY", "PASSWORD")
 _ADDR = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 FIRST = ["jane", "john", "maria", "wei", "ahmed", "olga", "pierre", "sofia", "kenji", "amara", "lukas", "priya"]
 LAST = ["doe", "smith", "garcia", "zhang", "hassan", "ivanova", "dubois", "rossi", "tanaka", "okafor", "muller"]
-DOMAINS = ["gmail.com", "acme-corp.io", "uni-bonn.de", "mail.example.co.uk", "outlook.fr", "proton.me",
-           "research.lab.org", "startup.dev", "company.com.au", "web.net"]
+DOMAINS = [
+    "gmail.com",
+    "acme-corp.io",
+    "uni-bonn.de",
+    "mail.example.co.uk",
+    "outlook.fr",
+    "proton.me",
+    "research.lab.org",
+    "startup.dev",
+    "company.com.au",
+    "web.net",
+]
 
 
 def corpus_files(root: Path, n: int, seed: int, max_bytes: int) -> list[Path]:
-    files = sorted(p for p in root.rglob("*") if p.suffix in EXTENSIONS and p.is_file()
-                   and 200 <= p.stat().st_size <= max_bytes and ".dist-info" not in str(p))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in EXTENSIONS
+        and p.is_file()
+        and 200 <= p.stat().st_size <= max_bytes
+        and ".dist-info" not in str(p)
+    )
     return random.Random(seed).sample(files, min(n, len(files)))
 
 
@@ -132,8 +168,11 @@ def datatrove_system():
         """PIIFormatter's own replacers (regex + validator), as ``format`` applies them, with offsets."""
         out = []
         for rep, kind in ((f.emails_replacer, "EMAIL"), (f.ip_replacer, "IP_ADDRESS")):
-            out += [(m.start(), m.end(), kind) for m in rep.regex.finditer(text)
-                    if not rep.validator or rep.validator(m.group(0))]
+            out += [
+                (m.start(), m.end(), kind)
+                for m in rep.regex.finditer(text)
+                if not rep.validator or rep.validator(m.group(0))
+            ]
         return out
 
     return spans, f.format
@@ -149,8 +188,10 @@ def presidio_system():
     install_offline_tldextract()
     engine = AnalyzerEngine(nlp_engine=SpacyNlpEngine(models=[{"lang_code": "en", "model_name": str(BLANK_SPACY)}]))
     names = {"EMAIL_ADDRESS": "EMAIL", "IP_ADDRESS": "IP_ADDRESS"}
-    return lambda text: [(r.start, r.end, names.get(r.entity_type, "OTHER:" + r.entity_type))
-                         for r in engine.analyze(text=text, language="en")]
+    return lambda text: [
+        (r.start, r.end, names.get(r.entity_type, "OTHER:" + r.entity_type))
+        for r in engine.analyze(text=text, language="en")
+    ]
 
 
 def score(docs: list[dict], detections: list[list[tuple[int, int, str]]]) -> dict:
@@ -172,7 +213,9 @@ def score(docs: list[dict], detections: list[list[tuple[int, int, str]]]) -> dic
         n_truth = sum(1 for d in docs for *_, tt in d["truth"] if tt == t)
         found_truth = n_truth - fn[t]
         per_type[t] = {
-            "truth": n_truth, "detections": tp[t] + fp[t], "false_positives": fp[t],
+            "truth": n_truth,
+            "detections": tp[t] + fp[t],
+            "false_positives": fp[t],
             "precision": round(tp[t] / (tp[t] + fp[t]), 3) if tp[t] + fp[t] else None,
             "recall": round(found_truth / n_truth, 3) if n_truth else None,
         }
@@ -221,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         results["systems"][name] = res
         print(f"\n== {name}: setup {setup:.1f} s, {seconds:.1f} s for {mb:.2f} MB = {mb / seconds:.3f} MB/s (1 core)")
         for t, r in res["per_type"].items():
-            print(f"  {t:<11} precision {r['precision']}  recall {r['recall']}  "
-                  f"(detections {r['detections']}, false {r['false_positives']}, labelled {r['truth']})")
+            print(
+                f"  {t:<11} precision {r['precision']}  recall {r['recall']}  "
+                f"(detections {r['detections']}, false {r['false_positives']}, labelled {r['truth']})"
+            )
         if res["other_detections"]:
             print(f"  other types detected: {res['other_detections']}")
     if args.out:

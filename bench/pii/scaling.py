@@ -32,7 +32,7 @@ def make_text(size: int, seed: int) -> str:
     out = []
     for i in range(0, len(text), 10_000):
         k = i // 10_000
-        out.append(f"# maintainer: dev{k}@acme-corp.io, host 84.20.{k % 250}.101\n" + text[i:i + 10_000])
+        out.append(f"# maintainer: dev{k}@acme-corp.io, host 84.20.{k % 250}.101\n" + text[i : i + 10_000])
     return "".join(out)
 
 

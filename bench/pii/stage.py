@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     docs = build_set(corpus_files(Path(sysconfig.get_paths()["purelib"]), args.files, args.seed, 100_000), args.seed)
     mb = sum(len(d["text"].encode()) for d in docs) / 1e6
     shutil.rmtree(args.work, ignore_errors=True)
-    cfg = RunConfig(work_dir=str(args.work), spark=SparkConfig(master="local[1]", shuffle_partitions=1,
-                                                               driver_memory="2g", arrow_batch_size=200))
+    cfg = RunConfig(
+        work_dir=str(args.work),
+        spark=SparkConfig(master="local[1]", shuffle_partitions=1, driver_memory="2g", arrow_batch_size=200),
+    )
     spark = spark_session(cfg.spark)
     rows = [(f"d{i % 50}", d["path"], f"b{i}", d["text"]) for i, d in enumerate(docs)]
     spark.createDataFrame(rows, "directory_id string, path string, blob_id string, content string").write.parquet(
-        str(args.work / "dedup" / "data"))
+        str(args.work / "dedup" / "data")
+    )
     (args.work / "dedup" / SUCCESS).write_text("{}")
     rows_df = spark.read.parquet(str(args.work / "dedup" / "data"))
     rows_df.count()  # JVM and reader warm-up, outside both timings
@@ -51,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     stats, _ = run_stage(ctx, "pii", STAGE.run)
     seconds = time.perf_counter() - t0
-    print(f"pii stage, local[1]: {len(docs)} files, {mb:.2f} MB in {seconds:.1f} s = {mb / seconds:.2f} MB/s; "
-          f"redactions {stats.extra['redactions']}")
+    print(
+        f"pii stage, local[1]: {len(docs)} files, {mb:.2f} MB in {seconds:.1f} s = {mb / seconds:.2f} MB/s; "
+        f"redactions {stats.extra['redactions']}"
+    )
     from stackv2.pii import redact
     from stackv2.pii.engine import get_engine
 

@@ -52,9 +52,11 @@ KINDS: dict[str, tuple[tuple[str, ...], float]] = {
 LICENSE_SUFFIX = ".LICENSE"
 MIN_BYTES, MAX_BYTES = 64, 1_000_000
 _WORD = re.compile(rb"\b([A-Za-z_][A-Za-z0-9_]{3,})\b")
-_KEEP = frozenset(b"""self None True False return import from class lambda while yield async await assert
+_KEEP = frozenset(
+    b"""self None True False return import from class lambda while yield async await assert
 raise except finally global continue break print elif else pass with void char int long float double
-const static struct return unsigned signed sizeof typedef include define endif ifdef ifndef""".split())
+const static struct return unsigned signed sizeof typedef include define endif ifdef ifndef""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,25 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
             counts[what] += 1
             counts["bytes"] += len(data)
         made += n
-        rev = Revision(message=b"snapshot\n", author=person, committer=person, date=when, committer_date=when,
-                       type=RevisionType.GIT, directory=_tree(builder, repo), synthetic=True)
+        rev = Revision(
+            message=b"snapshot\n",
+            author=person,
+            committer=person,
+            date=when,
+            committer_date=when,
+            type=RevisionType.GIT,
+            directory=_tree(builder, repo),
+            synthetic=True,
+        )
         builder.add_revision(rev)
-        snap = builder.add_snapshot(Snapshot(branches={
-            b"HEAD": SnapshotBranch(target=b"refs/heads/main", target_type=SnapshotTargetType.ALIAS),
-            b"refs/heads/main": SnapshotBranch(target=rev.id, target_type=SnapshotTargetType.REVISION)}))
+        snap = builder.add_snapshot(
+            Snapshot(
+                branches={
+                    b"HEAD": SnapshotBranch(target=b"refs/heads/main", target_type=SnapshotTargetType.ALIAS),
+                    b"refs/heads/main": SnapshotBranch(target=rev.id, target_type=SnapshotTargetType.REVISION),
+                }
+            )
+        )
         builder.add_visit(f"https://github.com/scale-{counts['repos'] % 97}/repo-{counts['repos']}", snap)
         if counts["repos"] % round(1 / spec.forks) == 0:  # every 20th repository, the first one included
             builder.add_visit(f"https://github.com/fork-{counts['repos'] % 89}/repo-{counts['repos']}", snap)
@@ -156,8 +171,14 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
         if progress and counts["repos"] % 100 == 0:
             print(f"  {made} files, {counts['bytes'] / 1e9:.2f} GB, {time.monotonic() - t0:.0f}s", file=sys.stderr)
     tables = builder.write(out / "orc")
-    summary = {"spec": spec.__dict__, **counts, "contents": tables["content"], "graph": str(out / "orc"),
-               "content_store": str(out), "seconds": round(time.monotonic() - t0, 1)}
+    summary = {
+        "spec": spec.__dict__,
+        **counts,
+        "contents": tables["content"],
+        "graph": str(out / "orc"),
+        "content_store": str(out),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
     (out / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -39,35 +39,54 @@ def project(runs: list[dict], files: float, metric: str = "cpu_seconds") -> list
     rows = []
     for st in largest["stages"]:
         name = st["stage"]
-        points = [next(s for s in r["stages"] if s["stage"] == name) for r in runs
-                  if any(s["stage"] == name for s in r["stages"])]
+        points = [
+            next(s for s in r["stages"] if s["stage"] == name)
+            for r in runs
+            if any(s["stage"] == name for s in r["stages"])
+        ]
         xs = [p["rows_in"] for p in points]
         cpu_a, cpu_b, cpu_res = fit(xs, [p.get(metric) or 0.0 for p in points])
         _, sh_b, _ = fit(xs, [p.get("shuffle_write_bytes", 0) for p in points])
         share = st["rows_in"] / fetch_in
         n = files * share
-        rows.append({"stage": name, "runs": len(points), "files_in_share": round(share, 3),
-                     "files_in": n, "fixed_cpu_s": round(cpu_a, 1), "cpu_ms_per_file": round(cpu_b * 1e3, 3),
-                     "fit_max_residual": round(cpu_res, 3), "shuffle_bytes_per_file": round(sh_b, 1),
-                     # A slope <= 0 is noise (the stage's fixed cost swamps its per-file cost): not projected.
-                     "core_hours": n * cpu_b / 3600 if cpu_b > 0 else None, "shuffle_tb": n * sh_b / 1e12,
-                     "peak_rss_gb_2_slots": round((st["peak_rss_bytes"] or 0) / 1e9, 2)})
+        rows.append(
+            {
+                "stage": name,
+                "runs": len(points),
+                "files_in_share": round(share, 3),
+                "files_in": n,
+                "fixed_cpu_s": round(cpu_a, 1),
+                "cpu_ms_per_file": round(cpu_b * 1e3, 3),
+                "fit_max_residual": round(cpu_res, 3),
+                "shuffle_bytes_per_file": round(sh_b, 1),
+                # A slope <= 0 is noise (the stage's fixed cost swamps its per-file cost): not projected.
+                "core_hours": n * cpu_b / 3600 if cpu_b > 0 else None,
+                "shuffle_tb": n * sh_b / 1e12,
+                "peak_rss_gb_2_slots": round((st["peak_rss_bytes"] or 0) / 1e9, 2),
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict], files: float) -> str:
     total = sum(r["core_hours"] for r in rows if r["core_hours"] is not None)
-    lines = [f"Projection for {files:.3g} files reaching fetch:", "",
-             "| stage | files in (share) | fixed s | ms / file | fit residual | core-hours | share of total "
-             "| shuffle B / file | shuffle TB |", "|" + "---|" * 9]
+    lines = [
+        f"Projection for {files:.3g} files reaching fetch:",
+        "",
+        "| stage | files in (share) | fixed s | ms / file | fit residual | core-hours | share of total "
+        "| shuffle B / file | shuffle TB |",
+        "|" + "---|" * 9,
+    ]
     for r in rows:
         measured = r["core_hours"] is not None
         hours = f"{r['core_hours']:,.0f}" if measured else "not measurable"
         share = f"{r['core_hours'] / total:.0%}" if measured else "—"
-        lines.append(f"| {r['stage']} | {r['files_in']:.3g} ({r['files_in_share']}) | {r['fixed_cpu_s']} "
-                     f"| {r['cpu_ms_per_file']} | {r['fit_max_residual']:.0%} | {hours} | {share} "
-                     f"| {r['shuffle_bytes_per_file']:,.0f} "
-                     f"| {r['shuffle_tb']:,.1f} |")
+        lines.append(
+            f"| {r['stage']} | {r['files_in']:.3g} ({r['files_in_share']}) | {r['fixed_cpu_s']} "
+            f"| {r['cpu_ms_per_file']} | {r['fit_max_residual']:.0%} | {hours} | {share} "
+            f"| {r['shuffle_bytes_per_file']:,.0f} "
+            f"| {r['shuffle_tb']:,.1f} |"
+        )
     lines.append(f"| **total** | | | | | **{total:,.0f}** | | | **{sum(r['shuffle_tb'] for r in rows):,.1f}** |")
     return "\n".join(lines)
 
@@ -76,8 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", type=Path, help="JSON files written by bench.scale.run --json")
     p.add_argument("--files", type=float, default=3.0e9, help="files reaching fetch in the full run")
-    p.add_argument("--metric", default="cpu_seconds", choices=["cpu_seconds", "task_seconds"],
-                   help="cost measure: CPU of the process tree (default) or Spark task time (stopped runs)")
+    p.add_argument(
+        "--metric",
+        default="cpu_seconds",
+        choices=["cpu_seconds", "task_seconds"],
+        help="cost measure: CPU of the process tree (default) or Spark task time (stopped runs)",
+    )
     a = p.parse_args(argv)
     rows = project([json.loads(r.read_text()) for r in a.results], a.files, a.metric)
     print(markdown(rows, a.files))

@@ -96,8 +96,9 @@ def task_metrics(event_dir: Path) -> dict[str, dict[str, float]]:
     """Sum of task metrics per job group (= pipeline stage) from the Spark event log(s) in ``event_dir``."""
     stage_group: dict[int, str] = {}
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for log in sorted(p for p in event_dir.rglob("*") if p.is_file() and p.name.startswith(("events_", "app-",
-                                                                                           "local-"))):
+    for log in sorted(
+        p for p in event_dir.rglob("*") if p.is_file() and p.name.startswith(("events_", "app-", "local-"))
+    ):
         with log.open() as f:
             for line in f:
                 try:
@@ -133,18 +134,29 @@ def content_bytes(folder: Path) -> int:
     return total
 
 
-def run(archive: Path, work: Path, stages: tuple[str, ...], master: str, partitions: int,
-        driver_memory: str, fresh: bool) -> dict:
+def run(
+    archive: Path, work: Path, stages: tuple[str, ...], master: str, partitions: int, driver_memory: str, fresh: bool
+) -> dict:
     if fresh:
         shutil.rmtree(work, ignore_errors=True)
     events = work / "_eventlog"
     events.mkdir(parents=True, exist_ok=True)
     data = to_dict(RunConfig())
-    data.update({"work_dir": str(work), "graph": str(archive / "orc"), "content_store": str(archive),
-                 "stages": list(stages)})
-    data["spark"].update({"master": master, "shuffle_partitions": partitions, "driver_memory": driver_memory,
-                          "conf": {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
-                                   "spark.eventLog.compress": "false"}})
+    data.update(
+        {"work_dir": str(work), "graph": str(archive / "orc"), "content_store": str(archive), "stages": list(stages)}
+    )
+    data["spark"].update(
+        {
+            "master": master,
+            "shuffle_partitions": partitions,
+            "driver_memory": driver_memory,
+            "conf": {
+                "spark.eventLog.enabled": "true",
+                "spark.eventLog.dir": events.as_uri(),
+                "spark.eventLog.compress": "false",
+            },
+        }
+    )
     cfg = from_dict(RunConfig, data)
     sampler = MemorySampler()
     sampler.start()
@@ -175,17 +187,34 @@ def run(archive: Path, work: Path, stages: tuple[str, ...], master: str, partiti
         active = SparkSession.getActiveSession()
         if active is not None:
             active.stop()  # flushes the event log
-    walls = {name: (bounds[i + 1][1] if i + 1 < len(bounds) else end) - start for i, (name, start) in
-             enumerate(bounds)}
-    return {"archive": str(archive), "work": str(work), "error": error, "master": master, "partitions": partitions,
-            "driver_memory": driver_memory, "cpus": os.cpu_count(), "load_average_end": os.getloadavg(),
-            "total_wall_seconds": round(end - t0, 1), "peak_rss_bytes": max(sampler.peaks.values(), default=0),
-            "generate": json.loads((archive / "generate.json").read_text()) if (archive / "generate.json").exists()
-            else None, "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks)}
+    walls = {
+        name: (bounds[i + 1][1] if i + 1 < len(bounds) else end) - start for i, (name, start) in enumerate(bounds)
+    }
+    return {
+        "archive": str(archive),
+        "work": str(work),
+        "error": error,
+        "master": master,
+        "partitions": partitions,
+        "driver_memory": driver_memory,
+        "cpus": os.cpu_count(),
+        "load_average_end": os.getloadavg(),
+        "total_wall_seconds": round(end - t0, 1),
+        "peak_rss_bytes": max(sampler.peaks.values(), default=0),
+        "generate": json.loads((archive / "generate.json").read_text())
+        if (archive / "generate.json").exists()
+        else None,
+        "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks),
+    }
 
 
-def stage_rows(work: Path, stages: tuple[str, ...], walls: dict[str, float] | None = None,
-               cpu: dict[str, float] | None = None, peaks: dict[str, int] | None = None) -> list[dict]:
+def stage_rows(
+    work: Path,
+    stages: tuple[str, ...],
+    walls: dict[str, float] | None = None,
+    cpu: dict[str, float] | None = None,
+    peaks: dict[str, int] | None = None,
+) -> list[dict]:
     """One row per completed stage. Without ``walls`` (a run that was killed: ``--summarize``), wall time is the
     stage's own ``_stats.json`` seconds and CPU and memory are unknown."""
     metrics = task_metrics(work / "_eventlog")
@@ -197,27 +226,40 @@ def stage_rows(work: Path, stages: tuple[str, ...], walls: dict[str, float] | No
         in_dir = work / (stages[stages.index(name) - 1] if name != stages[0] else name) / "data"
         wall = walls[name] if walls is not None else st.seconds
         bytes_in = content_bytes(in_dir)
-        rows.append({"stage": name, "rows_in": st.rows_in, "rows_out": st.rows_out, "rejected": st.rejected,
-                     "bytes_in": bytes_in, "bytes_out": content_bytes(work / name / "data"),
-                     "wall_seconds": round(wall, 1), "rows_per_second": round(st.rows_in / wall, 1),
-                     "mb_per_second": round(bytes_in / 1e6 / wall, 3),
-                     "cpu_seconds": round(cpu[name], 1) if cpu and name in cpu else None,
-                     "peak_rss_bytes": peaks.get(name) if peaks else None,
-                     **{k: round(v, 2) for k, v in metrics.get(name, {}).items()}})
+        rows.append(
+            {
+                "stage": name,
+                "rows_in": st.rows_in,
+                "rows_out": st.rows_out,
+                "rejected": st.rejected,
+                "bytes_in": bytes_in,
+                "bytes_out": content_bytes(work / name / "data"),
+                "wall_seconds": round(wall, 1),
+                "rows_per_second": round(st.rows_in / wall, 1),
+                "mb_per_second": round(bytes_in / 1e6 / wall, 3),
+                "cpu_seconds": round(cpu[name], 1) if cpu and name in cpu else None,
+                "peak_rss_bytes": peaks.get(name) if peaks else None,
+                **{k: round(v, 2) for k, v in metrics.get(name, {}).items()},
+            }
+        )
     return rows
 
 
 def markdown(result: dict, label: str) -> str:
-    head = ("| run | stage | rows in | rows out | MB in | wall s | CPU s | rows/s | MB/s | task s "
-            "| shuffle write MB | shuffle read MB | spill MB | peak RSS GB |\n|" + "---|" * 14)
+    head = (
+        "| run | stage | rows in | rows out | MB in | wall s | CPU s | rows/s | MB/s | task s "
+        "| shuffle write MB | shuffle read MB | spill MB | peak RSS GB |\n|" + "---|" * 14
+    )
     lines = [head]
     for r in result["stages"]:
         cpu = "n/a" if r["cpu_seconds"] is None else r["cpu_seconds"]
         rss = "n/a" if not r["peak_rss_bytes"] else f"{r['peak_rss_bytes'] / 1e9:.2f}"
-        lines.append(f"| {label} | {r['stage']} | {r['rows_in']} | {r['rows_out']} | {r['bytes_in'] / 1e6:.1f} "
-                     f"| {r['wall_seconds']} | {cpu} | {r['rows_per_second']} | {r['mb_per_second']} "
-                     f"| {r.get('task_seconds', 0):.0f} | {r.get('shuffle_write_bytes', 0) / 1e6:.1f} "
-                     f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} | {rss} |")
+        lines.append(
+            f"| {label} | {r['stage']} | {r['rows_in']} | {r['rows_out']} | {r['bytes_in'] / 1e6:.1f} "
+            f"| {r['wall_seconds']} | {cpu} | {r['rows_per_second']} | {r['mb_per_second']} "
+            f"| {r.get('task_seconds', 0):.0f} | {r.get('shuffle_write_bytes', 0) / 1e6:.1f} "
+            f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} | {rss} |"
+        )
     return "\n".join(lines)
 
 
@@ -236,13 +278,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--driver-memory", default="2g")
     p.add_argument("--resume", action="store_true", help="keep completed stages of an earlier run")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
-    p.add_argument("--summarize", action="store_true",
-                   help="do not run: summarize the completed stages of an earlier (stopped) run in --work")
+    p.add_argument(
+        "--summarize",
+        action="store_true",
+        help="do not run: summarize the completed stages of an earlier (stopped) run in --work",
+    )
     a = p.parse_args(argv)
     stages = tuple(a.stages.split(","))
     if a.summarize:
-        result = {"archive": str(a.archive), "work": str(a.work), "stopped": True, "partitions": a.partitions,
-                  "stages": stage_rows(a.work, stages)}
+        result = {
+            "archive": str(a.archive),
+            "work": str(a.work),
+            "stopped": True,
+            "partitions": a.partitions,
+            "stages": stage_rows(a.work, stages),
+        }
     else:
         signal.signal(signal.SIGTERM, _interrupt)
         result = run(a.archive, a.work, stages, a.master, a.partitions, a.driver_memory, fresh=not a.resume)

@@ -97,9 +97,11 @@ def spark_stage(rows: list[FileRow], tok_path: Path, work: Path, engine: str) ->
     (work / "shards" / "data").mkdir(parents=True, exist_ok=True)  # the shards stage's row table
     pq.write_table(pa.Table.from_pylist([r._asdict() for r in rows]), work / "shards" / "data" / "part-00000.parquet")
     (work / "shards" / SUCCESS).write_text("{}")
-    cfg = RunConfig(work_dir=str(work), spark=SparkConfig(master=f"local[{cores}]", shuffle_partitions=cores,
-                                                          driver_memory="2g"),
-                    tokenize=TokenizeConfig(tokenizer=str(tok_path), engine=engine))
+    cfg = RunConfig(
+        work_dir=str(work),
+        spark=SparkConfig(master=f"local[{cores}]", shuffle_partitions=cores, driver_memory="2g"),
+        tokenize=TokenizeConfig(tokenizer=str(tok_path), engine=engine),
+    )
     spark = spark_session(cfg.spark)
 
     def run() -> int:
@@ -123,8 +125,11 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = corpus(int(args.mb * 1e6))
     text_bytes = sum(len(r.content.encode()) for r in rows)
-    print(f"{len(rows)} files, {len({r.repo_name for r in rows})} repositories, {text_bytes / 1e6:.1f} MB, "
-          f"{cores} cores", file=sys.stderr)
+    print(
+        f"{len(rows)} files, {len({r.repo_name for r in rows})} repositories, {text_bytes / 1e6:.1f} MB, "
+        f"{cores} cores",
+        file=sys.stderr,
+    )
     tok_path = Path(args.tokenizer) if args.tokenizer else out / "tokenizer.json"
     if not tok_path.exists():
         t0 = time.perf_counter()
@@ -161,16 +166,23 @@ def main() -> int:
     fast = make_encoder(tok, TIKTOKEN)
     same_raw = fast.encode_texts(contents) == [e.ids for e in tok.encode_batch(contents, add_special_tokens=False)]
     core = {e: (out / f"core-{e}" / "megatron" / "part-00000.bin").read_bytes() for e in (TOKENIZERS, TIKTOKEN)}
-    report = {"files": len(rows), "mb": round(text_bytes / 1e6, 1), "cores": cores,
-              "tiktoken_ids_identical_raw": same_raw,
-              "tiktoken_token_files_identical": core[TOKENIZERS] == core[TIKTOKEN], "results": results}
+    report = {
+        "files": len(rows),
+        "mb": round(text_bytes / 1e6, 1),
+        "cores": cores,
+        "tiktoken_ids_identical_raw": same_raw,
+        "tiktoken_token_files_identical": core[TOKENIZERS] == core[TIKTOKEN],
+        "results": results,
+    }
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     print("\n| contender | tokens | s | tokens/s | tokens/s/core | × raw encode_batch | × datatrove |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['tokens']:,} | {r['seconds']} | {r['tokens_per_s']:,} | {r['tokens_per_s_per_core']:,} "
-              f"| {r['vs_raw_encode_batch']} | {r['vs_datatrove']} |")
+        print(
+            f"| {name} | {r['tokens']:,} | {r['seconds']} | {r['tokens_per_s']:,} | {r['tokens_per_s_per_core']:,} "
+            f"| {r['vs_raw_encode_batch']} | {r['vs_datatrove']} |"
+        )
     return 0
 
 

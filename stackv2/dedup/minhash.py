@@ -72,8 +72,11 @@ def pack(hash_sets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     ``len(hash_sets) + 1``); array ``d`` is ``flat[offsets[d]:offsets[d + 1]]``."""
     offsets = np.zeros(len(hash_sets) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, hash_sets), dtype=np.int64, count=len(hash_sets)), out=offsets[1:])
-    flat = (np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets]) if offsets[-1]
-            else np.empty(0, dtype=np.uint32))
+    flat = (
+        np.concatenate([np.asarray(h, dtype=np.uint32) for h in hash_sets])
+        if offsets[-1]
+        else np.empty(0, dtype=np.uint32)
+    )
     return flat, offsets
 
 
@@ -100,8 +103,14 @@ class MinHasher:
         """``signatures`` of sets already in ``pack``'s layout (as ``shingle.shingle_hash_batch`` gives them)."""
         sig = np.full((len(offsets) - 1, self.num_perm), MAX_HASH, dtype=np.uint32)
         if len(flat):
-            _signatures(np.asarray(flat, dtype=np.uint32), np.asarray(offsets, dtype=np.int64), self.a, self.b,
-                        np.uint64(self.mod_prime), sig)
+            _signatures(
+                np.asarray(flat, dtype=np.uint32),
+                np.asarray(offsets, dtype=np.int64),
+                self.a,
+                self.b,
+                np.uint64(self.mod_prime),
+                sig,
+            )
         return sig
 
 
@@ -127,8 +136,10 @@ class RensaHasher:
         if len(flat) == 0:
             return np.full((len(offsets) - 1, self.num_perm), MAX_HASH, dtype=np.uint32)
         offsets = np.asarray(offsets, dtype=np.uint64)
-        sig = np.array(self._digest(np.asarray(flat, dtype=np.uint64), offsets, self.num_perm, self.seed).to_rows(),
-                       dtype=np.uint32)
+        sig = np.array(
+            self._digest(np.asarray(flat, dtype=np.uint64), offsets, self.num_perm, self.seed).to_rows(),
+            dtype=np.uint32,
+        )
         sig[offsets[1:] == offsets[:-1]] = MAX_HASH
         return sig
 

@@ -58,6 +58,7 @@ def shingles(content: str, ngram_size: int, min_length: int) -> set[str]:
 
 # --- fast path -------------------------------------------------------------------------------------------------
 
+
 @functools.cache
 def word_table() -> np.ndarray:
     """``word_table()[cp] == 1`` iff code point ``cp`` is a word character for ``re``'s ``\\w`` (str patterns,
@@ -75,7 +76,7 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
     """``word_table()`` and the map of ASCII bytes to the token buffer: lowered word characters, else a space."""
     word = word_table()
     ascii_map = np.where(word[:128] == 1, np.arange(128), 32).astype(np.uint8)
-    ascii_map[ord("A"):ord("Z") + 1] += 32
+    ascii_map[ord("A") : ord("Z") + 1] += 32
     return word, ascii_map
 
 
@@ -105,6 +106,7 @@ def _load_le32(typingctx, buf, i):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         word = builder.load(builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(32).as_pointer()), align=1)
         return builder.zext(word, ir.IntType(64))
+
     return types.uint64(buf, i), codegen
 
 
@@ -116,8 +118,12 @@ def _read32_le(buf, i):
 
 @_jit
 def _read32_bytes(buf, i):
-    return (np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << _U[8]) | (np.uint64(buf[i + 2]) << _U[16])
-            | (np.uint64(buf[i + 3]) << _U[24]))
+    return (
+        np.uint64(buf[i])
+        | (np.uint64(buf[i + 1]) << _U[8])
+        | (np.uint64(buf[i + 2]) << _U[16])
+        | (np.uint64(buf[i + 3]) << _U[24])
+    )
 
 
 _read32 = _read32_le if sys.byteorder == "little" else _read32_bytes
@@ -192,8 +198,12 @@ def _shingle_keys(buf, offsets, word, ascii_map, n, min_length):
                 continue
             if c >= 0xF0:
                 size = 4
-                cp = ((np.int64(c) & 0x07) << 18 | (np.int64(buf[i + 1]) & 0x3F) << 12
-                      | (np.int64(buf[i + 2]) & 0x3F) << 6 | (np.int64(buf[i + 3]) & 0x3F))
+                cp = (
+                    (np.int64(c) & 0x07) << 18
+                    | (np.int64(buf[i + 1]) & 0x3F) << 12
+                    | (np.int64(buf[i + 2]) & 0x3F) << 6
+                    | (np.int64(buf[i + 3]) & 0x3F)
+                )
             elif c >= 0xE0:
                 size = 3
                 cp = (np.int64(c) & 0x0F) << 12 | (np.int64(buf[i + 1]) & 0x3F) << 6 | (np.int64(buf[i + 2]) & 0x3F)
@@ -267,8 +277,9 @@ def _utf8(content: str | None) -> bytes:
     return content.lower().encode("utf-8", "surrogatepass")
 
 
-def shingle_hash_batch(contents: Sequence[str | None], ngram_size: int,
-                       min_length: int) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hash_batch(
+    contents: Sequence[str | None], ngram_size: int, min_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``shingle_hashes`` of many files at once: (flat uint32, offsets int64 of len(contents) + 1); file ``d``'s
     hashes are ``flat[offsets[d]:offsets[d + 1]]``. ``None`` counts as an empty file.
 

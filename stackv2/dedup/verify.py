@@ -80,8 +80,9 @@ def _join_similar_pairs(buckets, members, flat, offsets, threshold, n):
     return parent
 
 
-def verified_clusters(ids: Sequence[str], flat: np.ndarray, offsets: np.ndarray, keys: np.ndarray,
-                      threshold: float) -> list[str | None]:
+def verified_clusters(
+    ids: Sequence[str], flat: np.ndarray, offsets: np.ndarray, keys: np.ndarray, threshold: float
+) -> list[str | None]:
     """Cluster label of each file: the smallest id of its component in the graph of pairs that share an LSH
     bucket and have an exact Jaccard >= ``threshold``; None for a file with no such pair.
 
@@ -100,9 +101,14 @@ def verified_clusters(ids: Sequence[str], flat: np.ndarray, offsets: np.ndarray,
     rank = np.empty(n, dtype=np.int64)
     rank[sorted(range(n), key=ids.__getitem__)] = np.arange(n)
     order = np.lexsort((rank[members], buckets))
-    roots = _join_similar_pairs(buckets[order].astype(np.int64), members[order].astype(np.int64),
-                                np.asarray(flat, dtype=np.uint32), np.asarray(offsets, dtype=np.int64),
-                                float(threshold), n)
+    roots = _join_similar_pairs(
+        buckets[order].astype(np.int64),
+        members[order].astype(np.int64),
+        np.asarray(flat, dtype=np.uint32),
+        np.asarray(offsets, dtype=np.int64),
+        float(threshold),
+        n,
+    )
     label: dict[int, str] = {}
     size: dict[int, int] = {}
     for i, r in enumerate(roots.tolist()):

@@ -18,13 +18,23 @@ from stackv2.detect.natural import detect_natural_language
 
 #: Columns ``annotate_blob`` returns, in this order (``licenses``: found in this file if it is a license file).
 BLOB_COLUMNS = (
-    "language", "is_vendor", "is_generated", "licenses", "natural_language", "natural_language_score",
-    "alpha_fraction", "alphanum_fraction", "num_lines", "avg_line_length", "max_line_length",
+    "language",
+    "is_vendor",
+    "is_generated",
+    "licenses",
+    "natural_language",
+    "natural_language_score",
+    "alpha_fraction",
+    "alphanum_fraction",
+    "num_lines",
+    "avg_line_length",
+    "max_line_length",
 )
 
 
-def annotate_blob(filenames: Sequence[str], content: str | None, src_encoding: str | None,
-                  cfg: AnnotateConfig) -> dict[str, Any]:
+def annotate_blob(
+    filenames: Sequence[str], content: str | None, src_encoding: str | None, cfg: AnnotateConfig
+) -> dict[str, Any]:
     """Annotations of one blob known under the base names ``filenames`` (any order)."""
     content = content or ""
     lang = detect_language(first_filename(filenames), raw_bytes(content, src_encoding))

@@ -24,14 +24,14 @@ class LanguageInfo:
 
 def basename(path: str) -> str:
     """The last component of a ``/``-separated path (Spark: ``element_at(split(path, '/'), -1)``)."""
-    return path[path.rfind("/") + 1:]
+    return path[path.rfind("/") + 1 :]
 
 
 def extension(path: str) -> str:
     """The file extension without its dot (``/a/b.tar.gz`` -> ``gz``); ``""`` for ``Makefile`` or ``.bashrc``."""
     name = basename(path).lstrip(".")
     dot = name.rfind(".")
-    return name[dot + 1:] if dot != -1 else ""
+    return name[dot + 1 :] if dot != -1 else ""
 
 
 def first_filename(filenames: Iterable[str]) -> str:

@@ -25,17 +25,44 @@ LICENSE_TYPES = (PERMISSIVE, NO_LICENSE, NON_PERMISSIVE)
 
 #: License-like file names: go-license-detector's list, the paper's Appendix A.3 (spec §3.1).
 LICENSE_FILE_NAMES = (
-    "li[cs]en[cs]e(s?)", "legal", "copy(left|right|ing)", "unlicense", r"[al]?gpl([-_ v]?)(\d\.?\d?)?", "bsd(l?)",
-    "mit(x?)", "apache", "artistic", r"copying(v?)(\d?)", "disclaimer", "eupl", "gfdl", "[cm]pl", "cc0",
-    r"al([-_ v]?)(\d\.?\d)?", "about", "notice", "readme", "guidelines",
+    "li[cs]en[cs]e(s?)",
+    "legal",
+    "copy(left|right|ing)",
+    "unlicense",
+    r"[al]?gpl([-_ v]?)(\d\.?\d?)?",
+    "bsd(l?)",
+    "mit(x?)",
+    "apache",
+    "artistic",
+    r"copying(v?)(\d?)",
+    "disclaimer",
+    "eupl",
+    "gfdl",
+    "[cm]pl",
+    "cc0",
+    r"al([-_ v]?)(\d\.?\d)?",
+    "about",
+    "notice",
+    "readme",
+    "guidelines",
 )
 LICENSE_FILE_RE = re.compile(rf"^(|.*[-_. ])({'|'.join(LICENSE_FILE_NAMES)})(|[-_. ].*)$", re.IGNORECASE)
 
 #: Amendments that do not change a license's type (spec §3.3, from the reference ``get_license_types.py``).
 NON_LICENSE_WHITELIST = frozenset(
     f"LicenseRef-scancode-{k}"
-    for k in ("dco-1.1", "generic-cla", "google-cla", "jetty-ccla-1.1", "newton-king-cla", "generic-exception",
-              "generic-export-compliance", "generic-tos", "generic-trademark", "warranty-disclaimer")
+    for k in (
+        "dco-1.1",
+        "generic-cla",
+        "google-cla",
+        "jetty-ccla-1.1",
+        "newton-king-cla",
+        "generic-exception",
+        "generic-export-compliance",
+        "generic-tos",
+        "generic-trademark",
+        "warranty-disclaimer",
+    )
 )
 UNKNOWN_REFERENCE = "LicenseRef-scancode-unknown-license-reference"
 NOASSERTION = "NOASSERTION"
@@ -50,8 +77,11 @@ def is_license_file(filename: str) -> bool:
 
 def load_permissive(path: str | None = None) -> frozenset[str]:
     """The permissive SPDX ids: the shipped list, or ``path`` when given. ``#`` starts a comment."""
-    text = (Path(path).read_text() if path
-            else resources.files("stackv2").joinpath("data", "permissive_licenses.txt").read_text())
+    text = (
+        Path(path).read_text()
+        if path
+        else resources.files("stackv2").joinpath("data", "permissive_licenses.txt").read_text()
+    )
     ids = {line.split("#", 1)[0].strip() for line in text.splitlines()}
     ids.discard("")
     if not ids:
@@ -215,8 +245,14 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
     from licensedcode.match import LicenseMatch
 
     detection_cls, unread_cls = _adapter_classes()
-    matches = scancode_index().match(query_string=text, min_score=0, deadline=sys.maxsize, as_expression=False,
-                                     unknown_licenses=False, approximate=approximate)
+    matches = scancode_index().match(
+        query_string=text,
+        min_score=0,
+        deadline=sys.maxsize,
+        as_expression=False,
+        unknown_licenses=False,
+        approximate=approximate,
+    )
     if not matches:
         return []
     detections = []
@@ -226,8 +262,9 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
             if unread:
                 for m in group:
                     m.__class__ = unread_cls
-            detections.append(detection_cls.from_matches(matches=group, analysis=None, post_scan=False,
-                                                         package_license=False))
+            detections.append(
+                detection_cls.from_matches(matches=group, analysis=None, post_scan=False, package_license=False)
+            )
         finally:
             if unread:
                 for m in group:
@@ -242,8 +279,10 @@ def scancode_expressions(text: str, approximate: bool = False) -> list[str | Non
         return _expressions(text, approximate)
     from licensedcode.detection import detect_licenses as scancode_detect
 
-    return [d.license_expression
-            for d in scancode_detect(index=scancode_index(), query_string=text, approximate=approximate)]
+    return [
+        d.license_expression
+        for d in scancode_detect(index=scancode_index(), query_string=text, approximate=approximate)
+    ]
 
 
 def detect_licenses(text: str, cfg: LicenseConfig = DEFAULT) -> list[str]:

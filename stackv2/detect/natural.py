@@ -48,8 +48,9 @@ def prose_text(content: str, language: str, cfg: NaturalConfig) -> str:
 DEFAULT = NaturalConfig()
 
 
-def detect_natural_language(content: str, language: str | None,
-                            cfg: NaturalConfig = DEFAULT) -> tuple[str | None, float | None]:
+def detect_natural_language(
+    content: str, language: str | None, cfg: NaturalConfig = DEFAULT
+) -> tuple[str | None, float | None]:
     """(ISO code such as ``en``, probability) for a prose file; (None, None) for code or too little text."""
     if not is_prose(language, cfg):
         return None, None

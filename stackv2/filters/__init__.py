@@ -51,8 +51,18 @@ REASONS: tuple[str, ...] = (*(r for r, _ in CHECKS), DECONTAMINATED)
 
 #: The annotated columns the checks read.
 COLUMNS: tuple[str, ...] = (
-    "path", "content", "length_bytes", "language", "extension", "is_generated", "license_type", "alpha_fraction",
-    "alphanum_fraction", "num_lines", "avg_line_length", "max_line_length",
+    "path",
+    "content",
+    "length_bytes",
+    "language",
+    "extension",
+    "is_generated",
+    "license_type",
+    "alpha_fraction",
+    "alphanum_fraction",
+    "num_lines",
+    "avg_line_length",
+    "max_line_length",
 )
 
 __all__ = ["CHECKS", "COLUMNS", "REASONS", "FileFilter", "FilterConfig", "benchmark_patterns"]

@@ -18,8 +18,15 @@ TEXT_FILENAME = "text_filename"
 
 #: Columns every later check reads without a null guard (``language``, ``extension``, ``path`` may be null).
 REQUIRED: tuple[str, ...] = (
-    "content", "length_bytes", "license_type", "is_generated", "alpha_fraction", "alphanum_fraction", "num_lines",
-    "avg_line_length", "max_line_length",
+    "content",
+    "length_bytes",
+    "license_type",
+    "is_generated",
+    "alpha_fraction",
+    "alphanum_fraction",
+    "num_lines",
+    "avg_line_length",
+    "max_line_length",
 )
 
 

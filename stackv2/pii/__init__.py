@@ -10,8 +10,18 @@ from stackv2.pii.config import EMAIL, IP_ADDRESS, KEY, NAME, PASSWORD, REDACTED,
 
 _LAZY = ("PLACEHOLDERS", "PiiSpan", "Redaction", "detect", "redact")
 
-__all__ = ["EMAIL", "IP_ADDRESS", "KEY", "NAME", "PASSWORD", "REDACTED", "USERNAME", "PiiConfig", "PiiSetupError",
-           *_LAZY]
+__all__ = [
+    "EMAIL",
+    "IP_ADDRESS",
+    "KEY",
+    "NAME",
+    "PASSWORD",
+    "REDACTED",
+    "USERNAME",
+    "PiiConfig",
+    "PiiSetupError",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

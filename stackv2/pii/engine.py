@@ -56,8 +56,9 @@ class PiiEngine:
         # Tokens (spaCy) serve only presidio's context enhancer, for recognizers with context words. Ours have
         # none (they check their context themselves), and tokenizing took most of the redaction time: skip it then.
         self.tokens_needed = any(r.context for r in recognizers)
-        self._no_tokens = NlpArtifacts(entities=[], tokens=nlp.nlp["en"].make_doc(""), tokens_indices=[], lemmas=[],
-                                       nlp_engine=nlp, language="en")
+        self._no_tokens = NlpArtifacts(
+            entities=[], tokens=nlp.nlp["en"].make_doc(""), tokens_indices=[], lemmas=[], nlp_engine=nlp, language="en"
+        )
 
     def analyze(self, text: str, entities: list[str]) -> list[tuple[int, int, str]]:
         artifacts = None if self.tokens_needed else self._no_tokens

@@ -98,12 +98,22 @@ _H = r"[0-9a-fA-F]{1,4}"
 _V4TAIL = r"(?:(?:25[0-5]|(?:2[0-4]|1{0,1}[0-9]){0,1}[0-9])\.){3,3}(?:25[0-5]|(?:2[0-4]|1{0,1}[0-9]){0,1}[0-9])"
 # BigCode's alternatives, with the two IPv4-embedding forms moved first: in BigCode's order "::ffff:192.168.0.1"
 # matched as "::ffff:192" (a valid, public IPv6 address) before the mapped form was tried.
-_IPV6 = "|".join([
-    rf"::(?:ffff(?::0{{1,4}}){{0,1}}:){{0,1}}{_V4TAIL}", rf"(?:{_H}:){{1,4}}:{_V4TAIL}",
-    rf"(?:{_H}:){{7,7}}{_H}", rf"(?:{_H}:){{1,7}}:", rf"(?:{_H}:){{1,6}}:{_H}", rf"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
-    rf"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}", rf"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}", rf"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
-    rf"{_H}:(?:(?::{_H}){{1,6}})", rf":(?:(?::{_H}){{1,7}}|:)", r"fe80:(?::[0-9a-fA-F]{0,4}){0,4}%[0-9a-zA-Z]{1,}",
-])
+_IPV6 = "|".join(
+    [
+        rf"::(?:ffff(?::0{{1,4}}){{0,1}}:){{0,1}}{_V4TAIL}",
+        rf"(?:{_H}:){{1,4}}:{_V4TAIL}",
+        rf"(?:{_H}:){{7,7}}{_H}",
+        rf"(?:{_H}:){{1,7}}:",
+        rf"(?:{_H}:){{1,6}}:{_H}",
+        rf"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
+        rf"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}",
+        rf"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}",
+        rf"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
+        rf"{_H}:(?:(?::{_H}){{1,6}})",
+        rf":(?:(?::{_H}){{1,7}}|:)",
+        r"fe80:(?::[0-9a-fA-F]{0,4}){0,4}%[0-9a-zA-Z]{1,}",
+    ]
+)
 # Delimiters as lookarounds (BigCode consumed them), so "1.2.3.4 5.6.7.8" yields both addresses.
 _IP = regex.compile(
     rf"(?<=^|[\b\s@?,!;:'\")(.\p{{Han}}])({_IPV4}|{_IPV6})(?=$|[\s@,?!;:'\"(.\p{{Han}}])", regex.MULTILINE
@@ -142,10 +152,24 @@ _DATES = [
     )
 ]
 #: Popular public DNS resolvers: configuration, not personal data; never replaced (spec §7.3).
-DNS_SERVERS = frozenset({
-    "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "76.76.19.19", "76.223.122.150", "9.9.9.9", "149.112.112.112",
-    "208.67.222.222", "208.67.220.220", "8.26.56.26", "8.20.247.20", "94.140.14.14", "94.140.15.15",
-})
+DNS_SERVERS = frozenset(
+    {
+        "8.8.8.8",
+        "8.8.4.4",
+        "1.1.1.1",
+        "1.0.0.1",
+        "76.76.19.19",
+        "76.223.122.150",
+        "9.9.9.9",
+        "149.112.112.112",
+        "208.67.222.222",
+        "208.67.220.220",
+        "8.26.56.26",
+        "8.20.247.20",
+        "94.140.14.14",
+        "94.140.15.15",
+    }
+)
 
 
 def _is_version_like(value: str, context: str, line_before: str) -> bool:
@@ -183,8 +207,8 @@ def find_ips(text: str, context_chars: int = 100) -> list[Span]:
     spans = []
     for m in _IP.finditer(text):
         s, e = m.span(1)
-        context = text[max(0, s - context_chars): e + context_chars]
-        if ip_is_redactable(m.group(1), context, text[text.rfind("\n", 0, s) + 1: s]):
+        context = text[max(0, s - context_chars) : e + context_chars]
+        if ip_is_redactable(m.group(1), context, text[text.rfind("\n", 0, s) + 1 : s]):
             spans.append((s, e))
     return spans
 
@@ -193,10 +217,24 @@ def find_ips(text: str, context_chars: int = 100) -> list[Span]:
 
 #: The detect-secrets plugins BigCode kept (Basic auth, keyword and private-key detectors removed).
 KEY_PLUGINS = (
-    "ArtifactoryDetector", "AWSKeyDetector", "Base64HighEntropyString", "HexHighEntropyString",
-    "AzureStorageKeyDetector", "CloudantDetector", "DiscordBotTokenDetector", "GitHubTokenDetector",
-    "IbmCloudIamDetector", "IbmCosHmacDetector", "JwtTokenDetector", "MailchimpDetector", "NpmDetector",
-    "SendGridDetector", "SlackDetector", "SoftlayerDetector", "StripeDetector", "TwilioKeyDetector",
+    "ArtifactoryDetector",
+    "AWSKeyDetector",
+    "Base64HighEntropyString",
+    "HexHighEntropyString",
+    "AzureStorageKeyDetector",
+    "CloudantDetector",
+    "DiscordBotTokenDetector",
+    "GitHubTokenDetector",
+    "IbmCloudIamDetector",
+    "IbmCosHmacDetector",
+    "JwtTokenDetector",
+    "MailchimpDetector",
+    "NpmDetector",
+    "SendGridDetector",
+    "SlackDetector",
+    "SoftlayerDetector",
+    "StripeDetector",
+    "TwilioKeyDetector",
 )
 #: Spec §7.4's words, plus "checksum" and "digest" (same meaning, seen on lockfile lines).
 _HASH_WORDS = ("sha", "md5", "hash", "byte", "checksum", "digest")
@@ -291,8 +329,12 @@ class KeyDetector:
         h = self._h
         if len(value) < self.min_length:
             return False
-        if (h.is_potential_uuid(value) or h.is_likely_id_string(value, line, plugin)
-                or h.is_templated_secret(value) or h.is_sequential_string(value)):
+        if (
+            h.is_potential_uuid(value)
+            or h.is_likely_id_string(value, line, plugin)
+            or h.is_templated_secret(value)
+            or h.is_sequential_string(value)
+        ):
             return False
         if max(Counter(value).values()) * 2 > len(value):  # a placeholder: "ACxxxxxxxx…", "sk_live_00000…"
             return False
@@ -338,7 +380,7 @@ def _line_starts(text: str) -> list[int]:
 def _line_at(text: str, starts: list[int], pos: int) -> str:
     i = bisect.bisect_right(starts, pos) - 1
     end = text.find("\n", pos)
-    return text[starts[i]: len(text) if end < 0 else end]
+    return text[starts[i] : len(text) if end < 0 else end]
 
 
 # ---------------------------------------------------------------- passwords (trigger word + literal)
@@ -359,6 +401,8 @@ _PASSWORD_CANDIDATE = re.compile(r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)[\"'`
 
 def password_candidates(text: str) -> list[int]:
     return [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
+
+
 _WORDS = regex.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _NOT_A_PASSWORD = regex.compile(r"(?i)^(?:none|null|nil|true|false|undefined|\*+|x+|\.+)$")
 
@@ -403,8 +447,14 @@ class CodeRecognizer(EntityRecognizer):
 
 
 #: StarPII's labels (spec §7.2) as presidio entity names.
-NER_LABELS = {"NAME": NAME, "EMAIL": EMAIL, "KEY": KEY, "PASSWORD": PASSWORD, "IP_ADDRESS": IP_ADDRESS,
-              "USERNAME": USERNAME}
+NER_LABELS = {
+    "NAME": NAME,
+    "EMAIL": EMAIL,
+    "KEY": KEY,
+    "PASSWORD": PASSWORD,
+    "IP_ADDRESS": IP_ADDRESS,
+    "USERNAME": USERNAME,
+}
 
 
 class NerRecognizer(EntityRecognizer):
@@ -426,8 +476,7 @@ class NerRecognizer(EntityRecognizer):
         except ImportError as e:
             raise PiiSetupError("pii.ner_model needs the optional packages `transformers` and `torch`") from e
         # stride: the pipeline splits texts longer than the model's 512 tokens into overlapping chunks.
-        self.pipe = pipeline("token-classification", model=self.model_path, aggregation_strategy="simple",
-                             stride=64)
+        self.pipe = pipeline("token-classification", model=self.model_path, aggregation_strategy="simple", stride=64)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         out = []

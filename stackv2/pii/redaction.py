@@ -24,8 +24,13 @@ PLACEHOLDERS = {R.EMAIL: "<EMAIL>", R.KEY: "<KEY>", R.NAME: "<NAME>", R.PASSWORD
 #: Synthetic private addresses an IP is replaced with, one of the same version (spec §7.3).
 IP_REPLACEMENTS = {
     4: ("172.16.31.10", "172.16.58.3", "172.16.17.32", "192.168.127.12", "192.168.3.11"),
-    6: ("fd00:c2b6:b24b:be67:2827:688d:e6a1:6a3b", "fd00:a516:7c1b:17cd:6d81:2137:bd2a:2c5b",
-        "fc00:e968:6179::de52:7100", "fc00:db20:35b:7399::5", "fdf8:f53e:61e4::18"),
+    6: (
+        "fd00:c2b6:b24b:be67:2827:688d:e6a1:6a3b",
+        "fd00:a516:7c1b:17cd:6d81:2137:bd2a:2c5b",
+        "fc00:e968:6179::de52:7100",
+        "fc00:db20:35b:7399::5",
+        "fdf8:f53e:61e4::18",
+    ),
 }
 #: When two detections overlap, the earlier-starting, then longer, then higher-ranked type wins.
 _RANK = {t: i for i, t in enumerate((R.KEY, R.PASSWORD, R.EMAIL, R.IP_ADDRESS, R.NAME))}
@@ -76,8 +81,9 @@ def windows(text: str, size: int, overlap: int) -> list[Window]:
     out = []
     for a, b in itertools.pairwise(bounds):
         start = text.rfind("\n", 0, max(0, a - overlap)) + 1 if a > overlap else 0
-        out.append(Window(start=max(start, a - 2 * overlap), end=_snap(text, b + overlap, overlap), own_start=a,
-                          own_end=b))
+        out.append(
+            Window(start=max(start, a - 2 * overlap), end=_snap(text, b + overlap, overlap), own_start=a, own_end=b)
+        )
     return out
 
 
@@ -107,8 +113,10 @@ def detect(text: str, cfg: PiiConfig | None = None, near: list[tuple[int, int]] 
     else:
         ends = [e for _, e in near]
         ws = [w for w in ws if (i := bisect.bisect_right(ends, w.start)) < len(near) and near[i][0] < w.end]
-        hits = {entity: sorted({p + w.start for w in ws for p in candidates(text[w.start:w.end])})
-                for entity, candidates in engine.candidates.items()}
+        hits = {
+            entity: sorted({p + w.start for w in ws for p in candidates(text[w.start : w.end])})
+            for entity, candidates in engine.candidates.items()
+        }
     hits = {entity: h for entity, h in hits.items() if h}
     if not hits and not engine.always:
         return []
@@ -117,7 +125,7 @@ def detect(text: str, cfg: PiiConfig | None = None, near: list[tuple[int, int]] 
         wanted = [t for t, h in hits.items() if bisect.bisect_left(h, w.start) < bisect.bisect_left(h, w.end)]
         if not wanted and not engine.always:
             continue
-        for s, e, entity in engine.analyze(text[w.start:w.end], [*wanted, *engine.always]):
+        for s, e, entity in engine.analyze(text[w.start : w.end], [*wanted, *engine.always]):
             s, e = s + w.start, e + w.start
             if w.own_start <= s < w.own_end and _keep(text, s, e, entity):
                 found.add((s, e, entity))
@@ -153,8 +161,8 @@ MAX_PASSES = 4
 def _apply(text: str, spans: list[PiiSpan]) -> str:
     parts, pos = [], 0
     for sp in spans:
-        parts.append(text[pos:sp.start])
-        parts.append(replacement(text[sp.start:sp.end], sp.entity))
+        parts.append(text[pos : sp.start])
+        parts.append(replacement(text[sp.start : sp.end], sp.entity))
         pos = sp.end
     parts.append(text[pos:])
     return "".join(parts)
@@ -164,7 +172,7 @@ def _edits(text: str, spans: list[PiiSpan]) -> list[tuple[int, int, int, int]]:
     """Per span of ``text``: (start, end) of its replacement in ``_apply(text, spans)``, then (start, end)."""
     edits, delta = [], 0
     for sp in spans:
-        n = len(replacement(text[sp.start:sp.end], sp.entity))
+        n = len(replacement(text[sp.start : sp.end], sp.entity))
         edits.append((sp.start + delta, sp.start + delta + n, sp.start, sp.end))
         delta += n - (sp.end - sp.start)
     return edits

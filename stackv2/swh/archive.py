@@ -105,7 +105,8 @@ class GraphBuilder:
             hashes = {k: getattr(obj, k).hex() for k in ("sha1", "sha1_git", "sha256", "blake2s256")}
             if too_large:
                 self.rows["skipped_content"].append(
-                    {**hashes, "length": obj.length, "status": "absent", "reason": obj.reason})
+                    {**hashes, "length": obj.length, "status": "absent", "reason": obj.reason}
+                )
             else:
                 self.store.put(hashes["sha1"], data)
                 self.rows["content"].append({**hashes, "length": obj.length, "status": "visible", "data": None})
@@ -116,37 +117,59 @@ class GraphBuilder:
             self.rows["directory"].append({"id": d.id.hex(), "raw_manifest": d.raw_manifest})
             for e in d.entries:
                 self.rows["directory_entry"].append(
-                    {"directory_id": d.id.hex(), "name": e.name, "type": e.type, "target": e.target.hex(),
-                     "perms": e.perms})
+                    {
+                        "directory_id": d.id.hex(),
+                        "name": e.name,
+                        "type": e.type,
+                        "target": e.target.hex(),
+                        "perms": e.perms,
+                    }
+                )
         return d.id
 
     def add_revision(self, r: Revision) -> bytes:
         if self._new("revision", r.id):
-            self.rows["revision"].append({
-                "id": r.id.hex(), "message": r.message, "author": self._person(r.author),
-                "date": _utc(r.date), "date_offset": r.date.offset_minutes() if r.date else None,
-                "date_raw_offset_bytes": r.date.offset_bytes if r.date else None,
-                "committer": self._person(r.committer), "committer_date": _utc(r.committer_date),
-                "committer_offset": r.committer_date.offset_minutes() if r.committer_date else None,
-                "committer_date_raw_offset_bytes": r.committer_date.offset_bytes if r.committer_date else None,
-                "directory": r.directory.hex(), "type": r.type.value, "raw_manifest": r.raw_manifest,
-            })
+            self.rows["revision"].append(
+                {
+                    "id": r.id.hex(),
+                    "message": r.message,
+                    "author": self._person(r.author),
+                    "date": _utc(r.date),
+                    "date_offset": r.date.offset_minutes() if r.date else None,
+                    "date_raw_offset_bytes": r.date.offset_bytes if r.date else None,
+                    "committer": self._person(r.committer),
+                    "committer_date": _utc(r.committer_date),
+                    "committer_offset": r.committer_date.offset_minutes() if r.committer_date else None,
+                    "committer_date_raw_offset_bytes": r.committer_date.offset_bytes if r.committer_date else None,
+                    "directory": r.directory.hex(),
+                    "type": r.type.value,
+                    "raw_manifest": r.raw_manifest,
+                }
+            )
             for rank, parent in enumerate(r.parents):
-                self.rows["revision_history"].append({"id": r.id.hex(), "parent_id": parent.hex(),
-                                                      "parent_rank": rank})
+                self.rows["revision_history"].append(
+                    {"id": r.id.hex(), "parent_id": parent.hex(), "parent_rank": rank}
+                )
             for key, value in r.extra_headers:
                 self.rows["revision_extra_headers"].append({"id": r.id.hex(), "key": key, "value": value})
         return r.id
 
     def add_release(self, r: Release) -> bytes:
         if self._new("release", r.id):
-            self.rows["release"].append({
-                "id": r.id.hex(), "name": r.name, "message": r.message,
-                "target": r.target.hex() if r.target else None, "target_type": r.target_type.value,
-                "author": self._person(r.author), "date": _utc(r.date),
-                "date_offset": r.date.offset_minutes() if r.date else None,
-                "date_raw_offset_bytes": r.date.offset_bytes if r.date else None, "raw_manifest": r.raw_manifest,
-            })
+            self.rows["release"].append(
+                {
+                    "id": r.id.hex(),
+                    "name": r.name,
+                    "message": r.message,
+                    "target": r.target.hex() if r.target else None,
+                    "target_type": r.target_type.value,
+                    "author": self._person(r.author),
+                    "date": _utc(r.date),
+                    "date_offset": r.date.offset_minutes() if r.date else None,
+                    "date_raw_offset_bytes": r.date.offset_bytes if r.date else None,
+                    "raw_manifest": r.raw_manifest,
+                }
+            )
         return r.id
 
     def add_snapshot(self, s: Snapshot) -> bytes:
@@ -154,9 +177,14 @@ class GraphBuilder:
             self.rows["snapshot"].append({"id": s.id.hex()})
             for name, b in sorted(s.branches.items()):
                 if b is not None:  # dangling branches have no row in the export
-                    self.rows["snapshot_branch"].append({"snapshot_id": s.id.hex(), "name": name,
-                                                         "target": b.target.hex(),
-                                                         "target_type": b.target_type.value})
+                    self.rows["snapshot_branch"].append(
+                        {
+                            "snapshot_id": s.id.hex(),
+                            "name": name,
+                            "target": b.target.hex(),
+                            "target_type": b.target_type.value,
+                        }
+                    )
         return s.id
 
     def add_visit(self, url: str, snapshot_id: bytes, visit_type: str = "git") -> None:
@@ -167,9 +195,16 @@ class GraphBuilder:
         self.rows["origin"].append({"id": origin.id.hex(), "url": url})
         date = self.visit_date.astimezone(dt.UTC).replace(tzinfo=None)
         self.rows["origin_visit"].append({"origin": url, "visit": 1, "date": date, "type": visit_type})
-        self.rows["origin_visit_status"].append({"origin": url, "visit": 1, "date": date + dt.timedelta(seconds=2),
-                                                 "status": "full", "snapshot": snapshot_id.hex(),
-                                                 "type": visit_type})
+        self.rows["origin_visit_status"].append(
+            {
+                "origin": url,
+                "visit": 1,
+                "date": date + dt.timedelta(seconds=2),
+                "status": "full",
+                "snapshot": snapshot_id.hex(),
+                "type": visit_type,
+            }
+        )
 
     def write(self, out: Path) -> dict[str, int]:
         """Write every table to ``out/<table>/<table>-all.orc`` (sorted rows: rebuilds are byte-identical)."""
@@ -187,6 +222,7 @@ class GraphBuilder:
 
 # --- git repositories -------------------------------------------------------------------------------------------
 
+
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False)
     if proc.returncode != 0:
@@ -202,7 +238,7 @@ def _cat_batch(repo: Path, shas: list[str]) -> Iterator[tuple[str, str, bytes]]:
         nl = out.index(b"\n", pos)
         sha, kind, size = out[pos:nl].decode().split()
         start = nl + 1
-        yield sha, kind, out[start:start + int(size)]
+        yield sha, kind, out[start : start + int(size)]
         pos = start + int(size) + 1
 
 
@@ -251,9 +287,17 @@ def git_revision(sha: str, body: bytes) -> Revision:
         else:
             extra.append((k, v))
     fields: dict[str, Any] = {
-        "message": message, "author": author, "committer": committer, "date": date,
-        "committer_date": committer_date, "type": RevisionType.GIT, "directory": tree, "synthetic": False,
-        "parents": tuple(parents), "extra_headers": tuple(extra)}
+        "message": message,
+        "author": author,
+        "committer": committer,
+        "date": date,
+        "committer_date": committer_date,
+        "type": RevisionType.GIT,
+        "directory": tree,
+        "synthetic": False,
+        "parents": tuple(parents),
+        "extra_headers": tuple(extra),
+    }
     rev = Revision(**fields)
     if rev.id.hex() != sha:  # formatting swh-model would normalize: keep git's bytes, as SWH's git loader does
         rev = Revision(**fields, raw_manifest=_git_header("commit", body))
@@ -264,7 +308,7 @@ def git_directory(sha: str, body: bytes) -> Directory:
     entries, pos = [], 0
     while pos < len(body):
         sp, nul = body.index(b" ", pos), body.index(b"\0", pos)
-        mode, name, target = int(body[pos:sp], 8), body[sp + 1:nul], body[nul + 1:nul + 21]
+        mode, name, target = int(body[pos:sp], 8), body[sp + 1 : nul], body[nul + 1 : nul + 21]
         kind = "dir" if mode == DIR_PERMS else "rev" if mode == REV_PERMS else "file"
         entries.append(DirectoryEntry(name=name, type=kind, target=target, perms=mode))
         pos = nul + 21
@@ -281,11 +325,26 @@ def git_release(sha: str, body: bytes) -> Release:
     if b"tagger" in h:
         author, date = _person_date(h[b"tagger"])
     kinds = {b"commit": "revision", b"tree": "directory", b"blob": "content", b"tag": "release"}
-    rel = Release(name=h[b"tag"], message=message, target=bytes.fromhex(h[b"object"].decode()),
-                  target_type=ReleaseTargetType(kinds[h[b"type"]]), synthetic=False, author=author, date=date)
+    rel = Release(
+        name=h[b"tag"],
+        message=message,
+        target=bytes.fromhex(h[b"object"].decode()),
+        target_type=ReleaseTargetType(kinds[h[b"type"]]),
+        synthetic=False,
+        author=author,
+        date=date,
+    )
     if rel.id.hex() != sha:
-        rel = Release(name=rel.name, message=message, target=rel.target, target_type=rel.target_type,
-                      synthetic=False, author=author, date=date, raw_manifest=_git_header("tag", body))
+        rel = Release(
+            name=rel.name,
+            message=message,
+            target=rel.target,
+            target_type=rel.target_type,
+            synthetic=False,
+            author=author,
+            date=date,
+            raw_manifest=_git_header("tag", body),
+        )
     return rel
 
 
@@ -316,15 +375,23 @@ def add_git_repo(builder: GraphBuilder, repo: Path, origin_url: str | None = Non
     objects = _git(repo, "rev-list", "--objects", "--all").decode().splitlines() if refs else []
     shas = {line.split(" ", 1)[0] for line in objects if line}
     shas |= {sha for sha, kind, _ in refs if kind == "tag"}
-    builders = {"blob": lambda s, b: builder.add_content(b), "tree": lambda s, b: builder.add_directory(
-        git_directory(s, b)), "commit": lambda s, b: builder.add_revision(git_revision(s, b)),
-        "tag": lambda s, b: builder.add_release(git_release(s, b))}
+    builders = {
+        "blob": lambda s, b: builder.add_content(b),
+        "tree": lambda s, b: builder.add_directory(git_directory(s, b)),
+        "commit": lambda s, b: builder.add_revision(git_revision(s, b)),
+        "tag": lambda s, b: builder.add_release(git_release(s, b)),
+    }
     for sha, kind, body in _cat_batch(repo, sorted(shas)):
         builders[kind](sha, body)
-    kinds = {"commit": SnapshotTargetType.REVISION, "tag": SnapshotTargetType.RELEASE,
-             "tree": SnapshotTargetType.DIRECTORY, "blob": SnapshotTargetType.CONTENT}
+    kinds = {
+        "commit": SnapshotTargetType.REVISION,
+        "tag": SnapshotTargetType.RELEASE,
+        "tree": SnapshotTargetType.DIRECTORY,
+        "blob": SnapshotTargetType.CONTENT,
+    }
     branches: dict[bytes, SnapshotBranch | None] = {
-        ref.encode(): SnapshotBranch(target=bytes.fromhex(sha), target_type=kinds[kind]) for sha, kind, ref in refs}
+        ref.encode(): SnapshotBranch(target=bytes.fromhex(sha), target_type=kinds[kind]) for sha, kind, ref in refs
+    }
     head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "-q", "HEAD"], capture_output=True, check=False)
     if head.returncode == 0 and head.stdout.strip() in branches:
         branches[b"HEAD"] = SnapshotBranch(target=head.stdout.strip(), target_type=SnapshotTargetType.ALIAS)
@@ -387,8 +454,12 @@ def _dist_files(dist: im.Distribution, max_files: int) -> dict[str, Path]:
     return dict(sorted(files.items())[:max_files])
 
 
-def installed_distributions(max_repos: int | None = None, max_files_per_repo: int = 10_000,
-                            include: Iterable[str] = (), paths: list[str] | None = None) -> list[Distribution]:
+def installed_distributions(
+    max_repos: int | None = None,
+    max_files_per_repo: int = 10_000,
+    include: Iterable[str] = (),
+    paths: list[str] | None = None,
+) -> list[Distribution]:
     """Installed distributions in a deterministic order: ``include`` first (in order), then by name."""
     by_name: dict[str, im.Distribution] = {}
     for d in im.distributions(path=paths) if paths else im.distributions():
@@ -436,21 +507,40 @@ def add_distribution(builder: GraphBuilder, dist: Distribution) -> str:
     blobs = {tuple(p.split("/")): builder.add_content(local.read_bytes()) for p, local in dist.files.items()}
     person = Person.from_fullname(dist.author.encode())
     when = TimestampWithTimezone.from_datetime(builder.visit_date)
-    rev = Revision(message=f"{dist.name} {dist.version}\n".encode(), author=person, committer=person, date=when,
-                   committer_date=when, type=RevisionType.GIT, directory=_tree(builder, blobs), synthetic=True)
+    rev = Revision(
+        message=f"{dist.name} {dist.version}\n".encode(),
+        author=person,
+        committer=person,
+        date=when,
+        committer_date=when,
+        type=RevisionType.GIT,
+        directory=_tree(builder, blobs),
+        synthetic=True,
+    )
     builder.add_revision(rev)
-    snapshot = Snapshot(branches={
-        b"HEAD": SnapshotBranch(target=b"refs/heads/main", target_type=SnapshotTargetType.ALIAS),
-        b"refs/heads/main": SnapshotBranch(target=rev.id, target_type=SnapshotTargetType.REVISION),
-    })
+    snapshot = Snapshot(
+        branches={
+            b"HEAD": SnapshotBranch(target=b"refs/heads/main", target_type=SnapshotTargetType.ALIAS),
+            b"refs/heads/main": SnapshotBranch(target=rev.id, target_type=SnapshotTargetType.REVISION),
+        }
+    )
     builder.add_visit(dist.origin_url, builder.add_snapshot(snapshot), "git")
     return dist.origin_url
 
 
-def build_archive(out: Path, content_store: str | None = None, *, cfg: ArchiveConfig | None = None,
-                  git_repos: Iterable[Path] = (), installed: bool = False, max_repos: int | None = None,
-                  max_files_per_repo: int = 10_000, include: Iterable[str] = (), origin_url: str | None = None,
-                  progress: bool = False) -> dict[str, Any]:
+def build_archive(
+    out: Path,
+    content_store: str | None = None,
+    *,
+    cfg: ArchiveConfig | None = None,
+    git_repos: Iterable[Path] = (),
+    installed: bool = False,
+    max_repos: int | None = None,
+    max_files_per_repo: int = 10_000,
+    include: Iterable[str] = (),
+    origin_url: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Archive git repositories and/or installed distributions; ORC tables go to ``out/orc``.
 
     The content store defaults to ``out`` itself (objects at ``out/content/<sha1>``).
@@ -470,6 +560,12 @@ def build_archive(out: Path, content_store: str | None = None, *, cfg: ArchiveCo
         for dist in tqdm(dists, desc="archiving distributions", unit="repo", disable=not progress):
             origins.append(add_distribution(builder, dist))
     counts = builder.write(out / "orc")
-    return {"origins": len(origins), "contents": counts["content"], "skipped_contents": counts["skipped_content"],
-            "content_bytes": sum(r["length"] for r in builder.rows["content"]), "tables": counts,
-            "graph": str(out / "orc"), "content_store": content_store or str(out)}
+    return {
+        "origins": len(origins),
+        "contents": counts["content"],
+        "skipped_contents": counts["skipped_content"],
+        "content_bytes": sum(r["length"] for r in builder.rows["content"]),
+        "tables": counts,
+        "graph": str(out / "orc"),
+        "content_store": content_store or str(out),
+    }

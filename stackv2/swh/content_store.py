@@ -68,8 +68,9 @@ class LocalStore:
         os.replace(tmp, target)
 
 
-def make_s3_client(endpoint_url: str | None = None, region: str | None = None, unsigned: bool = False,
-                   max_pool_connections: int = 64) -> Any:
+def make_s3_client(
+    endpoint_url: str | None = None, region: str | None = None, unsigned: bool = False, max_pool_connections: int = 64
+) -> Any:
     """A boto3 S3 client; endpoint, region and credentials fall back to boto3's standard chain."""
     import boto3
     from botocore import UNSIGNED
@@ -122,8 +123,9 @@ class S3Store:
         self.client.put_object(Bucket=self.bucket, Key=self.key(sha1), Body=compress(data))
 
 
-def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None,
-               unsigned: bool = False) -> ContentStore:
+def open_store(
+    url: str, *, endpoint_url: str | None = None, region: str | None = None, unsigned: bool = False
+) -> ContentStore:
     """Open a content store by URL (local folder, ``file://`` or ``s3://``)."""
     if not url:
         raise ValueError("no content store given (a folder or s3://bucket[/prefix])")

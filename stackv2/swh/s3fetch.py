@@ -111,8 +111,10 @@ def resolve_endpoint(cfg: S3FetchConfig) -> tuple[Endpoint, Any]:
 
     session = botocore.session.get_session()
     client = session.create_client(
-        "s3", endpoint_url=cfg.endpoint_url, region_name=cfg.region or session.get_config_variable("region")
-        or "us-east-1", config=Config(signature_version=UNSIGNED) if cfg.unsigned else None,
+        "s3",
+        endpoint_url=cfg.endpoint_url,
+        region_name=cfg.region or session.get_config_variable("region") or "us-east-1",
+        config=Config(signature_version=UNSIGNED) if cfg.unsigned else None,
     )
     url = client.meta.endpoint_url
     region = client.meta.region_name or "us-east-1"
@@ -257,8 +259,9 @@ class S3Reader:
                 cap = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt)
                 time.sleep(random.uniform(0, cap))
 
-    def fetch_one(self, blob_id: str, content_id: str | None = None, encoding: str | None = None) -> tuple[
-            BlobOutcome, int]:
+    def fetch_one(
+        self, blob_id: str, content_id: str | None = None, encoding: str | None = None
+    ) -> tuple[BlobOutcome, int]:
         """Get and process one blob; returns its outcome and the compressed bytes transferred."""
         try:
             gz = self.get(blob_id)
@@ -268,8 +271,14 @@ class S3Reader:
             return BlobOutcome(reason=FETCH_ERROR, detail=str(e)), 0
         if gz is None:
             return BlobOutcome(reason=MISSING_OBJECT), 0
-        out = process_blob(blob_id, gz, content_id=content_id, max_length=self.cfg.max_length,
-                           verify=self.cfg.verify_hashes, encoding=encoding)
+        out = process_blob(
+            blob_id,
+            gz,
+            content_id=content_id,
+            max_length=self.cfg.max_length,
+            verify=self.cfg.verify_hashes,
+            encoding=encoding,
+        )
         return out, len(gz)
 
     @property
@@ -316,16 +325,19 @@ class Progress:
     def line(self) -> str:
         dt = max(time.monotonic() - self.t0, 1e-9)
         errs = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"
-        return (f"[{self.label}] {self.files:,} objects in {dt:,.1f}s: {self.files / dt:,.0f} objects/s, "
-                f"{self.bytes / dt / 1e6:,.2f} MB/s (compressed); rejected: {errs}")
+        return (
+            f"[{self.label}] {self.files:,} objects in {dt:,.1f}s: {self.files / dt:,.0f} objects/s, "
+            f"{self.bytes / dt / 1e6:,.2f} MB/s (compressed); rejected: {errs}"
+        )
 
 
 Request = tuple[str, str | None, str | None]
 """(blob_id, content_id or None, src_encoding or None)."""
 
 
-def fetch(reader: S3Reader, requests: Iterable[Request], *, window: int | None = None,
-          progress: Progress | None = None) -> Iterator[BlobOutcome]:
+def fetch(
+    reader: S3Reader, requests: Iterable[Request], *, window: int | None = None, progress: Progress | None = None
+) -> Iterator[BlobOutcome]:
     """Fetch and process every request, ``reader.cfg.concurrency`` at a time, yielding outcomes in input order.
 
     At most ``window`` (default 4 x concurrency) requests are submitted ahead of the one being yielded, so

@@ -9,8 +9,12 @@ from swh.model.exceptions import ValidationError
 from swh.model.swhids import ObjectType, QualifiedSWHID
 
 #: Core object types a root may have, mapped to the graph table that holds them.
-ROOT_TYPES = {ObjectType.SNAPSHOT: "snapshot", ObjectType.RELEASE: "release", ObjectType.REVISION: "revision",
-              ObjectType.DIRECTORY: "directory"}
+ROOT_TYPES = {
+    ObjectType.SNAPSHOT: "snapshot",
+    ObjectType.RELEASE: "release",
+    ObjectType.REVISION: "revision",
+    ObjectType.DIRECTORY: "directory",
+}
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,10 @@ def parse_roots(lines: list[str], source: str = "<input>") -> list[Root]:
         except ValidationError as e:
             raise ValueError(f"{source}:{n}: not a valid SWHID ({'; '.join(e.messages)}): {text!r}") from None
         if swhid.object_type not in ROOT_TYPES:
-            raise ValueError(f"{source}:{n}: {text!r} is a {swhid.object_type.name.lower()}; roots must be "
-                             "snp, rel, rev or dir SWHIDs")
+            raise ValueError(
+                f"{source}:{n}: {text!r} is a {swhid.object_type.name.lower()}; roots must be "
+                "snp, rel, rev or dir SWHIDs"
+            )
         roots.append(Root(text, ROOT_TYPES[swhid.object_type], swhid.object_id.hex(), swhid.origin))
     return roots
 

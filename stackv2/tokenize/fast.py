@@ -26,8 +26,14 @@ DIGITS_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+
 
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
 _DIGITS = {"type": "Digits", "individual_digits": True}
-_PLAIN_BPE = {"type": "BPE", "dropout": None, "continuing_subword_prefix": None, "end_of_word_suffix": None,
-              "byte_fallback": False, "ignore_merges": False}
+_PLAIN_BPE = {
+    "type": "BPE",
+    "dropout": None,
+    "continuing_subword_prefix": None,
+    "end_of_word_suffix": None,
+    "byte_fallback": False,
+    "ignore_merges": False,
+}
 
 
 class UnsupportedTokenizer(ValueError):
@@ -68,8 +74,9 @@ def tiktoken_encoding(tok: Tokenizer) -> tiktoken.Encoding:
         ranks = {bytes(decode[c] for c in t): i for t, i in conf["model"]["vocab"].items() if t not in special}
     except KeyError as e:
         raise UnsupportedTokenizer(f"vocabulary token with a non byte-level character {e}") from None
-    return tiktoken.Encoding(name="stackv2", pat_str=split_pattern(conf["pre_tokenizer"]), mergeable_ranks=ranks,
-                             special_tokens={})
+    return tiktoken.Encoding(
+        name="stackv2", pat_str=split_pattern(conf["pre_tokenizer"]), mergeable_ranks=ranks, special_tokens={}
+    )
 
 
 class EngineMismatch(RuntimeError):
@@ -97,8 +104,9 @@ class TiktokenEncoder(DocumentEncoder):
                 self.unverified -= len(texts[n])
                 n += 1
             if ids[:n] != super().encode_texts(texts[:n]):
-                raise EngineMismatch("tiktoken ids differ from tokenizers for this tokenizer: set tokenize.engine="
-                                     f"{TOKENIZERS}")
+                raise EngineMismatch(
+                    f"tiktoken ids differ from tokenizers for this tokenizer: set tokenize.engine={TOKENIZERS}"
+                )
         return ids
 
 

@@ -64,6 +64,7 @@ class TokenSink:
         for w in self.writers:
             w.close()
 
+
 #: Reason a release row is not tokenized (the release never has one; a hand-made input may).
 MISSING_CONTENT = "missing_content"
 
@@ -96,6 +97,15 @@ def tokenize_shard(
         index = sink.add(enc.ids)
         for position, (chunk, n) in enumerate(zip(doc.chunks, enc.file_tokens, strict=True)):
             f = files[chunk.index]
-            yield {"repo_name": f.repo_name, "path": f.path, "blob_id": f.blob_id, "language": f.language,
-                   "shard": shard, "document": index, "position": position, "tokens": n, "fim": chunk.fim,
-                   "metadata": doc.metadata}
+            yield {
+                "repo_name": f.repo_name,
+                "path": f.path,
+                "blob_id": f.blob_id,
+                "language": f.language,
+                "shard": shard,
+                "document": index,
+                "position": position,
+                "tokens": n,
+                "fim": chunk.fim,
+                "metadata": doc.metadata,
+            }
