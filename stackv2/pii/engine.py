@@ -1,9 +1,11 @@
 """The presidio analyzer, configured fully offline: a blank spaCy English pipeline shipped in ``stackv2/data``,
-the project's code recognizers, tldextract on its bundled suffix list, and optionally a local NER model.
+the project's code recognizers, the key rule library (``stackv2.pii.rules``), tldextract on its bundled suffix list,
+and optionally a local NER model.
 
 Nothing here touches the network: spaCy loads a folder (presidio downloads only names it cannot find on disk),
 tldextract is given no suffix-list URLs, detect-secrets plugins are used for their patterns only (their
-``verify`` calls are never made), and the NER path refuses anything but a local folder.
+``verify`` calls are never made), the rule library only scans (its validation is never called), and the NER path
+refuses anything but a local folder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from stackv2.pii import recognizers as R
 from stackv2.pii.config import PiiConfig, PiiSetupError
+from stackv2.pii.rules import RuleDetector
 
 #: ``spacy.blank("en").to_disk(...)``: a tokenizer only, no weights (see ``save_blank_pipeline``).
 BLANK_SPACY = Path(str(importlib.resources.files("stackv2") / "data" / "spacy_blank_en"))
@@ -48,6 +51,9 @@ class PiiEngine:
             ner = R.NerRecognizer(cfg.ner_model, cfg.ner_entities, cfg.ner_min_score)
             recognizers.append(ner)
             self.always = tuple(cfg.ner_entities)
+        #: The rule library, run over whole files (linear time) rather than in presidio's windows.
+        self.rules = RuleDetector(timeout_s=cfg.rules_timeout_s) if cfg.key_rules and R.KEY in cfg.entities else None
+        self.rule_entities = frozenset(cfg.entities)
         if not recognizers:  # presidio would load its own default recognizers for an empty registry
             raise PiiSetupError("pii.entities is empty and no pii.ner_model is set: nothing to detect")
         nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": str(BLANK_SPACY)}])
@@ -59,6 +65,27 @@ class PiiEngine:
         self._no_tokens = NlpArtifacts(
             entities=[], tokens=nlp.nlp["en"].make_doc(""), tokens_indices=[], lemmas=[], nlp_engine=nlp, language="en"
         )
+
+    def rule_spans(self, text: str, windows) -> list[tuple[int, int, str]]:
+        """The rule library's KEY/PASSWORD spans in ``text``: one scan of the whole text; past the timeout, one
+        scan per window (each bounded by the window size), keeping what starts in the window's own region."""
+        if self.rules is None:
+            return []
+        try:
+            found = self.rules.find(text)
+        except TimeoutError:
+            found = []
+            for w in windows:
+                try:
+                    spans = self.rules.find(text[w.start : w.end])
+                except TimeoutError:
+                    continue
+                found += [(s + w.start, e + w.start, t) for s, e, t in spans if w.own_start <= s + w.start < w.own_end]
+        return [
+            (s, e, t)
+            for s, e, t in found
+            if t in self.rule_entities and (t != R.PASSWORD or R.is_password_value(text[s:e]))
+        ]
 
     def analyze(self, text: str, entities: list[str]) -> list[tuple[int, int, str]]:
         artifacts = None if self.tokens_needed else self._no_tokens

@@ -1,4 +1,4 @@
-"""PII detectors for source code (spec §7.3-7.4), as plain functions on a text plus presidio recognizers.
+"""PII detectors for source code (docs/spec.md §7.3-7.4), as plain functions on a text plus presidio recognizers.
 
 Every ``find_*`` function takes the text of one window and returns ``(start, end)`` spans of values to redact;
 each one also has a cheap ``*_candidates`` function (positions where a match may start nearby, a superset of its
@@ -11,8 +11,12 @@ cannot fire. The presidio ``CodeRecognizer`` wraps a finder so the engine can ru
   ``x.x.x.x`` version unless "dns"/"server" is near, valid), minus private addresses and the public DNS list,
   plus a few filters of our own (``ip_is_redactable``).
 * KEY: the detect-secrets plugin set BigCode used, its heuristic filters, then the gibberish check and the hash
-  filters of spec §7.4 (the file-level hash filter is applied in ``redaction.detect``: it needs the whole file).
-* PASSWORD: a literal assigned to a name holding a trigger word (password, passwd, pwd, passphrase ...).
+  filters of docs/spec.md §7.4 (the file-level hash filter is applied in ``redaction.detect``: it needs the whole
+  file); plus generic rules: a random-looking value assigned to a key/secret/token name, an ``Authorization``
+  header's credential. Provider formats come from the rule library (``stackv2.pii.rules``), run per file.
+* PASSWORD: a value assigned to a name holding a trigger word (password, passwd, pwd, passphrase ...) in code and
+  config (quoted, or bare in config-style lines), XML elements and key/value attributes, connection strings
+  (``;Password=…;``), URLs with credentials, command-line flags; placeholders and references are filtered.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from stackv2.pii.config import EMAIL, IP_ADDRESS, KEY, NAME, PASSWORD, USERNAME,
 Span = tuple[int, int]
 
 
-# ---------------------------------------------------------------- e-mail (spec §7.4, BigScience regex)
+# ---------------------------------------------------------------- e-mail (docs/spec.md §7.4, BigScience regex)
 
 # Domain labels may not hold quotes or angle brackets (BigScience's may): with them, a domain ran across
 # `a@b.io"token"c@d.io` and, after the token became "<KEY>", the next pass found two addresses.
@@ -91,7 +95,7 @@ def find_emails(text: str, require_public_suffix: bool = True) -> list[Span]:
     return spans
 
 
-# ---------------------------------------------------------------- IP addresses (spec §7.3-7.4)
+# ---------------------------------------------------------------- IP addresses (docs/spec.md §7.3-7.4)
 
 _IPV4 = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)(?:\.(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)){3}"
 _H = r"[0-9a-fA-F]{1,4}"
@@ -151,7 +155,7 @@ _DATES = [
         r"([1-2][0-9]{3}-[0-3][0-9])",
     )
 ]
-#: Popular public DNS resolvers: configuration, not personal data; never replaced (spec §7.3).
+#: Popular public DNS resolvers: configuration, not personal data; never replaced (docs/spec.md §7.3).
 DNS_SERVERS = frozenset(
     {
         "8.8.8.8",
@@ -173,8 +177,9 @@ DNS_SERVERS = frozenset(
 
 
 def _is_version_like(value: str, context: str, line_before: str) -> bool:
-    """``x.x.x.x`` (three dots, seven characters) is a version number unless "dns"/"server" is near (spec §7.4);
-    so is any address after "version" on its line (``__version__ = "3.5.0.1"``), an addition to the spec."""
+    """``x.x.x.x`` (three dots, seven characters) is a version number unless "dns"/"server" is near
+    (docs/spec.md §7.4); so is any address after "version" on its line (``__version__ = "3.5.0.1"``), an addition
+    to the spec."""
     low = context.lower()
     if "dns" in low or "server" in low:
         return False
@@ -182,7 +187,7 @@ def _is_version_like(value: str, context: str, line_before: str) -> bool:
 
 
 def ip_is_redactable(value: str, context: str = "", line_before: str = "") -> bool:
-    """The spec §7.3-7.4 filters: a digit, not a date, not a version, valid, public, not a popular DNS server.
+    """The docs/spec.md §7.3-7.4 filters: a digit, not a date, not a version, valid, public, not a popular DNS server.
 
     Also dropped: IPv6 values of fewer than three groups ("1::2" is Python slice syntax far more often than an
     address) and IPv4-mapped addresses whose IPv4 part is private.
@@ -213,7 +218,7 @@ def find_ips(text: str, context_chars: int = 100) -> list[Span]:
     return spans
 
 
-# ---------------------------------------------------------------- keys (detect-secrets, spec §7.4)
+# ---------------------------------------------------------------- keys (detect-secrets, docs/spec.md §7.4)
 
 #: The detect-secrets plugins BigCode kept (Basic auth, keyword and private-key detectors removed).
 KEY_PLUGINS = (
@@ -238,6 +243,18 @@ KEY_PLUGINS = (
 )
 #: Spec §7.4's words, plus "checksum" and "digest" (same meaning, seen on lockfile lines).
 _HASH_WORDS = ("sha", "md5", "hash", "byte", "checksum", "digest")
+#: Lengths of hex MD5/SHA-1/SHA-256/SHA-512 digests and of base64 SHA-256/SHA-512 ones (``sha512-…`` integrity).
+_HASH_LENGTHS = frozenset({32, 40, 64, 128, 44, 88})
+#: Subresource-integrity and similar digests: ``sha512-<base64>``, ``md5:<hex>``.
+_DIGEST_PREFIX = regex.compile(r"(?i)(?:sha\d*|md5)[-:]")
+#: Shannon entropy a generic rule's value must exceed: (hex values, others). Lower than detect-secrets' entropy
+#: plugins (3.0, 4.5) since the name already says secret; chosen on bench/pii/secret_eval.py's set (docs/pii.md).
+NAMED_KEY_ENTROPY = (3.0, 3.5)
+# Dotted or path-like names, file names, versions and words joined by separators are not keys.
+_NOT_A_KEY = regex.compile(
+    r"(?i)^[a-z_]+(?:[._\-][a-z_]+)+\d*$|\.(?:py|js|json|ya?ml|txt|html|pem|key|crt)$|example|sample|dummy|"
+    r"test|fake|xxxx|your|placeholder|redacted|changeme|^\d+(?:\.\d+)+$"
+)
 # Candidates for the plugins' patterns, each far cheaper to scan than the patterns themselves: quoted strings
 # that pass the entropy plugins' own test (charset and entropy limit), literal prefixes of the token formats, and
 # lower-case words the keyword-assignment plugins (Cloudant, IBM, Softlayer, Slack webhooks) need.
@@ -257,8 +274,28 @@ def _find_all(text: str, word: str) -> Iterator[int]:
         pos = text.find(word, pos + 1)
 
 
+# Generic keys: a high-entropy value assigned to a name that says it is a key, secret, token or credential
+# (gitleaks' "generic-api-key" idea), and the credential of an ``Authorization: Bearer/Basic/Token`` header.
+_KEY_NAME = r"[\w.\-]{0,40}?(?:api[_.\-]?key|apikey|secret|token|access[_.\-]?key|auth[_.\-]?key|credentials?)s?"
+_NAMED_KEY = regex.compile(
+    rf"""(?i)(?<![\w.\-])(?P<n>{_KEY_NAME})["'`]?\]?[ \t]*(?::=|=>|=|:)[ \t]*(?:new\s+\w+\()?"""
+    r"""(?P<q>["'`]?)(?P<v>[A-Za-z0-9+/=_.\-~]{16,256})(?P=q)(?![\w+/=.\-~])"""
+)
+_AUTH_HEADER = regex.compile(r"(?i)\b(?:bearer|basic|token)[ \t]+(?P<v>[A-Za-z0-9+/=_.\-~]{16,512})(?![\w+/=.\-~])")
+_NAMED_KEY_CANDIDATE = re.compile(
+    r"(?i)(?:key|secret|token|credentials?)s?[\"'`\]]?[ \t]*(?:[:=]|=>)|bearer |basic |token "
+)
+
+
+def named_key_values(text: str) -> Iterator[tuple[str, int, int]]:
+    """(value, start, end) of the generic rules; ``KeyDetector.is_named_key`` decides."""
+    for pattern in (_NAMED_KEY, _AUTH_HEADER):
+        for m in pattern.finditer(text):
+            yield m.group("v"), m.start("v"), m.end("v")
+
+
 def key_candidates(text: str) -> list[int]:
-    hits = []
+    hits = [m.start() for m in _NAMED_KEY_CANDIDATE.finditer(text)]
     for m in _QUOTED.finditer(text):
         value = m.group(1)
         if shannon_entropy(value) > (3.0 if _HEX.issuperset(value) else 4.5):
@@ -327,7 +364,7 @@ class KeyDetector:
 
     def is_key(self, value: str, line: str, plugin) -> bool:
         h = self._h
-        if len(value) < self.min_length:
+        if len(value) < self.min_length or _DIGEST_PREFIX.match(value):
             return False
         if (
             h.is_potential_uuid(value)
@@ -341,7 +378,24 @@ class KeyDetector:
         needs_gibberish = self.gibberish_all_plugins or isinstance(plugin, self._entropy)
         if needs_gibberish and not self.gibberish.is_gibberish(value.lower()):
             return False
-        return not (len(value) in (32, 40, 64) and any(w in line.lower() for w in _HASH_WORDS))
+        return not (len(value) in _HASH_LENGTHS and any(w in line.lower() for w in _HASH_WORDS))
+
+    def is_named_key(self, value: str, line: str) -> bool:
+        """A generic rule's value: random-looking (letters and digits, entropy over ``NAMED_KEY_ENTROPY`` for its
+        charset), not a placeholder or a dotted/underscored name, and not a hash or UUID by the filters above."""
+        if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)) or _DIGEST_PREFIX.match(value):
+            return False
+        if _NOT_A_KEY.search(value) or not is_password_value(value):
+            return False
+        limit = NAMED_KEY_ENTROPY[0] if _HEX.issuperset(value) else NAMED_KEY_ENTROPY[1]
+        if shannon_entropy(value) <= limit:
+            return False
+        h = self._h
+        if h.is_potential_uuid(value) or h.is_sequential_string(value) or h.is_templated_secret(value):
+            return False
+        if max(Counter(value).values()) * 2 > len(value):
+            return False
+        return not (len(value) in _HASH_LENGTHS and any(w in line.lower() for w in _HASH_WORDS))
 
     def find(self, text: str) -> list[Span]:
         starts = _line_starts(text)
@@ -355,6 +409,9 @@ class KeyDetector:
                     value = stripped
                 if self.is_key(value, _line_at(text, starts, s), plugin):
                     spans.add((s, e))
+        for value, s, e in named_key_values(text):
+            if len(value) >= self.min_length and self.is_named_key(value, _line_at(text, starts, s)):
+                spans.add((s, e))
         return sorted(spans)
 
 
@@ -362,7 +419,7 @@ _HASH_MENTION = regex.compile(r"(?i)hash|sha(?=\d|-\d|sum|\b)")
 
 
 def file_has_hashes(text: str, ratio: float = 0.02) -> bool:
-    """More mentions of "sha"/"hash" than ``ratio`` of the line count: a lockfile/checksum file (spec §7.4).
+    """More mentions of "sha"/"hash" than ``ratio`` of the line count: a lockfile/checksum file (docs/spec.md §7.4).
 
     "sha" counts as a word or followed by digits or "sum" (sha1, sha-256, sha512sum); BigCode counted the
     substring, so "shape", "shall" and "shared" also made a file lose all its keys.
@@ -383,28 +440,84 @@ def _line_at(text: str, starts: list[int], pos: int) -> str:
     return text[starts[i] : len(text) if end < 0 else end]
 
 
-# ---------------------------------------------------------------- passwords (trigger word + literal)
+# ---------------------------------------------------------------- passwords
 
 #: The assigned name's last word must be one of these ("db_password", "userPwd", "PASS"; not "pass_through").
 PASSWORD_TRIGGERS = frozenset({"password", "passwd", "passphrase", "passwort", "pwd", "pass"})
 _NAME = r"(?P<n>[A-Za-z_][\w.\-]*)"
+# A quoted literal assigned to a name, in code, JSON or YAML.
 _PASSWORD_QUOTED = regex.compile(
     rf"""(?<![\w.]){_NAME}["'`]?\]?[ \t]*(?::=|=>|==|=|:)[ \t]*"""
     r"""(?P<q>["'`])(?P<v>(?:(?!(?P=q))[^\s\\]){4,128})(?P=q)"""
 )
-# Unquoted values only in config-like lines (``key = value`` / ``key: value`` opening the line).
+# Unquoted values only in config-like lines (``key = value`` / ``key: value`` opening the line, also as a YAML list
+# item or after ``export``): .env, INI, properties, YAML, docker-compose environments.
 _PASSWORD_BARE = regex.compile(
-    rf"""(?m)^[ \t]*["']?{_NAME}["']?[ \t]*[=:][ \t]*(?P<v>[^\s"'`,;()\[\]{{}}<>]{{4,128}})[ \t]*\r?$"""
+    rf"""(?m)^[ \t]*(?:-[ \t]+|export[ \t]+)?["']?{_NAME}["']?[ \t]*[=:][ \t]*"""
+    r"""(?P<v>[^\s"'`,;()\[\]{}<>]{4,128})[ \t]*\r?$"""
 )
-_PASSWORD_CANDIDATE = re.compile(r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)[\"'`\]]?[ \t]*(?:[:=]|=>)")
+# XML: ``<password>v</password>`` and ``<add key="DbPassword" value="v"/>`` / ``<property name=".." value=".."/>``.
+_PASSWORD_XML_ELEMENT = regex.compile(r"<(?P<n>[A-Za-z_][\w.\-]{0,64})>(?P<v>[^<>\s]{4,128})</(?P=n)>")
+_PASSWORD_XML_ATTRIBUTE = regex.compile(
+    r"""\b(?:key|name)[ \t]*=[ \t]*["'](?P<n>[\w.\-]{1,64})["'][ \t]+value[ \t]*=[ \t]*"""
+    r"""(?P<q>["'])(?P<v>(?:(?!(?P=q))[^\s<>]){4,128})(?P=q)"""
+)
+# Connection strings: ``...;Password=v;...`` (a ``;`` before the name or after the value).
+_PASSWORD_CONNECTION = regex.compile(
+    r"""(?i)(?<=;[ \t]{0,8})(?P<n>password|pwd)[ \t]*=[ \t]*(?P<v>[^;'"\s]{4,128})(?=[;'"\s]|$)"""
+    r"""|(?<![\w.])(?P<n>password|pwd)[ \t]*=[ \t]*(?P<v>[^;'"\s]{4,128})(?=;)"""
+)
+# ``scheme://user:password@host`` (databases, brokers, git remotes).
+_PASSWORD_URL = regex.compile(
+    r"""(?i)\b[a-z][a-z0-9+.\-]{1,20}://(?P<n>[^:/@\s'"`<>]{0,128}):(?P<v>[^/@\s'"`<>]{4,128})@(?=[\w\[])"""
+)
+# Command lines: ``--password=v`` / ``--password v``, ``curl -u user:v``.
+_PASSWORD_FLAG = regex.compile(
+    r"""(?<![\w-])--?(?P<n>password|passwd|pass|pwd)(?:[ \t]*=[ \t]*|[ \t]+)(?P<q>["']?)(?P<v>[^\s'"]{4,128})"""
+    r"""(?P=q)(?=[\s;&|)]|$)"""
+)
+_PASSWORD_USER_FLAG = regex.compile(
+    r"""(?<![\w-])(?:-u|--user)[ \t]+(?P<q>["']?)(?P<n>[^:\s'"]{1,64}):(?P<v>[^\s'"@]{4,128})(?P=q)(?=\s|$)"""
+)
+#: (pattern, the name must hold a trigger word, bare identifiers are variable references)
+_PASSWORD_PATTERNS = (
+    (_PASSWORD_QUOTED, True, False),
+    (_PASSWORD_BARE, True, True),
+    (_PASSWORD_XML_ELEMENT, True, False),
+    (_PASSWORD_XML_ATTRIBUTE, True, False),
+    (_PASSWORD_CONNECTION, True, True),
+    (_PASSWORD_URL, False, False),
+    (_PASSWORD_FLAG, True, False),
+    (_PASSWORD_USER_FLAG, False, True),
+)
+_PASSWORD_CANDIDATE = re.compile(
+    r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)(?:[\"'`\]]?[ \t]*(?:[:=]|=>)|>|[\"'][ \t]+value|[ \t]+[^\s=:])"
+)
+_CREDENTIAL_CANDIDATE = re.compile(r"://[^\s/@]*:[^\s/@]+@|(?<![\w-])(?:-u|--user)[ \t]+\S+:")
 
 
 def password_candidates(text: str) -> list[int]:
-    return [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
+    hits = [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
+    hits += [max(0, m.start() - 20) for m in _CREDENTIAL_CANDIDATE.finditer(text)]
+    return sorted(hits)
 
 
 _WORDS = regex.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_NOT_A_PASSWORD = regex.compile(r"(?i)^(?:none|null|nil|true|false|undefined|\*+|x+|\.+)$")
+#: Placeholders, masks, empty-ish literals and references to variables or templates, not passwords.
+_NOT_A_PASSWORD = regex.compile(
+    r"""(?ix)^(?:
+        none|null|nil|true|false|undefined|empty|\*+|x+|\.+|-+|\?+|_+|
+        change[_\-]?me|change[_\-]?it|changethis|placeholder|redacted|hidden|masked|secret|example|dummy|sample|
+        todo|tbd|fixme|notset|unset|required|optional|string|str|text|value|default
+    )$
+    | ^(?:\$\{|\$\(|\{|\#\{|%\(|<.*>$|\$\w+$|%\w+%$|%[sdr]$|@\w+@$|:\w+$)  # ${X} $(x) {{x}} #{x} %(x)s <x> $X %X% @X@
+    | ^(?:process\.env|os\.environ|env|config|settings|self|this|params|args|options|opts)\b[.\[(]
+    | your[_\-\s]?(?:db[_\-\s]?)?(?:password|passwd|pass|pwd|secret)
+    | (?:password|passwd|secret|pass)[_\-]?(?:here|goes[_\-]?here)$
+    | ^(?:my|the|new|old|user|admin|db|some)?[_\-]?(?:password|passwd|pwd|pass|secret)\d*$
+    | ^\w+\(\)$
+    """
+)
 
 
 def _is_trigger(name: str) -> bool:
@@ -412,19 +525,25 @@ def _is_trigger(name: str) -> bool:
     return bool(words) and words[-1].lower() in PASSWORD_TRIGGERS
 
 
+def is_password_value(value: str, bare: bool = False) -> bool:
+    """Not a placeholder, mask, template or variable reference; ``bare`` (unquoted) values that are plain names
+    without digits read as references to variables."""
+    if _NOT_A_PASSWORD.search(value):
+        return False
+    return not (bare and regex.fullmatch(r"[A-Za-z_.]+", value))
+
+
 def find_passwords(text: str) -> list[Span]:
-    spans = []
-    for pattern in (_PASSWORD_QUOTED, _PASSWORD_BARE):
+    spans = set()
+    for pattern, needs_trigger, bare in _PASSWORD_PATTERNS:
         for m in pattern.finditer(text):
+            if needs_trigger and not _is_trigger(m.group("n")):
+                continue
             value = m.group("v")
-            if not _is_trigger(m.group("n")) or _NOT_A_PASSWORD.match(value) or value[0] in "{<$%":
+            if value == m.group("n") or not is_password_value(value, bare):
                 continue
-            if pattern is _PASSWORD_BARE and regex.fullmatch(r"[A-Za-z_.]+", value):
-                continue  # a bare name without digits reads as a variable reference, not a literal
-            if value.lower() in PASSWORD_TRIGGERS:
-                continue
-            spans.append(m.span("v"))
-    return spans
+            spans.add(m.span("v"))
+    return sorted(spans)
 
 
 # ---------------------------------------------------------------- presidio adapter
@@ -446,7 +565,7 @@ class CodeRecognizer(EntityRecognizer):
         return [RecognizerResult(entity, s, e, 1.0) for s, e in self.find(text)]
 
 
-#: StarPII's labels (spec §7.2) as presidio entity names.
+#: StarPII's labels (docs/spec.md §7.2) as presidio entity names.
 NER_LABELS = {
     "NAME": NAME,
     "EMAIL": EMAIL,

@@ -1,0 +1,236 @@
+"""Keys from the rule library and the generic rules, passwords in code, config, connection strings, URLs and
+command lines: a positive and a negative per pattern, offsets, the timeout fallback, idempotence, the CLI counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stackv2.pii import KEY, PASSWORD, PiiConfig, detect, redact
+from stackv2.pii.rules import NOT_SECRETS, RuleDetector, rule_ids
+
+# Random bodies in each provider's documented format (not real credentials).
+OPENAI = "sk-proj-" + "Zk3q9XbT1vLr8YwPe2NcHs5Ud7Fj0Ag4Km6Bn" * 2 + "T3BlbkFJ" + "Qw8Er4Ty6Ui2Op0As5Df7Gh9Jk1Lz3Xc" * 2
+ANTHROPIC = "sk-ant-api03-" + ("a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ-_" * 3)[:93] + "AA"
+STRIPE = "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Xq2Lm"
+DD_HEX = "9a012277b8e7c1a8c1520c2906026be4"
+AWS_ID = "AKIAQYLPMN5HHHFPZAM2"
+SRI = "lVUrwLdWd8ikLk9OTatH5JAoOtq9YQlgzhW2zX/dNJ5dn8y1ZflXLbIAQ75KSzyEgbvQdk4pjNuXDeMZGZOUOw=="
+
+
+def found(text: str, cfg: PiiConfig | None = None) -> list[tuple[str, str]]:
+    return [(s.entity, text[s.start : s.end]) for s in detect(text, cfg)]
+
+
+# ------------------------------------------------------------------ rule library
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (f'OPENAI_API_KEY = "{OPENAI}"\n', OPENAI),
+        (f"ANTHROPIC_API_KEY={ANTHROPIC}\n", ANTHROPIC),
+        (f"  stripe_secret_key: {STRIPE}\n", STRIPE),
+        (f"aws_access_key_id = {AWS_ID}\n", AWS_ID),
+        ("HF_TOKEN=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\n", "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"),
+    ],
+)
+def test_rule_library_finds_provider_keys(text, value):
+    assert found(text) == [(KEY, value)]
+
+
+def test_rule_library_finds_private_keys_across_lines():
+    body = "\n".join(["MIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM2gJ4Zx8XqKc1Yd3Lp9Vb6Hn0Wm5Rt7Ue4Io8Pa2Sd6Fg1Jh"] * 12)
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+    r = redact(f"key = '''{pem}'''\n", PiiConfig(window_chars=256, overlap_chars=32))
+    assert "MIIEowIBAAKCAQEA" not in r.text and r.counts == {KEY: 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'GITHUB_TOKEN = "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"\n',  # a placeholder (upstream filter)
+        "OPENAI_API_KEY=${OPENAI_API_KEY}\n",
+        'AZURE_CLIENT_ID = "0c5e1f9a-7d2b-4c3e-9f10-2b6a8d4e7f31"\n',  # an identifier rule: not a secret
+        'token = "<KEY>"\n',  # our own placeholder is never a secret
+    ],
+)
+def test_rule_library_negatives(text):
+    assert found(text) == []
+
+
+def test_identifier_rules_are_not_run():
+    ids = rule_ids()
+    assert len(ids) > 400 and not any(NOT_SECRETS.search(i) for i in ids)
+    assert "betterleaks.github-pat" in ids and "betterleaks.azure-client-id" not in ids
+    assert "betterleaks.alibaba-access-key-id" in ids  # half of a key pair, like AWS's AKIA ids: kept
+
+
+def test_rule_offsets_are_characters_not_bytes():
+    text = f'# café, naïve, 東京\ntoken = "{STRIPE}"\n'
+    assert found(text) == [(KEY, STRIPE)]
+
+
+def test_rules_can_be_turned_off():
+    text = f"run --with {ANTHROPIC}\n"  # no name, no quotes: only the rule knows the format
+    assert found(text) == [(KEY, ANTHROPIC)]
+    assert found(text, PiiConfig(key_rules=False)) == []
+
+
+def test_rule_scan_past_its_timeout_scans_windows(monkeypatch):
+    """A whole-file scan that times out falls back to one scan per window (an error branch: the timeout is forced)."""
+    cfg = PiiConfig(window_chars=512, overlap_chars=64)
+    calls: list[int] = []
+    real = RuleDetector.find
+
+    def find(self, text):
+        calls.append(len(text))
+        if len(text) > 2000:
+            raise TimeoutError
+        return real(self, text)
+
+    monkeypatch.setattr(RuleDetector, "find", find)
+    text = "x = compute(a, b)\n" * 300 + f'key = "{STRIPE}"\n' + "y = 1\n" * 100
+    assert found(text, cfg) == [(KEY, STRIPE)]
+    assert max(calls) > 2000 and sorted(calls)[-2] <= 512 + 4 * 64
+
+
+# ------------------------------------------------------------------ generic rules (named keys, auth headers)
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (f"  dd_api_key: {DD_HEX}\n", DD_HEX),
+        ("API_SECRET=z7OnjYyJjuVqNeHS01Sg4r7qiErJxH5oo9\n", "z7OnjYyJjuVqNeHS01Sg4r7qiErJxH5oo9"),
+        (
+            'headers = {"Authorization": "Bearer 2kiEv6iKGXh96wLDz010zx3NseXikFTET59Q"}\n',
+            "2kiEv6iKGXh96wLDz010zx3NseXikFTET59Q",
+        ),
+    ],
+)
+def test_named_keys_and_auth_headers(text, value):
+    assert found(text) == [(KEY, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'SECRET_KEY_SETTING = "django.core.signing.secret_key"\n',  # a dotted name
+        'api_token = "abcdefghijklmnopqrstuvwx"\n',  # no digits: a word, not random
+        'api_key = "test_api_key_1234567890"\n',  # a test placeholder
+        'token_file = "credentials_2024_backup.json"\n',
+        'headers = {"Authorization": "Bearer ${API_TOKEN}"}\n',
+        "Authorization: Basic authentication2fa is described below\n",
+        f'secret_sha256 = "{DD_HEX}{DD_HEX}"\n',  # a digest length with a hash word on the line
+        f'"integrity": "sha512-{SRI}",\n',
+    ],
+)
+def test_named_key_negatives(text):
+    assert found(text) == []
+
+
+# ------------------------------------------------------------------ passwords
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("      - POSTGRES_PASSWORD=Abc123!x\n", "Abc123!x"),  # docker-compose list item
+        ("export SMTP_PASS=Maple2024?\n", "Maple2024?"),
+        ("<password>S3cret99</password>\n", "S3cret99"),
+        ('<add key="DbPassword" value="Tr0ub4dor&amp;3" />\n', "Tr0ub4dor&amp;3"),
+        ('<property name="jdbc.password" value="Winter#77"/>\n', "Winter#77"),
+        ('"Server=tcp:db,1433;Database=app;User ID=sa;Password=Xy12abc;"\n', "Xy12abc"),
+        ("ConnectionString=Data Source=sql01;User Id=crm;Pwd=Qq12345\n", "Qq12345"),
+        ("DATABASE_URL=postgres://app:Sup3rs3cr3t@db.internal:5432/app\n", "Sup3rs3cr3t"),
+        ('REDIS_URL = "redis://:k9Fz2mQ8@cache.internal:6379/0"\n', "k9Fz2mQ8"),
+        ("mysql -h db -u root --password=YRZNUsLFRxBsX app\n", "YRZNUsLFRxBsX"),
+        ("curl -u admin:Hello123 https://ci.corp.net/api\n", "admin:Hello123"),  # the rule's span, user too
+        ('conn = connect(password="@_W@p$BxtOcJ6v1umne")\n', "@_W@p$BxtOcJ6v1umne"),
+        ("spring.datasource.password=#058X?s5NPatxW\n", "#058X?s5NPatxW"),
+    ],
+)
+def test_password_formats(text, value):
+    assert found(text) == [(PASSWORD, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD}\n",
+        "export SMTP_PASS=$SMTP_PASS\n",
+        "<password></password>\n",
+        "<password>${DB_PASSWORD}</password>\n",
+        '<add key="DbPassword" value="" />\n',
+        '<add key="Timeout" value="S3cret99" />\n',  # not a password name
+        '"Server=tcp:db,1433;User ID=sa;Password={0};"\n',
+        "DATABASE_URL=postgres://user:password@localhost:5432/db\n",
+        "DATABASE_URL=postgres://${DB_USER}:${DB_PASSWORD}@db:5432/app\n",
+        'url = f"postgres://{user}:{password}@{host}/db"\n',
+        "mysql -u root --password $MYSQL_PWD app\n",
+        "usage: tool --password PASSWORD\n",
+        "curl -u admin:$API_TOKEN https://ci.corp.net/api\n",
+        "password: changeme\n",
+        "PASSWORD=********\n",
+        'password = "your_password_here"\n',
+        "password=%(db_password)s\n",
+        '"password": "<password>",\n',
+        "password = os.environ.get('DB_PASSWORD')\n",
+    ],
+)
+def test_password_negatives(text):
+    assert found(text) == []
+
+
+# ------------------------------------------------------------------ redaction
+
+
+def test_placeholders_and_counts():
+    text = f'OPENAI_API_KEY = "{OPENAI}"\nDATABASE_URL=postgres://app:Sup3rs3cr3t@db.internal:5432/app\n'
+    r = redact(text)
+    assert r.text == 'OPENAI_API_KEY = "<KEY>"\nDATABASE_URL=postgres://app:<PASSWORD>@db.internal:5432/app\n'
+    assert r.counts == {KEY: 1, PASSWORD: 1}
+
+
+_FRAGMENTS = [
+    f'"{OPENAI}"',
+    STRIPE,
+    AWS_ID,
+    "postgres://app:Sup3rs3cr3t@db.internal:5432/app",
+    "redis://:k9Fz2mQ8@cache",
+    "<password>S3cret99</password>",
+    ";Password=Xy12abc;",
+    "--password=Qwerty12",
+    f"dd_api_key: {DD_HEX}",
+    "Bearer 2kiEv6iKGXh96wLDz010zx3NseXikFTET59Q",
+    "<KEY>",
+    "<PASSWORD>",
+    "password",
+    "@",
+    ":",
+    "=",
+    '"',
+    "\n",
+    " ",
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=6)), max_size=20).map("".join))
+def test_secret_redaction_is_idempotent(text):
+    once = redact(text)
+    twice = redact(once.text)
+    assert twice.text == once.text and twice.counts == {}
+
+
+def test_cli_counts_report_keys_and_passwords(tmp_path, capsys):
+    from pipelines.cli import main
+
+    f = tmp_path / ".env"
+    f.write_text(f"OPENAI_API_KEY={OPENAI}\nDB_PASSWORD=Maple2024?\n")
+    assert main(["pii", "--counts", str(f)]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"KEY": 1, "PASSWORD": 1}
