@@ -282,8 +282,10 @@ _NAMED_KEY = regex.compile(
     r"""(?P<q>["'`]?)(?P<v>[A-Za-z0-9+/=_.\-~]{16,256})(?P=q)(?![\w+/=.\-~])"""
 )
 _AUTH_HEADER = regex.compile(r"(?i)\b(?:bearer|basic|token)[ \t]+(?P<v>[A-Za-z0-9+/=_.\-~]{16,512})(?![\w+/=.\-~])")
+# Only assignments whose value starts with 16 key characters: ``key = value`` lines are common in code.
 _NAMED_KEY_CANDIDATE = re.compile(
-    r"(?i)(?:key|secret|token|credentials?)s?[\"'`\]]?[ \t]*(?:[:=]|=>)|bearer |basic |token "
+    r"(?i)(?:(?:key|secret|token|credentials?)s?[\"'`\]]?[ \t]*(?:[:=]|=>)[ \t]*(?:new\s+\w+\()?[\"'`]?"
+    r"|(?:bearer|basic|token)[ \t]+)[A-Za-z0-9+/=_.\-~]{16}"
 )
 
 
@@ -491,7 +493,8 @@ _PASSWORD_PATTERNS = (
     (_PASSWORD_USER_FLAG, False, True),
 )
 _PASSWORD_CANDIDATE = re.compile(
-    r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)(?:[\"'`\]]?[ \t]*(?:[:=]|=>)|>|[\"'][ \t]+value|[ \t]+[^\s=:])"
+    r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd)(?:[\"'`\]]?[ \t]*(?:[:=]|=>)|>|[\"'][ \t]+value)"
+    r"|-(?:password|passwd|pass|pwd)[ \t]"
 )
 _CREDENTIAL_CANDIDATE = re.compile(r"://[^\s/@]*:[^\s/@]+@|(?<![\w-])(?:-u|--user)[ \t]+\S+:")
 
