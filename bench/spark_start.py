@@ -47,7 +47,7 @@ def _dedup(options: str, archive: bool) -> dict:
     from pipelines._job import StageContext, run_stage
     from pipelines._session import spark_session
     from stackv2.config import RunConfig, SparkConfig, stable_hash, to_dict
-    from stackv2.dedup import DedupConfig
+    from stackv2.dedup.config import DedupConfig
 
     shutil.rmtree(X16 / "dedup", ignore_errors=True)
     t = time.monotonic()

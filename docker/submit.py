@@ -3,7 +3,7 @@
     spark-submit --master yarn [options] docker/submit.py run --config run.yaml
 
 The cluster's ``--master`` is kept (``pipelines._session.submitted``). Do not submit ``pipelines/cli.py``
-itself: its folder would go first on ``sys.path`` and ``pipelines/tokenize.py`` would shadow the standard
+itself: its folder would go first on ``sys.path`` and ``pipelines/stages/tokenize.py`` would shadow the standard
 library's ``tokenize``."""
 
 import sys

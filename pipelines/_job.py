@@ -1,6 +1,9 @@
-"""The stage contract: how every Spark stage reads, writes, counts and resumes.
+"""The stage contract: what a stage is, the order stages run in, and how every stage reads, writes, counts and
+resumes.
 
-A stage is a function ``StageContext -> StageResult``. This module does the rest, the same way for all:
+A stage is a module of ``pipelines.stages`` named as the stage, holding ``STAGE = Stage(name, run, ...)``: ``run``
+is a function ``StageContext -> StageResult`` that wires the stage's ``transform`` to its inputs and outputs.
+``PIPELINE`` lists the stages in the order they run. This module does the rest, the same way for all:
 
 1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
    stage's unique key into ``spark.shuffle_partitions`` files, sorted within each file, written to a temporary
@@ -31,15 +34,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType
 
+from stackv2.atomic import atomic_dir, write_json
 from stackv2.config import RunConfig
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
+from stackv2.workdir import DATA, REJECTED, STATS, SUCCESS
 from udfs.parquet_writer import RESULT_SCHEMA, write_partitions
 
-SUCCESS = "_SUCCESS"
-STATS = "_stats.json"
-DATA = "data"
-REJECTED = "rejected"
+#: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
+PIPELINE: tuple[str, ...] = ("extract", "optout", "fetch", "annotate", "filter", "dedup", "pii", "shards", "tokenize")
 
 
 def nanos_to_timestamps(df: DataFrame) -> DataFrame:
@@ -88,6 +91,19 @@ class StageContext:
         return StageStats.load(p) if p.exists() else None
 
 
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    #: Wires the stage's transform to its inputs and outputs.
+    run: Callable[[StageContext], StageResult]
+    #: ``RunConfig`` attributes whose values change this stage's output (its config hash covers them).
+    config_keys: tuple[str, ...] = ()
+    #: Bump when the stage's logic changes output, so old markers stop matching.
+    version: int = 1
+    #: Hash of inputs the config only names (e.g. the contents of benchmark files), covered by the config hash.
+    fingerprint: Callable[[RunConfig], str] | None = None
+
+
 @dataclass
 class Output:
     df: DataFrame
@@ -119,21 +135,24 @@ def write_output(
     Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
     (``udfs.parquet_writer``): the same rows give the same bytes whatever the input partitioning or executors.
     """
-    tmp = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
     schema = to_arrow_schema(df.schema)
-    written = df.mapInArrow(write_partitions(str(tmp), schema, count_by=count_by), RESULT_SCHEMA).collect()
-    # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
-    for pid in set(range(partitions)) - {r["partition"] for r in written}:
-        pq.write_table(schema.empty_table(), tmp / f"part-{pid:05d}.parquet", compression="zstd")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with atomic_dir(target) as tmp:
+        written = df.mapInArrow(write_partitions(str(tmp), schema, count_by=count_by), RESULT_SCHEMA).collect()
+        # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
+        for pid in set(range(partitions)) - {r["partition"] for r in written}:
+            pq.write_table(schema.empty_table(), tmp / f"part-{pid:05d}.parquet", compression="zstd")
     counts: Counter[str] = Counter()
     for r in written:
         counts.update(r["counts"] or {})
     return sum(r["rows"] for r in written), dict(counts)
+
+
+def value_counts(df: DataFrame, column: str) -> dict[str, int]:
+    """Rows per value of ``column`` in one aggregation, for a stage's stats (null counted as ``"(none)"``)."""
+    return {
+        "(none)" if r[column] is None else str(r[column]): r["count"] for r in df.groupBy(column).count().collect()
+    }
 
 
 def marker(stage_dir: Path) -> dict[str, Any] | None:
@@ -182,5 +201,5 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     # What the stage cached (e.g. dedup's exact-dedup rows and sketches) is read by no later stage: stages pass
     # data through their written outputs only.
     ctx.spark.catalog.clearCache()
-    (stage_dir / SUCCESS).write_text(json.dumps({"stage": name, "config_hash": ctx.config_hash}) + "\n")
+    write_json(stage_dir / SUCCESS, {"stage": name, "config_hash": ctx.config_hash})
     return stats, False

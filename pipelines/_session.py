@@ -6,12 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
-from pipelines.class_archive import USE_OPTION, archive_path
 from stackv2.config import SparkConfig
 
 DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+#: The option that makes a driver JVM map a class archive (``pipelines.class_archive``); drivers given one of
+#: their own are left alone.
+USE_OPTION = "-XX:SharedArchiveFile"
 
 #: Settings every run gets; ``SparkConfig`` fields and ``SparkConfig.conf`` override them.
 BASE_CONF: dict[str, str] = {
@@ -58,6 +61,11 @@ def spark_conf(cfg: SparkConfig) -> dict[str, str]:
     )
     conf.update(cfg.conf)
     return conf
+
+
+def archive_path() -> Path:
+    """Where ``stackv2 class-archive`` keeps the class archive of this environment's Spark (beside its packages)."""
+    return Path(sys.prefix) / "share" / "stackv2" / f"spark-{pyspark.__version__}.jsa"
 
 
 def with_class_archive(conf: dict[str, str], archive: Path) -> dict[str, str]:

@@ -14,22 +14,13 @@ crash the JVM, so it is written under a temporary name and only moved into place
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import pyspark
-
-#: The option that makes a driver JVM use the archive; ``_session`` leaves alone drivers that already have one.
-USE_OPTION = "-XX:SharedArchiveFile"
-
-
-def archive_path() -> Path:
-    """Where the archive of this environment's Spark lives (beside its Python packages)."""
-    return Path(sys.prefix) / "share" / "stackv2" / f"spark-{pyspark.__version__}.jsa"
+from pipelines._session import BASE_CONF, DRIVER_OPTIONS, USE_OPTION, spark_session
 
 
 def _exercise(java_options: str) -> None:
@@ -38,7 +29,6 @@ def _exercise(java_options: str) -> None:
     from pyspark.sql import functions as F
 
     from pipelines._job import Output, write_output
-    from pipelines._session import BASE_CONF, DRIVER_OPTIONS, spark_session
     from pipelines.components import connected_components
     from stackv2.config import SparkConfig
 
@@ -92,20 +82,6 @@ def build(target: Path, force: bool = False) -> bool:
         return True
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def cmd_class_archive(args: argparse.Namespace) -> int:
-    target = archive_path()
-    written = build(target, force=args.force)
-    size = target.stat().st_size / 2**20
-    print(f"{'wrote' if written else 'kept'} {target} ({size:.0f} MiB)")
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("class-archive", help="archive the Spark driver's JVM classes for a faster start")
-    p.add_argument("--force", action="store_true", help="rebuild it even if it exists")
-    p.set_defaults(func=cmd_class_archive)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""The stackv2 command line: every command has --help; errors print one clear line, not a traceback.
+"""The stackv2 command line, every command in one place: each has --help; errors print one clear line, not a
+traceback. Commands that take a run config share ``--config FILE`` and ``--set SECTION.KEY=VALUE``; commands that
+run stages also take ``--dry-run``.
 
-Stage commands (``extract``, ``fetch``) run one stage with the same runner as ``run``, so they resume too.
+Stage commands (``extract``, ``fetch`` ...) run one stage with the same runner as ``run``, so they resume too.
+Heavy modules are imported inside the commands: ``stackv2 --help`` and the pure commands start fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import dataclasses
 import json
 import sys
 import time
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from stackv2.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, to_dict
+from stackv2.config import ConfigError, RunConfig, SparkConfig, apply_overrides, from_dict, load_config, to_dict
+from stackv2.reproduce.config import ReproduceConfig
 
 #: Distributions always archived first by the demo: real vendored copies (pip/_vendor, setuptools/_vendor)
 #: beside the projects they copy, so the corpus has true near-duplicates.
@@ -52,7 +56,13 @@ def _installed(names: tuple[str, ...]) -> list[str]:
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 
-def _common_run_args(p: argparse.ArgumentParser) -> None:
+def _config_args(p: argparse.ArgumentParser, required: bool = False, what: str = "other settings") -> None:
+    """``--config FILE`` and ``--set SECTION.KEY=VALUE``, the same for every command that reads a run config."""
+    p.add_argument("--config", required=required, default=None, help=f"YAML run config ({what})")
+    _set_arg(p)
+
+
+def _set_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
@@ -61,6 +71,11 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable), e.g. --set spark.master=local[2]",
     )
+
+
+def _run_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """The options of every command that runs stages: the config options and ``--dry-run``."""
+    _config_args(p, required)
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
@@ -74,23 +89,24 @@ def _config(args: argparse.Namespace, base: dict) -> RunConfig:
 
 def _run(cfg: RunConfig, dry_run: bool) -> int:
     from pipelines.runner import run_pipeline
-    from pipelines.summary import summarize
+    from stackv2.report.summary import run_summary
 
     if dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     stats = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(summarize(stats, Path(cfg.work_dir).resolve()))
+    print(run_summary(stats, Path(cfg.work_dir).resolve()))
     if any(s.stage == "shards" for s in stats):
         from pipelines._session import spark_session
-        from pipelines.report import report
+        from pipelines.run_report import report
 
         print(f"report: {report(cfg.work_dir, spark_session(cfg.spark))}")
     return 0
 
 
 def cmd_archive_build(args: argparse.Namespace) -> int:
-    from stackv2.swh.archive import ArchiveConfig, build_archive
+    from stackv2.swh.archive import build_archive
+    from stackv2.swh.config import ArchiveConfig
 
     if not args.from_git and not args.from_installed:
         raise ConfigError("give --from-git PATH... or --from-installed")
@@ -154,7 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stackv2.swh.archive import ArchiveConfig, build_archive
+    from stackv2.swh.archive import build_archive
+    from stackv2.swh.config import ArchiveConfig
 
     out = Path(args.out).resolve()
     archive = out / "archive"
@@ -197,10 +214,125 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(cfg, args.dry_run)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stackv2", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_optout_apply(args: argparse.Namespace) -> int:
+    from stackv2.optout.release import apply
 
+    audit = apply(args.registry, args.release, args.work, args.report, dry_run=args.dry_run)
+    keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "work_purged", "warnings")
+    print(json.dumps({k: audit[k] for k in (*keys, "dry_run" if args.dry_run else "report")}, indent=2))
+    return 0
+
+
+def cmd_optout_check(args: argparse.Namespace) -> int:
+    from stackv2.optout.release import check
+
+    repos = check(args.username, args.release)
+    for repo, n in repos.items():
+        print(f"{repo}\t{n}")
+    print(f"{args.username}: {len(repos)} repositories, {sum(repos.values())} files in {args.release}")
+    return 0
+
+
+def cmd_optout_verify(args: argparse.Namespace) -> int:
+    from stackv2.optout.release import verify
+
+    report = verify(args.registry, args.release, args.work, args.tokens)
+    for leak in report.leaks:
+        print(f"LEAK {leak['file']}: {leak['repo_name']} ({leak['rows']} rows, request {leak['request']})")
+    for p in report.problems:
+        print(f"PROBLEM {p}")
+    state = "OK" if report.ok else "FAILED"
+    print(
+        f"{state}: {report.files_scanned} files, {report.rows_scanned} rows scanned, {len(report.leaks)} leaks, "
+        f"{len(report.problems)} problems"
+    )
+    return report.exit_code()
+
+
+def reproduce_config(args: argparse.Namespace) -> tuple[ReproduceConfig, SparkConfig]:
+    """The config's ``reproduce`` section with the command's options applied, and its Spark settings."""
+    run_cfg = load_config(args.config, args.overrides)
+    cfg = run_cfg.reproduce
+    where = {k: v for k, v in {"bucket": args.bucket, "prefix": args.prefix}.items() if v is not None}
+    fetch = {
+        k: v
+        for k, v in {
+            "endpoint_url": args.endpoint_url,
+            "region": args.region,
+            "concurrency": args.concurrency,
+        }.items()
+        if v is not None
+    }
+    if args.no_sign_request:
+        fetch["unsigned"] = True
+    if args.rows_per_shard:
+        where["rows_per_shard"] = args.rows_per_shard
+    spark_cfg = dataclasses.replace(run_cfg.spark, master=args.master) if args.master else run_cfg.spark
+    return dataclasses.replace(cfg, fetch=dataclasses.replace(cfg.fetch, **fetch), **where), spark_cfg
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from stackv2.reproduce.run import reproduce
+
+    cfg, spark_cfg = reproduce_config(args)
+    map_shards = None
+    if not args.no_spark:
+        from pipelines._session import spark_session
+        from pipelines.reproduce import spark_map
+
+        map_shards = spark_map(spark_session(spark_cfg))
+    summary = reproduce(args.ids, args.out, cfg, map_shards=map_shards, retry_fetch_errors=args.retry_fetch_errors)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.run_report import report
+
+    cfg = load_config(args.config, args.overrides)
+    print(report(args.work or cfg.work_dir, spark_cfg=cfg.spark))
+    return 0
+
+
+def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from stackv2.release.layout import DATA_DIR
+    from stackv2.tokenize.sample import train_on_release
+    from stackv2.workdir import release_dir, trained_tokenizer
+
+    cfg = load_config(args.config, args.overrides)
+    work = args.work or cfg.work_dir
+    t0 = time.monotonic()
+    target = Path(args.out) if args.out else trained_tokenizer(work)
+    info = train_on_release(release_dir(work) / DATA_DIR, cfg.tokenize, target)
+    print(json.dumps({**info, "seconds": round(time.monotonic() - t0, 1)}, indent=2))
+    return 0
+
+
+def cmd_pii(args: argparse.Namespace) -> int:
+    from stackv2.pii import redact
+
+    cfg = load_config(args.config, args.overrides).pii
+    for name in args.files:
+        r = redact(Path(name).read_text(encoding="utf-8", errors="surrogateescape"), cfg)
+        if args.counts:
+            spans = [[s.start, s.end, s.entity] for s in r.spans]
+            print(json.dumps({"file": name, "counts": r.counts, "spans": spans}))
+        else:
+            sys.stdout.write(r.text)
+    return 0
+
+
+def cmd_class_archive(args: argparse.Namespace) -> int:
+    from pipelines._session import archive_path
+    from pipelines.class_archive import build
+
+    target = archive_path()
+    written = build(target, force=args.force)
+    print(f"{'wrote' if written else 'kept'} {target} ({target.stat().st_size / 2**20:.0f} MiB)")
+    return 0
+
+
+def _add_archive(sub: argparse._SubParsersAction) -> None:
     archive = sub.add_parser("archive", help="build SWH-format archives").add_subparsers(dest="action", required=True)
     p = archive.add_parser(
         "build",
@@ -223,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_archive_build)
 
+
+def _add_stages(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="select repositories and list their files (stage extract)")
     p.add_argument("--graph", required=True, help="SWH graph export folder (one sub-folder per table)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/extract/{data,rejected}")
@@ -230,16 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--origin-pattern", default=None, help="regex on origin URLs (default: GitHub repositories)")
     g.add_argument("--swhids", default=None, help="file of snp/rel/rev/dir SWHIDs to use as roots")
     p.add_argument("--github-metadata", default=None, help="Parquet table of GitHub repository metadata")
-    p.add_argument("--config", default=None, help="YAML run config for other settings")
-    _common_run_args(p)
+    _run_args(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("fetch", help="read and decode file contents (stage fetch)")
     p.add_argument("--index", required=True, help="file index (a stage folder or Parquet dataset)")
     p.add_argument("--content-store", required=True, help="folder or s3://bucket[/prefix]")
     p.add_argument("--out", required=True, help="work folder; writes OUT/fetch/{data,rejected}")
-    p.add_argument("--config", default=None, help="YAML run config for other settings")
-    _common_run_args(p)
+    _run_args(p)
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("annotate", help="add language, licenses, natural language, line stats (stage annotate)")
@@ -251,8 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="SPDX ids counted permissive, one per line (default: the shipped ScanCode-derived list)",
     )
-    p.add_argument("--config", default=None, help="YAML run config for other settings")
-    _common_run_args(p)
+    _run_args(p)
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("filter", help="reject files by the paper's heuristics and benchmarks (stage filter)")
@@ -265,20 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSONL",
         help="benchmark files to decontaminate against (HumanEval/MBPP/APPS/GSM8K jsonl[.gz])",
     )
-    p.add_argument("--config", default=None, help="YAML run config for other settings")
-    _common_run_args(p)
+    _run_args(p)
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("dedup", help="exact + MinHash near-dedup per language (stage dedup)")
     p.add_argument("--input", required=True, help="filtered files (a stage folder or Parquet dataset)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/dedup/{data,rejected,clusters}")
-    p.add_argument("--config", default=None, help="YAML run config for other settings (dedup.threshold, ...)")
-    _common_run_args(p)
+    _run_args(p)
     p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("run", help="run the configured stages with resume")
-    p.add_argument("--config", required=True, help="YAML run config")
-    _common_run_args(p)
+    _run_args(p, required=True)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="archive the installed distributions and run the whole pipeline on them")
@@ -286,12 +414,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-repos", type=int, default=60, help="distributions to archive")
     p.add_argument("--max-files-per-repo", type=int, default=400, help="files per distribution")
     p.add_argument("--rebuild", action="store_true", help="rebuild the archive even if it exists")
-    _common_run_args(p)
+    _set_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_demo)
 
-    # Commands whose parsers live beside their jobs.
-    for module in ("optout_release", "reproduce", "report", "tokenize", "pii", "class_archive"):
-        importlib.import_module(f"pipelines.{module}").add_parser(sub)
+
+def _add_optout(sub: argparse._SubParsersAction) -> None:
+    optout = sub.add_parser("optout", help="honour opt-out requests on released data")
+    actions = optout.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
+    p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
+    p.add_argument("--release", required=True, help="release folder (manifest.json, data/, repos/)")
+    p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables")
+    p.add_argument("--report", default=None, help="audit report path (default WORK/optout_audit/audit-<sha>.json)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    p.set_defaults(func=cmd_optout_apply)
+    p = actions.add_parser("check", help="list a user's or organisation's repositories in a release")
+    p.add_argument("username")
+    p.add_argument("--release", required=True)
+    p.set_defaults(func=cmd_optout_check)
+    p = actions.add_parser("verify", help="exit 1 if any opted-out row remains (2 if something cannot be verified)")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--release", required=True)
+    p.add_argument("--work", default=None, help="also scan the work folder's content-bearing tables")
+    p.add_argument("--tokens", default=None, help="also scan the tokenized output's metadata")
+    p.set_defaults(func=cmd_optout_verify)
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="download the contents of The Stack v2's published id tables",
+        description="The Stack v2's published id tables in, the same rows with their content out.",
+    )
+    p.add_argument(
+        "--ids",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="id tables: Parquet files or folders, local or s3:// (file level or repo level)",
+    )
+    p.add_argument("--out", required=True, help="output folder (HF layout under OUT/data, rejects under OUT/rejected)")
+    p.add_argument("--bucket", default=None, help="content bucket (default: softwareheritage)")
+    p.add_argument("--prefix", default=None, help="key prefix before the sha1 (default: content/)")
+    p.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint (default: boto3's settings, e.g. AWS_ENDPOINT_URL_S3, else AWS)",
+    )
+    p.add_argument("--region", default=None, help="S3 region (default: boto3's settings, else us-east-1)")
+    p.add_argument("--no-sign-request", action="store_true", help="anonymous requests (public buckets)")
+    p.add_argument("--concurrency", type=int, default=None, help="requests in flight per worker (default 64)")
+    p.add_argument("--rows-per-shard", type=int, default=None, help="rows per output shard (file level)")
+    p.add_argument("--no-spark", action="store_true", help="fetch the shards in this process, one after another")
+    p.add_argument(
+        "--retry-fetch-errors",
+        action="store_true",
+        help="also redo committed shards that have fetch_error rows (e.g. after an outage)",
+    )
+    p.add_argument("--master", default=None, help="Spark master (default: the config's spark.master)")
+    _config_args(p, what="its reproduce and spark sections")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def _add_tools(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="HTML + PNG + JSON report of a work folder (into WORK/report)")
+    p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
+    _config_args(p, what="its work_dir and spark settings")
+    p.set_defaults(func=cmd_report)
+
+    tok = sub.add_parser("tokenizer", help="the tokenizer of the tokenize stage")
+    p = tok.add_subparsers(dest="action", required=True).add_parser(
+        "train",
+        help="train the byte-level BPE on a sample of the release shards",
+        description="Byte-level BPE with StarCoder2's special tokens and digit splitting (docs/spec.md §10.3), "
+        "trained on a seeded sample (tokenize.train_sample_bytes) of the release's data/ folder.",
+    )
+    p.add_argument("--work", default=None, help="work folder holding the release (default: the config's work_dir)")
+    p.add_argument("--out", default=None, help="tokenizer.json to write (default: WORK/tokenizer/tokenizer.json)")
+    _config_args(p, what="tokenize.vocab_size, seed ...")
+    p.set_defaults(func=cmd_tokenizer_train)
+
+    p = sub.add_parser("pii", help="print files with PII redacted (or, with --counts, what was found)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--counts", action="store_true", help="one JSON line per file: counts and spans, no values")
+    _config_args(p, what="its pii section")
+    p.set_defaults(func=cmd_pii)
+
+    p = sub.add_parser("class-archive", help="archive the Spark driver's JVM classes for a faster start")
+    p.add_argument("--force", action="store_true", help="rebuild it even if it exists")
+    p.set_defaults(func=cmd_class_archive)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stackv2", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_archive, _add_stages, _add_optout, _add_reproduce, _add_tools):
+        add(sub)
     return parser
 
 

@@ -1,8 +1,7 @@
 """Chains the stages of a run with resume: ``stackv2 run --config run.yaml``.
 
-Stages are registered by name in pipeline order (``PIPELINE``); each lives in its own module exposing
-``STAGE = Stage(...)``. A run executes the configured subset in that order; each stage reads the output of the
-stage run just before it (``StageContext.input``) and may read any earlier stage by name.
+A run executes the configured subset of ``_job.PIPELINE`` in that order; each stage reads the output of the stage
+run just before it (``StageContext.input``) and may read any earlier stage by name.
 """
 
 from __future__ import annotations
@@ -10,44 +9,18 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines._job import StageContext, StageResult, run_stage
+from pipelines._job import PIPELINE, Stage, StageContext, run_stage
 from pipelines._session import spark_session
 from stackv2.config import ConfigError, RunConfig, stable_hash, to_dict
 from stackv2.stats import StageStats
-
-#: Every stage the project knows, in pipeline order, with the module that defines it.
-PIPELINE: dict[str, str] = {
-    "extract": "pipelines.extract",
-    "optout": "pipelines.optout",
-    "fetch": "pipelines.fetch",
-    "annotate": "pipelines.annotate",
-    "filter": "pipelines.filter",
-    "dedup": "pipelines.dedup",
-    "pii": "pipelines.pii",
-    "shards": "pipelines.shards",
-    "tokenize": "pipelines.tokenize",
-}
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    run: Callable[[StageContext], StageResult]
-    #: ``RunConfig`` attributes whose values change this stage's output (its config hash covers them).
-    config_keys: tuple[str, ...] = ()
-    #: Bump when the stage's logic changes output, so old markers stop matching.
-    version: int = 1
-    #: Hash of inputs the config only names (e.g. the contents of benchmark files), covered by the config hash.
-    fingerprint: Callable[[RunConfig], str] | None = None
 
 
 def load_stage(name: str) -> Stage:
     if name not in PIPELINE:
         raise ConfigError(f"unknown stage {name!r}; known stages: {list(PIPELINE)}")
-    return importlib.import_module(PIPELINE[name]).STAGE
+    return importlib.import_module(f"pipelines.stages.{name}").STAGE
 
 
 def selected_stages(cfg: RunConfig) -> list[str]:

@@ -18,18 +18,15 @@ from typing import Any
 
 import yaml
 
-from stackv2.dedup import DedupConfig
+from stackv2.dedup.config import DedupConfig
 from stackv2.detect.config import AnnotateConfig
 from stackv2.filters.config import FilterConfig
-from stackv2.idtables import ReproduceConfig
-from stackv2.optout import OptOutConfig
+from stackv2.optout.config import OptOutConfig
 from stackv2.pii.config import PiiConfig
-from stackv2.release import ShardsConfig
+from stackv2.release.config import ShardsConfig
+from stackv2.reproduce.config import ReproduceConfig
+from stackv2.swh.config import ExtractConfig, FetchConfig
 from stackv2.tokenize.config import TokenizeConfig
-
-#: The paper's origin filter: GitHub repositories only (spec §1.3).
-GITHUB_ORIGIN_PATTERN = r"^https://github\.com/[^/]+/[^/]+$"
-MIB = 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -46,32 +43,6 @@ class SparkConfig:
     arrow_batch_size: int = 2000
     #: Any other Spark setting, passed through as is.
     conf: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    #: Regex on origin URLs; the paper keeps GitHub only. Use ".*" for other forges or test graphs.
-    origin_pattern: str = GITHUB_ORIGIN_PATTERN
-    #: Branch names tried, in this order, when no GitHub default branch is known (spec §1.3).
-    fallback_branches: tuple[str, ...] = ("HEAD", "refs/heads/master", "refs/heads/main")
-    #: Tree depth the traversal follows (spec §1.5).
-    max_depth: int = 64
-    #: Skew guard: at most this many (root, path) rows per directory node and level (spec §1.5).
-    max_paths_per_directory: int = 1_000_000
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    #: Uncompressed size cap: files of this size or more are rejected ``too_large`` (spec §1.6, code version).
-    max_length: int = 10 * MIB
-    #: Concurrent object reads per Spark task.
-    concurrency: int = 32
-    #: Verify sha1(bytes) == blob_id and sha1_git == content_id.
-    verify_hashes: bool = True
-    #: S3 endpoint, region and anonymous access for s3:// stores (None: boto3's standard settings).
-    endpoint_url: str | None = None
-    region: str | None = None
-    unsigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +71,7 @@ class RunConfig:
     pii: PiiConfig = field(default_factory=PiiConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
-    #: ``stackv2 reproduce``: contents for published id tables (``stackv2.idtables``).
+    #: ``stackv2 reproduce``: contents for published id tables (``stackv2.reproduce``).
     reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
 
 

@@ -80,7 +80,7 @@ GRAPH_TABLES: dict[str, pa.Schema] = {
     "skipped_content": pa.schema([*_HASHES, ("length", INT64), ("status", STRING), ("reason", STRING)]),
 }
 
-#: Repository-level fields, in the order of the published repo-level id tables (spec §2.3).
+#: Repository-level fields, in the order of the published repo-level id tables (docs/spec.md §2.3).
 REPO_FIELDS: list[pa.Field] = [
     pa.field("repo_name", STRING),
     pa.field("repo_url", STRING),
@@ -99,6 +99,9 @@ REPO_FIELDS: list[pa.Field] = [
     pa.field("gha_created_at", TS),
     pa.field("gha_language", STRING),
 ]
+
+#: The columns that identify a file row in every stage from ``extract`` to ``pii``: a path in a root directory.
+FILE_KEY = ("directory_id", "path")
 
 FILE_INDEX = pa.schema(
     [
@@ -131,7 +134,7 @@ CONTENT_FIELDS: list[pa.Field] = [
 
 FETCHED = pa.schema([*FILE_INDEX, *CONTENT_FIELDS])
 
-#: Columns ``annotate`` adds (spec §3, §4; ``stackv2.detect``). Line statistics feed the filters (§5.2).
+#: Columns ``annotate`` adds (docs/spec.md §3, §4; ``stackv2.detect``). Line statistics feed the filters (§5.2).
 ANNOTATION_FIELDS: list[pa.Field] = [
     pa.field("language", STRING),
     pa.field("is_vendor", pa.bool_()),
@@ -155,7 +158,7 @@ BLOB_RESULT = pa.schema(
     [pa.field("blob_id", STRING), *CONTENT_FIELDS, pa.field("reason", STRING), pa.field("detail", STRING)]
 )
 
-#: The 26 columns of ``bigcode/the-stack-v2`` (names, types, order as published, spec §2.2) + ``content``.
+#: The 26 columns of ``bigcode/the-stack-v2`` (names, types, order as published, docs/spec.md §2.2) + ``content``.
 RELEASE = pa.schema(
     [
         pa.field("blob_id", STRING),
@@ -189,25 +192,29 @@ RELEASE = pa.schema(
 )
 RELEASE_ID_COLUMNS = RELEASE.names[:-1]
 
-#: One element of a repo-level row's ``files`` (spec §2.3, in the card's order) + ``content``.
+#: One element of a repo-level row's ``files`` (docs/spec.md §2.3, in the card's order) + ``content``: the release's
+#: per-file fields and annotate's line statistics.
 REPO_FILE = pa.struct(
     [
-        pa.field("blob_id", STRING),
-        pa.field("path", STRING),
-        pa.field("content_id", STRING),
-        pa.field("language", STRING),
-        pa.field("length_bytes", INT64),
-        pa.field("detected_licenses", pa.list_(STRING)),
-        pa.field("license_type", STRING),
-        pa.field("src_encoding", STRING),
-        pa.field("is_vendor", pa.bool_()),
-        pa.field("is_generated", pa.bool_()),
-        pa.field("alphanum_fraction", pa.float32()),
-        pa.field("alpha_fraction", pa.float32()),
-        pa.field("num_lines", pa.int32()),
-        pa.field("avg_line_length", pa.float32()),
-        pa.field("max_line_length", pa.int32()),
-        pa.field("content", STRING),
+        RELEASE.field(name) if name in RELEASE.names else {f.name: f for f in ANNOTATION_FIELDS}[name]
+        for name in (
+            "blob_id",
+            "path",
+            "content_id",
+            "language",
+            "length_bytes",
+            "detected_licenses",
+            "license_type",
+            "src_encoding",
+            "is_vendor",
+            "is_generated",
+            "alphanum_fraction",
+            "alpha_fraction",
+            "num_lines",
+            "avg_line_length",
+            "max_line_length",
+            "content",
+        )
     ]
 )
 
@@ -215,7 +222,7 @@ REPO_FILE = pa.struct(
 #: The card lists ``gha_updated_at``/``gha_pushed_at``; the metadata we join has ``gha_event_created_at`` instead.
 RELEASE_REPOS = pa.schema([*REPO_FIELDS, pa.field("files", pa.list_(REPO_FILE)), pa.field("num_files", INT64)])
 
-#: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (spec §1.4). Timestamps in micro-
+#: Optional GitHub (GHArchive-derived) metadata, joined on ``full_name`` (docs/spec.md §1.4). Timestamps in micro-
 #: seconds: Spark cannot read Parquet nanosecond timestamps.
 GITHUB_METADATA = pa.schema(
     [
@@ -265,16 +272,11 @@ DEDUP_VERIFIED = pa.schema([pa.field("node", STRING), pa.field("component", STRI
 PII_COUNT_FIELDS: list[pa.Field] = [
     pa.field(f"pii_{t}", pa.int32()) for t in ("email", "ip_address", "key", "password", "name")
 ]
-#: ``pii``'s audit table: one row per redacted span, offsets in characters of the original content; never values.
+#: One redacted span: offsets in characters of the original content, and its type; never the value.
+PII_SPAN = pa.struct([pa.field("start", pa.int32()), pa.field("end", pa.int32()), pa.field("entity", STRING)])
+#: ``pii``'s audit table: one row per redacted span.
 PII_SPANS = pa.schema(
-    [
-        pa.field("directory_id", STRING),
-        pa.field("path", STRING),
-        pa.field("blob_id", STRING),
-        pa.field("start", pa.int32()),
-        pa.field("end", pa.int32()),
-        pa.field("entity", STRING),
-    ]
+    [pa.field("directory_id", STRING), pa.field("path", STRING), pa.field("blob_id", STRING), *PII_SPAN]
 )
 
 

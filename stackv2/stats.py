@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackv2.atomic import write_json
+
 
 class AccountingError(RuntimeError):
     """A stage's output plus its rejected rows do not add up to its input."""
@@ -65,7 +67,7 @@ class StageStats:
         return cls(**d)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+        write_json(path, self.to_dict(), indent=2, sort_keys=True, default=str)
 
     @classmethod
     def load(cls, path: Path) -> StageStats:

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines._job import DATA, StageContext, run_stage
-from pipelines.annotate import STAGE
+from pipelines.stages.annotate import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import ANNOTATED, FETCHED
 
@@ -165,7 +165,7 @@ def test_same_annotations_as_the_previous_plan(spark):
     (``bench/annotate/previous.py``): every column of every row, on the fixture plus rows with a null ``blob_id``,
     a null ``path``, and a license blob known under a non-license name in another repository."""
     from bench.annotate.previous import previous_transform
-    from pipelines.annotate import transform
+    from pipelines.stages.annotate import transform
     from stackv2.detect.config import AnnotateConfig
 
     rows = fetched_rows()

@@ -7,7 +7,10 @@ import pytest
 from gitutil import git
 
 from stackv2.schema import GRAPH_TABLES
-from stackv2.swh.archive import ArchiveConfig, ArchiveError, GraphBuilder, add_git_repo, build_archive
+from stackv2.swh.archive import build_archive
+from stackv2.swh.archive.git import add_git_repo
+from stackv2.swh.archive.graph import ArchiveError, GraphBuilder
+from stackv2.swh.config import ArchiveConfig
 from stackv2.swh.content_store import LocalStore
 from stackv2.text.decode import gunzip_bounded
 

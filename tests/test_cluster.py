@@ -22,7 +22,7 @@ import pytest
 import yaml
 from gitutil import git
 
-from pipelines.runner import PIPELINE
+from pipelines._job import PIPELINE
 from stackv2.swh.archive import build_archive
 from tests.sparkcluster import spark_home
 

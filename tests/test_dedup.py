@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stackv2.config import RunConfig
-from stackv2.dedup import DedupConfig
 from stackv2.dedup import shingle as shingle_mod
+from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher, pack
 from stackv2.dedup.shingle import shingle_hash_batch, shingle_hash_sets, shingle_hashes, shingles, tokens, xxh32

@@ -10,12 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines import dedup
 from pipelines._job import SUCCESS, StageContext, run_stage
 from pipelines.components import connected_components
+from pipelines.stages import dedup
 from stackv2 import schema
 from stackv2.config import RunConfig, SparkConfig
-from stackv2.dedup import DedupConfig
+from stackv2.dedup.config import DedupConfig
 
 pytestmark = pytest.mark.spark
 
@@ -98,7 +98,7 @@ def run(spark, tmp: Path, partitions: int, cfg: DedupConfig | None = None, rows:
     (work / "filter" / SUCCESS).write_text("{}")
     run_cfg = RunConfig(work_dir=str(work), dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3))
     ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous="filter", config_hash="test")
-    stats, _ = run_stage(ctx, "dedup", dedup.build)
+    stats, _ = run_stage(ctx, "dedup", dedup.run)
     return work / "dedup", stats
 
 
@@ -205,7 +205,7 @@ def test_exact_only(spark, tmp_path):
     frame(spark, ROWS, 2).write.parquet(str(work / "filter" / "data"))
     (work / "filter" / SUCCESS).write_text("{}")
     cfg = RunConfig(work_dir=str(work), dedup=DedupConfig(near=False))
-    result = dedup.build(StageContext(spark=spark, cfg=cfg, work_dir=work, previous="filter", config_hash="t"))
+    result = dedup.run(StageContext(spark=spark, cfg=cfg, work_dir=work, previous="filter", config_hash="t"))
     assert result.data.df.columns == [*INPUT.names, "cluster_id", "is_representative"]
     assert result.data.df.where("cluster_id is not null or is_representative is not null").isEmpty()
     assert result.tables["clusters"].df.isEmpty()

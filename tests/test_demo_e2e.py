@@ -7,8 +7,9 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.runner import PIPELINE
+from pipelines._job import PIPELINE
 from stackv2.schema import RELEASE
+from stackv2.workdir import release_dir, tokens_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -43,9 +44,9 @@ def test_demo_runs_every_stage(tmp_path):
         assert stats["rows_in"] == stats["rows_out"] + stats["rows_rejected"], stage
     extract = json.loads((work / "extract/_stats.json").read_text())
     assert extract["extra"]["repositories"] == 6 and extract["rows_out"] > 50
-    shards = sorted((work / "release" / "data").rglob("*.parquet"))
+    shards = sorted((release_dir(work) / "data").rglob("*.parquet"))
     assert shards
     table = pq.read_table(shards[0])
     assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in RELEASE]
     assert table.num_rows > 0
-    assert any((work / "tokens").rglob("*.bin"))
+    assert any(tokens_dir(work).rglob("*.bin"))

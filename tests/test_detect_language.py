@@ -1,4 +1,4 @@
-"""go-enry language, vendor and generated flags, and the deterministic first-filename rule (spec §4)."""
+"""go-enry language, vendor and generated flags, and the deterministic first-filename rule (docs/spec.md §4)."""
 
 from __future__ import annotations
 

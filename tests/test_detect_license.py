@@ -1,4 +1,4 @@
-"""License files, ScanCode detection, propagation to folders, and the paper's decision function (spec §3)."""
+"""License files, ScanCode detection, propagation to folders, and the paper's decision function (docs/spec.md §3)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_license_file_names(name, expected):
     assert is_license_file(name) is expected
 
 
-# --- decision function: one case per branch of spec §3.3 ------------------------------------------------------
+# --- decision function: one case per branch of docs/spec.md §3.3 --------------------------------------------
 @pytest.mark.parametrize(
     ("gha", "detected", "expected"),
     [

@@ -11,10 +11,11 @@ import pytest
 from gitutil import git
 
 from pipelines._job import StageContext, run_stage
-from pipelines.extract import STAGE, GraphError
 from pipelines.runner import run_pipeline
+from pipelines.stages.extract import STAGE, GraphError
 from stackv2.config import ExtractConfig, RunConfig, SparkConfig
-from stackv2.swh.archive import GraphBuilder, add_git_repo
+from stackv2.swh.archive.git import add_git_repo
+from stackv2.swh.archive.graph import GraphBuilder
 from stackv2.swh.content_store import LocalStore
 
 pytestmark = pytest.mark.spark

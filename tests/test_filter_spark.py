@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines._job import StageContext, run_stage
-from pipelines.filter import STAGE, mark
+from pipelines.stages.filter import STAGE, transform
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.filters import FilterConfig
 from stackv2.schema import ANNOTATED
@@ -122,7 +122,7 @@ def test_filter_stage_accounts_for_every_row(three_files):
 def test_filter_names_missing_columns(spark):
     df = spark.createDataFrame([("/a.py", "x = 1\n")], "path string, content string")
     with pytest.raises(ValueError, match=r"lacks the annotated column\(s\) \['length_bytes'"):
-        mark(df, FilterConfig(), [])
+        transform(df, FilterConfig(), [])
 
 
 @pytest.mark.spark

@@ -1,4 +1,4 @@
-"""Unit tests of the filter heuristics (spec §5): each check at its boundaries, and the fixed order."""
+"""Unit tests of the filter heuristics (docs/spec.md §5): each check at its boundaries, and the fixed order."""
 
 from __future__ import annotations
 

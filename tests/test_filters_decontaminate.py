@@ -1,4 +1,4 @@
-"""Decontamination (spec §9.1): benchmark loaders, whitespace-insensitive matching, the Aho-Corasick matcher."""
+"""Decontamination (docs/spec.md §9.1): benchmark loaders, whitespace-insensitive matching, Aho-Corasick."""
 
 from __future__ import annotations
 

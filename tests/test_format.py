@@ -1,4 +1,4 @@
-"""Repository-context formatting and FIM (spec §10.1): exact layout, inversion, rates, determinism."""
+"""Repository-context formatting and FIM (docs/spec.md §10.1): exact layout, inversion, rates, determinism."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackv2.format import (
+from stackv2.tokenize.config import TokenizeConfig
+from stackv2.tokenize.format import (
     EOS,
     FILE_SEP,
     FIM_MIDDLE,
@@ -23,7 +24,6 @@ from stackv2.format import (
     merge_text,
     restore,
 )
-from stackv2.tokenize.config import TokenizeConfig
 
 NO_FIM = TokenizeConfig(fim_repo_rate=0.0)
 ALWAYS_META = TokenizeConfig(metadata_rate=1.0, fim_repo_rate=0.0)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackv2.optout import (
+from stackv2.optout.registry import (
     Matcher,
     OptOutConfig,
     Registry,

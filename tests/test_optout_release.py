@@ -15,11 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import cli
-from pipelines import optout_release as oo
-from stackv2 import release as rel
-from stackv2.optout import RegistryError
+from stackv2.optout import release as oo
+from stackv2.optout.registry import RegistryError
+from stackv2.release import layout as rel
 from stackv2.schema import ANNOTATED, FETCHED, RELEASE, RELEASE_REPOS, TOKENIZED_FILES, with_reason
 from stackv2.stats import StageStats
+from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
 
 PY0 = "data/Python/train-00000-of-00002.parquet"
 PY1 = "data/Python/train-00001-of-00002.parquet"
@@ -94,7 +95,8 @@ def built(tmp_path) -> tuple[Path, Path]:
 
 def build(root: Path) -> tuple[Path, Path]:
     """A release of three language shards + repo-grouped shard, and the work tables it came from."""
-    release, work = root / "work" / "release", root / "work"
+    work = root / "work"
+    release = release_dir(work)
     shards = {
         PY0: [file_row("Alice/proj", "x.py", "x0", 10), file_row("carol/c", "c.py", "c0", 11)],
         PY1: [file_row("bob/new-name", "b.py", "b0", 42), file_row("dave/copy", "other.py", "d1", 12)],
@@ -209,7 +211,7 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
     after = (release / JS).stat()
     assert (after.st_mtime_ns, after.st_ino) == (js_before.st_mtime_ns, js_before.st_ino)  # untouched
     assert rel.verify_release(release) == []
-    assert not list(release.rglob("*.optout-tmp"))
+    assert not list(release.rglob(".*.tmp*"))
 
     by_id = {r["id"]: r for r in audit["requests"]}
     assert by_id["r1"]["repos"] == {"Alice/proj": 1} and by_id["r1"]["files_removed"] == 1
@@ -226,7 +228,7 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
     assert audit["work_purged"] == {"dedup/rejected": 2, "fetch/data": 1}
     assert json.loads(Path(audit["report"]).read_text())["files_removed"] == 2
     assert {k: dry[k] for k in ("requests", "shards_touched")} == {k: audit[k] for k in ("requests", "shards_touched")}
-    assert Path(audit["report"]).parent == work / oo.AUDIT_DIR
+    assert Path(audit["report"]).parent == work / OPTOUT_AUDIT
 
     manifest = rel.read_manifest(release)
     assert [a["requests"] for a in manifest["optout"]] == [2]
@@ -309,15 +311,15 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     report = oo.verify(path, release, work)  # nothing applied yet: leaks in shards and work tables
     leaked = {(Path(leak["file"]).relative_to(work).parts[0], leak["repo_name"]) for leak in report.leaks}
     assert leaked == {
-        ("release", "Alice/proj"),
-        ("release", "bob/new-name"),
+        ("shards", "Alice/proj"),  # the release, <work>/shards/release
+        ("shards", "bob/new-name"),
         ("dedup", "alice/other"),
         ("dedup", "ALICE/dup"),
         ("fetch", "Alice/proj"),
     }
 
-    tokens = work / "tokens"  # token files without any index of what is in them: cannot be proven clean
-    tokens.mkdir()
+    tokens = tokens_dir(work)  # token files without any index of what is in them: cannot be proven clean
+    tokens.mkdir(parents=True)
     (tokens / "part-00000.bin").write_bytes(b"\0" * 16)
     audit = oo.apply(path, release, work, redact=lambda text: text)
     assert audit["warnings"] == []

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._job import REJECTED, StageContext, run_stage
-from pipelines.optout import STAGE
-from pipelines.runner import PIPELINE
+from pipelines._job import PIPELINE, REJECTED, StageContext, run_stage
+from pipelines.stages.optout import STAGE
 from stackv2.config import RunConfig, SparkConfig
-from stackv2.optout import OptOutConfig, RegistryError
+from stackv2.optout.config import OptOutConfig
+from stackv2.optout.registry import RegistryError
 from stackv2.schema import FILE_INDEX
 
 pytestmark = pytest.mark.spark

@@ -1,4 +1,4 @@
-"""PII redaction (spec §7): each recognizer on positives and negatives, replacement rules, windows, offline use."""
+"""PII redaction (docs/spec.md §7): recognizers on positives and negatives, replacements, windows, offline use."""
 
 from __future__ import annotations
 
@@ -441,7 +441,7 @@ def test_cli_prints_redacted_files_and_counts(tmp_path, capsys):
 def test_config_and_cli_do_not_import_presidio():
     """presidio's import takes seconds: only redaction itself may pay it, not every ``stackv2`` command."""
     code = (
-        "import sys, pipelines.cli, pipelines.pii, udfs.pii, stackv2.config; pipelines.cli.build_parser(); "
+        "import sys, pipelines.cli, pipelines.stages.pii, udfs.pii, stackv2.config; pipelines.cli.build_parser(); "
         "print('presidio_analyzer' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipelines._job import SUCCESS, StageContext, run_stage
-from pipelines.pii import STAGE
+from pipelines.stages.pii import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import PII_COUNT_FIELDS, PII_SPANS
 from udfs.pii import COUNT_COLUMNS

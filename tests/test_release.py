@@ -13,21 +13,19 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackv2.release import (
+from stackv2.release.card import dataset_card, registry_date, release_summary
+from stackv2.release.config import ShardsConfig
+from stackv2.release.layout import (
     DIR_COL,
     MANIFEST,
     NBYTES_COL,
     SHARD_COL,
     ShardEntry,
-    ShardsConfig,
-    dataset_card,
     describe_shard,
     final_paths,
     language_dir,
     read_manifest,
-    registry_date,
     shard_count,
-    summarize,
     verify_release,
     write_manifest,
     write_shards,
@@ -186,7 +184,7 @@ GROUPS = [
 
 
 def test_summarize_adds_up():
-    s = summarize(GROUPS)
+    s = release_summary(GROUPS)
     assert s.languages == {
         "Python": {"files": 4, "bytes": 4009},
         "Visual Basic .NET": {"files": 1, "bytes": 1500},
@@ -199,7 +197,7 @@ def test_summarize_adds_up():
 
 
 def test_card_has_a_valid_hub_header_and_the_numbers():
-    s = summarize(GROUPS)
+    s = release_summary(GROUPS)
     s.repos, s.shards, s.repo_shards = 3, 3, 1
     funnel = [
         StageStats("extract", rows_in=10, rows_out=10),
@@ -232,6 +230,6 @@ def test_registry_date():
 
 @pytest.mark.parametrize("n,label", [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (5 * 10**9, "1B<n<10B")])
 def test_size_category(n, label):
-    from stackv2.release import _size_category
+    from stackv2.release.card import _size_category
 
     assert _size_category(n) == label

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from pipelines.report import gather, pii_counts_from_stats, report
-from stackv2.release import summarize
-from stackv2.report import ReportData, render
+from pipelines.run_report import gather, pii_counts_from_stats, report
+from stackv2.release.card import release_summary
+from stackv2.report.render import ReportData, render
 from stackv2.stats import StageStats
 
 GROUPS = [
@@ -36,7 +36,7 @@ def _drawn(png: Path) -> bool:
 
 
 def full_data() -> ReportData:
-    release = summarize(GROUPS)
+    release = release_summary(GROUPS)
     release.repos, release.shards, release.repo_shards, release.shard_bytes = 12, 50, 1, 123_456
     return ReportData(
         funnel=FUNNEL,
@@ -90,7 +90,7 @@ def test_partial_work_folder_uses_what_is_there(tmp_path):
     assert [s.stage for s in data.funnel] == ["extract", "fetch", "filter"]
     assert data.release is None and data.cluster_sizes is None and data.pii_counts is None
     assert any("'shards'" in m for m in data.missing) and any("clusters" in m for m in data.missing)
-    page = render(data, work / "release" / "report")
+    page = render(data, work / "report")
     assert _drawn(page.parent / "funnel.png") and not (page.parent / "languages.png").exists()
 
 

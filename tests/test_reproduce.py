@@ -18,10 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.reproduce import MARKERS, SUMMARY, reproduce
-from stackv2.idtables import ReproduceConfig
+from pipelines.reproduce import spark_map
+from stackv2.reproduce.config import ReproduceConfig
+from stackv2.reproduce.run import MARKERS, SUMMARY, reproduce
 from stackv2.schema import RELEASE
-from stackv2.swh.s3fetch import S3FetchConfig
+from stackv2.swh.config import FetchConfig
 from tests.faultproxy import FaultProxy
 from tests.s3server import ACCESS_KEY, SECRET_KEY, fault_corpus, put_objects, upload_corpus
 
@@ -66,10 +67,8 @@ def _write(rows, path: Path, schema=FILE_IDS) -> Path:
 
 
 def _cfg(endpoint: str, **kw) -> ReproduceConfig:
-    fetch = S3FetchConfig(
-        bucket=BUCKET, endpoint_url=endpoint, unsigned=True, concurrency=8, backoff_base=0.01, backoff_max=0.1
-    )
-    return ReproduceConfig(fetch=fetch, progress_every=3600, **kw)
+    fetch = FetchConfig(endpoint_url=endpoint, unsigned=True, concurrency=8, backoff_base=0.01, backoff_max=0.1)
+    return ReproduceConfig(bucket=BUCKET, fetch=fetch, progress_every=3600, **kw)
 
 
 def _read_dir(root: Path) -> pa.Table:
@@ -249,7 +248,8 @@ def test_killed_run_resumes_to_identical_output(s3server, corpus, tmp_path):
         return [
             sys.executable,
             "-m",
-            "pipelines.reproduce",
+            "pipelines.cli",
+            "reproduce",
             "--ids",
             str(ids),
             "--out",
@@ -280,7 +280,7 @@ def test_killed_run_resumes_to_identical_output(s3server, corpus, tmp_path):
         subprocess.run(cmd(out, s3server.endpoint_url), cwd=REPO, env=env, check=True, capture_output=True)
     finally:
         proxy.stop()
-    clean = ReproduceConfig(fetch=_cfg(s3server.endpoint_url).fetch, rows_per_shard=5)
+    clean = _cfg(s3server.endpoint_url, rows_per_shard=5)
     reproduce([str(ids)], str(tmp_path / "clean"), clean, log=lambda m: None)
     assert _snapshot(out) == _snapshot(tmp_path / "clean")
     assert not [f for f in out.rglob(".*") if f.is_file()], "no temporary file left behind"
@@ -293,7 +293,7 @@ def test_shards_as_spark_tasks(spark, s3server, corpus, tmp_path):
     rows = _file_rows(corpus)
     ids = _write(rows, tmp_path / "ids.parquet")
     cfg = _cfg(s3server.endpoint_url, rows_per_shard=25)
-    on_spark = reproduce([str(ids)], str(tmp_path / "spark"), cfg, spark=spark, log=lambda m: None)
+    on_spark = reproduce([str(ids)], str(tmp_path / "spark"), cfg, map_shards=spark_map(spark), log=lambda m: None)
     local = reproduce([str(ids)], str(tmp_path / "local"), cfg, log=lambda m: None)
     assert _snapshot(tmp_path / "spark") == _snapshot(tmp_path / "local")
     assert on_spark["rejected"] == local["rejected"] and on_spark["shards"] >= 3

@@ -4,7 +4,6 @@ a shard)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 
@@ -14,17 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.reproduce import add_arguments, blob_requests, config_from_args, shard_digest
-from stackv2.idtables import (
-    FILE_LEVEL,
-    REPO_LEVEL,
-    IdTableError,
-    ReproduceConfig,
-    plan_shards,
-    read_id_tables,
-    table_level,
-)
-from stackv2.swh.s3fetch import S3FetchConfig
+from pipelines.cli import build_parser, reproduce_config
+from stackv2.reproduce.config import ReproduceConfig
+from stackv2.reproduce.idtables import FILE_LEVEL, REPO_LEVEL, IdTableError, plan_shards, read_id_tables, table_level
+from stackv2.reproduce.run import blob_requests, shard_digest
+from stackv2.swh.config import FetchConfig
 
 HEX = "0123456789abcdef"
 row_st = st.fixed_dictionaries(
@@ -86,9 +79,9 @@ def test_digest_follows_rows_and_output_settings():
     shard = _plan([{"blob_id": "ab", "repo_name": "a/x", "path": "/p", "language": "C"}])[0]
     cfg = ReproduceConfig()
     base = shard_digest(shard, FILE_LEVEL, cfg)
-    faster = ReproduceConfig(fetch=S3FetchConfig(concurrency=3))
+    faster = ReproduceConfig(fetch=FetchConfig(concurrency=3))
     assert shard_digest(shard, FILE_LEVEL, faster) == base
-    capped = ReproduceConfig(fetch=S3FetchConfig(max_length=5))
+    capped = ReproduceConfig(fetch=FetchConfig(max_length=5))
     assert shard_digest(shard, FILE_LEVEL, capped) != base
     other = _plan([{"blob_id": "ac", "repo_name": "a/x", "path": "/p", "language": "C"}])[0]
     assert shard_digest(other, FILE_LEVEL, cfg) != base
@@ -126,11 +119,10 @@ def test_blob_requests_both_levels():
 
 def test_cli_flags_override_config(tmp_path):
     cfg_file = tmp_path / "run.yaml"
-    cfg_file.write_text("reproduce:\n  rows_per_shard: 7\n  fetch:\n    concurrency: 9\n    bucket: mine\n")
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    args = p.parse_args(
+    cfg_file.write_text("reproduce:\n  rows_per_shard: 7\n  bucket: mine\n  fetch:\n    concurrency: 9\n")
+    args = build_parser().parse_args(
         [
+            "reproduce",
             "--ids",
             "x",
             "--out",
@@ -144,6 +136,6 @@ def test_cli_flags_override_config(tmp_path):
             "objects/",
         ]
     )
-    cfg, _ = config_from_args(args)
-    assert (cfg.rows_per_shard, cfg.fetch.concurrency, cfg.fetch.bucket) == (7, 9, "mine")
-    assert (cfg.fetch.unsigned, cfg.fetch.endpoint_url, cfg.fetch.prefix) == (True, "http://127.0.0.1:1", "objects/")
+    cfg, _ = reproduce_config(args)
+    assert (cfg.rows_per_shard, cfg.fetch.concurrency, cfg.bucket) == (7, 9, "mine")
+    assert (cfg.fetch.unsigned, cfg.fetch.endpoint_url, cfg.prefix) == (True, "http://127.0.0.1:1", "objects/")

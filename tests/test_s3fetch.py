@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from stackv2.swh.s3fetch import FetchFailed, Progress, RetryBudget, S3FetchConfig, S3Reader, fetch, resolve_endpoint
+from stackv2.swh.config import FetchConfig
+from stackv2.swh.s3fetch import FetchFailed, Progress, RetryBudget, S3Reader, fetch, resolve_endpoint
 from stackv2.text.decode import FETCH_ERROR, TOO_LARGE
 from tests.faultproxy import FaultProxy
 from tests.s3server import ACCESS_KEY, SECRET_KEY, fault_corpus, gzip_bomb, put_objects, upload_corpus
@@ -27,9 +28,8 @@ def corpus(s3server):
     return blobs
 
 
-def _cfg(endpoint: str, **kw) -> S3FetchConfig:
-    return S3FetchConfig(
-        bucket=BUCKET,
+def _cfg(endpoint: str, **kw) -> FetchConfig:
+    return FetchConfig(
         endpoint_url=endpoint,
         unsigned=kw.pop("unsigned", True),
         concurrency=kw.pop("concurrency", 8),
@@ -52,7 +52,7 @@ def _check_outcomes(blobs, outcomes) -> None:
 
 
 def test_every_reason_unsigned(s3server, corpus):
-    reader = S3Reader(_cfg(s3server.endpoint_url))
+    reader = S3Reader(_cfg(s3server.endpoint_url), BUCKET)
     progress = Progress(every=0)
     lines = []
     progress.out = lines.append
@@ -68,11 +68,11 @@ def test_every_reason_unsigned(s3server, corpus):
 def test_signed_requests(s3server, corpus, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    reader = S3Reader(_cfg(s3server.endpoint_url, unsigned=False))
+    reader = S3Reader(_cfg(s3server.endpoint_url, unsigned=False), BUCKET)
     _check_outcomes(corpus, list(fetch(reader, _requests(corpus))))
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-for-this-test")
-    reader = S3Reader(_cfg(s3server.endpoint_url, unsigned=False, max_attempts=2))
+    reader = S3Reader(_cfg(s3server.endpoint_url, unsigned=False, max_attempts=2), BUCKET)
     out = list(fetch(reader, _requests(corpus[:3])))
     assert [o.reason for o in out] == [FETCH_ERROR] * 3
     assert "403" in out[0].detail
@@ -86,16 +86,16 @@ def test_no_credentials_is_a_clear_error(s3server, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(FetchFailed, match="no-sign-request"):
-        S3Reader(_cfg(s3server.endpoint_url, unsigned=False))
+        S3Reader(_cfg(s3server.endpoint_url, unsigned=False), BUCKET)
 
 
 def test_endpoint_and_region_from_boto3_settings(s3server, corpus, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3server.endpoint_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
-    cfg = S3FetchConfig(bucket=BUCKET, unsigned=True, concurrency=4)
-    ep, _ = resolve_endpoint(cfg)
+    cfg = FetchConfig(unsigned=True, concurrency=4)
+    ep, _ = resolve_endpoint(cfg, BUCKET)
     assert (ep.url, ep.base_path, ep.region) == (s3server.endpoint_url, f"/{BUCKET}/", "eu-west-3")
-    _check_outcomes(corpus[:5], list(fetch(S3Reader(cfg), _requests(corpus[:5]))))
+    _check_outcomes(corpus[:5], list(fetch(S3Reader(cfg, BUCKET), _requests(corpus[:5]))))
 
 
 @pytest.mark.parametrize("region", [None, "eu-west-3"])
@@ -104,7 +104,7 @@ def test_aws_endpoint_is_the_global_virtual_host(monkeypatch, region):
         monkeypatch.delenv(var, raising=False)
     if region:
         monkeypatch.setenv("AWS_DEFAULT_REGION", region)
-    ep, creds = resolve_endpoint(S3FetchConfig(unsigned=True))
+    ep, creds = resolve_endpoint(FetchConfig(unsigned=True), "softwareheritage")
     assert creds is None
     assert ep.url == "https://softwareheritage.s3.amazonaws.com"
     assert (ep.port, ep.base_path, ep.region) == (443, "/", region or "us-east-1")
@@ -113,7 +113,7 @@ def test_aws_endpoint_is_the_global_virtual_host(monkeypatch, region):
 def test_throttling_and_dropped_connections_are_retried(s3server, corpus):
     proxy = FaultProxy("127.0.0.1", s3server.s3_port, fail_rate=0.3, drop_rate=0.1, seed=7).start()
     try:
-        reader = S3Reader(_cfg(proxy.endpoint_url, backoff_base=0.01, backoff_max=0.2, max_attempts=30))
+        reader = S3Reader(_cfg(proxy.endpoint_url, backoff_base=0.01, backoff_max=0.2, max_attempts=30), BUCKET)
         outcomes = list(fetch(reader, _requests(corpus)))
     finally:
         proxy.stop()
@@ -133,7 +133,7 @@ def test_retry_budget_bounds_a_storm(s3server, corpus):
             retry_budget_min=10,
             retry_budget_ratio=0.0,
         )
-        reader = S3Reader(cfg)
+        reader = S3Reader(cfg, BUCKET)
         outcomes = list(fetch(reader, _requests(corpus)))
     finally:
         proxy.stop()
@@ -157,7 +157,9 @@ def test_server_stopped_and_restarted_mid_run(s3server, corpus):
     blobs = [b for b in corpus if b.reason is None] * 6
     proxy = FaultProxy("127.0.0.1", s3server.s3_port, latency=0.02).start()
     outcomes = []
-    reader = S3Reader(_cfg(proxy.endpoint_url, concurrency=4, backoff_base=0.2, backoff_max=2.0, max_attempts=40))
+    reader = S3Reader(
+        _cfg(proxy.endpoint_url, concurrency=4, backoff_base=0.2, backoff_max=2.0, max_attempts=40), BUCKET
+    )
     worker = threading.Thread(target=lambda: outcomes.extend(fetch(reader, _requests(blobs))))
     try:
         worker.start()
@@ -178,7 +180,7 @@ def test_gzip_bomb_rejected_with_bounded_memory(s3server):
     bomb = gzip_bomb()
     assert len(bomb) < 2_000_000
     put_objects(s3server, BUCKET, {"content/" + "b" * 40: bomb})
-    reader = S3Reader(_cfg(s3server.endpoint_url))
+    reader = S3Reader(_cfg(s3server.endpoint_url), BUCKET)
     tracemalloc.start()
     try:
         (outcome,) = list(fetch(reader, [("b" * 40, None, None)]))
@@ -191,6 +193,6 @@ def test_gzip_bomb_rejected_with_bounded_memory(s3server):
 
 def test_oversized_object_refused_before_reading(s3server):
     put_objects(s3server, BUCKET, {"content/" + "c" * 40: bytes(300_000)})
-    reader = S3Reader(_cfg(s3server.endpoint_url, max_compressed=100_000))
+    reader = S3Reader(_cfg(s3server.endpoint_url, max_compressed=100_000), BUCKET)
     (outcome,) = list(fetch(reader, [("c" * 40, None, None)]))
     assert outcome.reason == TOO_LARGE and "compressed" in outcome.detail

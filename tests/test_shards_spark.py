@@ -12,19 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._job import STATS, StageContext, run_stage
-from pipelines.runner import Stage, load_stage
+from pipelines._job import STATS, Stage, StageContext, run_stage
+from pipelines.runner import load_stage
 from stackv2.config import RunConfig, SparkConfig
-from stackv2.release import (
-    MANIFEST,
-    SORT_KEY,
-    ShardsConfig,
-    language_dir,
-    read_manifest,
-    verify_release,
-)
+from stackv2.release.config import ShardsConfig
+from stackv2.release.layout import MANIFEST, SORT_KEY, language_dir, read_manifest, verify_release
 from stackv2.schema import RELEASE, RELEASE_REPOS
 from stackv2.stats import StageStats
+from stackv2.workdir import REPORT, release_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -34,7 +29,7 @@ CFG = ShardsConfig(target_shard_bytes=6_000, row_group_bytes=1_500)
 
 def make_rows(n_repos: int = 7, seed: int = 1) -> pa.Table:
     """Rows with every column the stage reads; contents of varied sizes so shards and row groups split."""
-    from pipelines.shards import INPUT
+    from pipelines.stages.shards import INPUT
 
     rnd = random.Random(seed)
     rows = []
@@ -120,10 +115,10 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 def test_same_bytes_whatever_the_partitioning(built):
     _, a, b = built
-    fa, fb = tree_bytes(a / "release"), tree_bytes(b / "release")
+    fa, fb = tree_bytes(release_dir(a)), tree_bytes(release_dir(b))
     assert fa.keys() == fb.keys()
     assert [k for k in fa if fa[k] != fb[k]] == [MANIFEST]  # it names each run's own input folder
-    ma, mb = read_manifest(a / "release"), read_manifest(b / "release")
+    ma, mb = read_manifest(release_dir(a)), read_manifest(release_dir(b))
     assert ma.pop("created_from") != mb.pop("created_from")
     assert ma == mb
     assert sum(k.startswith("data/") for k in fa) > len(LANGS)  # some language got more than one shard
@@ -131,7 +126,7 @@ def test_same_bytes_whatever_the_partitioning(built):
 
 def test_data_shards_have_exactly_the_release_schema_and_every_row_once(built):
     table, work, _ = built
-    release = work / "release"
+    release = release_dir(work)
     manifest = read_manifest(release)
     data = [s for s in manifest["shards"] if s["path"].startswith("data/")]
     parts = []
@@ -153,7 +148,7 @@ def test_data_shards_have_exactly_the_release_schema_and_every_row_once(built):
 
 def test_shard_names_count_and_repos_stay_whole(built):
     _, work, _ = built
-    shards = read_manifest(work / "release")["shards"]
+    shards = read_manifest(release_dir(work))["shards"]
     by_dir: dict[str, list[str]] = {}
     for s in shards:
         d, name = s["path"].rsplit("/", 1)
@@ -166,7 +161,7 @@ def test_shard_names_count_and_repos_stay_whole(built):
             seen: dict[str, str] = {}
             for name in by_dir[d]:
                 for repo in set(
-                    pq.read_table(work / "release" / d / name, columns=["repo_name"])["repo_name"].to_pylist()
+                    pq.read_table(release_dir(work) / d / name, columns=["repo_name"])["repo_name"].to_pylist()
                 ):
                     assert seen.setdefault(repo, name) == name, f"{repo} split across shards in {d}"
 
@@ -176,13 +171,13 @@ def test_shards_fill_up_to_the_target_with_whole_repositories(built):
     a folder has at most floor(bytes / target) + 1 shards."""
     _, work, _ = built
     by_dir: dict[str, list[str]] = {}
-    for s in read_manifest(work / "release")["shards"]:
+    for s in read_manifest(release_dir(work))["shards"]:
         if s["path"].startswith("data/"):
             by_dir.setdefault(s["path"].rsplit("/", 1)[0], []).append(s["path"])
     for paths in by_dir.values():
         folder = 0
         for p in paths:
-            t = pq.read_table(work / "release" / p, columns=["repo_name", "length_bytes"])
+            t = pq.read_table(release_dir(work) / p, columns=["repo_name", "length_bytes"])
             per_repo: dict[str, int] = {}
             for repo, n in zip(t["repo_name"].to_pylist(), t["length_bytes"].to_pylist(), strict=True):
                 per_repo[repo] = per_repo.get(repo, 0) + n + 256
@@ -195,11 +190,11 @@ def test_shards_fill_up_to_the_target_with_whole_repositories(built):
 def test_row_groups_are_cut_by_planned_bytes(built):
     _, work, _ = built
     groups = 0
-    for s in read_manifest(work / "release")["shards"]:
+    for s in read_manifest(release_dir(work))["shards"]:
         if not s["path"].startswith("data/"):
             continue
-        md = pq.ParquetFile(work / "release" / s["path"]).metadata
-        t = pq.read_table(work / "release" / s["path"], columns=["length_bytes"])["length_bytes"].to_pylist()
+        md = pq.ParquetFile(release_dir(work) / s["path"]).metadata
+        t = pq.read_table(release_dir(work) / s["path"], columns=["length_bytes"])["length_bytes"].to_pylist()
         start = 0
         for g in range(md.num_row_groups):
             n = md.row_group(g).num_rows
@@ -210,12 +205,12 @@ def test_row_groups_are_cut_by_planned_bytes(built):
                 assert sum(planned) >= CFG.row_group_bytes
             start += n
         groups += md.num_row_groups
-    assert groups > len(read_manifest(work / "release")["shards"])
+    assert groups > len(read_manifest(release_dir(work))["shards"])
 
 
 def test_repo_grouped_variant(built):
     table, work, _ = built
-    release = work / "release"
+    release = release_dir(work)
     repos = [s for s in read_manifest(release)["shards"] if s["path"].startswith("repos/")]
     t = pa.concat_tables([pq.read_table(release / s["path"]) for s in repos])
     assert pq.read_schema(release / repos[0]["path"]).remove_metadata() == RELEASE_REPOS
@@ -231,7 +226,7 @@ def test_repo_grouped_variant(built):
 
 def test_manifest_hashes_and_verification(built, tmp_path):
     _, work, _ = built
-    release = work / "release"
+    release = release_dir(work)
     manifest = read_manifest(release)
     for s in manifest["shards"]:
         data = (release / s["path"]).read_bytes()
@@ -260,13 +255,13 @@ def test_stats_card_and_row_table(built, spark):
     rows = spark.read.parquet(str(work / "shards" / "data"))
     assert rows.count() == table.num_rows
     located = {r["shard"] for r in rows.select("shard").distinct().collect()}
-    assert all((work / "release" / p).is_file() for p in located)
-    card = (work / "release" / "README.md").read_text()
+    assert all((release_dir(work) / p).is_file() for p in located)
+    card = (release_dir(work) / "README.md").read_text()
     assert "| Visual Basic .NET | Visual_Basic_.NET |" in card
 
 
 def test_report_of_the_built_work_folder(built, spark):
-    from pipelines.report import report
+    from pipelines.run_report import report
 
     _, work, _ = built
     page = report(work, spark)
@@ -275,4 +270,4 @@ def test_report_of_the_built_work_folder(built, spark):
     assert numbers["release"]["languages"].keys() == {"Python", "C++", "Visual Basic .NET", "unknown"}
     for png in ("funnel.png", "languages.png", "lengths.png"):
         assert (page.parent / png).stat().st_size > 5_000
-    assert page.parent == work / "release" / "report"
+    assert page.parent == work / REPORT

@@ -14,9 +14,9 @@ from datatrove.pipeline.tokens.megatron_tokenizer import MegatronTokenizedFile
 from datatrove.pipeline.tokens.merger import DocumentTokenizerMerger, get_data_reader, load_doc_ends
 from tokenizers import Tokenizer
 
-from stackv2.format import EOS, SENTINELS, format_repo, restore
 from stackv2.tokenize.config import FORMATS, TokenizeConfig
 from stackv2.tokenize.datatrove_files import DatatroveWriter
+from stackv2.tokenize.format import EOS, SENTINELS, format_repo, restore
 from stackv2.tokenize.megatron import INDEX_HEADER, MegatronReader, MegatronWriter
 from stackv2.tokenize.sample import sample_release
 from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from stackv2.format import format_repo
 from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
 from stackv2.tokenize.fast import (
     EngineMismatch,
@@ -20,6 +19,7 @@ from stackv2.tokenize.fast import (
     make_encoder,
     tiktoken_encoding,
 )
+from stackv2.tokenize.format import format_repo
 from stackv2.tokenize.tokenizer import DocumentEncoder, train_tokenizer
 
 CORPUS = [p.read_text() for p in sorted(Path(email.__file__).parent.rglob("*.py"))]

@@ -11,15 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import cli
 from pipelines._job import SUCCESS, StageContext, run_stage
-from pipelines.tokenize import STAGE, shard_totals, train_command
+from pipelines.stages.tokenize import STAGE, shard_totals
 from stackv2.config import RunConfig, SparkConfig
-from stackv2.format import restore
 from stackv2.stats import StageStats
 from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
+from stackv2.tokenize.format import restore
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.stream import MISSING_CONTENT, TokenSink
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
+from stackv2.workdir import release_dir, tokens_dir, trained_tokenizer
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -71,7 +73,7 @@ def make_release(work: Path, files: int) -> None:
         part = [r for i, r in enumerate(rows) if i % files == k]
         pq.write_table(pa.Table.from_pylist(part, schema=SCHEMA), work / "shards" / "data" / f"part-{k:05d}.parquet")
         for lang in ("Python", "Markdown"):
-            folder = work / "release" / "data" / lang
+            folder = release_dir(work) / "data" / lang
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(
                 pa.Table.from_pylist([r for r in part if r["language"] == lang], schema=SCHEMA),
@@ -94,7 +96,8 @@ def run(spark, work: Path, input_files: int, engine: str) -> StageStats:
 
 
 def token_files(work: Path) -> dict[str, bytes]:
-    files = {str(p.relative_to(work)): p.read_bytes() for p in sorted((work / "tokens").rglob("*")) if p.is_file()}
+    tokens = tokens_dir(work)
+    files = {str(p.relative_to(tokens.parent)): p.read_bytes() for p in sorted(tokens.rglob("*")) if p.is_file()}
     files["tokens/manifest.json"] = json.dumps(json.loads(files["tokens/manifest.json"])["shards"]).encode()
     return files
 
@@ -112,10 +115,10 @@ def test_stage_accounts_writes_both_formats_and_ignores_input_layout_and_engine(
     assert a.extra["tokens_by_language"] == b.extra["tokens_by_language"]
 
     work = tmp_path / "a"
-    manifest = json.loads((work / "tokens" / "manifest.json").read_text())
+    manifest = json.loads((tokens_dir(work) / "manifest.json").read_text())
     shards = [s["name"] for s in manifest["shards"]]
     assert 1 < len(shards) <= 3
-    readers = [MegatronReader(work / "tokens" / "megatron" / s) for s in shards]
+    readers = [MegatronReader(tokens_dir(work) / "megatron" / s) for s in shards]
     total = sum(r.num_tokens for r in readers)
     assert total == a.extra["tokens"] == sum(a.extra["tokens_by_language"].values()) > 0
     assert set(a.extra["tokens_by_language"]) == {"Python", "Markdown"}
@@ -124,7 +127,7 @@ def test_stage_accounts_writes_both_formats_and_ignores_input_layout_and_engine(
         assert files_a[f"tokens/datatrove/{s}.ds"] == files_a[f"tokens/megatron/{s}.bin"]
 
     # every repository's files come back from the token files
-    encoder = DocumentEncoder(load_tokenizer(work / "tokens" / "tokenizer.json"))
+    encoder = DocumentEncoder(load_tokenizer(tokens_dir(work) / "tokenizer.json"))
     by_repo: dict[str, set[str]] = {}
     for r in release_rows():
         if r["content"] is not None:
@@ -140,12 +143,13 @@ def test_stage_accounts_writes_both_formats_and_ignores_input_layout_and_engine(
     assert all(np.all(r.document_indices == np.arange(len(r) + 1)) for r in readers)
 
 
-def test_train_command_writes_a_tokenizer(tmp_path):
+def test_tokenizer_train_command_writes_a_tokenizer(tmp_path, capsys):
     make_release(tmp_path, 2)
-    cfg = RunConfig(work_dir=str(tmp_path), tokenize=TokenizeConfig(vocab_size=500, train_sample_bytes=4000))
-    info = train_command(cfg)
+    args = ["tokenizer", "train", "--work", str(tmp_path), "--set", "tokenize.vocab_size=500"]
+    assert cli.main([*args, "--set", "tokenize.train_sample_bytes=4000"]) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info["vocab_size"] == 500 and 0 < info["sample_bytes"] <= 4000
-    assert Path(info["tokenizer"]) == tmp_path / "tokenizer" / "tokenizer.json"
+    assert Path(info["tokenizer"]) == trained_tokenizer(tmp_path)
     load_tokenizer(info["tokenizer"])
 
 

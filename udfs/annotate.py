@@ -19,7 +19,7 @@ from stackv2.detect.language import extension
 from stackv2.detect.license import license_type, load_permissive, propagate
 from stackv2.schema import ANNOTATED, ANNOTATION_FIELDS, STRING
 
-_LICENSES = pa.field("licenses", pa.list_(STRING))
+LICENSES_FIELD = pa.field("licenses", pa.list_(STRING))
 #: Input of ``annotate_blobs``: one row per unique blob with its sorted distinct base names.
 BLOB_INPUT = pa.schema(
     [
@@ -31,14 +31,14 @@ BLOB_INPUT = pa.schema(
 )
 #: Output of ``annotate_blobs``: ``licenses`` are those found in the blob itself (before propagation).
 BLOB_ANNOTATIONS = pa.schema(
-    [ANNOTATED.field("blob_id"), *(_LICENSES if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
+    [ANNOTATED.field("blob_id"), *(LICENSES_FIELD if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
 )
 #: Per-blob columns ``repo_annotations`` passes through unchanged (every one of ``BLOB_COLUMNS`` but ``licenses``).
 PASSED = tuple(c for c in BLOB_COLUMNS if c != "licenses")
 #: Input of ``repo_annotations``, one group per ``directory_id``: each path with its blob's annotations.
 REPO_INPUT = pa.schema(
     [ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")]
-    + [_LICENSES]
+    + [LICENSES_FIELD]
     + [ANNOTATED.field(c) for c in PASSED]
 )
 #: Output of ``repo_annotations``: the row key and every annotation column.

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from stackv2 import schema
-from stackv2.dedup import DedupConfig
+from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MinHasher, RensaHasher, make_hasher
 from stackv2.dedup.shingle import shingle_hash_batch

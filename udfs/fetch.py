@@ -1,7 +1,7 @@
 """Fetch adapter: a ``mapInArrow`` function reading unique blobs from a content store, many in flight per task.
 
-``s3://`` stores go through the lean reader (``stackv2.swh.s3fetch``: keep-alive connections, botocore's
-signer, backoff with a retry budget); local folders through ``ContentStore.get``. Either way one reader and
+``stackv2.swh.reader.open_reader`` gives the store's reader (the lean S3 reader for ``s3://`` stores: keep-alive
+connections, botocore's signer, backoff with a retry budget; ``ContentStore.get`` for folders). One reader and
 one pool of workers live for the whole task, not per Arrow batch, so connections are reused across batches,
 and ``s3fetch.fetch`` keeps a bounded window of requests in flight.
 """
@@ -10,68 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from stackv2.config import FetchConfig
 from stackv2.schema import BLOB_RESULT
-from stackv2.swh.content_store import CONTENT_PREFIX, ContentStore, StoreError, open_store
-from stackv2.swh.s3fetch import Progress, S3FetchConfig, S3Reader, fetch
-from stackv2.text.decode import FETCH_ERROR, MISSING_OBJECT, BlobOutcome, process_blob
-
-
-def reader_config(store_url: str, cfg: FetchConfig) -> S3FetchConfig:
-    """The lean reader's settings for a content store URL (bucket and prefix from ``s3://bucket/prefix``)."""
-    parsed = urlparse(store_url)
-    prefix = parsed.path.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return S3FetchConfig(
-        bucket=parsed.netloc,
-        prefix=prefix + CONTENT_PREFIX,
-        endpoint_url=cfg.endpoint_url,
-        region=cfg.region,
-        unsigned=cfg.unsigned,
-        concurrency=cfg.concurrency,
-        max_length=cfg.max_length,
-        verify_hashes=cfg.verify_hashes,
-    )
-
-
-class StoreReader:
-    """``S3Reader``'s interface over any ``ContentStore`` (local folders)."""
-
-    def __init__(self, store: ContentStore, cfg: S3FetchConfig) -> None:
-        self.store, self.cfg = store, cfg
-
-    def fetch_one(
-        self, blob_id: str, content_id: str | None = None, encoding: str | None = None
-    ) -> tuple[BlobOutcome, int]:
-        try:
-            gz = self.store.get(blob_id)
-        except StoreError as e:
-            return BlobOutcome(reason=FETCH_ERROR, detail=str(e)), 0
-        if gz is None:
-            return BlobOutcome(reason=MISSING_OBJECT), 0
-        return process_blob(
-            blob_id,
-            gz,
-            content_id=content_id,
-            max_length=self.cfg.max_length,
-            verify=self.cfg.verify_hashes,
-            encoding=encoding,
-        ), len(gz)
-
-    def close(self) -> None:
-        pass
-
-
-def open_reader(store_url: str, cfg: FetchConfig) -> S3Reader | StoreReader:
-    rcfg = reader_config(store_url, cfg)
-    if urlparse(store_url).scheme in ("s3", "s3a"):
-        return S3Reader(rcfg)
-    return StoreReader(open_store(store_url), rcfg)
+from stackv2.swh.config import FetchConfig
+from stackv2.swh.reader import open_reader
+from stackv2.swh.s3fetch import Progress, fetch
+from stackv2.text.decode import BlobOutcome
 
 
 def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:

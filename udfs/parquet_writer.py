@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from stackv2.atomic import atomic_path
+
 RESULT_SCHEMA = "partition int, rows long, bytes long, counts map<string, long>"
 _RESULT = pa.schema(
     [
@@ -39,9 +41,11 @@ def write_partitions(
         ctx = TaskContext.get()
         pid = ctx.partitionId()
         path = os.path.join(folder, f"part-{pid:05d}.parquet")
-        tmp = f"{path}.{ctx.attemptNumber()}.tmp"
         rows, counts = 0, Counter()
-        with pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=True) as writer:
+        with (
+            atomic_path(path, tag=ctx.attemptNumber()) as tmp,
+            pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=True) as writer,
+        ):
             for batch in batches:
                 if batch.num_rows:
                     writer.write_table(pa.Table.from_batches([batch]).cast(schema))
@@ -51,7 +55,6 @@ def write_partitions(
                             raise ValueError(f"{batch.column(count_by).null_count} rows without a {count_by}")
                         for vc in pc.value_counts(batch.column(count_by)).to_pylist():
                             counts[vc["values"]] += vc["counts"]
-        os.replace(tmp, path)
         yield pa.RecordBatch.from_pydict(
             {"partition": [pid], "rows": [rows], "bytes": [os.path.getsize(path)], "counts": [list(counts.items())]},
             schema=_RESULT,

@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from stackv2.pii.config import REDACTED, PiiConfig
-from stackv2.schema import PII_COUNT_FIELDS
+from stackv2.schema import PII_COUNT_FIELDS, PII_SPAN
 
 #: Per-row spans, exploded into the ``spans`` audit table by the stage (offsets and types, never values).
 SPANS_COLUMN = "pii_spans"
-SPAN = pa.struct([pa.field("start", pa.int32()), pa.field("end", pa.int32()), pa.field("entity", pa.string())])
-OUTPUT_FIELDS: list[pa.Field] = [*PII_COUNT_FIELDS, pa.field(SPANS_COLUMN, pa.list_(SPAN))]
+OUTPUT_FIELDS: list[pa.Field] = [*PII_COUNT_FIELDS, pa.field(SPANS_COLUMN, pa.list_(PII_SPAN))]
 
 
 #: Count column -> entity type (``schema.PII_COUNT_FIELDS`` names are ``pii_<type>``).

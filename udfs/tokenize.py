@@ -23,7 +23,7 @@ from stackv2.tokenize.tokenizer import load_tokenizer
 _OUT_ROWS = 4096
 
 
-def shard_name(partition: int) -> str:
+def token_shard_name(partition: int) -> str:
     return f"part-{partition:05d}"
 
 
@@ -43,7 +43,7 @@ def tokenize_partitions(
         first = next(rows, None)
         if first is None:
             return
-        name = shard_name(TaskContext.get().partitionId())
+        name = token_shard_name(TaskContext.get().partitionId())
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
         sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
         records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)

@@ -13,13 +13,13 @@ from collections.abc import Callable
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
-from pipelines.annotate import KEY, _attach, unique_blobs
+from pipelines.stages.annotate import attach, unique_blobs
 from stackv2.detect.config import AnnotateConfig
-from stackv2.schema import ANNOTATED
-from udfs.annotate import _LICENSES, BLOB_ANNOTATIONS, annotate_blobs, repo_license_columns
+from stackv2.schema import ANNOTATED, FILE_KEY
+from udfs.annotate import BLOB_ANNOTATIONS, LICENSES_FIELD, annotate_blobs, repo_license_columns
 from udfs.arrow import conform, to_spark_schema
 
-REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [_LICENSES])
+REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [LICENSES_FIELD])
 REPO_LICENSES = pa.schema(
     [ANNOTATED.field(c) for c in ("directory_id", "path", "extension", "detected_licenses", "license_type")]
 )
@@ -39,7 +39,7 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
 def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
     per_path = (
-        _attach(
+        attach(
             rows.select("directory_id", "path", "gha_license_id", "blob_id"),
             per_blob.select("blob_id", "licenses"),
             ("blob_id",),
@@ -48,5 +48,5 @@ def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
         .groupBy("directory_id")
         .applyInArrow(repo_licenses(cfg), to_spark_schema(REPO_LICENSES))
     )
-    out = _attach(_attach(rows, per_blob.drop("licenses"), ("blob_id",)), per_path, KEY)
+    out = attach(attach(rows, per_blob.drop("licenses"), ("blob_id",)), per_path, FILE_KEY)
     return conform(out, ANNOTATED)

@@ -4,8 +4,8 @@ Corpus: the demo corpus's files — the installed distributions as ``stackv2.swh
 repositories (code, vendored copies, real LICENSE files) — decoded as fetch does, as ``schema.FETCHED`` rows.
 
 Both sides do the same work on Spark ``local[1]`` (one core) per unique blob, with the same detectors and settings:
-* ours: ``pipelines.annotate.transform`` (Arrow batches, ScanCode through ``stackv2.detect.license``'s fast path,
-  numpy line statistics, per-repo ``applyInArrow``);
+* ours: ``pipelines.stages.annotate.transform`` (Arrow batches, ScanCode through ``stackv2.detect.license``'s fast
+  path, numpy line statistics, per-repo ``applyInArrow``);
 * reference way: a pickled row-at-a-time ``F.udf`` per blob doing what ``get_file_contents.py`` and the BigCode
   filters do (enry, ScanCode's own ``licensedcode.detection.detect_licenses`` on license files — same settings,
   ``approximate=False``, and the same ids as ours, see ``license_compare.py --fast-path`` —, fastText on prose,
@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipelines._session import spark_session
-from pipelines.annotate import transform, unique_blobs
+from pipelines.stages.annotate import transform, unique_blobs
 from stackv2.config import SparkConfig
 from stackv2.detect.config import AnnotateConfig, LicenseConfig
 from stackv2.detect.language import raw_bytes
@@ -50,7 +50,7 @@ from stackv2.detect.license import (
 )
 from stackv2.detect.natural import detect_natural_language
 from stackv2.schema import FETCHED
-from stackv2.swh.archive import installed_distributions
+from stackv2.swh.archive.installed import installed_distributions
 from stackv2.text.decode import content_hashes, decode_content
 
 MAX_BYTES = 10 * 1024 * 1024

@@ -26,7 +26,7 @@ import xxhash
 from bench.dedup import truth
 from bench.dedup.corpus import scaled
 from stackv2 import schema
-from stackv2.dedup import DedupConfig
+from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.minhash import MinHasher
 from stackv2.dedup.shingle import ngrams, shingle_hash_sets, shingle_hashes
 

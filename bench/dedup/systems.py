@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bench.dedup import truth
-from stackv2.dedup import DedupConfig
+from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.shingle import shingles
 
 CFG = DedupConfig()

@@ -8,8 +8,8 @@ loopback. Two conditions: ``direct`` (loopback; CPU per object is the limit) and
 ``tests/faultproxy.py`` in its own process adding ``--latency-ms`` per request: a remote S3). Each method runs
 in its own worker process so its CPU time and peak RSS are its own:
 
-* ``card``: the dataset card's code (spec §2.4): one blocking boto3 ``smart_open`` read per blob, gunzip, decode
-  with ``src_encoding`` — signed, like the card;
+* ``card``: the dataset card's code (docs/spec.md §2.4): one blocking boto3 ``smart_open`` read per blob, gunzip,
+  decode with ``src_encoding`` — signed, like the card;
 * ``ours``: ``stackv2.swh.s3fetch`` (signed, then unsigned): fetch + bounded gunzip + sha1/sha1_git check + decode;
 * ``ceiling``: GETs with bytes discarded, nothing verified or decoded: aiohttp at ``--ceiling-concurrency`` and
   at 64, and (``ceiling-threads``) our own transport, threads with keep-alive ``http.client`` connections; the

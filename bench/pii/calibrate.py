@@ -1,4 +1,4 @@
-"""Choose ``PiiConfig.gibberish_limit`` for detect-secrets' ``rfc.model`` (spec §7.4 keeps only gibberish keys).
+"""Choose ``PiiConfig.gibberish_limit`` for detect-secrets' ``rfc.model`` (docs/spec.md §7.4: gibberish keys only).
 
 The limit applies to the entropy plugins' values (``gibberish_all_plugins`` off). Positives: random base64 and hex
 keys as ``bench.py`` plants them. Negatives: every value the key detector keeps with the check off in real files

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines._job import SUCCESS, StageContext, run_stage
     from pipelines._session import spark_session
-    from pipelines.pii import STAGE
+    from pipelines.stages.pii import STAGE
     from stackv2.config import RunConfig, SparkConfig
 
     docs = build_set(corpus_files(Path(sysconfig.get_paths()["purelib"]), args.files, args.seed, 100_000), args.seed)

@@ -5,7 +5,7 @@ text, license texts from ScanCode's data, a few binaries), placed in synthetic G
 relative path. Deterministic (seeded) choices give the duplicate structure of a real forge:
 
 * ``exact`` of the files are byte-identical copies of a file already placed in another repository (vendoring,
-  forks: The Stack v2 keeps about half of its bytes after dedup, spec §11: 67.5 TB full, 32.1 TB dedup);
+  forks: The Stack v2 keeps about half of its bytes after dedup, docs/spec.md §11: 67.5 TB full, 32.1 TB dedup);
 * ``near`` are near-duplicates: a copy with a few lines edited (a changed header, renamed constant);
 * the rest are distinct. When the pool of real files is used up, further distinct files are a real file with
   its identifiers renamed (every 5-gram shingle changes, so MinHash sees a new document, as it should).
@@ -37,7 +37,8 @@ from swh.model.model import (
     TimestampWithTimezone,
 )
 
-from stackv2.swh.archive import ArchiveConfig, GraphBuilder, _tree
+from stackv2.swh.archive.graph import GraphBuilder, add_tree
+from stackv2.swh.config import ArchiveConfig
 from stackv2.swh.content_store import open_store
 
 #: Share of files per kind (by count), close to a GitHub mix in which code dominates.
@@ -151,7 +152,7 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
             date=when,
             committer_date=when,
             type=RevisionType.GIT,
-            directory=_tree(builder, repo),
+            directory=add_tree(builder, repo),
             synthetic=True,
         )
         builder.add_revision(rev)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines._job import STATS, SUCCESS
-from pipelines.runner import PIPELINE, run_pipeline
+from pipelines._job import PIPELINE, STATS, SUCCESS
+from pipelines.runner import run_pipeline
 from stackv2.config import RunConfig, from_dict, to_dict
 from stackv2.stats import StageStats
 

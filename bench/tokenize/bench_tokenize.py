@@ -32,9 +32,9 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer
 
-from stackv2.format import EOS
 from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
+from stackv2.tokenize.format import EOS
 from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
 from stackv2.tokenize.tokenizer import load_tokenizer, train_tokenizer
 
@@ -90,7 +90,7 @@ def datatrove_run(rows: list[FileRow], tok_path: Path, out: Path) -> Callable[[]
 def spark_stage(rows: list[FileRow], tok_path: Path, work: Path, engine: str) -> Callable[[], int]:
     from pipelines._job import SUCCESS, StageContext, run_stage
     from pipelines._session import spark_session
-    from pipelines.tokenize import STAGE
+    from pipelines.stages.tokenize import STAGE
     from stackv2.config import RunConfig, SparkConfig
 
     cores = os.cpu_count() or 1

@@ -1,57 +1,12 @@
-"""Exact and near deduplication (spec §6): shingles, MinHash signatures, LSH bands, ranking rules.
+"""Exact and near deduplication (docs/spec.md §6): shingles, MinHash signatures, LSH bands, ranking rules.
 
-Everything here is pure Python/numpy; ``pipelines/dedup.py`` runs it on Spark (bands grouped by a shuffle,
+Everything here is pure Python/numpy; ``pipelines/stages/dedup.py`` runs it on Spark (bands grouped by a shuffle,
 connected components in ``pipelines/components.py``). The defaults are BigCode's ``intra_dedup.py`` values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 #: Reject reasons of the ``dedup`` stage.
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 REASONS = (EXACT_DUPLICATE, NEAR_DUPLICATE)
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    #: Run MinHash near-dedup after exact dedup (exact dedup on ``blob_id`` always runs).
-    near: bool = True
-    #: Jaccard similarity at which two files are near-duplicates.
-    threshold: float = 0.7
-    #: Words per shingle (word n-gram over ``re.split(r"\W", content.lower())``).
-    ngram_size: int = 5
-    #: Files with fewer tokens get no signature and are never near-duplicates.
-    min_length: int = 5
-    num_perm: int = 250
-    #: B x R from datasketch's ``_optimal_param(0.7, 250, 0.5, 0.5)`` (a test recomputes it).
-    bands: int = 25
-    rows: int = 10
-    #: Seed of ``np.random.RandomState`` drawing the permutations (a first, then b), as BigCode does.
-    seed: int = 42
-    #: Modulus of the permutations ``(a*h + b) mod mod_prime``: the largest prime below 2**32.
-    mod_prime: int = 4_294_967_291
-    #: Signature engine: "numpy" = BigCode's permutation family (the paper's values; a numba kernel since the
-    #: numpy version, same name); "rensa" = rensa's R-MinHash, same estimator quality, other values (docs/dedup.md).
-    engine: str = "numpy"
-    #: Cluster only pairs that share an LSH bucket and whose exact shingle Jaccard reaches ``threshold``
-    #: (``stackv2.dedup.verify``); off in the paper. Removes LSH false positives and the chains they create.
-    verify: bool = False
-    #: Candidate components larger than this are not verified (one Python worker holds a component's contents
-    #: while verifying it); they keep their LSH clustering and the stage logs how many there were.
-    verify_max_members: int = 50_000
-    #: Upper bound on large-star/small-star rounds; reaching it is an error, never a silent partial result.
-    max_cc_iterations: int = 64
-
-    def __post_init__(self) -> None:
-        if self.bands * self.rows > self.num_perm:
-            raise ValueError(f"dedup: bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"dedup.threshold must be in (0, 1], got {self.threshold}")
-        if self.engine not in ("numpy", "rensa"):
-            raise ValueError(f"dedup.engine must be 'numpy' or 'rensa', got {self.engine!r}")
-        if self.verify_max_members < 2:
-            raise ValueError(f"dedup.verify_max_members must be >= 2, got {self.verify_max_members}")
-        if self.ngram_size < 1 or self.min_length < 0:
-            raise ValueError("dedup.ngram_size must be >= 1 and dedup.min_length >= 0")

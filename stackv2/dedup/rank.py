@@ -1,8 +1,8 @@
-"""Which row of a group is kept: the orderings of spec §6.1 (exact) and §6.2 (near), written once as data.
+"""Which row of a group is kept: the orderings of docs/spec.md §6.1 (exact) and §6.2 (near), written once as data.
 
 Each ordering is a tuple of ``(column, descending)``; nulls always sort last; the first row wins. The trailing
 columns are the stable key that breaks every remaining tie, so the winner never depends on arrival order.
-``pipelines/dedup.py`` turns them into Spark sort expressions.
+``pipelines/stages/dedup.py`` turns them into Spark sort expressions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ LICENSE_ORDER = ("permissive", "no_license", "non_permissive")
 NOASSERTION = "NOASSERTION"
 
 #: Derived column: the repository's GitHub license is in the permissive whitelist (null without GitHub license).
-#: By the license decision function (spec §3.3), a GitHub license other than NOASSERTION makes ``license_type``
+#: By the license decision function (docs/spec.md §3.3), a GitHub license other than NOASSERTION makes ``license_type``
 #: "permissive" exactly when it is whitelisted, so this needs no copy of the whitelist.
 GH_PERMISSIVE = "_gh_permissive"
 #: Derived column: index of ``license_type`` in ``LICENSE_ORDER`` (null when absent).

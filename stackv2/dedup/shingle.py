@@ -1,4 +1,4 @@
-"""Word n-gram shingles hashed with xxh32, exactly as BigCode's ``intra_dedup.py`` tokenizes (spec §6.2).
+"""Word n-gram shingles hashed with xxh32, exactly as BigCode's ``intra_dedup.py`` tokenizes (docs/spec.md §6.2).
 
 ``re.split(r"\\W", content.lower())`` splits on every non-word character, so runs of separators yield empty
 tokens, which are kept (they are part of the reference behaviour and of every published signature). Lone

@@ -1,4 +1,4 @@
-"""Programming language, vendor and generated flags with go-enry, the paper's tool (spec §4).
+"""Programming language, vendor and generated flags with go-enry, the paper's tool (docs/spec.md §4).
 
 The reference gives a blob the language of ``filenames[0]``, where ``filenames`` is an unordered
 ``collect_set`` of the blob's base names ("TODO: better filename heuristic?"). We make that deterministic:

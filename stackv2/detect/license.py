@@ -1,4 +1,4 @@
-"""Licenses (spec §3): which files are license files, what ScanCode finds in them, how they cover a repository,
+"""Licenses (docs/spec.md §3): which files are license files, what ScanCode finds in them, how they cover a repository,
 and the paper's decision function that turns GitHub's license plus the detected ones into ``license_type``.
 
 ScanCode is the paper's tool. Its index takes seconds and ~1.4 GB to load, so ``scancode_index`` keeps one per
@@ -23,7 +23,7 @@ NO_LICENSE = "no_license"
 NON_PERMISSIVE = "non_permissive"
 LICENSE_TYPES = (PERMISSIVE, NO_LICENSE, NON_PERMISSIVE)
 
-#: License-like file names: go-license-detector's list, the paper's Appendix A.3 (spec §3.1).
+#: License-like file names: go-license-detector's list, the paper's Appendix A.3 (docs/spec.md §3.1).
 LICENSE_FILE_NAMES = (
     "li[cs]en[cs]e(s?)",
     "legal",
@@ -48,7 +48,7 @@ LICENSE_FILE_NAMES = (
 )
 LICENSE_FILE_RE = re.compile(rf"^(|.*[-_. ])({'|'.join(LICENSE_FILE_NAMES)})(|[-_. ].*)$", re.IGNORECASE)
 
-#: Amendments that do not change a license's type (spec §3.3, from the reference ``get_license_types.py``).
+#: Amendments that do not change a license's type (docs/spec.md §3.3, from the reference ``get_license_types.py``).
 NON_LICENSE_WHITELIST = frozenset(
     f"LicenseRef-scancode-{k}"
     for k in (
@@ -66,7 +66,7 @@ NON_LICENSE_WHITELIST = frozenset(
 )
 UNKNOWN_REFERENCE = "LicenseRef-scancode-unknown-license-reference"
 NOASSERTION = "NOASSERTION"
-#: ScanCode license categories the paper counts as permissive (spec §3.3, Appendix A.4).
+#: ScanCode license categories the paper counts as permissive (docs/spec.md §3.3, Appendix A.4).
 PERMISSIVE_CATEGORIES = ("Permissive", "Public Domain")
 
 
@@ -90,7 +90,7 @@ def load_permissive(path: str | None = None) -> frozenset[str]:
 
 
 def license_type(gha_license_id: str | None, detected: Iterable[str], permissive: frozenset[str]) -> str:
-    """The paper's decision (spec §3.3, Figure 1): GitHub's license wins unless it is absent or NOASSERTION."""
+    """The paper's decision (docs/spec.md §3.3, Figure 1): GitHub's license wins unless it is absent or NOASSERTION."""
     if gha_license_id in permissive:
         return PERMISSIVE
     if gha_license_id is not None and gha_license_id != NOASSERTION:
@@ -114,7 +114,7 @@ def base_path(path: str) -> str:
 
 
 def propagate(paths: Sequence[str], licenses: Sequence[Sequence[str] | None]) -> list[list[str]]:
-    """Spread each license file's licenses to every path of the same repository under its folder (spec §3.2).
+    """Spread each license file's licenses to every path of the same repository under its folder (docs/spec.md §3.2).
 
     ``licenses[i]`` are those detected in the file at ``paths[i]`` (empty or None for most files). A path gets
     the sorted union over every folder above it (its own included) that holds a license file, as the

@@ -1,4 +1,4 @@
-"""Line statistics the filters and the repo-level schema use (spec §5.2), vectorized with numpy.
+"""Line statistics the filters and the repo-level schema use (docs/spec.md §5.2), vectorized with numpy.
 
 Definitions follow the BigCode preprocessing code: fractions over all characters (newlines included) of
 ``str.isalpha`` / ``str.isalnum``; lines as ``str.splitlines`` cuts them (``\\r\\n`` is one break, a final

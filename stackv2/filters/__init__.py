@@ -1,10 +1,10 @@
-"""The ``filter`` stage's decisions (spec §5, §9.1): one pure check per heuristic, each with its reject reason.
+"""The ``filter`` stage's decisions (docs/spec.md §5, §9.1): one pure check per heuristic, each with its reject reason.
 
 ``CHECKS`` runs in this fixed order and a row gets the reason of the first check it fails, so the cheap column
 checks come first and the content scans last:
 
 1. ``missing_annotation``  a column the checks need is null (annotate could not complete the row)
-2. ``non_permissive``      license_type is non_permissive (spec §3.4)
+2. ``non_permissive``      license_type is non_permissive (docs/spec.md §3.4)
 3. ``too_large``           length_bytes >= 10 MiB (§5.4)
 4. ``excluded_language``   language in ``excluded_languages`` (§5.1)
 5. ``excluded_extension``  extension in ``excluded_extensions`` (§5.1)

@@ -1,4 +1,4 @@
-"""Checks that read the content or its character statistics (spec §5.2.2–5.2.4, §5.3 HTML)."""
+"""Checks that read the content or its character statistics (docs/spec.md §5.2.2–5.2.4, §5.3 HTML)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def visible_text(html: str) -> str:
 
 
 def html_visible_text(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """HTML is kept only with >= 100 visible chars that make >= 20% of the file (spec §5.3)."""
+    """HTML is kept only with >= 100 visible chars that make >= 20% of the file (docs/spec.md §5.3)."""
     if row["language"] != "HTML":
         return False
     content = row["content"]

@@ -1,4 +1,4 @@
-"""Decontamination (spec §9.1): reject files containing a benchmark prompt or solution.
+"""Decontamination (docs/spec.md §9.1): reject files containing a benchmark prompt or solution.
 
 Matching is case-insensitive with all whitespace removed from both sides (StarCoder2's recall improvement over
 StarCoder1's plain substring test). All benchmark strings go into one Aho-Corasick automaton, so a file is scanned
@@ -28,7 +28,7 @@ from stackv2.filters.config import FilterConfig
 
 DECONTAMINATED = "decontaminated"
 
-#: MBPP's test split (spec §9.1).
+#: MBPP's test split (docs/spec.md §9.1).
 MBPP_TEST_IDS = range(11, 511)
 _DOCSTRING = re.compile(r"(\"\"\"|''')(.*?)\1", re.DOTALL)
 

@@ -1,4 +1,4 @@
-"""Line-count and line-length checks on annotate's line statistics (spec §5.2.1, §5.3)."""
+"""Line-count and line-length checks on annotate's line statistics (docs/spec.md §5.2.1, §5.3)."""
 
 from __future__ import annotations
 
@@ -21,5 +21,5 @@ def long_lines(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
 
 
 def too_many_lines(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """Large Text/JSON/YAML/OWL/DOT files are data dumps rather than code (spec §5.3)."""
+    """Large Text/JSON/YAML/OWL/DOT files are data dumps rather than code (docs/spec.md §5.3)."""
     return row["language"] in cfg.data_languages and row["num_lines"] > cfg.max_data_lines

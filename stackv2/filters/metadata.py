@@ -36,12 +36,12 @@ def missing_annotation(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
 
 
 def non_permissive(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """Copyleft and commercial licenses are excluded; ``permissive`` and ``no_license`` are kept (spec §3.4)."""
+    """Copyleft and commercial licenses are excluded, ``permissive`` and ``no_license`` kept (docs/spec.md §3.4)."""
     return row["license_type"] == "non_permissive"
 
 
 def too_large(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """The released code keeps ``length < 10 MiB``; re-checked on the stored UTF-8 length (spec §1.6, §5.4)."""
+    """The released code keeps ``length < 10 MiB``; re-checked on the stored UTF-8 length (docs/spec.md §1.6, §5.4)."""
     return row["length_bytes"] >= cfg.max_length_bytes
 
 
@@ -61,7 +61,7 @@ def excluded_extension(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
 
 
 def text_filename(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """``Text`` is mostly noise; keep only requirement files and readme/notes/todo/... (spec §5.3)."""
+    """``Text`` is mostly noise; keep only requirement files and readme/notes/todo/... (docs/spec.md §5.3)."""
     if row["language"] != "Text":
         return False
     name = posixpath.basename(row["path"] or "").lower()

@@ -1,4 +1,4 @@
-"""PII redaction for source code (spec §7): ``redact(text, cfg) -> Redaction`` with ``.text``, ``.counts``, ``.spans``.
+"""PII redaction for source code (docs/spec.md §7): ``redact(text, cfg)`` gives ``.text``, ``.counts``, ``.spans``.
 
 Engine: presidio-analyzer, offline (blank spaCy pipeline shipped in ``stackv2/data``), with the BigCode e-mail and
 IP rules, the detect-secrets key plugins and filters, trigger-word passwords, and an optional local NER model.

@@ -1,4 +1,4 @@
-"""Content stores: where SWH keeps file bytes, gzip-compressed, at ``content/<sha1>`` (spec §1.6).
+"""Content stores: where SWH keeps file bytes, gzip-compressed, at ``content/<sha1>`` (docs/spec.md §1.6).
 
 A store is named by a URL: a local folder (``/data/swh`` or ``file:///data/swh``) or an S3 location
 (``s3://softwareheritage`` or ``s3://bucket/prefix``). S3 access goes through boto3, so its standard settings
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
+
+from stackv2.atomic import write_bytes
 
 CONTENT_PREFIX = "content/"
 
@@ -61,11 +63,8 @@ class LocalStore:
         target = self.path(sha1)
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(compress(data))
-        os.replace(tmp, target)
+        # Tagged per thread: the archive builder may store the same blob from two threads at once.
+        write_bytes(target, compress(data), tag=f"{os.getpid()}-{threading.get_ident()}")
 
 
 def make_s3_client(

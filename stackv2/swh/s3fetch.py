@@ -1,7 +1,7 @@
 """The lean, high-throughput reader of SWH content objects on S3 (``s3://softwareheritage/content/<sha1>``).
 
 Why not one ``boto3`` ``get_object`` per blob (the dataset card's recipe)? botocore spends ~1 ms of CPU per call
-and the card's loop has one request in flight, so users see ~22 blobs/s per process (anchors §2.4). Here:
+and the card's loop has one request in flight, so users report ~22 blobs/s per process. Here:
 
 * many requests in flight per process: a pool of worker threads, each with its own persistent
   ``http.client`` connection (keep-alive; the parse and the socket I/O are all a GET needs);
@@ -37,45 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from stackv2.swh.config import FetchConfig
+from stackv2.swh.content_store import CONTENT_PREFIX
 from stackv2.text.decode import FETCH_ERROR, MISSING_OBJECT, TOO_LARGE, BlobOutcome, process_blob
 
-MIB = 1024 * 1024
+#: The public bucket of SWH content objects (docs/spec.md §1.6).
+SWH_BUCKET = "softwareheritage"
 #: Answers worth retrying: throttling and transient server errors.
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
-
-
-@dataclass(frozen=True)
-class S3FetchConfig:
-    """Where the content objects are and how hard to pull. Defaults: the public SWH bucket (spec §1.6)."""
-
-    bucket: str = "softwareheritage"
-    #: Key prefix in front of the sha1 (SWH: ``content/``).
-    prefix: str = "content/"
-    #: None: boto3's chain (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, config file), else AWS itself.
-    endpoint_url: str | None = None
-    #: None: boto3's chain (``AWS_DEFAULT_REGION``, config file), else us-east-1 (where the SWH bucket lives).
-    region: str | None = None
-    #: Anonymous requests (public buckets); otherwise signed with the standard AWS credential chain.
-    unsigned: bool = False
-    #: Requests in flight per worker process (threads, each with one keep-alive connection).
-    concurrency: int = 64
-    #: Uncompressed size cap: objects of this size or more are rejected ``too_large`` (spec §1.6, code version).
-    max_length: int = 10 * MIB
-    #: Compressed responses larger than this are refused before reading (gzip never grows text by more).
-    max_compressed: int = 11 * MIB
-    #: Verify sha1(bytes) == blob_id and sha1_git == content_id.
-    verify_hashes: bool = True
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    #: Tries per object (first try included) on retryable failures.
-    max_attempts: int = 8
-    #: Backoff before retry ``k`` is uniform in [0, min(backoff_max, backoff_base * 2**k)] (full jitter).
-    backoff_base: float = 0.1
-    backoff_max: float = 10.0
-    #: Retry budget per reader: ``retry_budget_min`` + ``retry_budget_ratio`` x objects requested.
-    retry_budget_min: int = 2000
-    retry_budget_ratio: float = 0.5
 
 
 class RetryableError(Exception):
@@ -97,7 +67,7 @@ class Endpoint:
     url: str
 
 
-def resolve_endpoint(cfg: S3FetchConfig) -> tuple[Endpoint, Any]:
+def resolve_endpoint(cfg: FetchConfig, bucket: str) -> tuple[Endpoint, Any]:
     """Endpoint, region and credentials exactly as boto3 would resolve them; returns (endpoint, credentials).
 
     Custom endpoints (SeaweedFS, MinIO, a proxy) use path-style URLs. On AWS the host is the bucket's global
@@ -120,10 +90,10 @@ def resolve_endpoint(cfg: S3FetchConfig) -> tuple[Endpoint, Any]:
     region = client.meta.region_name or "us-east-1"
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if re.fullmatch(r"s3([.-][a-z0-9-]+)?\.amazonaws\.com", host) and "." not in cfg.bucket:
-        host, base = f"{cfg.bucket}.s3.amazonaws.com", "/"
+    if re.fullmatch(r"s3([.-][a-z0-9-]+)?\.amazonaws\.com", host) and "." not in bucket:
+        host, base = f"{bucket}.s3.amazonaws.com", "/"
     else:
-        base = f"{parts.path.rstrip('/')}/{cfg.bucket}/"
+        base = f"{parts.path.rstrip('/')}/{bucket}/"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     creds = None
     if not cfg.unsigned:
@@ -160,11 +130,12 @@ class RetryBudget:
 
 
 class S3Reader:
-    """GETs objects by sha1 over persistent connections, one per worker thread; thread-safe."""
+    """GETs ``<prefix><sha1>`` from ``bucket`` over persistent connections, one per worker thread; thread-safe.
+    Defaults: the public SWH bucket (docs/spec.md §1.6)."""
 
-    def __init__(self, cfg: S3FetchConfig) -> None:
-        self.cfg = cfg
-        self.endpoint, creds = resolve_endpoint(cfg)
+    def __init__(self, cfg: FetchConfig, bucket: str = SWH_BUCKET, prefix: str = CONTENT_PREFIX) -> None:
+        self.cfg, self.prefix = cfg, prefix
+        self.endpoint, creds = resolve_endpoint(cfg, bucket)
         self._signer = None
         if creds is not None:
             from botocore.auth import S3SigV4Auth
@@ -244,7 +215,7 @@ class S3Reader:
 
     def get(self, sha1: str) -> bytes | None:
         """The stored gzip bytes of ``sha1``, ``None`` if missing; retries transient failures with backoff."""
-        path = f"{self.endpoint.base_path}{self.cfg.prefix}{sha1}"
+        path = f"{self.endpoint.base_path}{self.prefix}{sha1}"
         self.budget.request()
         attempt = 0
         while True:

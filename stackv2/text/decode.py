@@ -1,4 +1,6 @@
-"""From a stored gzip object to text: bounded decompression, verification, binary check, decoding (spec §1.6, §4).
+"""From a stored gzip object to text: bounded decompression, verification, binary check, decoding.
+
+Rules: docs/spec.md §1.6, §4.
 
 ``process_blob`` is the one function every fetcher (local, boto3, the fast S3 path) calls on the bytes it got,
 so the reasons a blob is rejected are the same whichever way it was read.
@@ -62,7 +64,7 @@ def gunzip_bounded(data: bytes, max_size: int) -> bytes:
 
 
 def decode_content(raw: bytes) -> tuple[str, str] | None:
-    """UTF-8 first, else the encoding cchardet detects; ``None`` when neither decodes (spec §4)."""
+    """UTF-8 first, else the encoding cchardet detects; ``None`` when neither decodes (docs/spec.md §4)."""
     try:
         return raw.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:

@@ -1,4 +1,4 @@
-"""Settings of the tokenization stage and of ``stackv2 tokenizer train`` (spec §10)."""
+"""Settings of the tokenization stage and of ``stackv2 tokenizer train`` (docs/spec.md §10)."""
 
 from __future__ import annotations
 
@@ -20,17 +20,17 @@ ENGINES = (TOKENIZERS, TIKTOKEN)
 class TokenizeConfig:
     #: Seeds file order, metadata and FIM draws, document order and the tokenizer-training sample.
     seed: int = 0
-    #: P(a repository document carries ``<repo_name>`` and the file paths) (spec §10.1).
+    #: P(a repository document carries ``<repo_name>`` and the file paths) (docs/spec.md §10.1).
     metadata_rate: float = 0.5
-    #: P(a repository is a FIM candidate) (spec §10.1).
+    #: P(a repository is a FIM candidate) (docs/spec.md §10.1).
     fim_repo_rate: float = 0.5
-    #: P(a file of a FIM-candidate repository is FIM-transformed) (spec §10.1).
+    #: P(a file of a FIM-candidate repository is FIM-transformed) (docs/spec.md §10.1).
     fim_file_rate: float = 0.5
     #: P(a FIM-transformed file uses SPM instead of PSM). The paper shows PSM and states no SPM rate.
     fim_spm_rate: float = 0.0
     #: An HF ``tokenizer.json``; empty means ``<work_dir>/tokenizer/tokenizer.json`` (``stackv2 tokenizer train``).
     tokenizer: str = ""
-    #: Vocabulary size of a trained tokenizer, sentinels included (spec §10.3).
+    #: Vocabulary size of a trained tokenizer, sentinels included (docs/spec.md §10.3).
     vocab_size: int = 49_152
     #: Bytes of file contents the tokenizer is trained on, a seeded sample of the release shards.
     train_sample_bytes: int = 1 * GIB

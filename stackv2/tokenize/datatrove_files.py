@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from datatrove.pipeline.tokens.tokenizer import TokenizedFile
 
+from stackv2.atomic import temp_path
+
 
 class DatatroveWriter:
     """Streams documents into ``<folder>/<name>.ds`` (+ ``.index``, ``.metadata``); files appear on ``close``."""
@@ -22,7 +24,7 @@ class DatatroveWriter:
     def __init__(self, folder: str | Path, name: str, dtype: np.dtype, tokenizer_name: str):
         self.folder = Path(folder)
         self.name = f"{name}.ds"
-        self._tmp = self.folder / f".tmp-{name}"
+        self._tmp = temp_path(self.folder / name)
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp.mkdir(parents=True)
         self.dtype = np.dtype(dtype)

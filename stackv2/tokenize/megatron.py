@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stackv2.atomic import temp_path
+
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 VERSION = 1
 #: Megatron's ``DType`` codes.
@@ -32,7 +34,7 @@ class MegatronWriter:
     def __init__(self, prefix: str | Path, dtype: np.dtype):
         self.prefix = Path(prefix)
         self.dtype = np.dtype(dtype)
-        self._tmp_bin = self.prefix.with_name(f".{self.prefix.name}.bin.tmp")
+        self._tmp_bin = temp_path(f"{self.prefix}.bin")
         self._bin = open(self._tmp_bin, "wb")  # noqa: SIM115 - closed in close()
         self.lengths: list[int] = []
 
@@ -45,7 +47,7 @@ class MegatronWriter:
         lengths = np.asarray(self.lengths, dtype=np.int64)
         pointers = np.concatenate([[0], np.cumsum(lengths[:-1]) * self.dtype.itemsize]).astype(np.int64)
         documents = np.arange(len(lengths) + 1, dtype=np.int64)
-        tmp_idx = self.prefix.with_name(f".{self.prefix.name}.idx.tmp")
+        tmp_idx = temp_path(f"{self.prefix}.idx")
         with open(tmp_idx, "wb") as f:
             f.write(INDEX_HEADER)
             f.write(struct.pack("<QBQQ", VERSION, DTYPE_CODES[self.dtype], len(lengths), len(documents)))

@@ -1,4 +1,4 @@
-"""The seeded sample of the release that ``stackv2 tokenizer train`` learns the vocabulary from.
+"""The seeded sample of the release that ``stackv2 tokenizer train`` learns the vocabulary from, and the training.
 
 Unique blobs are ranked by a seeded hash of ``blob_id`` and taken in that order until the byte budget is
 spent: the sample depends on the seed and the release contents, not on shard layout or file order.
@@ -7,10 +7,14 @@ spent: the sample depends on the seed and the release contents, not on shard lay
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import xxhash
+
+from stackv2.tokenize.config import TokenizeConfig
+from stackv2.tokenize.tokenizer import train_tokenizer
 
 
 def release_files(data_dir: str | Path) -> list[Path]:
@@ -37,3 +41,18 @@ def sample_release(data_dir: str | Path, budget_bytes: int, seed: int) -> list[s
         if text is not None:
             content.setdefault(blob, text)
     return [content[b] for b in chosen if b in content]
+
+
+def train_on_release(data_dir: str | Path, cfg: TokenizeConfig, target: Path) -> dict[str, Any]:
+    """``stackv2 tokenizer train``: learn the vocabulary from a seeded sample of the release shards in
+    ``data_dir`` (``tokenize.train_sample_bytes``, ``tokenize.seed``) and save it to ``target``."""
+    texts = sample_release(data_dir, cfg.train_sample_bytes, cfg.seed)
+    tok = train_tokenizer(texts, cfg.vocab_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(target))
+    return {
+        "tokenizer": str(target),
+        "vocab_size": tok.get_vocab_size(),
+        "sample_files": len(texts),
+        "sample_bytes": sum(len(t.encode()) for t in texts),
+    }

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from stackv2.format import Document, format_repo
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.datatrove_files import DatatroveWriter
+from stackv2.tokenize.format import Document, format_repo
 from stackv2.tokenize.megatron import MegatronWriter
 from stackv2.tokenize.tokenizer import DocumentEncoder, EncodedDocument
 

@@ -1,4 +1,4 @@
-"""Loading and training the tokenizer, and encoding repository documents into token ids (spec §10.3).
+"""Loading and training the tokenizer, and encoding repository documents into token ids (docs/spec.md §10.3).
 
 Any HF ``tokenizer.json`` works (the real StarCoder2 one when the user has it) as long as it knows the
 sentinels a repository document uses. ``train_tokenizer`` builds the StarCoder2 design from text: byte-level
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from stackv2.format import EOS, SENTINELS, Document, Part
+from stackv2.tokenize.format import EOS, SENTINELS, Document, Part
 
-#: StarCoder2's special tokens in vocabulary order (spec §10.3).
+#: StarCoder2's special tokens in vocabulary order (docs/spec.md §10.3).
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<repo_name>", "<file_sep>",
     "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>", "<jupyter_code>",

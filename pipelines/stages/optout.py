@@ -2,7 +2,7 @@
 
 Placed before ``fetch`` so opted-out content is never downloaded, and before ``dedup`` so that a file someone
 opted out of still survives through a copy held by another repository. Rows are tagged with the matching request
-by ``stackv2.optout.Matcher`` over Arrow batches (the registry is validated on the driver first: an invalid
+by ``stackv2.optout.registry.Matcher`` over Arrow batches (the registry is validated on the driver first: an invalid
 registry stops the run before any row moves); tagged rows go to ``rejected`` with reason ``opted_out`` and the
 request id, which is the build-time audit trail.
 """
@@ -12,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipelines._job import Output, StageContext, StageResult
-from pipelines.runner import Stage
-from stackv2.optout import REASON_OPTED_OUT, REQUEST_COLUMN, Matcher, Registry, load_registry, registry_fingerprint
+from pipelines._job import Output, Stage, StageContext, StageResult
+from stackv2.optout.registry import (
+    REASON_OPTED_OUT,
+    REQUEST_COLUMN,
+    Matcher,
+    Registry,
+    load_registry,
+    registry_fingerprint,
+)
 
 #: One row per (repository, path) in the file index.
 KEY = ("repo_name", "path")
@@ -32,6 +39,19 @@ def _tagger(registry: Registry):
     return tag
 
 
+def transform(df: DataFrame, registry: Registry) -> tuple[DataFrame, DataFrame, dict[str | None, int]]:
+    """(rows kept, rows rejected ``opted_out`` with their request id, rows per request id: None for kept rows)."""
+    schema = StructType([*df.schema.fields, StructField(REQUEST_COLUMN, StringType())])
+    tagged = df.mapInArrow(_tagger(registry), schema)
+    kept = tagged.where(F.col(REQUEST_COLUMN).isNull()).drop(REQUEST_COLUMN)
+    rejected = tagged.where(F.col(REQUEST_COLUMN).isNotNull()).select(
+        *df.columns, F.lit(REASON_OPTED_OUT).alias("reason"), REQUEST_COLUMN
+    )
+    # One aggregation gives the rows in (all groups) and the files per request (the non-null groups).
+    counts = {r[REQUEST_COLUMN]: r["n"] for r in tagged.groupBy(REQUEST_COLUMN).agg(F.count("*").alias("n")).collect()}
+    return kept, rejected, counts
+
+
 def run(ctx: StageContext) -> StageResult:
     df = ctx.input()
     path = ctx.cfg.optout.registry
@@ -42,14 +62,7 @@ def run(ctx: StageContext) -> StageResult:
             rows_in=df.count(),
             extra={"registry": path, "registry_sha256": registry and registry.sha256, "requests": 0},
         )
-    schema = StructType([*df.schema.fields, StructField(REQUEST_COLUMN, StringType())])
-    tagged = df.mapInArrow(_tagger(registry), schema)
-    kept = tagged.where(F.col(REQUEST_COLUMN).isNull()).drop(REQUEST_COLUMN)
-    rejected = tagged.where(F.col(REQUEST_COLUMN).isNotNull()).select(
-        *df.columns, F.lit(REASON_OPTED_OUT).alias("reason"), REQUEST_COLUMN
-    )
-    # One aggregation gives the rows in (all groups) and the files per request (the non-null groups).
-    counts = {r[REQUEST_COLUMN]: r["n"] for r in tagged.groupBy(REQUEST_COLUMN).agg(F.count("*").alias("n")).collect()}
+    kept, rejected, counts = transform(df, registry)
     dates = [r.date for r in registry.requests]
     extra = {
         "registry": path,

@@ -1,4 +1,4 @@
-"""Repository-context training documents with fill-in-the-middle, as StarCoder2 was trained (spec §10.1).
+"""Repository-context training documents with fill-in-the-middle, as StarCoder2 was trained (docs/spec.md §10.1).
 
 One document is one repository: its files in a seeded random order, each after ``<file_sep>``; with
 probability ``metadata_rate`` the document starts with ``<repo_name>name`` and each file with its path and a
@@ -84,7 +84,7 @@ def repo_rng(seed: int, repo_name: str) -> random.Random:
 
 
 def display_path(path: str) -> str:
-    """Release paths start with ``/`` (spec §2.2); the document shows them relative to the repository root."""
+    """Release paths start with ``/`` (docs/spec.md §2.2); the document shows them relative to the repository root."""
     return path.lstrip("/")
 
 

@@ -1,4 +1,4 @@
-"""Stage ``filter``: turn annotate's columns into keep/reject decisions (spec §5, §9.1).
+"""Stage ``filter``: turn annotate's columns into keep/reject decisions (docs/spec.md §5, §9.1).
 
 Rows pass unchanged; a rejected row keeps every column plus the ``reason`` of the first check it fails (the order
 and the reasons are documented in ``stackv2.filters``). Benchmark files for decontamination are read once on the
@@ -11,16 +11,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipelines._job import Output, StageContext, StageResult
-from pipelines.runner import Stage
+from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
 from stackv2.config import stable_hash
 from stackv2.filters import COLUMNS, FilterConfig, benchmark_patterns
+from stackv2.schema import FILE_KEY
 from udfs.filter import mark_batches
 
-KEY = ("directory_id", "path")
 
-
-def mark(df: DataFrame, cfg: FilterConfig, patterns: list[str]) -> DataFrame:
+def transform(df: DataFrame, cfg: FilterConfig, patterns: list[str]) -> DataFrame:
     """``df`` plus ``reason`` (null: kept), computed over Arrow batches."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -29,20 +27,20 @@ def mark(df: DataFrame, cfg: FilterConfig, patterns: list[str]) -> DataFrame:
     return df.mapInArrow(mark_batches(cfg, patterns), schema)
 
 
-def build(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.filter
     patterns = benchmark_patterns(cfg)
     annotated = ctx.input()
-    marked = mark(annotated, cfg, patterns).localCheckpoint()  # decide once: both outputs below read this
+    marked = transform(annotated, cfg, patterns).localCheckpoint()  # decide once: both outputs below read this
     return StageResult(
-        data=Output(marked.where(F.col("reason").isNull()).drop("reason"), KEY),
-        rejected=Output(marked.where(F.col("reason").isNotNull()), KEY),
+        data=Output(marked.where(F.col("reason").isNull()).drop("reason"), FILE_KEY),
+        rejected=Output(marked.where(F.col("reason").isNotNull()), FILE_KEY),
         rows_in=annotated.count(),
         extra={"benchmark_patterns": len(patterns), "benchmark_hash": stable_hash(patterns)},
         extra_stats=lambda df: {
-            "languages": {r["language"] or "(none)": r["count"] for r in df.groupBy("language").count().collect()},
+            "languages": value_counts(df, "language"),
         },
     )
 
 
-STAGE = Stage("filter", build, config_keys=("filter",))
+STAGE = Stage("filter", run, config_keys=("filter",))

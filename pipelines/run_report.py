@@ -1,5 +1,5 @@
-"""``stackv2 report --work DIR``: gather a work folder's numbers and render ``stackv2.report`` into
-``<work>/release/report/`` (``index.html``, PNGs, ``report.json``).
+"""``stackv2 report --work DIR``: gather a work folder's numbers and render them (``stackv2.report.render``) into
+``<work>/report/`` (``index.html``, PNGs, ``report.json``).
 
 Numbers come from each stage's ``_stats.json`` (the funnel; the release summary the ``shards`` stage keeps in its
 ``extra["release"]``) and from two tables aggregated with Spark: ``dedup/clusters`` (one row per cluster member)
@@ -9,7 +9,6 @@ only when one of those tables is there. A stage that has not run is listed as mi
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,15 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines._job import DATA, STATS, SUCCESS
+from pipelines._job import DATA, PIPELINE, STATS, SUCCESS
 from pipelines._session import spark_session
-from pipelines.runner import PIPELINE
-from stackv2.config import SparkConfig, load_config
-from stackv2.release import ReleaseSummary
-from stackv2.report import ReportData, render
+from stackv2.config import SparkConfig
+from stackv2.release.card import ReleaseSummary
+from stackv2.report.render import ReportData, render
 from stackv2.schema import PII_COUNT_FIELDS
 from stackv2.stats import StageStats
 
-REPORT_DIR = ("release", "report")
+REPORT_DIR = "report"
 CLUSTERS = ("dedup", "clusters")
 PII_STAGE = "pii"
 #: Where the ``pii`` stage keeps its per-type counts in ``_stats.json``'s ``extra``.
@@ -100,27 +98,4 @@ def report(work_dir: str | Path, spark: SparkSession | None = None, spark_cfg: S
             session.append(spark_session(spark_cfg or SparkConfig()))
         return session[0]
 
-    return render(gather(work, get_spark), work.joinpath(*REPORT_DIR))
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.overrides)
-    page = report(args.work or cfg.work_dir, spark_cfg=cfg.spark)
-    print(page)
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``report`` to the ``stackv2`` command."""
-    p = subparsers.add_parser("report", help="HTML + PNG + JSON report of a work folder (into WORK/release/report)")
-    p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
-    p.add_argument("--config", default=None, help="run config (its work_dir and spark settings)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value (repeatable), e.g. --set spark.master=local[2]",
-    )
-    p.set_defaults(func=_cmd_report)
+    return render(gather(work, get_spark), work / REPORT_DIR)

@@ -1,5 +1,5 @@
 """Stage ``annotate``: add language, vendor/generated flags, extension, licenses, natural language and line
-statistics to every fetched row (spec §3, §4). Rows are never dropped: ``rows_in == rows_out``, no rejects.
+statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped: ``rows_in == rows_out``, no rejects.
 
 1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, ScanCode on license
    files, fastText on prose, line statistics (``udfs.annotate.annotate_blobs``);
@@ -20,18 +20,16 @@ from functools import reduce
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines._job import Output, StageContext, StageResult
-from pipelines.runner import Stage
+from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
 from stackv2.detect.config import AnnotateConfig
-from stackv2.schema import ANNOTATED
+from stackv2.schema import ANNOTATED, FILE_KEY
 from udfs.annotate import BLOB_ANNOTATIONS, REPO_ANNOTATIONS, REPO_INPUT, annotate_blobs, repo_annotations
 from udfs.arrow import conform, to_spark_schema
 
-KEY = ("directory_id", "path")
 SUMMARY_TOP = 12
 
 
-def _attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     """``left`` with ``right``'s other columns, matched on ``keys`` with null == null."""
     right = right.select(*[F.col(c).alias(f"_r_{c}") if c in keys else F.col(c) for c in right.columns])
     cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_r_{k}"]) for k in keys])
@@ -51,16 +49,12 @@ def unique_blobs(rows: DataFrame) -> DataFrame:
 def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     per_path = (
-        _attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
+        attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
         .select(*REPO_INPUT.names)
         .groupBy("directory_id")
         .applyInArrow(repo_annotations(cfg), to_spark_schema(REPO_ANNOTATIONS))
     )
-    return conform(_attach(rows, per_path, KEY), ANNOTATED)
-
-
-def _counts(df: DataFrame, col: str) -> dict[str, int]:
-    return {str(r[col]): r["count"] for r in df.groupBy(col).count().collect()}
+    return conform(attach(rows, per_path, FILE_KEY), ANNOTATED)
 
 
 def _top(counts: dict[str, int]) -> str:
@@ -69,8 +63,8 @@ def _top(counts: dict[str, int]) -> str:
 
 
 def stats(df: DataFrame) -> dict:
-    languages, licenses = _counts(df, "language"), _counts(df, "license_type")
-    natural = _counts(df, "natural_language")
+    languages, licenses = value_counts(df, "language"), value_counts(df, "license_type")
+    natural = value_counts(df, "natural_language")
     flags = df.agg(
         F.sum(F.col("is_vendor").cast("int")).alias("vendor"),
         F.sum(F.col("is_generated").cast("int")).alias("generated"),
@@ -89,9 +83,11 @@ def stats(df: DataFrame) -> dict:
     }
 
 
-def build(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
     rows = ctx.input()
-    return StageResult(data=Output(transform(rows, ctx.cfg.annotate), KEY), rows_in=rows.count(), extra_stats=stats)
+    return StageResult(
+        data=Output(transform(rows, ctx.cfg.annotate), FILE_KEY), rows_in=rows.count(), extra_stats=stats
+    )
 
 
-STAGE = Stage("annotate", build, config_keys=("annotate",))
+STAGE = Stage("annotate", run, config_keys=("annotate",))

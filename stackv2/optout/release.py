@@ -19,7 +19,6 @@ The decisions (what a match is, which member is promoted, where it goes) are in 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import Counter, defaultdict
@@ -33,19 +32,19 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from stackv2 import release as rel
+from stackv2.atomic import temp_path, write_json
 from stackv2.dedup import EXACT_DUPLICATE
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
-from stackv2.optout import Matcher, Registry, load_registry, owners
+from stackv2.optout.registry import Matcher, Registry, load_registry, owners
+from stackv2.release import layout as rel
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
+from stackv2.workdir import DATA, OPTOUT_AUDIT, tokens_dir
 
-AUDIT_DIR = "optout_audit"
 #: The commit record of an ``apply`` in progress (new shards -> their places, and the manifest to write).
 JOURNAL = ".optout-journal.json"
 #: Columns read to decide which rows a shard loses (the others are read only for shards that change).
 ID_COLUMNS = ("repo_name", "github_id", "path", "blob_id")
-_TMP_SUFFIX = ".optout-tmp"
 #: ``stackv2.dedup.rank.EXACT_ORDER`` as pyarrow sort keys (nulls last, as the dedup stage sorts).
 _EXACT_SORT = [(c, "descending" if desc else "ascending", "at_end") for c, desc in EXACT_ORDER]
 _SEP = "\x00"
@@ -137,7 +136,7 @@ def _scan_removals(release: Path, shards: list[str], matcher: Matcher) -> dict[s
 
 
 def _with_gh_permissive(table: pa.Table) -> pa.Table:
-    """``rank.GH_PERMISSIVE`` as ``pipelines/dedup.py`` derives it: null without a GitHub license, else whether
+    """``rank.GH_PERMISSIVE`` as ``pipelines/stages/dedup.py`` derives it: null without a GitHub license, else whether
     the row is permissive by it (not NOASSERTION)."""
     gha = table["gha_license_id"]
     value = pc.and_(pc.equal(table["license_type"], "permissive"), pc.not_equal(gha, NOASSERTION))
@@ -292,21 +291,10 @@ def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table]) -> Path:
         table = pa.concat_tables([table, *(a.cast(table.schema) for a in additions)])
         # Spark's ascending order (the shards stage sorts with it) puts nulls first.
         table = table.sort_by([(k, "ascending", "at_start") for k in rel.SORT_KEY if k in table.column_names])
-    tmp = _tmp_of(path)
+    tmp = temp_path(path)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, tmp, **options)
     return tmp
-
-
-def _tmp_of(path: Path) -> Path:
-    """Where the new version of ``path`` is written before it replaces it."""
-    return path.with_name(f".{path.name}{_TMP_SUFFIX}")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = _tmp_of(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _content_tables(work: Path, exclude: Iterable[Path]) -> list[tuple[Path, list[Path]]]:
@@ -338,14 +326,14 @@ def _recount(table_dir: Path, files: list[Path], purged: int) -> None:
     stats.rows_in = stats.rows_out + stats.rows_rejected
     done = stats.extra.setdefault("optout_purged", {})
     done[table_dir.name] = done.get(table_dir.name, 0) + purged
-    _atomic_write_text(stats_path, json.dumps(stats.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    stats.save(stats_path)
 
 
 def _purge_work(work: Path, release: Path, matcher: Matcher) -> dict[str, int]:
     """Remove opted-out rows from the work folder's content-bearing tables, table by table: new part files first,
     then the stage's recounted ``_stats.json``, then the renames (an interrupted purge is finished by a rerun)."""
     purged: dict[str, int] = {}
-    for table_dir, files in _content_tables(work, [release, work / "tokens"]):
+    for table_dir, files in _content_tables(work, [release, tokens_dir(work)]):
         moves, n = [], 0
         for f in files:
             hit = pc.is_valid(matcher.match_table(_read(f, ("repo_name", "github_id"))))
@@ -430,9 +418,9 @@ def _commit(release: Path) -> None:
         return
     todo = json.loads(journal.read_text())
     for shard in todo["shards"]:
-        if _tmp_of(release / shard).exists():
-            os.replace(_tmp_of(release / shard), release / shard)
-    _atomic_write_text(release / rel.MANIFEST, json.dumps(todo["manifest"], indent=2) + "\n")
+        if temp_path(release / shard).exists():
+            os.replace(temp_path(release / shard), release / shard)
+    write_json(release / rel.MANIFEST, todo["manifest"], indent=2)
     journal.unlink()
 
 
@@ -483,16 +471,16 @@ def apply(
                 "latest_request_date": latest.isoformat() if latest else None,
             }
         )
-    _atomic_write_text(release / JOURNAL, json.dumps({"shards": plan.shards, "manifest": manifest}) + "\n")
+    write_json(release / JOURNAL, {"shards": plan.shards, "manifest": manifest})
     _commit(release)
 
     purged = _purge_work(work, release, matcher) if work else {}
     if work and (stale := _stale_tokens(work, matcher)):
         plan.warnings.append(stale)
     audit = _audit(registry, plan, release, work, purged)
-    out = Path(report) if report else (work or release.parent) / AUDIT_DIR / f"audit-{registry.sha256[:16]}.json"
+    out = Path(report) if report else (work or release.parent) / OPTOUT_AUDIT / f"audit-{registry.sha256[:16]}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out, json.dumps(audit, indent=2, default=str) + "\n")
+    write_json(out, audit, indent=2, default=str)
     audit["report"] = str(out)
     return audit
 
@@ -545,8 +533,9 @@ def _scan(report: VerifyReport, matcher: Matcher, name: str, table: pa.Table) ->
 
 def _token_metadata(tokens: Path) -> Iterable[tuple[Path, pa.Table]]:
     """Tables naming the files inside tokenized documents: Parquet files with ``repo_name`` in the tokens folder,
-    and the ``tokenize`` stage's per-file table beside it (``<work>/tokenize/data``, ``schema.TOKENIZED_FILES``)."""
-    for f in [*sorted(tokens.rglob("*.parquet")), *sorted((tokens.parent / "tokenize" / "data").glob("*.parquet"))]:
+    and the ``tokenize`` stage's per-file table beside it (``<work>/tokenize/data`` beside the
+    tokens folder, ``schema.TOKENIZED_FILES``)."""
+    for f in [*sorted(tokens.rglob("*.parquet")), *sorted((tokens.parent / DATA).glob("*.parquet"))]:
         t = _read(f, ("repo_name", "github_id", "shard"))
         if t is not None:
             yield f, t
@@ -555,7 +544,7 @@ def _token_metadata(tokens: Path) -> Iterable[tuple[Path, pa.Table]]:
 def _stale_tokens(work: Path, matcher: Matcher) -> str | None:
     """Token files cannot be edited row by row: say which ones still hold opted-out files, if any."""
     hits, shards = 0, set()
-    for _, t in _token_metadata(work / "tokens") if (work / "tokens").is_dir() else ():
+    for _, t in _token_metadata(tokens_dir(work)) if tokens_dir(work).is_dir() else ():
         hit = pc.is_valid(matcher.match_table(t))
         hits += pc.sum(hit).as_py() or 0
         if "shard" in t.column_names:
@@ -564,7 +553,7 @@ def _stale_tokens(work: Path, matcher: Matcher) -> str | None:
         return None
     return (
         f"tokenized output holds {hits} opted-out files (token shards {sorted(shards)}): remove "
-        f"{work / 'tokenize'} and {work / 'tokens'} and rerun the tokenize stage"
+        f"{work / 'tokenize'} and rerun the tokenize stage"
     )
 
 
@@ -587,11 +576,11 @@ def verify(
             _scan(report, matcher, str(f), t)
     if work is not None:
         work = Path(work)
-        for _table_dir, files in _content_tables(work, [release, work / "tokens"]):
+        for _table_dir, files in _content_tables(work, [release, tokens_dir(work)]):
             for f in files:
                 _scan(report, matcher, str(f), _read(f, ("repo_name", "github_id")))
-    if tokens is None and work is not None and (work / "tokens").is_dir():
-        tokens = work / "tokens"
+    if tokens is None and work is not None and tokens_dir(work).is_dir():
+        tokens = tokens_dir(work)
     if tokens is not None:
         found = False
         for f, t in _token_metadata(Path(tokens)):
@@ -603,59 +592,3 @@ def verify(
                 "(Parquet with repo_name); the tokens cannot be verified"
             )
     return report
-
-
-# -------------------------------------------------------------------------------------------------------- CLI
-
-
-def _cmd_apply(args: argparse.Namespace) -> int:
-    audit = apply(args.registry, args.release, args.work, args.report, dry_run=args.dry_run)
-    keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "work_purged", "warnings")
-    print(json.dumps({k: audit[k] for k in (*keys, "dry_run" if args.dry_run else "report")}, indent=2))
-    return 0
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    repos = check(args.username, args.release)
-    for repo, n in repos.items():
-        print(f"{repo}\t{n}")
-    print(f"{args.username}: {len(repos)} repositories, {sum(repos.values())} files in {args.release}")
-    return 0
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(args.registry, args.release, args.work, args.tokens)
-    for leak in report.leaks:
-        print(f"LEAK {leak['file']}: {leak['repo_name']} ({leak['rows']} rows, request {leak['request']})")
-    for p in report.problems:
-        print(f"PROBLEM {p}")
-    state = "OK" if report.ok else "FAILED"
-    print(
-        f"{state}: {report.files_scanned} files, {report.rows_scanned} rows scanned, {len(report.leaks)} leaks, "
-        f"{len(report.problems)} problems"
-    )
-    return report.exit_code()
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``optout {apply,check,verify}`` to the ``stackv2`` command."""
-    sub = subparsers.add_parser("optout", help="honour opt-out requests on released data").add_subparsers(
-        dest="action", required=True
-    )
-    p = sub.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
-    p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
-    p.add_argument("--release", required=True, help="release folder (manifest.json, data/, repos/)")
-    p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables")
-    p.add_argument("--report", default=None, help="audit report path (default WORK/optout_audit/audit-<sha>.json)")
-    p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
-    p.set_defaults(func=_cmd_apply)
-    p = sub.add_parser("check", help="list a user's or organisation's repositories in a release")
-    p.add_argument("username")
-    p.add_argument("--release", required=True)
-    p.set_defaults(func=_cmd_check)
-    p = sub.add_parser("verify", help="exit 1 if any opted-out row remains (2 if something cannot be verified)")
-    p.add_argument("--registry", required=True)
-    p.add_argument("--release", required=True)
-    p.add_argument("--work", default=None, help="also scan the work folder's content-bearing tables")
-    p.add_argument("--tokens", default=None, help="also scan the tokenized output's metadata")
-    p.set_defaults(func=_cmd_verify)

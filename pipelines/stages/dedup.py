@@ -1,4 +1,4 @@
-"""Stage ``dedup``: exact dedup on ``blob_id``, then MinHash-LSH near-dedup within each language (spec §6).
+"""Stage ``dedup``: exact dedup on ``blob_id``, then MinHash-LSH near-dedup within each language (docs/spec.md §6).
 
 1. Exact: one row per ``blob_id``, the first by ``rank.EXACT_ORDER``; the others are rejected ``exact_duplicate``.
 2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_sketches``); files sharing a
@@ -20,16 +20,16 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipelines._job import Output, StageContext, StageResult
+from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.components import connected_components
-from pipelines.runner import Stage
 from stackv2 import schema
-from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupConfig
+from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE
+from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER, NOASSERTION
+from stackv2.schema import FILE_KEY
 from udfs.arrow import to_spark_schema
 from udfs.dedup import lsh_sketches, verify_component
 
-KEY = ("directory_id", "path")
 CLUSTERS = "clusters"
 CLUSTER_KEY = ("cluster_id", "rank")
 
@@ -141,20 +141,23 @@ def _no_clusters(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([], to_spark_schema(schema.DEDUP_CLUSTERS))
 
 
-def build(ctx: StageContext) -> StageResult:
-    cfg = ctx.cfg.dedup
-    filtered = ctx.input()
+def transform(filtered: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
+    """(kept files + ``DEDUP_FIELDS``, rejected duplicates with ``reason``, clusters table, stats)."""
     files, rejected = exact_dedup(filtered)
-    if cfg.near:
-        files, near_rejected, clusters, extra = near_dedup(files, cfg)
-        rejected = rejected.unionByName(near_rejected)
-    else:
+    if not cfg.near:
         nulls = to_spark_schema(pa.schema(schema.DEDUP_FIELDS)).fields
         files = files.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in nulls))
-        clusters, extra = _no_clusters(ctx.spark), {}
+        return files, rejected, _no_clusters(filtered.sparkSession), {}
+    files, near_rejected, clusters, extra = near_dedup(files, cfg)
+    return files, rejected.unionByName(near_rejected), clusters, extra
+
+
+def run(ctx: StageContext) -> StageResult:
+    filtered = ctx.input()
+    files, rejected, clusters, extra = transform(filtered, ctx.cfg.dedup)
     return StageResult(
-        data=Output(files, KEY),
-        rejected=Output(rejected, KEY),
+        data=Output(files, FILE_KEY),
+        rejected=Output(rejected, FILE_KEY),
         tables={CLUSTERS: Output(clusters, CLUSTER_KEY)},
         rows_in=filtered.count(),
         extra=extra,
@@ -169,4 +172,4 @@ def build(ctx: StageContext) -> StageResult:
     )
 
 
-STAGE = Stage("dedup", build, config_keys=("dedup",))
+STAGE = Stage("dedup", run, config_keys=("dedup",))

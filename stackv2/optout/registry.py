@@ -1,4 +1,4 @@
-"""Opt-out registry: the requests, their validation, and the one matching rule used everywhere (spec §8).
+"""Opt-out registry: the requests, their validation, and the one matching rule used everywhere (docs/spec.md §8).
 
 A request names either a GitHub account (user or organisation) with ``all`` — every repository under it — or
 specific ``owner/name`` repositories, each optionally with its GitHub repository id. The same ``Matcher`` decides
@@ -33,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from stackv2.optout.config import OptOutConfig
+
 #: Reject reason of the build-time stage.
 REASON_OPTED_OUT = "opted_out"
 #: Column naming the request that removed a row (build-time rejected table, audit).
@@ -48,16 +50,6 @@ _ENTRY_KEYS = {"repo", "github_id"}
 
 class RegistryError(ValueError):
     """A registry file that is missing, unreadable or holds invalid requests (all problems listed)."""
-
-
-@dataclass(frozen=True)
-class OptOutConfig:
-    """Where the opt-out registry lives (.jsonl or .yaml). No registry: the stage passes every row on.
-
-    The stage's config hash also covers the registry's contents (``registry_fingerprint``), so editing the
-    registry in place reruns ``optout`` and every stage after it."""
-
-    registry: str | None = None
 
 
 @dataclass(frozen=True)

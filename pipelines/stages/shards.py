@@ -1,11 +1,12 @@
-"""Stage ``shards``: write the release (spec §2.2, §2.3) to ``<work_dir>/release``; layout in ``stackv2.release``.
+"""Stage ``shards``: write the release (docs/spec.md §2.2, §2.3) to ``<work_dir>/shards/release``; layout in
+``stackv2.release``.
 
 One aggregation gives files and bytes per (language, license type, length bin): the dataset card's tables and the
 report's histograms. Shards are filled with whole repositories in key order (``_assign``: a running sum of bytes
 per language folder), Spark puts each shard in one partition, sorted, and ``write_shards`` writes it with pyarrow
 (exact ``schema.RELEASE`` types, row groups cut from the rows alone), so the bytes do not depend on the input
-partitioning. Files are written under ``<work_dir>/.tmp-release``, and the folder is renamed to ``release`` once
-the manifest and the card are complete. The work folder must be visible to the executors (local or shared disk).
+partitioning. Files are written under a temporary folder, renamed to ``release`` once the manifest and the card are
+complete (``stackv2.atomic.atomic_dir``). The work folder must be visible to the executors (local or shared disk).
 
 The stage's ``data`` output is the released rows (``schema.RELEASE`` + ``shard``, the file holding the row): the
 row table later stages and tools read with ``ctx.read("shards")`` (Spark cannot read the shards' nanosecond
@@ -14,7 +15,6 @@ timestamps). No row is rejected: rows in = rows out, and the rows in the written
 
 from __future__ import annotations
 
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -22,9 +22,11 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipelines._job import Output, StageContext, StageResult
-from pipelines.runner import PIPELINE, Stage
-from stackv2.release import (
+from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
+from stackv2.atomic import atomic_dir
+from stackv2.release.card import ReleaseSummary, dataset_card, registry_date, release_summary
+from stackv2.release.config import ShardsConfig
+from stackv2.release.layout import (
     CARD,
     DATA_DIR,
     DIR_COL,
@@ -36,21 +38,17 @@ from stackv2.release import (
     SORT_KEY,
     WRITTEN,
     ShardEntry,
-    ShardsConfig,
-    dataset_card,
     final_paths,
     language_dir,
-    registry_date,
     shard_count,
-    summarize,
     write_manifest,
     write_shards,
 )
 from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
 from stackv2.stats import AccountingError, StageStats
+from stackv2.workdir import release_dir
 from udfs.arrow import conform, to_spark_schema
 
-RELEASE_DIR = "release"
 SHARD_PATH = "shard"
 REPO_COL = "_repo"
 _REPO_FILE_FIELDS = list(REPO_FILE)
@@ -115,17 +113,17 @@ def _repo_rows(rows: DataFrame, target: int) -> DataFrame:
     return _assign(repos.withColumn(DIR_COL, F.lit(REPOS_DIR)).withColumn(REPO_COL, _repo_key()), target)
 
 
-def build(ctx: StageContext) -> StageResult:
-    cfg: ShardsConfig = ctx.cfg.shards
-    spark = ctx.spark
-    rows = conform(ctx.input(), INPUT)
+def transform(rows: DataFrame, root: Path, cfg: ShardsConfig) -> tuple[DataFrame, ReleaseSummary, list[ShardEntry]]:
+    """Write the shards of ``rows`` (``INPUT``) under ``root`` (a new folder): (the released rows with the ``shard``
+    holding each, the summary, one entry per shard written)."""
+    spark = rows.sparkSession
     groups = [
         r.asDict()
         for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin"))
         .agg(F.count("*").alias("files"), F.sum("length_bytes").alias("bytes"))
         .collect()
     ]
-    summary = summarize(groups)
+    summary = release_summary(groups)
     rows_in = summary.files
 
     # Language -> folder (several languages could share one); the folder's bytes give the expected shard count.
@@ -146,15 +144,12 @@ def build(ctx: StageContext) -> StageResult:
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
     rows = rows.join(shards, [DIR_COL, REPO_COL])
 
-    tmp = ctx.work_dir / f".tmp-{RELEASE_DIR}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     written = _write(
-        rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), tmp, RELEASE, SORT_KEY, expected, cfg
+        rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), root, RELEASE, SORT_KEY, expected, cfg
     )
     written += _write(
         _repo_rows(rows, cfg.target_shard_bytes),
-        tmp,
+        root,
         RELEASE_REPOS,
         REPO_SORT_KEY,
         shard_count(sum(folder_bytes.values()), cfg.target_shard_bytes),
@@ -165,7 +160,7 @@ def build(ctx: StageContext) -> StageResult:
     entries = []
     for w in written:
         rel = names[w["path"]]
-        Path(w["path"]).rename(tmp / rel)
+        Path(w["path"]).rename(root / rel)
         entries.append(ShardEntry(rel, w["rows"], w["bytes"], w["sha256"]))
     data_rows = sum(e.rows for e in entries if e.path.startswith(DATA_DIR + "/"))
     if data_rows != rows_in:
@@ -175,24 +170,28 @@ def build(ctx: StageContext) -> StageResult:
     summary.repos = sum(e.rows for e in entries if e.path.startswith(REPOS_DIR + "/"))
     summary.shard_bytes = sum(e.bytes for e in entries)
 
-    write_manifest(tmp, entries, config_hash=ctx.config_hash, created_from=ctx.previous or str(ctx.cfg.input))
-    order = list(PIPELINE)
-    funnel = [s for s in map(ctx.stats_of, order[: order.index("shards")]) if s is not None]
-    funnel.append(StageStats("shards", rows_in=rows_in, rows_out=rows_in))
-    card = dataset_card(summary, funnel, config_hash=ctx.config_hash, registry=registry_date(ctx.stats_of("optout")))
-    (tmp / CARD).write_text(card)
-    release = ctx.work_dir / RELEASE_DIR
-    shutil.rmtree(release, ignore_errors=True)
-    tmp.rename(release)
-
     located = spark.createDataFrame(
         [(w["dir"], w["shard"], names[w["path"]]) for w in written if names[w["path"]].startswith(DATA_DIR + "/")],
         f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string",
     )
     data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, SHARD_PATH)
+    return data, summary, entries
+
+
+def run(ctx: StageContext) -> StageResult:
+    release = release_dir(ctx.work_dir)
+    with atomic_dir(release) as tmp:
+        data, summary, entries = transform(conform(ctx.input(), INPUT), tmp, ctx.cfg.shards)
+        write_manifest(tmp, entries, config_hash=ctx.config_hash, created_from=ctx.previous or str(ctx.cfg.input))
+        funnel = [s for s in map(ctx.stats_of, PIPELINE[: PIPELINE.index("shards")]) if s is not None]
+        funnel.append(StageStats("shards", rows_in=summary.files, rows_out=summary.files))
+        optout = registry_date(ctx.stats_of("optout"))
+        (tmp / CARD).write_text(dataset_card(summary, funnel, config_hash=ctx.config_hash, registry=optout))
     return StageResult(
-        data=Output(data, SORT_KEY), rows_in=rows_in, extra={"release": summary.to_dict(), "release_dir": str(release)}
+        data=Output(data, SORT_KEY),
+        rows_in=summary.files,
+        extra={"release": summary.to_dict(), "release_dir": str(release)},
     )
 
 
-STAGE = Stage("shards", build, config_keys=("shards",))
+STAGE = Stage("shards", run, config_keys=("shards",))

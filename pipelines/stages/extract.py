@@ -1,4 +1,4 @@
-"""Stage ``extract``: from the SWH graph export to a file index (spec §1.3–§1.5).
+"""Stage ``extract``: from the SWH graph export to a file index (docs/spec.md §1.3–§1.5).
 
 Repository selection: latest ``full`` visit per origin (origin URL filtered by ``extract.origin_pattern``) ->
 its snapshot's default branch (GitHub metadata's ``default_branch`` when known, else the first of
@@ -25,31 +25,32 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipelines._job import Output, StageContext, StageResult
-from pipelines.runner import Stage
-from stackv2.config import ExtractConfig, RunConfig
-from stackv2.schema import EXTRACT_REJECTED, FILE_INDEX, GITHUB_METADATA, GRAPH_TABLES
+from pipelines._job import Output, Stage, StageContext, StageResult
+from stackv2.config import RunConfig
+from stackv2.extract import (
+    DUPLICATE_DIRECTORY,
+    DUPLICATE_REVISION,
+    MISSING_CONTENT,
+    MISSING_REVISION,
+    NO_DEFAULT_BRANCH,
+    NO_FULL_VISIT,
+    SKEW_GUARD,
+    SKIPPED_CONTENT,
+    SUBMODULE,
+    TOO_DEEP,
+    UNRESOLVED_SWHID,
+)
+from stackv2.schema import EXTRACT_REJECTED, FILE_INDEX, FILE_KEY, GITHUB_METADATA, GRAPH_TABLES
+from stackv2.swh.config import ExtractConfig
 from stackv2.swh.swhid import read_roots
 from udfs.arrow import conform
-
-NO_FULL_VISIT = "no_full_visit"
-NO_DEFAULT_BRANCH = "no_default_branch"
-MISSING_REVISION = "missing_revision"
-DUPLICATE_REVISION = "duplicate_revision"
-DUPLICATE_DIRECTORY = "duplicate_directory"
-UNRESOLVED_SWHID = "unresolved_swhid"
-SUBMODULE = "submodule"
-SKIPPED_CONTENT = "skipped_content"
-MISSING_CONTENT = "missing_content"
-TOO_DEEP = "too_deep"
-SKEW_GUARD = "skew_guard"
 
 
 class GraphError(ValueError):
     """The graph folder does not hold the export's tables."""
 
 
-def read_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
+def read_graph_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
     path = f"{graph.rstrip('/')}/{table}"
     if "://" not in graph:
         folder = Path(path)
@@ -62,7 +63,7 @@ def read_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
 
 
 def _repo_name(origin: F.Column) -> F.Column:
-    """``owner/name`` for GitHub URLs (spec §1.3), else the URL without its scheme."""
+    """``owner/name`` for GitHub URLs (docs/spec.md §1.3), else the URL without its scheme."""
     gh = F.regexp_extract(origin, r"^https://github\.com/([^/]+/[^/]+?)/?$", 1)
     other = F.regexp_extract(origin, r"^[a-zA-Z+.-]+://(.*?)/?$", 1)
     return F.when(gh != "", gh).otherwise(F.when(other != "", other).otherwise(origin))
@@ -114,12 +115,12 @@ def _origins(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataF
     """Latest full visit of each matching origin: (origin, visit_date, snapshot_id), rejects, origins seen."""
     pattern = cfg.extract.origin_pattern
     urls = (
-        read_table(spark, cfg.graph, "origin")
+        read_graph_table(spark, cfg.graph, "origin")
         .select(F.col("url").alias("origin"))
         .where(F.col("origin").rlike(pattern))
         .distinct()
     )
-    ovs = read_table(spark, cfg.graph, "origin_visit_status").where(
+    ovs = read_graph_table(spark, cfg.graph, "origin_visit_status").where(
         (F.col("status") == "full") & F.col("origin").rlike(pattern) & F.col("snapshot").isNotNull()
     )
     w = Window.partitionBy("origin").orderBy(F.col("visit").desc(), F.col("date").desc())
@@ -137,7 +138,7 @@ def _snapshot_roots(
 ) -> tuple[DataFrame, list[DataFrame]]:
     """(origin, visit_date, snapshot_id) -> one (…, branch_name, revision_id) per origin, + rejects."""
     branches = (
-        read_table(spark, cfg.graph, "snapshot_branch")
+        read_graph_table(spark, cfg.graph, "snapshot_branch")
         .where(F.col("target_type") == "revision")
         .select("snapshot_id", F.decode("name", "UTF-8").alias("branch_name"), F.col("target").alias("revision_id"))
     )
@@ -162,7 +163,7 @@ def _swhid_roots(
     )
     from_snp, rejects = _snapshot_roots(spark, cfg, snp, gh)
     rel = (
-        read_table(spark, cfg.graph, "release")
+        read_graph_table(spark, cfg.graph, "release")
         .where(F.col("target_type") == "revision")
         .select(F.col("id").alias("object_id"), F.col("target").alias("revision_id"))
     )
@@ -184,7 +185,7 @@ def _swhid_roots(
     dirs = df.where(F.col("kind") == "directory").select(
         "origin", _repo_name(F.col("origin")).alias("repo_name"), F.col("object_id").alias("directory_id")
     )
-    known = read_table(spark, cfg.graph, "directory").select(F.col("id").alias("directory_id"))
+    known = read_graph_table(spark, cfg.graph, "directory").select(F.col("id").alias("directory_id"))
     rejects.append(_rejected(dirs.join(known, "directory_id", "left_anti"), UNRESOLVED_SWHID))
     return heads, rejects, len(roots), dirs.join(known, "directory_id", "left_semi")
 
@@ -193,7 +194,7 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
     """One row per selected repository (``schema.REPO_FIELDS``), the rejected rows, and the roots considered."""
     gh = _github(spark, cfg)
     revisions = (
-        read_table(spark, cfg.graph, "revision")
+        read_graph_table(spark, cfg.graph, "revision")
         .where(F.col("type") == "git")
         .select(
             F.col("id").alias("revision_id"),
@@ -243,7 +244,7 @@ def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[D
     """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects."""
     # Read and hash-partition the entries once: every level's join then shuffles only the (small) frontier.
     entries = (
-        read_table(spark, cfg.graph, "directory_entry")
+        read_graph_table(spark, cfg.graph, "directory_entry")
         .select(F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target")
         .repartition(cfg.spark.shuffle_partitions, "node")
         .persist(StorageLevel.DISK_ONLY)
@@ -276,8 +277,8 @@ def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[D
     return reduce(DataFrame.unionByName, files), rejects
 
 
-def build(ctx: StageContext) -> StageResult:
-    spark, cfg = ctx.spark, ctx.cfg
+def transform(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    """(file index, rejected rows, counts of roots and repositories) from the graph export ``cfg.graph``."""
     if not cfg.graph:
         raise GraphError("no graph given: set `graph` in the config (or --graph) to an SWH graph export folder")
     repos, rejects, n_roots = select_repositories(spark, cfg)
@@ -285,7 +286,7 @@ def build(ctx: StageContext) -> StageResult:
     files, more = list_files(spark, cfg, repos.select("directory_id"))
     rejects += more
     content = (
-        read_table(spark, cfg.graph, "content")
+        read_graph_table(spark, cfg.graph, "content")
         .select(
             F.col("sha1_git").alias("target"),
             F.col("sha1").alias("blob_id"),
@@ -294,18 +295,23 @@ def build(ctx: StageContext) -> StageResult:
         )
         .dropDuplicates(["target"])
     )
-    skipped = read_table(spark, cfg.graph, "skipped_content").select(F.col("sha1_git").alias("target")).distinct()
+    skipped = (
+        read_graph_table(spark, cfg.graph, "skipped_content").select(F.col("sha1_git").alias("target")).distinct()
+    )
     joined = files.join(content, "target", "left")
     missing = joined.where(F.col("blob_id").isNull()).select("directory_id", "path", "target")
     rejects.append(_rejected(missing.join(skipped, "target", "left_semi"), SKIPPED_CONTENT))
     rejects.append(_rejected(missing.join(skipped, "target", "left_anti"), MISSING_CONTENT))
     index = conform(joined.where(F.col("blob_id").isNotNull()).join(repos, "directory_id"), FILE_INDEX)
-    rejected = reduce(DataFrame.unionByName, rejects)
-    n_repos = repos.count()
+    return index, reduce(DataFrame.unionByName, rejects), {"roots": n_roots, "repositories": repos.count()}
+
+
+def run(ctx: StageContext) -> StageResult:
+    index, rejected, extra = transform(ctx.spark, ctx.cfg)
     return StageResult(
-        data=Output(index, ("directory_id", "path")),
+        data=Output(index, FILE_KEY),
         rejected=Output(rejected, ("reason", "origin", "directory_id", "path", "revision_id", "snapshot_id")),
-        extra={"roots": n_roots, "repositories": n_repos},
+        extra=extra,
         extra_stats=lambda df: {
             "bytes": df.agg(F.sum("length")).first()[0] or 0,
             "repositories_with_files": df.select("directory_id").distinct().count(),
@@ -313,4 +319,4 @@ def build(ctx: StageContext) -> StageResult:
     )
 
 
-STAGE = Stage("extract", build, config_keys=("graph", "github_metadata", "swhids", "extract"))
+STAGE = Stage("extract", run, config_keys=("graph", "github_metadata", "swhids", "extract"))

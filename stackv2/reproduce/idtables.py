@@ -1,4 +1,4 @@
-"""The published id tables of The Stack v2 (spec §2.2, §2.3): reading them and planning their download.
+"""The published id tables of The Stack v2 (docs/spec.md §2.2, §2.3): reading them and planning their download.
 
 Two shapes exist, told apart by their columns:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stackv2.release import language_dir, shard_name
-from stackv2.swh.s3fetch import S3FetchConfig
+from stackv2.release.layout import language_dir, shard_name
+from stackv2.reproduce.config import ReproduceConfig
 
 FILE_LEVEL = "file"
 REPO_LEVEL = "repo"
@@ -38,21 +38,6 @@ REQUIRED_FILE_COLUMNS = ("blob_id",)
 #: Sort key inside a shard: deterministic, and puts rows sharing a blob next to each other.
 FILE_SORT_KEY = ("blob_id", "repo_name", "path")
 REPO_SORT_KEY = ("repo_name", "snapshot_id")
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """How ``stackv2 reproduce`` reads id tables, fetches contents and lays out its output."""
-
-    fetch: S3FetchConfig = field(default_factory=S3FetchConfig)
-    #: Rows per output shard (file level). A shard is the unit of work and of resume.
-    rows_per_shard: int = 100_000
-    #: Repositories per output shard (repo level).
-    repos_per_shard: int = 5_000
-    #: Rows per Parquet row group written (bounds the memory of a shard writer).
-    row_group_rows: int = 2_000
-    #: Seconds between progress lines of a shard.
-    progress_every: float = 15.0
 
 
 class IdTableError(ValueError):
@@ -83,7 +68,7 @@ def list_parquet(path: str, s3_client=None) -> list[str]:
     raise IdTableError(f"{path}: no such file or folder")
 
 
-def read_table(path: str, s3_client=None) -> pa.Table:
+def read_id_table(path: str, s3_client=None) -> pa.Table:
     parsed = urlparse(path)
     if parsed.scheme in ("s3", "s3a"):
         body = s3_client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
@@ -118,7 +103,7 @@ def read_id_tables(paths: list[str], s3_client=None) -> tuple[str, pa.Table]:
     tables = []
     level = None
     for f in files:
-        t = read_table(f, s3_client)
+        t = read_id_table(f, s3_client)
         lv = table_level(t.schema, f)
         if level is not None and lv != level:
             raise IdTableError(f"{f}: a {lv}-level table mixed with {level}-level ones")

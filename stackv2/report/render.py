@@ -1,6 +1,6 @@
 """The build report: PNG plots (matplotlib), an HTML page showing them with their numbers, and the numbers as JSON.
 
-``ReportData`` holds plain values gathered from a work folder (``pipelines.report`` does that): each stage's
+``ReportData`` holds plain values gathered from a work folder (``pipelines.run_report`` does that): each stage's
 stats, the release summary of the ``shards`` stage, near-duplicate cluster sizes, PII counts. Any of them may be
 missing (a stage not run): its plot is skipped and the page says what is missing instead of failing.
 Figures are drawn with ``matplotlib.figure.Figure`` (no pyplot, no global backend state).
@@ -18,7 +18,7 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from stackv2.release import ReleaseSummary, human_bytes
+from stackv2.release.card import ReleaseSummary, human_bytes
 from stackv2.stats import StageStats
 
 TOP_LANGUAGES = 30

@@ -11,7 +11,7 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def summarize(stats: list[StageStats], work_dir: Path) -> str:
+def run_summary(stats: list[StageStats], work_dir: Path) -> str:
     lines = [f"stackv2 run summary ({work_dir})", ""]
     lines.append(f"{'stage':<10} {'in':>9} {'out':>9} {'rejected':>9}  {'time':>7}  rejected by reason")
     for s in stats:
@@ -56,7 +56,4 @@ def summarize(stats: list[StageStats], work_dir: Path) -> str:
     lines.append("outputs:")
     for s in stats:
         lines.append(f"  {s.stage:<10} {work_dir / s.stage}")
-    for extra in ("release", "tokens"):
-        if (work_dir / extra).exists():
-            lines.append(f"  {extra:<10} {work_dir / extra}")
     return "\n".join(lines)

@@ -1,0 +1,27 @@
+"""The decisions of stage ``extract`` that are not Spark: its reject reasons (docs/spec.md §1.3-§1.5).
+
+Repositories (rows with a null ``path``) are rejected with the first six, tree entries with the rest.
+"""
+
+#: No visit of the origin with status ``full`` (nothing complete was archived).
+NO_FULL_VISIT = "no_full_visit"
+#: The snapshot has none of the default branches tried (GitHub's, then ``extract.fallback_branches``).
+NO_DEFAULT_BRANCH = "no_default_branch"
+#: The chosen head is not a git revision the graph holds.
+MISSING_REVISION = "missing_revision"
+#: Another origin has the same head revision: one is kept (latest revision date, then branch name, then origin).
+DUPLICATE_REVISION = "duplicate_revision"
+#: Another repository has the same root directory and ranks higher (docs/spec.md §1.3).
+DUPLICATE_DIRECTORY = "duplicate_directory"
+#: A ``--swhids`` root the graph does not hold.
+UNRESOLVED_SWHID = "unresolved_swhid"
+#: A tree entry pointing at a revision (a git submodule): its files belong to another repository.
+SUBMODULE = "submodule"
+#: SWH listed the blob but did not archive its bytes (``skipped_content``).
+SKIPPED_CONTENT = "skipped_content"
+#: A file entry whose blob is in neither ``content`` nor ``skipped_content``.
+MISSING_CONTENT = "missing_content"
+#: Deeper than ``extract.max_depth`` levels.
+TOO_DEEP = "too_deep"
+#: A directory reached by more (root, path) pairs than ``extract.max_paths_per_directory`` at one level.
+SKEW_GUARD = "skew_guard"

@@ -1,0 +1,240 @@
+"""Shard layout, shard files and the manifest of a release (the package docstring describes the layout)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from stackv2 import __version__
+from stackv2.release.config import ShardsConfig
+
+#: Bytes counted per row on top of its content (ids, path, metadata), for planning shards and row groups.
+ROW_OVERHEAD_BYTES = 256
+#: Folder of rows whose language go-enry could not tell (null or ""); no linguist language has this name.
+UNKNOWN_LANGUAGE_DIR = "unknown"
+DATA_DIR = "data"
+REPOS_DIR = "repos"
+MANIFEST = "manifest.json"
+CARD = "README.md"
+MANIFEST_FORMAT = "stackv2-release/1"
+#: Row order inside a shard: a repository's files together (better compression, repo-context readers).
+SORT_KEY = ("repo_name", "snapshot_id", "path", "blob_id")
+#: Row order of the repo-grouped shards.
+REPO_SORT_KEY = ("repo_name", "snapshot_id")
+
+#: Helper columns the writer expects in front of the payload (see ``write_shards``).
+DIR_COL, SHARD_COL, NBYTES_COL = "_dir", "_shard", "_nbytes"
+#: What ``write_shards`` yields per file it wrote.
+WRITTEN = pa.schema(
+    [
+        ("dir", pa.string()),
+        ("shard", pa.int64()),
+        ("path", pa.string()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+    ]
+)
+
+_UNSAFE = re.compile(r'[\s/\\:*?"<>|]+')
+
+
+def language_dir(language: str | None) -> str:
+    """Folder of a language: its go-enry name, as published (``C++``, ``C#``); whitespace and characters that
+    break paths or globs (``/ \\ : * ? " < > |``, e.g. ``F*``) become ``_``; null or empty is ``unknown``."""
+    if not language:
+        return UNKNOWN_LANGUAGE_DIR
+    return _UNSAFE.sub("_", language)
+
+
+def shard_count(nbytes: int, target: int) -> int:
+    """Shards expected for ``nbytes`` of rows (sets the write's parallelism): at least one."""
+    return max(1, math.ceil(nbytes / target))
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"train-{index:05d}-of-{count:05d}.parquet"
+
+
+def final_paths(written: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Map each written temporary file to its release path: per folder, shards numbered 0..n-1 in shard order.
+    Shard numbers that got no row leave no gap, so ``-of-MMMMM`` is always the number of files present."""
+    by_dir: dict[str, list[tuple[int, str]]] = {}
+    for w in written:
+        by_dir.setdefault(w["dir"], []).append((w["shard"], w["path"]))
+    out = {}
+    for d, shards in by_dir.items():
+        shards.sort()
+        for i, (_, tmp) in enumerate(shards):
+            out[tmp] = f"{d}/{shard_name(i, len(shards))}"
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Writes one shard from rows arriving in order, in batches of any size.
+
+    Row groups end at the first row where the group's planned bytes (``NBYTES_COL``) reach
+    ``cfg.row_group_bytes``, so group boundaries depend on the rows only.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, cfg: ShardsConfig):
+        self.path, self.schema, self.cfg = path, schema, cfg
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(
+            path, schema, compression=cfg.compression, compression_level=cfg.compression_level
+        )
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_bytes += pc.sum(table[NBYTES_COL]).as_py() or 0
+        while self._pending_bytes >= self.cfg.row_group_bytes:
+            buf = pa.concat_tables(self._pending)
+            cum = pc.cumulative_sum(buf[NBYTES_COL]).to_numpy()
+            cut = int((cum < self.cfg.row_group_bytes).sum()) + 1
+            self._flush(buf.slice(0, cut))
+            rest = buf.slice(cut)
+            self._pending = [rest]
+            self._pending_bytes = int(cum[-1] - cum[cut - 1])
+
+    def _flush(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=table.num_rows)
+            self.rows += table.num_rows
+
+    def close(self) -> dict[str, Any]:
+        if self._pending:
+            self._flush(pa.concat_tables(self._pending))
+        self._writer.close()
+        return {
+            "path": str(self.path),
+            "rows": self.rows,
+            "bytes": self.path.stat().st_size,
+            "sha256": sha256_file(self.path),
+        }
+
+
+def _runs(table: pa.Table) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of equal (``DIR_COL``, ``SHARD_COL``) in a table sorted on them."""
+    dirs = pc.dictionary_encode(table[DIR_COL]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    shards = table[SHARD_COL].to_numpy()
+    starts = [0, *(np.flatnonzero((dirs[1:] != dirs[:-1]) | (shards[1:] != shards[:-1])) + 1).tolist()]
+    return list(zip(starts, [*starts[1:], table.num_rows], strict=True))
+
+
+def write_shards(
+    batches: Iterable[pa.RecordBatch], root: str, schema: pa.Schema, cfg: ShardsConfig
+) -> Iterator[pa.RecordBatch]:
+    """Write rows sorted by (``DIR_COL``, ``SHARD_COL``, sort key) to one file per (dir, shard) run.
+
+    The body of a Spark ``mapInArrow``: all rows of a shard are in one partition, contiguous. Files go to
+    ``<root>/<dir>/shard-<number>.parquet`` (renamed later by ``final_paths``); yields one ``WRITTEN`` row per file.
+    A retried task rewrites the same file with the same bytes.
+    """
+    open_: tuple[tuple[str, int], ShardWriter] | None = None
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        for start, stop in _runs(table) if table.num_rows else ():
+            key = (table[DIR_COL][start].as_py(), table[SHARD_COL][start].as_py())
+            if open_ is None or open_[0] != key:
+                if open_ is not None:
+                    yield _close(*open_)
+                open_ = key, ShardWriter(Path(root) / key[0] / f"shard-{key[1]:05d}.parquet", schema, cfg)
+            open_[1].write(table.slice(start, stop - start))
+    if open_ is not None:
+        yield _close(*open_)
+
+
+def _close(key: tuple[str, int], writer: ShardWriter) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([{"dir": key[0], "shard": key[1], **writer.close()}], schema=WRITTEN)
+
+
+# --- manifest -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def describe_shard(release: Path, rel_path: str) -> ShardEntry:
+    """The manifest entry of a shard as it is on disk now (call after rewriting a shard)."""
+    p = release / rel_path
+    return ShardEntry(rel_path, pq.ParquetFile(p).metadata.num_rows, p.stat().st_size, sha256_file(p))
+
+
+def write_manifest(
+    release: Path, shards: Iterable[ShardEntry], config_hash: str, created_from: str, **extra: Any
+) -> dict[str, Any]:
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "pipeline_version": __version__,
+        "config_hash": config_hash,
+        "created_from": created_from,
+        **extra,
+        "shards": [asdict(s) for s in sorted(shards, key=lambda s: s.path)],
+    }
+    (release / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(release: Path) -> dict[str, Any]:
+    return json.loads((release / MANIFEST).read_text())
+
+
+def manifest_entries(manifest: Mapping[str, Any]) -> list[ShardEntry]:
+    return [ShardEntry(**s) for s in manifest["shards"]]
+
+
+def verify_release(release: Path) -> list[str]:
+    """Problems between the manifest and the files: missing, unlisted, differing bytes/sha256, or rows (read only
+    where the bytes differ: same sha256 means same rows)."""
+    entries = manifest_entries(read_manifest(release))
+    listed = {e.path for e in entries}
+    on_disk = {
+        p.relative_to(release).as_posix() for d in (DATA_DIR, REPOS_DIR) for p in (release / d).rglob("*.parquet")
+    }
+    problems = [f"{p}: on disk, not in the manifest" for p in sorted(on_disk - listed)]
+    for e in entries:
+        p = release / e.path
+        if e.path not in on_disk:
+            problems.append(f"{e.path}: in the manifest, missing on disk")
+            continue
+        size, sha = p.stat().st_size, sha256_file(p)
+        if sha == e.sha256:
+            continue
+        problems.append(f"{e.path}: sha256 is {sha}, manifest says {e.sha256}")
+        if size != e.bytes:
+            problems.append(f"{e.path}: {size} bytes, manifest says {e.bytes}")
+        try:
+            rows = pq.ParquetFile(p).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as err:
+            problems.append(f"{e.path}: not a readable Parquet file ({err})")
+            continue
+        if rows != e.rows:
+            problems.append(f"{e.path}: {rows} rows, manifest says {e.rows}")
+    return problems
