@@ -2,6 +2,7 @@ import gzip
 import hashlib
 import zlib
 
+import cchardet
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,12 +11,16 @@ from stackv2.text.decode import (
     BINARY,
     CORRUPT_OBJECT,
     HASH_MISMATCH,
+    SNIFF_BYTES,
     TOO_LARGE,
     UNDECODABLE,
     CorruptObject,
     TooLarge,
     content_hashes,
+    declared_encoding,
+    decode_blob,
     decode_content,
+    encoding_name,
     gunzip_bounded,
     process_blob,
 )
@@ -80,3 +85,129 @@ def test_process_blob_reasons():
 def test_raw_deflate_is_not_accepted_as_gzip():
     with pytest.raises(CorruptObject):
         gunzip_bounded(zlib.compress(b"x" * 100), 1000)
+
+
+# --- declarations and byte-order marks (docs/fidelity.md, "Decoding") ---
+
+#: Latin-1 text cchardet takes for IBM852 (Czech), as it did on a real file: only the declaration gets it right.
+FRENCH = "François Müller: déjà vu, été, naïve"
+
+
+def bigcode_decode(raw: bytes) -> tuple[str, str] | None:
+    """BigCode's ``decode_content``, as released: strict UTF-8, else cchardet's guess."""
+    try:
+        return raw.decode("UTF-8"), "UTF-8"
+    except UnicodeDecodeError:
+        enc = cchardet.detect(raw)["encoding"]
+        if not enc or enc == "UTF-8":
+            return None
+        try:
+            return raw.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            return None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"# -*- coding: latin-1 -*-\nprint('{FRENCH}')\n",
+        f"#!/usr/bin/env python\n# vim: set fileencoding=iso-8859-1 :\nprint('{FRENCH}')\n",
+        f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<author>{FRENCH}</author>\n',
+        f"<html><head><meta charset='iso-8859-15'></head><body>{FRENCH}</body></html>\n",
+    ],
+)
+def test_a_declaration_beats_the_guess(text):
+    raw = text.encode("latin-1")
+    assert cchardet.detect(raw)["encoding"] == "IBM852"  # the reference releases mojibake
+    assert bigcode_decode(raw)[0] != text
+    content, enc = decode_content(raw)
+    assert content == text
+    assert enc in ("ISO-8859-1", "ISO-8859-15")
+
+
+def test_html_latin1_means_windows_1252():
+    text = f'<meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1">\n<p>“{FRENCH}”</p>\n'
+    assert decode_content(text.encode("cp1252")) == (text, "WINDOWS-1252")
+
+
+def test_pep263_second_line_only_after_a_comment():
+    assert declared_encoding(b"#!/bin/sh\n# coding: latin-1\n") == "ISO-8859-1"
+    assert declared_encoding(b"\n# coding=cp1252\n") == "WINDOWS-1252"
+    assert declared_encoding(b"x = 1\n# coding: latin-1\n") is None
+    assert declared_encoding(b"# one\n# two\n# coding: latin-1\n") is None
+
+
+def test_declared_names_are_spelled_like_cchardet():
+    assert [encoding_name(x) for x in ("latin_1", "utf8", "cp1252", "Shift-JIS", "gb18030")] == [
+        "ISO-8859-1",
+        "UTF-8",
+        "WINDOWS-1252",
+        "SHIFT_JIS",
+        "GB18030",
+    ]
+    assert encoding_name("windows-1254") == encoding_name("cp1254") == "CP1254"  # one name per codec
+    # unknown, not a character set, or not readable as ASCII (so the declaration cannot be true)
+    for label in ("no-such-charset", "base64", "unicode_escape", "utf-16", "utf-7", "cp037"):
+        assert encoding_name(label) is None, label
+
+
+def test_a_lying_declaration_falls_back_to_the_reference_logic():
+    for decl in ("ascii", "shift_jis", "utf-16", "nonsense"):
+        raw = f"# coding: {decl}\n# {FRENCH}\n".encode("latin-1")
+        assert decode_content(raw) == bigcode_decode(raw), decl
+    # A valid UTF-8 file keeps its reference decoding whatever it declares (UTF-8 is tried before declarations).
+    raw = f"# coding: latin-1\n# {FRENCH}\n".encode()
+    assert decode_content(raw) == bigcode_decode(raw) == (raw.decode(), "UTF-8")
+
+
+def test_a_declaration_past_the_sniff_window_is_not_read():
+    meta = f"<meta charset='iso-8859-1'>\n<p>{FRENCH}</p>\n"
+    near = ("<!-- " + "x" * (SNIFF_BYTES - 200) + " -->\n" + meta).encode("latin-1")
+    far = ("<!-- " + "x" * SNIFF_BYTES + " -->\n" + meta).encode("latin-1")
+    assert decode_content(near)[1] == "WINDOWS-1252"
+    assert declared_encoding(far) is None
+    assert decode_content(far) == bigcode_decode(far) and decode_content(far)[1] == "IBM852"
+
+
+@pytest.mark.parametrize(
+    ("codec", "name"),
+    [("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32")],
+)
+def test_utf16_and_utf32_with_a_bom_are_text(codec, name):
+    text = f"{FRENCH}\n日本語のテキスト 😀\n"
+    raw = "\ufeff".encode(codec) + text.encode(codec)
+    out = process_blob(sha1(raw), gzip.compress(raw), max_length=1000)
+    assert (out.reason, out.content, out.src_encoding) == (None, text, name)
+    assert raw.decode(out.src_encoding) == out.content  # readers re-decode with src_encoding (docs/spec.md §2.4)
+    assert out.length_bytes == len(text.encode())
+
+
+def test_utf8_bom_stays_in_the_content_as_the_reference_keeps_it():
+    raw = "\ufeffprint('é')\n".encode()
+    assert decode_content(raw) == bigcode_decode(raw) == ("\ufeffprint('é')\n", "UTF-8")
+
+
+def test_wide_text_without_bom_or_with_nul_characters_stays_binary():
+    assert decode_blob("print('hi')\n".encode("utf-16-le")).reason == BINARY
+    assert decode_blob("\ufeffa\0b".encode("utf-16-le")).reason == BINARY  # a NUL character in the text
+    assert decode_blob(b"\xff\xfe\x00\xd8\x00\x00").reason == BINARY  # a lone surrogate: not UTF-16 at all
+
+
+def test_a_given_encoding_is_used_as_published():
+    raw = f"# -*- coding: latin-1 -*-\n# {FRENCH}\n".encode("latin-1")
+    out = decode_blob(raw, "IBM852")
+    assert (out.content, out.src_encoding) == (raw.decode("IBM852"), "IBM852")
+    assert decode_blob("\ufeffhi".encode("utf-16"), "UTF-16").reason == BINARY  # NUL bytes, as before
+
+
+@given(st.binary(max_size=300).filter(lambda b: b"\0" not in b))
+def test_src_encoding_decodes_the_bytes_to_the_content(raw):
+    decoded = decode_content(raw)
+    if decoded is not None:
+        assert raw.decode(decoded[1]) == decoded[0]
+
+
+@given(st.text(max_size=300))
+def test_utf8_files_decode_exactly_as_the_reference(text):
+    raw = text.encode()
+    assert decode_content(raw) == bigcode_decode(raw)
