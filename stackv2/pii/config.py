@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackv2.checks import fraction, non_negative, positive
+
 EMAIL = "EMAIL"
 IP_ADDRESS = "IP_ADDRESS"
 KEY = "KEY"
@@ -63,6 +65,11 @@ class PiiConfig:
     ner_min_score: float = 0.5
     #: Spark stage: also write the ``spans`` audit table (offsets and types, never values).
     write_spans: bool = True
+
+    def __post_init__(self) -> None:
+        positive(self, "pii", "rules_timeout_s", "key_min_length", "window_chars")
+        non_negative(self, "pii", "ip_context_chars", "overlap_chars")
+        fraction(self, "pii", "hash_line_ratio", "ner_min_score")
 
 
 def model_fingerprint(cfg: PiiConfig) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackv2.checks import positive
+
 MB = 1_000_000
 
 
@@ -17,3 +19,6 @@ class ShardsConfig:
     compression: str = "zstd"
     #: zstd level 3, Spark's (parquet-mr's) default: pyarrow's own default (1) writes larger files on code.
     compression_level: int | None = 3
+
+    def __post_init__(self) -> None:
+        positive(self, "shards", "target_shard_bytes", "row_group_bytes")

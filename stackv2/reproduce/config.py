@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stackv2.checks import positive
 from stackv2.swh.config import FetchConfig
 from stackv2.swh.content_store import CONTENT_PREFIX
 from stackv2.swh.s3fetch import SWH_BUCKET
@@ -26,3 +27,6 @@ class ReproduceConfig:
     row_group_rows: int = 2_000
     #: Seconds between progress lines of a shard.
     progress_every: float = 15.0
+
+    def __post_init__(self) -> None:
+        positive(self, "reproduce", "rows_per_shard", "repos_per_shard", "row_group_rows", "progress_every")

@@ -105,6 +105,7 @@ def read_id_tables(paths: list[str], s3_client=None) -> tuple[str, pa.Table]:
     for f in files:
         t = read_id_table(f, s3_client)
         lv = table_level(t.schema, f)
+        _require_blob_ids(t, lv, f)
         if level is not None and lv != level:
             raise IdTableError(f"{f}: a {lv}-level table mixed with {level}-level ones")
         level = lv
@@ -114,6 +115,13 @@ def read_id_tables(paths: list[str], s3_client=None) -> tuple[str, pa.Table]:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise IdTableError(f"id tables do not share one schema: {e}") from None
     return level, table
+
+
+def _require_blob_ids(table: pa.Table, level: str, where: str) -> None:
+    """Every file needs its ``blob_id``: it names the object to fetch and the shard the row goes to."""
+    ids = table["blob_id"] if level == FILE_LEVEL else pc.struct_field(pc.list_flatten(table["files"]), "blob_id")
+    if ids.null_count:
+        raise IdTableError(f"{where}: blob_id is null in {ids.null_count} of {len(ids)} files; every file needs one")
 
 
 @dataclass(frozen=True)

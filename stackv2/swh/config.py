@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackv2.checks import non_negative, positive
+
 MIB = 1024 * 1024
 #: The paper's origin filter: GitHub repositories only (docs/spec.md §1.3).
 GITHUB_ORIGIN_PATTERN = r"^https://github\.com/[^/]+/[^/]+$"
@@ -19,6 +21,9 @@ class ArchiveConfig:
     #: Replace person fields by sha256(fullname), as the public export does.
     pseudonymize: bool = True
 
+    def __post_init__(self) -> None:
+        positive(self, "archive", "max_content_bytes")
+
 
 @dataclass(frozen=True)
 class ExtractConfig:
@@ -30,6 +35,9 @@ class ExtractConfig:
     max_depth: int = 64
     #: Skew guard: at most this many (root, path) rows per directory node and level (docs/spec.md §1.5).
     max_paths_per_directory: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        positive(self, "extract", "max_depth", "max_paths_per_directory")
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,8 @@ class FetchConfig:
     #: Retry budget per reader: ``retry_budget_min`` + ``retry_budget_ratio`` x objects requested.
     retry_budget_min: int = 2000
     retry_budget_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        positive(self, "fetch", "concurrency", "max_length", "max_compressed", "max_attempts")
+        positive(self, "fetch", "connect_timeout", "read_timeout")
+        non_negative(self, "fetch", "backoff_base", "backoff_max", "retry_budget_min", "retry_budget_ratio")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackv2.checks import fraction, non_negative, positive
+
 GIB = 1024**3
 
 #: Output formats the stage can write (``TokenizeConfig.formats``).
@@ -50,6 +52,6 @@ class TokenizeConfig:
             raise ValueError(f"tokenize.formats: unknown {unknown}; known: {list(FORMATS)}")
         if self.engine not in ENGINES:
             raise ValueError(f"tokenize.engine: {self.engine!r} is not one of {list(ENGINES)}")
-        for name in ("metadata_rate", "fim_repo_rate", "fim_file_rate", "fim_spm_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"tokenize.{name} must be within [0, 1], got {getattr(self, name)}")
+        fraction(self, "tokenize", "metadata_rate", "fim_repo_rate", "fim_file_rate", "fim_spm_rate")
+        positive(self, "tokenize", "vocab_size", "train_sample_bytes", "batch_bytes")
+        non_negative(self, "tokenize", "verify_bytes")

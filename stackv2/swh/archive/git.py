@@ -181,7 +181,9 @@ def add_git_repo(builder: GraphBuilder, repo: Path, origin_url: str | None = Non
         raise ArchiveError(f"{repo} is not a git repository (git rev-parse --git-dir failed)") from None
     listing = _git(repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(refname)").decode()
     refs = [line.split(" ", 2) for line in listing.splitlines()]
-    objects = _git(repo, "rev-list", "--objects", "--all").decode().splitlines() if refs else []
+    if not refs:
+        raise ArchiveError(f"{repo} has no commits (no branches or tags to archive)")
+    objects = _git(repo, "rev-list", "--objects", "--all").decode().splitlines()
     shas = {line.split(" ", 1)[0] for line in objects if line}
     shas |= {sha for sha, kind, _ in refs if kind == "tag"}
     builders = {
@@ -204,7 +206,7 @@ def add_git_repo(builder: GraphBuilder, repo: Path, origin_url: str | None = Non
     head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "-q", "HEAD"], capture_output=True, check=False)
     if head.returncode == 0 and head.stdout.strip() in branches:
         branches[b"HEAD"] = SnapshotBranch(target=head.stdout.strip(), target_type=SnapshotTargetType.ALIAS)
-    elif refs:
+    else:
         detached = _git(repo, "rev-parse", "HEAD").decode().strip()
         branches[b"HEAD"] = SnapshotBranch(target=bytes.fromhex(detached), target_type=SnapshotTargetType.REVISION)
     url = origin_url or origin_url_of_repo(repo)
