@@ -37,6 +37,8 @@ def read_only_dir(tmp_path):
     """A folder this process cannot write into. Root ignores permission bits, so as root: sysfs, which refuses
     even root."""
     if os.geteuid() == 0:
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("running as root without sysfs: no folder root cannot write")
         yield Path("/sys/kernel/stackv2-test")
         return
     folder = tmp_path / "ro"
