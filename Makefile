@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= work/demo
 
-.PHONY: setup java demo test lint clean
+.PHONY: setup java clamav demo test lint clean
 
 $(BIN)/stackv2: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 (apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -16,11 +16,16 @@ $(BIN)/stackv2: pyproject.toml
 java:
 	@bash scripts/ensure-java.sh
 
+# ClamAV for the malware scan (docs/malware.md): setup goes on without it; the scan then cannot be enabled and
+# its tests skip.
+clamav:
+	@bash scripts/ensure-clamav.sh || true
+
 # The JVM class archive (pipelines/class_archive.py) only speeds up Spark's start: setup goes on without it.
 $(VENV)/.class-archive: $(BIN)/stackv2 | java
 	@$(BIN)/stackv2 class-archive --force && touch $@ || echo "warning: no JVM class archive; Spark starts without it"
 
-setup: java $(BIN)/stackv2 $(VENV)/.class-archive
+setup: java clamav $(BIN)/stackv2 $(VENV)/.class-archive
 
 demo: setup
 	$(BIN)/stackv2 demo --out $(DEMO_OUT)
