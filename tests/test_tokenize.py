@@ -57,6 +57,7 @@ def repos(n: int = 12) -> list[tuple[str, list[tuple[str, str]]]]:
         files = [(f"/pkg/m{j}.py", texts[(i * 3 + j) % len(texts)][: 200 + 37 * j]) for j in range(1 + i % 4)]
         out.append((f"owner/repo{i}", files))
     out.append(("owner/tricky", [("/t.py", f"s = '{EOS}<file_sep>'\n"), ("/empty.py", "")]))
+    out.append(("owner/redacted", [("/cfg.py", "EMAIL = '<EMAIL>'\nkey=<KEY><PASSWORD> by <NAME>\n")]))
     return out
 
 
@@ -82,6 +83,9 @@ def test_load_rejects_tokenizers_without_sentinels(tmp_path):
     bare.save(str(tmp_path / "bad.json"))
     with pytest.raises(TokenizerError, match="repo_name"):
         load_tokenizer(tmp_path / "bad.json")
+    Tokenizer.from_str(plain.to_str().replace("<PASSWORD>", "<PASSWD>")).save(str(tmp_path / "nopw.json"))
+    with pytest.raises(TokenizerError, match="PASSWORD"):
+        load_tokenizer(tmp_path / "nopw.json")
     with pytest.raises(TokenizerError, match="does not exist"):
         load_tokenizer(tmp_path / "missing.json")
 
@@ -114,11 +118,12 @@ def repos_by_name() -> dict[str, list[tuple[str, str]]]:
 
 
 def test_sentinels_by_id_equal_hf_special_token_matching(tok_path, encoder):
-    """Without sentinel text in the content, our ids are what HF gives for the whole formatted string."""
+    """Without sentinel text in the content, our ids are what HF gives for the whole formatted string, PII
+    placeholders included (StarCoder2's tokenizer matches them as special tokens)."""
     hf = Tokenizer.from_file(str(tok_path))  # special-token matching on, as in a plain HF pipeline
     cfg = TokenizeConfig(fim_repo_rate=1.0)
     plain = [(n, fs) for n, fs in repos() if not any(s in c for s in SENTINELS for _, c in fs)]
-    assert len(plain) > 5
+    assert len(plain) > 5 and "owner/redacted" in dict(plain)
     docs = [format_repo(name, files, cfg) for name, files in plain]
     for doc, enc in zip(docs, encoder.encode(docs), strict=True):
         assert hf.encode(doc.text(), add_special_tokens=False).ids == enc.ids.tolist()

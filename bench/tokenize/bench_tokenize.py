@@ -10,7 +10,8 @@ package, as in the demo corpus), up to ``--mb`` MB. Contenders, each run ``--rep
 * ``datatrove DocumentTokenizer``: the same contents as documents, written to ``.ds`` files (its defaults);
 * ``spark stage`` (``--spark``): the whole stage through Spark ``local[*]`` on a release made of the same files.
 
-The tiktoken engine's ids are checked against ``tokenizers`` on the whole sample (raw texts and token files).
+The tiktoken engine's ids are checked against the ``tokenizers`` engine on the whole sample (raw texts and token
+files); ``engines_agree.py`` does the same on the demo corpus, with PII placeholders spliced in.
 
     .venv/bin/python bench/tokenize/bench_tokenize.py --mb 20 --spark
 """
@@ -36,7 +37,7 @@ from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
 from stackv2.tokenize.format import EOS
 from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
-from stackv2.tokenize.tokenizer import load_tokenizer, train_tokenizer
+from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer, train_tokenizer
 
 SITE = Path(pa.__file__).resolve().parent.parent
 
@@ -163,8 +164,8 @@ def main() -> int:
         r["vs_raw_encode_batch"] = round(r["tokens_per_s"] / raw, 2)
         r["vs_datatrove"] = round(r["tokens_per_s"] / dt, 2)
 
-    fast = make_encoder(tok, TIKTOKEN)
-    same_raw = fast.encode_texts(contents) == [e.ids for e in tok.encode_batch(contents, add_special_tokens=False)]
+    fast = make_encoder(load_tokenizer(tok_path), TIKTOKEN)
+    same_raw = fast.encode_texts(contents) == DocumentEncoder(load_tokenizer(tok_path)).encode_texts(contents)
     core = {e: (out / f"core-{e}" / "megatron" / "part-00000.bin").read_bytes() for e in (TOKENIZERS, TIKTOKEN)}
     report = {
         "files": len(rows),

@@ -16,6 +16,9 @@ NAME = "NAME"
 USERNAME = "USERNAME"
 #: Entity types the redaction replaces (USERNAME and AMBIGUOUS are skipped, docs/spec.md §7.3).
 REDACTED = (EMAIL, IP_ADDRESS, KEY, NAME, PASSWORD)
+#: What a redacted value becomes (docs/spec.md §7.3); the tokenizer encodes each as its own special id wherever
+#: content holds it (docs/spec.md §10.3, docs/tokenize.md).
+PLACEHOLDERS = {EMAIL: "<EMAIL>", KEY: "<KEY>", NAME: "<NAME>", PASSWORD: "<PASSWORD>"}
 
 
 class PiiSetupError(RuntimeError):

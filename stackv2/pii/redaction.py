@@ -16,11 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from stackv2.pii import recognizers as R
-from stackv2.pii.config import REDACTED, PiiConfig
+from stackv2.pii.config import PLACEHOLDERS, REDACTED, PiiConfig
 from stackv2.pii.engine import get_engine
 
-#: Placeholders (docs/spec.md §7.3); also tokenizer special tokens (docs/spec.md §10).
-PLACEHOLDERS = {R.EMAIL: "<EMAIL>", R.KEY: "<KEY>", R.NAME: "<NAME>", R.PASSWORD: "<PASSWORD>"}
 _PLACEHOLDER_VALUES = frozenset(PLACEHOLDERS.values())
 #: Synthetic private addresses an IP is replaced with, one of the same version (docs/spec.md §7.3).
 IP_REPLACEMENTS = {

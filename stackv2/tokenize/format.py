@@ -8,9 +8,10 @@ probability ``fim_file_rate``, split at two uniform character positions as BigCo
 PSM ``<fim_prefix>pre<fim_suffix>suf<fim_middle>mid``, or with probability ``fim_spm_rate`` SPM
 ``<fim_prefix><fim_suffix>suf<fim_middle>pre mid``.
 
-A document is kept as ``Part`` s (text or sentinel), never as one string: the tokenizer encodes text parts
-with special-token matching off and puts sentinel ids between them, so a file that contains the literal text
-``<|endoftext|>`` cannot end a document early. Every draw comes from a generator seeded by (seed, repository
+A document is kept as ``Part`` s (text or sentinel), never as one string: the encoder puts sentinel ids between
+the text parts and encodes a sentinel string inside text as text, so a file that contains the literal text
+``<|endoftext|>`` cannot end a document early (only PII placeholders in text become special ids,
+``stackv2.tokenize.tokenizer``). Every draw comes from a generator seeded by (seed, repository
 name), so a document does not depend on partitioning or on the order rows arrive in.
 """
 

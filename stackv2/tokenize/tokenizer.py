@@ -1,13 +1,20 @@
 """Loading and training the tokenizer, and encoding repository documents into token ids (docs/spec.md §10.3).
 
 Any HF ``tokenizer.json`` works (the real StarCoder2 one when the user has it) as long as it knows the
-sentinels a repository document uses. ``train_tokenizer`` builds the StarCoder2 design from text: byte-level
-BPE, digits split one by one before the GPT-2 regex, the StarCoder2 special tokens first in the vocabulary in
-their published order (``<|endoftext|>`` = 0).
+sentinels a repository document uses and the PII placeholders. ``train_tokenizer`` builds the StarCoder2 design
+from text: byte-level BPE, digits split one by one before the GPT-2 regex, the StarCoder2 special tokens first in
+the vocabulary in their published order (``<|endoftext|>`` = 0).
+
+What is special in text (docs/tokenize.md): the PII placeholders (``<EMAIL>``...) become their special ids
+wherever they appear, so a redacted span trains as one token; every other special string in content
+(``<|endoftext|>``, ``<fim_prefix>``...) is plain byte-level BPE text. Structure tokens come from ``Part`` s,
+never from text. The split at placeholders is done here, once, for every engine; an engine only encodes plain
+text (``DocumentEncoder.encode_plain``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -16,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from stackv2.pii.config import PLACEHOLDERS as PII_PLACEHOLDERS
 from stackv2.tokenize.format import EOS, SENTINELS, Document, Part
 
 #: StarCoder2's special tokens in vocabulary order (docs/spec.md §10.3).
@@ -28,32 +36,46 @@ SPECIAL_TOKENS = (
     "<pr_in_reply_to_review_id>", "<pr_in_reply_to_comment_id>", "<pr_diff_hunk_comment_line>",
     "<NAME>", "<EMAIL>", "<KEY>", "<PASSWORD>",
 )  # fmt: skip
+#: What the PII stage writes for a redacted value: the only special tokens matched in text.
+PLACEHOLDERS = tuple(PII_PLACEHOLDERS.values())
+#: Splits text at placeholders, keeping them (odd items); longest first, as HF's added-token matching.
+_PLACEHOLDER_SPLIT = re.compile("(" + "|".join(map(re.escape, sorted(PLACEHOLDERS, key=len, reverse=True))) + ")")
 
 
 class TokenizerError(ValueError):
     """A tokenizer file that is missing or cannot encode repository documents."""
 
 
+def token_ids(tok: Tokenizer, tokens: Iterable[str]) -> dict[str, int]:
+    ids = {t: tok.token_to_id(t) for t in tokens}
+    missing = [t for t, i in ids.items() if i is None]
+    if missing:
+        raise TokenizerError(f"the tokenizer lacks the sentinel or placeholder token(s) {missing}")
+    return ids
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load ``tokenizer.json`` with special-token matching off for text, and check it has every sentinel."""
+    """Load ``tokenizer.json`` and check it has every sentinel and PII placeholder."""
     p = Path(path)
     if not p.is_file():
         raise TokenizerError(
             f"tokenizer file {p} does not exist: train one with `stackv2 tokenizer train` or set tokenize.tokenizer"
         )
     tok = Tokenizer.from_file(str(p))
-    missing = [t for t in SENTINELS if tok.token_to_id(t) is None]
-    if missing:
-        raise TokenizerError(f"tokenizer {p} lacks the sentinel token(s) {missing}")
-    # Content is text even where it spells "<|endoftext|>": sentinels are placed by id, never matched in text.
-    tok.encode_special_tokens = True
+    try:
+        token_ids(tok, SENTINELS + PLACEHOLDERS)
+    except TokenizerError as e:
+        raise TokenizerError(f"{p}: {e}") from None
     return tok
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """Byte-level BPE with StarCoder2's pre-tokenizer and special tokens, trained on ``texts`` (deterministic)."""
-    if vocab_size < len(SPECIAL_TOKENS) + 256:
-        raise TokenizerError(f"vocab_size {vocab_size} < {len(SPECIAL_TOKENS)} special tokens + 256 bytes")
+    """Byte-level BPE with StarCoder2's pre-tokenizer and special tokens, trained on ``texts`` (deterministic).
+
+    A PII placeholder StarCoder2 did not have comes after its special tokens."""
+    specials = list(dict.fromkeys(SPECIAL_TOKENS + PLACEHOLDERS))
+    if vocab_size < len(specials) + 256:
+        raise TokenizerError(f"vocab_size {vocab_size} < {len(specials)} special tokens + 256 bytes")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -62,7 +84,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -84,15 +106,35 @@ class EncodedDocument:
 
 
 class DocumentEncoder:
-    """Encodes repository documents: all their text parts in one ``encode_batch`` call, sentinels by id."""
+    """Encodes repository documents: all their text parts in one batch, sentinels by id, placeholders by id.
+
+    It switches the tokenizer's special-token matching off (``encode_special_tokens``): in text only the
+    placeholders are special, and this class, not the engine, finds them.
+    """
 
     def __init__(self, tokenizer: Tokenizer):
+        tokenizer.encode_special_tokens = True
         self.tokenizer = tokenizer
         self.dtype = token_dtype(tokenizer.get_vocab_size())
-        self.special_ids = {t: tokenizer.token_to_id(t) for t in SENTINELS}
+        self.special_ids = token_ids(tokenizer, SENTINELS)
+        self.placeholder_ids = token_ids(tokenizer, PLACEHOLDERS)
+
+    def encode_plain(self, texts: list[str]) -> list[list[int]]:
+        """Byte-level BPE of each text, special strings included as text: the one thing engines do differently."""
+        return [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        """Ids of each text: placeholders as their ids, the pieces around them through ``encode_plain``."""
+        pieces = [_PLACEHOLDER_SPLIT.split(t) for t in texts]
+        plain = iter(self.encode_plain([p for split in pieces for p in split[::2]]))
+        out = []
+        for split in pieces:
+            ids = next(plain)
+            for placeholder in split[1::2]:
+                ids.append(self.placeholder_ids[placeholder])
+                ids.extend(next(plain))
+            out.append(ids)
+        return out
 
     def encode(self, docs: Sequence[Document]) -> list[EncodedDocument]:
         texts = [p.text for d in docs for p in d.parts() if not p.special and p.text]
@@ -117,7 +159,8 @@ class DocumentEncoder:
         return ids
 
     def decode_parts(self, ids: Sequence[int]) -> list[Part]:
-        """Token ids back to parts: sentinel ids become sentinels, the runs between them are decoded text."""
+        """Token ids back to parts: sentinel ids become sentinels, the runs between them (placeholders included)
+        are decoded text."""
         by_id = {v: k for k, v in self.special_ids.items()}
         parts: list[Part] = []
         run: list[int] = []
