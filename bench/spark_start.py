@@ -1,7 +1,7 @@
 """What the driver JVM options of ``pipelines/_session.py`` cost and save, each case in a fresh process.
 
 - ``session``: ``spark_session()`` + one tiny job, with and without the class archive (``stackv2 class-archive``);
-- ``dedup``: the ``dedup`` stage (verify on) over the x16 near-dedup corpus (``python -m bench.dedup.run`` writes
+- ``dedup``: the ``near_dedup`` stage (verify on) over the x16 near-dedup corpus (``python -m bench.dedup.run`` writes
   it), with the default options, with G1 (the JVM's default collector) instead of the throughput collector,
   without the later-C2 thresholds, and with C1 only (``TieredStopAtLevel=1``);
 - ``heavy``: a JVM-bound query (sha2 of 30M rows, group-by, sort; 3 repeats in one session) with the default
@@ -43,13 +43,13 @@ def _session(options: str, archive: bool) -> dict:
 
 
 def _dedup(options: str, archive: bool) -> dict:
-    from pipelines import dedup
     from pipelines._job import StageContext, run_stage
     from pipelines._session import spark_session
+    from pipelines.stages import near_dedup
     from stackv2.config import RunConfig, SparkConfig, stable_hash, to_dict
     from stackv2.dedup.config import DedupConfig
 
-    shutil.rmtree(X16 / "dedup", ignore_errors=True)
+    shutil.rmtree(X16 / "near_dedup", ignore_errors=True)
     t = time.monotonic()
     spark_cfg = SparkConfig(
         master="local[2]", driver_memory="2g", shuffle_partitions=8, conf={DRIVER_OPTIONS: options}
@@ -58,12 +58,12 @@ def _dedup(options: str, archive: bool) -> dict:
     spark = spark_session(spark_cfg, class_archive=archive)
     ctx = StageContext(
         spark=spark,
-        cfg=RunConfig(work_dir=str(X16), spark=spark_cfg, dedup=cfg),
+        cfg=RunConfig(work_dir=str(X16), spark=spark_cfg, near_dedup=cfg),
         work_dir=X16,
         previous="corpus",
         config_hash=stable_hash(to_dict(cfg)),
     )
-    run_stage(ctx, "dedup", dedup.build)
+    run_stage(ctx, "near_dedup", near_dedup.run)
     return {"seconds": round(time.monotonic() - t, 2)}
 
 

@@ -42,7 +42,19 @@ from stackv2.workdir import DATA, REJECTED, STATS, SUCCESS
 from udfs.parquet_writer import RESULT_SCHEMA, write_partitions
 
 #: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
-PIPELINE: tuple[str, ...] = ("extract", "optout", "fetch", "annotate", "filter", "dedup", "pii", "shards", "tokenize")
+PIPELINE: tuple[str, ...] = (
+    "extract",
+    "optout",
+    "fetch",
+    "annotate",
+    "exact_dedup",
+    "near_dedup",
+    "filter",
+    "pii",
+    "compose",
+    "shards",
+    "tokenize",
+)
 
 
 def nanos_to_timestamps(df: DataFrame) -> DataFrame:

@@ -176,7 +176,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
-    base = {"work_dir": args.out, "input": args.input, "stages": ["dedup"]}
+    base = {"work_dir": args.out, "input": args.input, "stages": ["exact_dedup", "near_dedup"]}
     return _run(_config(args, base), args.dry_run)
 
 
@@ -242,10 +242,12 @@ def cmd_optout_apply(args: argparse.Namespace) -> int:
 def cmd_optout_check(args: argparse.Namespace) -> int:
     from stackv2.optout.release import check
 
-    repos = check(args.username, args.release)
-    for repo, n in repos.items():
-        print(f"{repo}\t{n}")
-    print(f"{args.username}: {len(repos)} repositories, {sum(repos.values())} files in {args.release}")
+    found = check(args.username, args.release)
+    for product, repos in found.items():
+        for repo, n in repos.items():
+            print(f"{product}\t{repo}\t{n}")
+    repos = {r for by_repo in found.values() for r in by_repo}
+    print(f"{args.username}: {len(repos)} repositories in {len(found)} products of {args.release}")
     return 0
 
 
@@ -303,6 +305,25 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from stackv2.release.provenance import lookup
+    from stackv2.workdir import DATA
+
+    cfg = load_config(args.config, args.overrides)
+    found = lookup(
+        Path(args.work or cfg.work_dir) / "shards" / DATA,
+        blob_id=args.blob_id,
+        repo_name=args.repo,
+        path=args.path,
+        product=args.product,
+    )
+    for row in found:
+        print(json.dumps(row))
+    if not found:
+        print("no released file matches", file=sys.stderr)
+    return 0 if found else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from pipelines.run_report import report
 
@@ -312,15 +333,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
-    from stackv2.release.layout import DATA_DIR
     from stackv2.tokenize.sample import train_on_release
-    from stackv2.workdir import release_dir, trained_tokenizer
+    from stackv2.workdir import DATA, trained_tokenizer
 
     cfg = load_config(args.config, args.overrides)
     work = args.work or cfg.work_dir
     t0 = time.monotonic()
     target = Path(args.out) if args.out else trained_tokenizer(work)
-    info = train_on_release(release_dir(work) / DATA_DIR, cfg.tokenize, target)
+    info = train_on_release(Path(work) / "shards" / DATA, cfg.tokenize, target)
     print(json.dumps({**info, "seconds": round(time.monotonic() - t0, 1)}, indent=2))
     return 0
 
@@ -348,6 +368,16 @@ def cmd_class_archive(args: argparse.Namespace) -> int:
     target = archive_path()
     written = build(target, force=args.force)
     print(f"{'wrote' if written else 'kept'} {target} ({target.stat().st_size / 2**20:.0f} MiB)")
+    return 0
+
+
+def cmd_gharchive_build(args: argparse.Namespace) -> int:
+    from pipelines._session import spark_session
+    from pipelines.gharchive import build
+
+    cfg = load_config(args.config, args.overrides)
+    summary = build(spark_session(cfg.spark), args.events, args.out, partitions=cfg.spark.shuffle_partitions)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -406,7 +436,7 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("filter", help="reject files by the paper's heuristics and benchmarks (stage filter)")
-    p.add_argument("--input", required=True, help="annotated files (a stage folder or Parquet dataset)")
+    p.add_argument("--input", required=True, help="near-deduplicated files (a stage folder or Parquet dataset)")
     p.add_argument("--out", required=True, help="work folder; writes OUT/filter/{data,rejected}")
     p.add_argument(
         "--benchmark",
@@ -418,9 +448,11 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     _run_args(p)
     p.set_defaults(func=cmd_filter)
 
-    p = sub.add_parser("dedup", help="exact + MinHash near-dedup per language (stage dedup)")
-    p.add_argument("--input", required=True, help="filtered files (a stage folder or Parquet dataset)")
-    p.add_argument("--out", required=True, help="work folder; writes OUT/dedup/{data,rejected,clusters}")
+    p = sub.add_parser("dedup", help="exact dedup and license decision, then MinHash near-dedup per language")
+    p.add_argument("--input", required=True, help="annotated files (a stage folder or Parquet dataset)")
+    p.add_argument(
+        "--out", required=True, help="work folder; writes OUT/exact_dedup/ (the-stack-v2) and OUT/near_dedup/ (-dedup)"
+    )
     _run_args(p)
     p.set_defaults(func=cmd_dedup)
 
@@ -438,12 +470,26 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_gharchive(sub: argparse._SubParsersAction) -> None:
+    gharchive = sub.add_parser("gharchive", help="GitHub repository metadata from GH Archive event files")
+    p = gharchive.add_subparsers(dest="action", required=True).add_parser(
+        "build",
+        help="write the GitHub metadata table that extract joins (--github-metadata)",
+        description="Stars, forks, default branch, license ... per GitHub id and name, from GH Archive's hourly "
+        "*.json.gz event files, by BigCode's rules (docs/gharchive.md). Prints a JSON summary.",
+    )
+    p.add_argument("--events", required=True, help="folder (nested folders too) or URL Spark reads, e.g. s3a://...")
+    p.add_argument("--out", required=True, help="table folder to write (Parquet part files and _summary.json)")
+    _config_args(p, what="its spark section: master, shuffle_partitions = output files, conf")
+    p.set_defaults(func=cmd_gharchive_build)
+
+
 def _add_optout(sub: argparse._SubParsersAction) -> None:
     optout = sub.add_parser("optout", help="honour opt-out requests on released data")
     actions = optout.add_subparsers(dest="action", required=True)
     p = actions.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
     p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
-    p.add_argument("--release", required=True, help="release folder (manifest.json, data/, repos/)")
+    p.add_argument("--release", required=True, help="release folder (one folder per product), or one product folder")
     p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables")
     p.add_argument("--report", default=None, help="audit report path (default WORK/optout_audit/audit-<sha>.json)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
@@ -502,12 +548,21 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     _config_args(p, what="its work_dir and spark settings")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("provenance", help="the full SWHID of released files (origin, snapshot, revision, path)")
+    p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
+    p.add_argument("--blob-id", default=None, help="a file's blob_id (sha1 of its bytes)")
+    p.add_argument("--repo", default=None, help="a repository name (owner/name)")
+    p.add_argument("--path", default=None, help="a file's path in its repository (with the leading /)")
+    p.add_argument("--product", default=None, help="only this product (e.g. the-stack-v2-train-full)")
+    _config_args(p, what="its work_dir")
+    p.set_defaults(func=cmd_provenance)
+
     tok = sub.add_parser("tokenizer", help="the tokenizer of the tokenize stage")
     p = tok.add_subparsers(dest="action", required=True).add_parser(
         "train",
         help="train the byte-level BPE on a sample of the release shards",
         description="Byte-level BPE with StarCoder2's special tokens and digit splitting (docs/spec.md §10.3), "
-        "trained on a seeded sample (tokenize.train_sample_bytes) of the release's data/ folder.",
+        "trained on a seeded sample (tokenize.train_sample_bytes) of tokenize.product's released rows.",
     )
     p.add_argument("--work", default=None, help="work folder holding the release (default: the config's work_dir)")
     p.add_argument("--out", default=None, help="tokenizer.json to write (default: WORK/tokenizer/tokenizer.json)")
@@ -528,7 +583,7 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stackv2", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_archive, _add_stages, _add_optout, _add_reproduce, _add_tools):
+    for add in (_add_archive, _add_stages, _add_gharchive, _add_optout, _add_reproduce, _add_tools):
         add(sub)
     return parser
 

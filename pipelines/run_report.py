@@ -2,7 +2,7 @@
 ``<work>/report/`` (``index.html``, PNGs, ``report.json``).
 
 Numbers come from each stage's ``_stats.json`` (the funnel; the release summary the ``shards`` stage keeps in its
-``extra["release"]``) and from two tables aggregated with Spark: ``dedup/clusters`` (one row per cluster member)
+``extra["products"]``) and from two tables aggregated with Spark: ``near_dedup/clusters`` (one row per cluster member)
 and, when the ``pii`` stage's stats carry no counts, the ``pii`` output's ``pii_<type>`` columns. Spark starts
 only when one of those tables is there. A stage that has not run is listed as missing, never an error.
 """
@@ -25,7 +25,7 @@ from stackv2.schema import PII_COUNT_FIELDS
 from stackv2.stats import StageStats
 
 REPORT_DIR = "report"
-CLUSTERS = ("dedup", "clusters")
+CLUSTERS = ("near_dedup", "clusters")
 PII_STAGE = "pii"
 #: Where the ``pii`` stage keeps its per-type counts in ``_stats.json``'s ``extra``.
 PII_STATS_KEY = "redactions"
@@ -66,8 +66,8 @@ def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
     by_stage = {s.stage: s for s in funnel}
     data = ReportData(funnel=funnel, missing=missing)
     shards = by_stage.get("shards")
-    release: Any = shards.extra.get("release") if shards else None
-    data.release = ReleaseSummary.from_dict(release) if release else None
+    products: Any = shards.extra.get("products", {}) if shards else {}
+    data.products = {name: ReleaseSummary.from_dict(s) for name, s in products.items()}
 
     clusters = work.joinpath(*CLUSTERS)
     if (clusters.parent / SUCCESS).exists() and clusters.is_dir():

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 from stackv2.checks import positive
-from stackv2.dedup.config import DedupConfig
+from stackv2.dedup.config import SHORT_CLUSTER, UINT32_ARITHMETIC, DedupConfig, ExactDedupConfig
 from stackv2.detect.config import AnnotateConfig
 from stackv2.filters.config import FilterConfig
 from stackv2.optout.config import OptOutConfig
 from stackv2.pii.config import PiiConfig
-from stackv2.release.config import ShardsConfig
+from stackv2.release.config import ComposeConfig, ShardsConfig
 from stackv2.reproduce.config import ReproduceConfig
 from stackv2.swh.config import ExtractConfig, FetchConfig
 from stackv2.tokenize.config import TokenizeConfig
@@ -42,6 +42,27 @@ _SPARK_MASTER = re.compile(
 )
 #: A JVM memory size as Spark reads ``spark.driver.memory``: 512m, 4g, 2gb ...
 _JVM_SIZE = re.compile(r"[1-9]\d*([kmgtp]b?)?", re.IGNORECASE)
+
+
+#: ``RunConfig.fidelity``: our rules, each departure from BigCode's released code documented and tested
+#: (docs/fidelity.md), or BigCode's code as it ran, quirks included, to check a rebuild against the published id
+#: tables.
+CORRECTED = "corrected"
+REFERENCE = "reference"
+
+#: Every rule on which the two modes differ, as (setting, BigCode's value). In reference mode a rule left at its
+#: default takes BigCode's value; one set explicitly keeps it. docs/fidelity.md has a row for each.
+REFERENCE_RULES: tuple[tuple[str, Any], ...] = (
+    # SQL ``origin LIKE 'https://github.com/%'``: a prefix, so longer GitHub paths pass too.
+    ("extract.origin_pattern", r"^https://github\.com/"),
+    ("extract.all_fallback_branches", True),
+    ("extract.root_nulls_first", True),
+    ("extract.all_github_rows", True),
+    ("annotate.license.bigcode_deadline", True),
+    ("exact_dedup.license_first", False),
+    ("near_dedup.short_files", SHORT_CLUSTER),
+    ("near_dedup.arithmetic", UINT32_ARITHMETIC),
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,8 @@ class SparkConfig:
 class RunConfig:
     #: Where every stage writes ``<work_dir>/<stage>/``.
     work_dir: str = "work"
+    #: ``corrected`` or ``reference`` (``REFERENCE_RULES``).
+    fidelity: str = CORRECTED
     #: SWH graph export: a folder (or s3a:// URL) holding one sub-folder of ORC files per table.
     graph: str = ""
     #: Content store: a folder or s3://bucket[/prefix] holding gzip objects at ``content/<sha1>``.
@@ -84,13 +107,34 @@ class RunConfig:
     optout: OptOutConfig = field(default_factory=OptOutConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    exact_dedup: ExactDedupConfig = field(default_factory=ExactDedupConfig)
+    near_dedup: DedupConfig = field(default_factory=DedupConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     #: ``stackv2 reproduce``: contents for published id tables (``stackv2.reproduce``).
     reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
+
+    def __post_init__(self) -> None:
+        if self.fidelity not in (CORRECTED, REFERENCE):
+            raise ConfigError(f"fidelity must be {CORRECTED!r} or {REFERENCE!r}, got {self.fidelity!r}")
+        if self.fidelity == REFERENCE:
+            for setting, value in REFERENCE_RULES:
+                head, *rest = setting.split(".")
+                object.__setattr__(self, head, _reference_value(getattr(self, head), rest, value))
+
+
+def _reference_value(section: Any, path: list[str], value: Any) -> Any:
+    """``section`` with ``path`` set to ``value`` if it holds its class default (a copy: sections may be shared)."""
+    head, *rest = path
+    current = getattr(section, head)
+    if rest:
+        return dataclasses.replace(section, **{head: _reference_value(current, rest, value)})
+    if current != getattr(type(section)(), head):
+        return section
+    return dataclasses.replace(section, **{head: value})
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

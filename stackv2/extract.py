@@ -1,4 +1,5 @@
-"""The decisions of stage ``extract`` that are not Spark: its reject reasons (docs/spec.md §1.3-§1.5).
+"""The decisions of stage ``extract`` that are not Spark: its reject reasons and its root-tree ranking (docs/spec.md
+§1.3-§1.5).
 
 Repositories (rows with a null ``path``) are rejected with the first six, tree entries with the rest.
 """
@@ -25,3 +26,17 @@ MISSING_CONTENT = "missing_content"
 TOO_DEEP = "too_deep"
 #: A directory reached by more (root, path) pairs than ``extract.max_paths_per_directory`` at one level.
 SKEW_GUARD = "skew_guard"
+
+#: One repository per root directory (docs/spec.md §1.3): a GitHub license first (any: BigCode sorted the SPDX ids),
+#: stars, forks, the earliest revision, GitHub id and visit; the URL breaks the remaining ties.
+ROOT_ORDER: tuple[tuple[str, bool], ...] = (
+    ("gha_license_id", False),
+    ("star_events_count", True),
+    ("fork_events_count", True),
+    ("revision_date", False),
+    ("github_id", False),
+    ("visit_date", False),
+    ("repo_url", False),
+)
+#: The columns BigCode's ascending sort put nulls first in (Spark's default for ``asc``).
+ROOT_NULLS_FIRST = ("revision_date", "github_id", "visit_date")

@@ -38,7 +38,7 @@ def reference_signature(hashes: list[int], a: list[int], b: list[int], p: int = 
 def test_paper_defaults_and_run_config():
     assert (CFG.threshold, CFG.ngram_size, CFG.min_length, CFG.num_perm, CFG.seed) == (0.7, 5, 5, 250, 42)
     assert CFG.mod_prime == MOD_PRIME == 2**32 - 5
-    assert RunConfig().dedup == CFG
+    assert RunConfig().near_dedup == CFG
 
 
 def test_bands_rows_are_datasketch_optimum():
@@ -223,7 +223,7 @@ def test_modular_reduction_is_exact_at_the_edges(p):
 
 @pytest.mark.parametrize("engine", ["numpy", "rensa"])
 def test_empty_set_gets_max_hash_and_rows_do_not_depend_on_the_batch(engine):
-    hasher = make_hasher(engine, CFG.num_perm, CFG.seed, CFG.mod_prime)
+    hasher = make_hasher(dataclasses.replace(CFG, engine=engine))
     sets = [np.empty(0, dtype=np.uint32), np.array([7, 9], dtype=np.uint32), np.arange(100, dtype=np.uint32)]
     sig = hasher.signatures(sets)
     assert sig.dtype == np.uint32 and sig.shape == (3, CFG.num_perm)
@@ -244,7 +244,7 @@ def test_jaccard_estimate_within_tolerance(engine, shared, only_a, only_b, seed)
     a = np.sort(values[: shared + only_a])
     b = np.sort(np.concatenate([values[:shared], values[shared + only_a :]]))
     true = jaccard(a, b)
-    sig = make_hasher(engine, CFG.num_perm, CFG.seed, CFG.mod_prime).signatures([a, b])
+    sig = make_hasher(dataclasses.replace(CFG, engine=engine)).signatures([a, b])
     estimate = float((sig[0] == sig[1]).mean())
     # 250 permutations: standard error <= 0.032; 0.15 is > 4.5 sigma
     assert abs(estimate - true) <= 0.15

@@ -1,4 +1,5 @@
-"""The dedup stage on Spark: exact priority, near-dup clusters and ranks, accounting, partition independence."""
+"""The dedup stages on Spark: exact priority and the license decision, near-dup clusters and ranks, accounting,
+partition independence, and where corrected and reference mode part."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from pipelines._job import SUCCESS, StageContext, run_stage
 from pipelines.components import connected_components
-from pipelines.stages import dedup
+from pipelines.stages import exact_dedup, near_dedup
 from stackv2 import schema
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.dedup.config import DedupConfig
@@ -91,66 +92,134 @@ def frame(spark, rows, partitions):
     return spark.createDataFrame(table).repartition(partitions)
 
 
-def run(spark, tmp: Path, partitions: int, cfg: DedupConfig | None = None, rows: list[dict] = ROWS):
+def run(
+    spark,
+    tmp: Path,
+    partitions: int,
+    cfg: DedupConfig | None = None,
+    rows: list[dict] = ROWS,
+    fidelity: str = "corrected",
+):
+    """exact_dedup then near_dedup on ``rows`` (written as the annotate stage's output in ``partitions`` files);
+    returns the work folder and both stages' stats."""
     work = tmp / f"p{partitions}"
-    (work / "filter").mkdir(parents=True)
-    frame(spark, rows, partitions).write.parquet(str(work / "filter" / "data"))
-    (work / "filter" / SUCCESS).write_text("{}")
-    run_cfg = RunConfig(work_dir=str(work), dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3))
-    ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous="filter", config_hash="test")
-    stats, _ = run_stage(ctx, "dedup", dedup.run)
-    return work / "dedup", stats
+    (work / "annotate").mkdir(parents=True)
+    frame(spark, rows, partitions).write.parquet(str(work / "annotate" / "data"))
+    (work / "annotate" / SUCCESS).write_text("{}")
+    run_cfg = RunConfig(
+        work_dir=str(work), fidelity=fidelity, near_dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3)
+    )
+    stats = []
+    for previous, stage in (("annotate", exact_dedup), ("exact_dedup", near_dedup)):
+        ctx = StageContext(spark=spark, cfg=run_cfg, work_dir=work, previous=previous, config_hash="test")
+        stats.append(run_stage(ctx, stage.STAGE.name, stage.run)[0])
+    return work, *stats
+
+
+def kept(spark, work: Path, stage: str) -> dict[str, dict]:
+    return {r["blob_id"]: r.asDict() for r in spark.read.parquet(str(work / stage / "data")).collect()}
 
 
 @pytest.mark.slow
-def test_dedup_stage(spark, tmp_path):
-    out, stats = run(spark, tmp_path, 7)
-    assert stats.rows_in == len(ROWS)
-    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 2}
-    assert stats.rows_out == len(ROWS) - 6
+def test_dedup_stages(spark, tmp_path):
+    work, exact, near = run(spark, tmp_path, 7)
+    assert exact.rows_in == len(ROWS)
+    assert exact.rejected == {"non_permissive": 1, "exact_duplicate": 3}
+    assert (near.rows_in, near.rejected) == (exact.rows_out, {"near_duplicate": 2})
 
-    kept = {r["blob_id"]: r for r in spark.read.parquet(str(out / "data")).collect()}
-    assert set(kept) == {"e1", "e2", "e3", "n3", "n4", "s1", "s2", "u1"}
-    assert kept["e1"]["repo_name"] == "r1/a"
-    assert kept["e2"]["repo_name"] == "r5/a"
-    assert kept["e3"]["repo_name"] == "r6/b"
-    assert (kept["n3"]["cluster_id"], kept["n3"]["is_representative"]) == ("n1", True)
-    assert all(kept[b]["cluster_id"] is None and kept[b]["is_representative"] is None for b in ("n4", "s1", "u1"))
+    stack = kept(spark, work, "exact_dedup")
+    assert set(stack) == {"e1", "e2", "e3", "n1", "n2", "n3", "n4", "s1", "s2", "u1"}
+    assert stack["e1"]["repo_name"] == "r1/a"
+    assert stack["e2"]["repo_name"] == "r5/a"
+    assert stack["e3"]["repo_name"] == "r6/b"
 
-    rejected = spark.read.parquet(str(out / "rejected"))
+    dedup = kept(spark, work, "near_dedup")
+    assert set(dedup) == {"e1", "e2", "e3", "n3", "n4", "s1", "s2", "u1"}
+    assert (dedup["n3"]["cluster_id"], dedup["n3"]["is_representative"]) == ("n1", True)
+    assert all(dedup[b]["cluster_id"] is None and dedup[b]["is_representative"] is None for b in ("n4", "s1", "u1"))
+
+    rejected = spark.read.parquet(str(work / "near_dedup" / "rejected"))
     assert set(rejected.columns) == {*INPUT.names, "reason"}
-    near = {r["blob_id"]: r for r in rejected.where("reason = 'near_duplicate'").collect()}
-    assert set(near) == {"n1", "n2"} and near["n1"]["content"] == text(10)
+    near_dups = {r["blob_id"]: r for r in rejected.collect()}
+    assert set(near_dups) == {"n1", "n2"} and near_dups["n1"]["content"] == text(10)
 
-    clusters = spark.read.parquet(str(out / "clusters"))
+    clusters = spark.read.parquet(str(work / "near_dedup" / "clusters"))
     assert clusters.columns == schema.DEDUP_CLUSTERS.names
     got = sorted((r["cluster_id"], r["rank"], r["blob_id"], r["is_representative"]) for r in clusters.collect())
     assert got == [("n1", 0, "n3", True), ("n1", 1, "n2", False), ("n1", 2, "n1", False)]
 
     # the same input in 2 partitions: byte-identical outputs
-    out2, _ = run(spark, tmp_path, 2)
-    for name in ("data", "rejected", "clusters"):
-        files = sorted(p.name for p in (out / name).iterdir())
-        assert files == sorted(p.name for p in (out2 / name).iterdir())
-        assert all((out / name / f).read_bytes() == (out2 / name / f).read_bytes() for f in files)
+    work2, *_ = run(spark, tmp_path, 2)
+    for name in (
+        "exact_dedup/data",
+        "exact_dedup/rejected",
+        "near_dedup/data",
+        "near_dedup/rejected",
+        "near_dedup/clusters",
+    ):
+        files = sorted(p.name for p in (work / name).iterdir())
+        assert files == sorted(p.name for p in (work2 / name).iterdir())
+        assert all((work / name / f).read_bytes() == (work2 / name / f).read_bytes() for f in files)
+
+
+#: One blob in a copyleft repository (GitHub says GPL-3.0) and in an unlicensed one; one blob whose only other
+#: copy has no language.
+LICENSE_ROWS = [
+    row("gpl/a", "x.py", "b1", text(40), lic="non_permissive", gha="GPL-3.0"),
+    row("free/a", "x.py", "b1", text(40), lic="no_license"),
+    row("named/a", "y", "b2", text(41), lang=None, stars=9),
+    row("other/a", "y.py", "b2", text(41)),
+]
+
+
+def test_license_first_keeps_a_blob_bigcode_lost(spark, tmp_path):
+    """Corrected: the copyleft and language-less copies are out before a copy is chosen, so each blob survives
+    through its eligible copy. Reference: BigCode's window ranks a GitHub license (GPL: not permissive, but not
+    null) above none, and the most stars first; the chosen copies are then dropped, and both blobs with them."""
+    work, exact, _ = run(spark, tmp_path / "corrected", 2, rows=LICENSE_ROWS)
+    assert {b: r["repo_name"] for b, r in kept(spark, work, "exact_dedup").items()} == {
+        "b1": "free/a",
+        "b2": "other/a",
+    }
+    assert exact.rejected == {"non_permissive": 1, "no_language": 1}
+
+    work, exact, _ = run(spark, tmp_path / "reference", 2, rows=LICENSE_ROWS, fidelity="reference")
+    assert kept(spark, work, "exact_dedup") == {}
+    assert exact.rejected == {"non_permissive": 1, "no_language": 1, "exact_duplicate": 2}
+
+
+#: Three files too short to have a shingle (fewer than 5 tokens), and a long one.
+SHORT_ROWS = [row(f"s{i}/a", "s.py", f"s{i}", c) for i, c in enumerate(("a", "b c", "x = 1"))] + [
+    row("u/a", "u.py", "u", text(50))
+]
+
+
+def test_short_files(spark, tmp_path):
+    """Corrected: a file too short to compare is never a near-duplicate (docs/spec.md §6.2's text). Reference:
+    BigCode's empty signature is all 2**32-1, so every short file of a language is one cluster and one survives."""
+    work, _, near = run(spark, tmp_path / "unique", 2, rows=SHORT_ROWS)
+    assert set(kept(spark, work, "near_dedup")) == {"s0", "s1", "s2", "u"} and near.rejected == {}
+    work, _, near = run(spark, tmp_path / "cluster", 2, rows=SHORT_ROWS, fidelity="reference")
+    assert near.rejected == {"near_duplicate": 2}
+    assert len(set(kept(spark, work, "near_dedup")) & {"s0", "s1", "s2"}) == 1
 
 
 @pytest.mark.slow
-def test_dedup_stage_with_verify(spark, tmp_path):
+def test_near_dedup_with_verify(spark, tmp_path):
     # exact Jaccard: n1-n2 0.83, n1-n3 0.66, n2-n3 0.56: LSH clusters all three, verification keeps n1-n2 only
-    out, stats = run(spark, tmp_path, 3, DedupConfig(verify=True))
-    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 1}
+    work, _, stats = run(spark, tmp_path, 3, DedupConfig(verify=True))
+    assert stats.rejected == {"near_duplicate": 1}
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # its cached rows and sketches released
     assert stats.extra["unverified_large_components"] == 0
-    clusters = spark.read.parquet(str(out / "clusters")).collect()
+    clusters = spark.read.parquet(str(work / "near_dedup" / "clusters")).collect()
     # n2 (permissive) outranks n1 (no_license, more stars)
     assert sorted((r["cluster_id"], r["rank"], r["blob_id"]) for r in clusters) == [("n1", 0, "n2"), ("n1", 1, "n1")]
 
     # the same with components of 3 over the size limit: LSH's cluster stays whole, and is counted
-    out, stats = run(spark, tmp_path / "small-limit", 3, DedupConfig(verify=True, verify_max_members=2))
+    work, _, stats = run(spark, tmp_path / "small-limit", 3, DedupConfig(verify=True, verify_max_members=2))
     assert stats.extra["unverified_large_components"] == 1
-    assert stats.rejected == {"exact_duplicate": 4, "near_duplicate": 2}
-    clusters = spark.read.parquet(str(out / "clusters")).collect()
+    assert stats.rejected == {"near_duplicate": 2}
+    clusters = spark.read.parquet(str(work / "near_dedup" / "clusters")).collect()
     assert sorted((r["cluster_id"], r["blob_id"]) for r in clusters) == [("n1", "n1"), ("n1", "n2"), ("n1", "n3")]
 
 
@@ -167,53 +236,40 @@ TRIPLE = [
 def test_no_candidates(spark, tmp_path, rows, verify):
     """No file or no LSH candidate: components and verification have nothing to do (and must not wait for metrics
     of plan branches AQE dropped), and the stage still accounts for every row."""
-    out, stats = run(spark, tmp_path, 2, DedupConfig(verify=verify), rows)
+    work, _, stats = run(spark, tmp_path, 2, DedupConfig(verify=verify), rows)
     assert (stats.rows_in, stats.rows_out, stats.rejected) == (len(rows), len(rows), {})
     assert stats.extra.get("unverified_large_components") == (0 if verify else None)
-    assert spark.read.parquet(str(out / "clusters")).isEmpty()
+    assert spark.read.parquet(str(work / "near_dedup" / "clusters")).isEmpty()
 
 
 def test_verify_keeps_only_exactly_similar_pairs(spark):
     # one-row bands make nearly every pair with shared shingles a candidate: LSH alone chains x3 in
     cfg = DedupConfig(bands=25, rows=1, verify=True)
-    sketched = dedup.sketches(frame(spark, TRIPLE, 2), cfg)
-    components = connected_components(dedup.candidate_edges(sketched), "src", "dst")
+    sketched = near_dedup.sketches(frame(spark, TRIPLE, 2), cfg)
+    components = connected_components(near_dedup.candidate_edges(sketched), "src", "dst")
     assert {r["node"] for r in components.collect()} == {"x1", "x2", "x3"}
-    verified, large = dedup.verified_components(components, sketched, cfg, components.count())
+    verified, large = near_dedup.verified_components(components, sketched, cfg, components.count())
     assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     assert large.isEmpty()
     assert "BroadcastHashJoin" in verified._jdf.queryExecution().executedPlan().toString()  # a small node map
     # the same when the node map is too large to broadcast (a sort-merge join)
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
-        verified, _ = dedup.verified_components(components, sketched, cfg, components.count())
+        verified, _ = near_dedup.verified_components(components, sketched, cfg, components.count())
         plan = verified._jdf.queryExecution().executedPlan().toString()
         assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     finally:
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     assert "Broadcast" not in plan
     # a component over the size limit is left as LSH made it
-    verified, large = dedup.verified_components(
+    verified, large = near_dedup.verified_components(
         components, sketched, dataclasses.replace(cfg, verify_max_members=2), components.count()
     )
     assert verified.isEmpty() and {r["node"] for r in large.collect()} == {"x1", "x2", "x3"}
 
 
-def test_exact_only(spark, tmp_path):
-    work = tmp_path / "w"
-    (work / "filter").mkdir(parents=True)
-    frame(spark, ROWS, 2).write.parquet(str(work / "filter" / "data"))
-    (work / "filter" / SUCCESS).write_text("{}")
-    cfg = RunConfig(work_dir=str(work), dedup=DedupConfig(near=False))
-    result = dedup.run(StageContext(spark=spark, cfg=cfg, work_dir=work, previous="filter", config_hash="t"))
-    assert result.data.df.columns == [*INPUT.names, "cluster_id", "is_representative"]
-    assert result.data.df.where("cluster_id is not null or is_representative is not null").isEmpty()
-    assert result.tables["clusters"].df.isEmpty()
-    assert {r["reason"] for r in result.rejected.df.select("reason").collect()} == {"exact_duplicate"}
-
-
 @pytest.mark.parametrize("engine", ["numpy", "rensa"])
 def test_engines_find_the_close_pair(spark, engine):
     cfg = DedupConfig(engine=engine)
-    edges = dedup.candidate_edges(dedup.sketches(frame(spark, TRIPLE, 2), cfg)).collect()
+    edges = near_dedup.candidate_edges(near_dedup.sketches(frame(spark, TRIPLE, 2), cfg)).collect()
     assert {(r["src"], r["dst"]) for r in edges} == {("x2", "x1")}

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines._job import PIPELINE
-from stackv2.schema import RELEASE
+from stackv2.release.products import PRODUCTS
+from stackv2.schema import RELEASE, RELEASE_REPOS
 from stackv2.workdir import release_dir, tokens_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -44,9 +45,30 @@ def test_demo_runs_every_stage(tmp_path):
         assert stats["rows_in"] == stats["rows_out"] + stats["rows_rejected"], stage
     extract = json.loads((work / "extract/_stats.json").read_text())
     assert extract["extra"]["repositories"] == 6 and extract["rows_out"] > 50
-    shards = sorted((release_dir(work) / "data").rglob("*.parquet"))
-    assert shards
-    table = pq.read_table(shards[0])
-    assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in RELEASE]
-    assert table.num_rows > 0
+    # the four products, each in its folder with a manifest and a card; the training sets grouped by repository
+    release = release_dir(work)
+    for product in PRODUCTS:
+        folder = release / product.name
+        assert (folder / "manifest.json").is_file() and (folder / "README.md").is_file(), product.name
+        shards = sorted((folder / "data").rglob("*.parquet"))
+        schema = RELEASE_REPOS if product.repo_level else RELEASE
+        table = pq.read_table(shards[0])
+        assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in schema], product.name
+        assert table.num_rows > 0
+    counts = [json.loads((work / s / "_stats.json").read_text())["rows_out"] for s in ("exact_dedup", "near_dedup")]
+    assert counts[0] >= counts[1] > 0
     assert any(tokens_dir(work).rglob("*.bin"))
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert list(report["products"]) == [p.name for p in PRODUCTS]
+
+    # a released file's full SWHID, looked up from the command line
+    first = pq.read_table(sorted((release / "the-stack-v2" / "data").rglob("*.parquet"))[0]).slice(0, 1).to_pylist()[0]
+    look = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "provenance", "--work", str(work), "--blob-id", first["blob_id"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    swhid = json.loads(look.stdout.splitlines()[0])["swhid"]
+    assert swhid.startswith(f"swh:1:cnt:{first['content_id']};origin=https://github.com/")
+    assert f";anchor=swh:1:rev:{first['revision_id']};path=" in swhid

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -18,14 +16,17 @@ from pipelines import cli
 from stackv2.optout import release as oo
 from stackv2.optout.registry import RegistryError
 from stackv2.release import layout as rel
+from stackv2.release.products import THE_STACK_V2_DEDUP, TRAIN_FULL
 from stackv2.schema import ANNOTATED, FETCHED, RELEASE, RELEASE_REPOS, TOKENIZED_FILES, with_reason
 from stackv2.stats import StageStats
 from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
 
-PY0 = "data/Python/train-00000-of-00002.parquet"
-PY1 = "data/Python/train-00001-of-00002.parquet"
-JS = "data/JavaScript/train-00000-of-00001.parquet"
-REPOS = "repos/train-00000-of-00001.parquet"
+#: The release: a file-level product (with near-dedup clusters to promote from) and a repository-level one.
+DEDUP, TRAIN = THE_STACK_V2_DEDUP, TRAIN_FULL
+PY0 = f"{DEDUP}/data/Python/train-00000-of-00002.parquet"
+PY1 = f"{DEDUP}/data/Python/train-00001-of-00002.parquet"
+JS = f"{DEDUP}/data/JavaScript/train-00000-of-00001.parquet"
+REPOS = f"{TRAIN}/data/train-00000-of-00001.parquet"
 SECRET = "x = 1  # contact dave.smith@gmail.com or 8.8.4.4 about it\n"
 
 REGISTRY = [
@@ -94,7 +95,8 @@ def built(tmp_path) -> tuple[Path, Path]:
 
 
 def build(root: Path) -> tuple[Path, Path]:
-    """A release of three language shards + repo-grouped shard, and the work tables it came from."""
+    """A release (three language shards of the-stack-v2-dedup, one repository shard of -train-full) and the work
+    tables it came from."""
     work = root / "work"
     release = release_dir(work)
     shards = {
@@ -112,10 +114,12 @@ def build(root: Path) -> tuple[Path, Path]:
         ],
         RELEASE_REPOS,
     )
-    rel.write_manifest(release, [rel.describe_shard(release, s) for s in (*shards, REPOS)], "cfg", "test")
+    for product, paths in ((DEDUP, shards), (TRAIN, [REPOS])):
+        local = [p.removeprefix(f"{product}/") for p in paths]
+        rel.write_manifest(release / product, [rel.describe_shard(release / product, p) for p in local], "cfg", "test")
 
     write_parquet(
-        work / "dedup" / "clusters" / "part-00000.parquet",
+        work / "near_dedup" / "clusters" / "part-00000.parquet",
         cluster(
             "c1",
             [
@@ -145,11 +149,14 @@ def build(root: Path) -> tuple[Path, Path]:
         file_row("ALICE/dup", "c.py", "c1", 21),
     ]
     write_parquet(
-        work / "dedup" / "rejected" / "part-00000.parquet",
+        work / "near_dedup" / "rejected" / "part-00000.parquet",
         [{**r, "reason": "near_duplicate"} for r in rejected],
         with_reason(ANNOTATED),
     )
-    StageStats("dedup", rows_in=7, rows_out=3, rejected={"near_duplicate": 4}).save(work / "dedup" / "_stats.json")
+    StageStats("near_dedup", rows_in=7, rows_out=3, rejected={"near_duplicate": 4}).save(
+        work / "near_dedup" / "_stats.json"
+    )
+    write_parquet(work / "exact_dedup" / "rejected" / "part-00000.parquet", [], with_reason(ANNOTATED))
     write_parquet(
         work / "fetch" / "data" / "part-00000.parquet",
         [file_row("Alice/proj", "x.py", "x0", 10), file_row("carol/c", "c.py", "c0", 11)],
@@ -178,39 +185,26 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def redaction() -> tuple[object, str]:
-    """(redact argument for ``apply``, expected promoted content): the real PII redactor when it exists."""
-    if importlib.util.find_spec("stackv2.pii") is not None and hasattr(
-        importlib.import_module("stackv2.pii"), "redact"
-    ):
-        from stackv2.pii import redact
-
-        return None, redact(SECRET).text
-    email = "dave.smith@gmail.com"
-    return (lambda text: text.replace(email, "<EMAIL>")), SECRET.replace(email, "<EMAIL>")
-
-
 def test_apply_removes_promotes_and_audits(built, tmp_path):
     release, work = built
     js_before = (release / JS).stat()
-    redact, expected_content = redaction()
     before = snapshot(release.parent)
-    dry = oo.apply(registry(tmp_path, REGISTRY), release, work, redact=redact, dry_run=True)
+    dry = oo.apply(registry(tmp_path, REGISTRY), release, work, dry_run=True)
     assert snapshot(release.parent) == before and dry["dry_run"]
-    audit = oo.apply(registry(tmp_path, REGISTRY), release, work, redact=redact)
+    audit = oo.apply(registry(tmp_path, REGISTRY), release, work)
 
     assert rows(release, PY0) == [("carol/c", "c.py")]
     # bob/new-name is bob/old-name renamed (same github_id); dave/copy x.py takes Alice's place in its cluster,
     # in the shard already holding dave/copy (alice/other, rank 1, is opted out too and is skipped).
     assert rows(release, PY1) == [("dave/copy", "other.py"), ("dave/copy", "x.py")]
     promoted = pq.read_table(release / PY1).slice(1, 1).to_pylist()[0]
-    assert promoted["content"] == expected_content != SECRET
+    assert promoted["content"] == SECRET  # a file-level product holds contents as archived, unredacted
     assert promoted["blob_id"] == "x2" and promoted["github_id"] == 12
     assert pq.read_schema(release / PY1).names == RELEASE.names
     assert pq.read_table(release / REPOS)["repo_name"].to_pylist() == ["carol/c"]
     after = (release / JS).stat()
     assert (after.st_mtime_ns, after.st_ino) == (js_before.st_mtime_ns, js_before.st_ino)  # untouched
-    assert rel.verify_release(release) == []
+    assert rel.verify_release(release / DEDUP) == rel.verify_release(release / TRAIN) == []
     assert not list(release.rglob(".*.tmp*"))
 
     by_id = {r["id"]: r for r in audit["requests"]}
@@ -225,23 +219,23 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
         PY1,
     )
     assert by_id["r2"]["repos"] == {"bob/new-name": 1} and by_id["r2"]["promotions"] == []
-    assert audit["work_purged"] == {"dedup/rejected": 2, "fetch/data": 1}
+    assert audit["work_purged"] == {"near_dedup/rejected": 2, "fetch/data": 1}
     assert json.loads(Path(audit["report"]).read_text())["files_removed"] == 2
     assert {k: dry[k] for k in ("requests", "shards_touched")} == {k: audit[k] for k in ("requests", "shards_touched")}
     assert Path(audit["report"]).parent == work / OPTOUT_AUDIT
 
-    manifest = rel.read_manifest(release)
-    assert [a["requests"] for a in manifest["optout"]] == [2]
-    dedup = StageStats.load(work / "dedup" / "_stats.json").check()
+    for product in (DEDUP, TRAIN):
+        assert [a["requests"] for a in rel.read_manifest(release / product)["optout"]] == [2]
+    dedup = StageStats.load(work / "near_dedup" / "_stats.json").check()
     assert (dedup.rows_in, dedup.rejected) == (5, {"near_duplicate": 2})
     assert StageStats.load(work / "fetch" / "_stats.json").check().rows_out == 1
 
     report = oo.verify(tmp_path / "registry.jsonl", release, work)
-    assert report.ok and report.exit_code() == 0 and report.files_scanned == 6
+    assert report.ok and report.exit_code() == 0 and report.files_scanned == 7  # 4 shards, 3 work tables
 
     # Idempotent: a second apply with the same registry changes no byte.
     before = snapshot(release)
-    again = oo.apply(tmp_path / "registry.jsonl", release, work, redact=redact)
+    again = oo.apply(tmp_path / "registry.jsonl", release, work)
     assert (again["files_removed"], again["promotions"], again["shards_touched"]) == (0, 0, [])
     assert snapshot(release) == before
 
@@ -249,14 +243,14 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
 def test_promotion_skips_opted_out_members_in_rank_order(built, tmp_path):
     release, work = built
     reqs = [*REGISTRY, {"id": "r3", "date": "2023-11-03", "user": "dave", "repos": ["DAVE/copy"]}]
-    audit = oo.apply(registry(tmp_path, reqs), release, work, redact=lambda text: text.upper())
+    audit = oo.apply(registry(tmp_path, reqs), release, work)
     # alice/other (rank 1) and dave/copy (rank 2) are opted out: eve/e (rank 3) is promoted. Its repository has no
     # released file, so it goes to the shard its predecessor left.
     assert rows(release, PY0) == [("carol/c", "c.py"), ("eve/e", "x.py")]
-    assert pq.read_table(release / PY0)["content"].to_pylist()[1] == "X = 1\n"
+    assert pq.read_table(release / PY0)["content"].to_pylist()[1] == "x = 1\n"
     assert rows(release, PY1) == []
     assert [p["promoted"]["repo_name"] for r in audit["requests"] for p in r["promotions"]] == ["eve/e"]
-    assert rel.verify_release(release) == []
+    assert rel.verify_release(release / DEDUP) == []
 
 
 def test_without_work_folder_nothing_is_promoted(built, tmp_path):
@@ -280,16 +274,16 @@ def test_malformed_registry_applies_nothing(built, tmp_path):
 def test_verify_catches_planted_leaks(built, tmp_path):
     release, work = built
     path = registry(tmp_path, REGISTRY)
-    oo.apply(path, release, work, redact=lambda text: text)
+    oo.apply(path, release, work)
     assert oo.verify(path, release, work).ok
 
     # A leak planted in a shard whose manifest entry was updated to match: only the leak is left to find.
     t = pq.read_table(release / JS)
     planted = pa.Table.from_pylist([file_row("ALICE/sneaky", "s.js", "s0", language="JavaScript")], schema=RELEASE)
     pq.write_table(pa.concat_tables([t, planted]), release / JS)
-    manifest = rel.read_manifest(release)
-    manifest["shards"] = [asdict_entry(release, s["path"]) for s in manifest["shards"]]
-    (release / rel.MANIFEST).write_text(json.dumps(manifest))
+    manifest = rel.read_manifest(release / DEDUP)
+    manifest["shards"] = [asdict_entry(release / DEDUP, s["path"]) for s in manifest["shards"]]
+    (release / DEDUP / rel.MANIFEST).write_text(json.dumps(manifest))
     report = oo.verify(path, release)
     assert report.problems == [] and report.exit_code() == 1
     assert report.leaks == [{"file": str(release / JS), "repo_name": "ALICE/sneaky", "request": "r1", "rows": 1}]
@@ -297,7 +291,7 @@ def test_verify_catches_planted_leaks(built, tmp_path):
     # A changed shard the manifest does not describe is a problem (exit 2) even without a leak.
     pq.write_table(t, release / JS)
     report = oo.verify(path, release)
-    assert report.leaks == [] and report.exit_code() == 2 and JS in report.problems[0]
+    assert report.leaks == [] and report.exit_code() == 2 and JS.removeprefix(f"{DEDUP}/") in report.problems[0]
 
 
 def asdict_entry(release: Path, shard: str) -> dict:
@@ -313,15 +307,15 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     assert leaked == {
         ("shards", "Alice/proj"),  # the release, <work>/shards/release
         ("shards", "bob/new-name"),
-        ("dedup", "alice/other"),
-        ("dedup", "ALICE/dup"),
+        ("near_dedup", "alice/other"),
+        ("near_dedup", "ALICE/dup"),
         ("fetch", "Alice/proj"),
     }
 
     tokens = tokens_dir(work)  # token files without any index of what is in them: cannot be proven clean
     tokens.mkdir(parents=True)
     (tokens / "part-00000.bin").write_bytes(b"\0" * 16)
-    audit = oo.apply(path, release, work, redact=lambda text: text)
+    audit = oo.apply(path, release, work)
     assert audit["warnings"] == []
     report = oo.verify(path, release, work)
     assert report.exit_code() == 2 and "cannot be verified" in report.problems[0]
@@ -337,22 +331,23 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     )
     report = oo.verify(path, release, work)
     assert report.exit_code() == 1 and [leak["repo_name"] for leak in report.leaks] == ["Alice/Proj"]
-    again = oo.apply(path, release, work, redact=lambda text: text)
+    again = oo.apply(path, release, work)
     assert "1 opted-out files (token shards ['megatron/part-00001'])" in again["warnings"][0]
 
 
 def test_check_lists_a_users_repositories(built):
     release, _ = built
-    assert oo.check("ALICE", release) == {"Alice/proj": 1}
-    assert oo.check("carol", release) == {"carol/c": 2}
+    assert oo.check("ALICE", release) == {DEDUP: {"Alice/proj": 1}, TRAIN: {"Alice/proj": 1}}
+    assert oo.check("carol", release) == {DEDUP: {"carol/c": 2}, TRAIN: {"carol/c": 1}}  # one repository row, 1 file
     assert oo.check("nobody", release) == {}
+    assert oo.check("carol", release / DEDUP) == {".": {"carol/c": 2}}  # one product folder
 
 
 def test_cli_commands(built, tmp_path, capsys):
     release, _ = built
     path = registry(tmp_path, REGISTRY)
     assert cli.main(["optout", "check", "carol", "--release", str(release)]) == 0
-    assert "carol/c\t2" in capsys.readouterr().out
+    assert f"{DEDUP}\tcarol/c\t2" in capsys.readouterr().out
     assert cli.main(["optout", "verify", "--registry", str(path), "--release", str(release)]) == 1
     assert "LEAK" in capsys.readouterr().out
     report = tmp_path / "audit.json"
@@ -372,9 +367,9 @@ def test_exact_duplicates_stand_in_by_the_exact_dedup_order(built, tmp_path):
         pa.concat_tables([t, pa.Table.from_pylist([file_row("Alice/proj", "y.py", "y0", 10)], schema=RELEASE)]),
         release / PY0,
     )
-    manifest = rel.read_manifest(release)
-    manifest["shards"] = [asdict_entry(release, s["path"]) for s in manifest["shards"]]
-    (release / rel.MANIFEST).write_text(json.dumps(manifest))
+    manifest = rel.read_manifest(release / DEDUP)
+    manifest["shards"] = [asdict_entry(release / DEDUP, s["path"]) for s in manifest["shards"]]
+    (release / DEDUP / rel.MANIFEST).write_text(json.dumps(manifest))
     dups = [
         file_row("frank/f", "x.py", "x1", star_events_count=1),  # same blob as alice/other (cluster rank 1)
         file_row("amy/a", "y.py", "y0", star_events_count=500),  # no GitHub license: after any licensed copy
@@ -382,12 +377,14 @@ def test_exact_duplicates_stand_in_by_the_exact_dedup_order(built, tmp_path):
         file_row("alice/fork", "y.py", "y0", star_events_count=900, gha_license_id="MIT"),
     ]  # opted out
     write_parquet(
-        work / "dedup" / "rejected" / "part-00001.parquet",
-        [{**r, "reason": "exact_duplicate"} for r in dups],
+        work / "exact_dedup" / "rejected" / "part-00000.parquet",
+        [{**r, "reason": "exact_duplicate"} for r in dups]
+        # rejected rows that may never be released are never promoted
+        + [{**file_row("gpl/g", "y.py", "y0", star_events_count=999), "reason": "non_permissive"}],
         with_reason(ANNOTATED),
     )
 
-    audit = oo.apply(registry(tmp_path, REGISTRY), release, work, redact=lambda text: text)
+    audit = oo.apply(registry(tmp_path, REGISTRY), release, work)
     assert rows(release, PY0) == [("carol/c", "c.py"), ("frank/f", "x.py"), ("zed/z", "y.py")]
     assert rows(release, PY1) == [("dave/copy", "other.py")]
     promos = sorted(
@@ -396,7 +393,7 @@ def test_exact_duplicates_stand_in_by_the_exact_dedup_order(built, tmp_path):
         for p in r["promotions"]
     )
     assert promos == [("-", "zed/z", "exact_duplicate"), ("c1", "frank/f", "exact_duplicate")]
-    assert rel.verify_release(release) == []
+    assert rel.verify_release(release / DEDUP) == []
     assert oo.verify(tmp_path / "registry.jsonl", release, work).ok
 
 
@@ -414,7 +411,7 @@ def test_cli_reports_a_malformed_registry(built, tmp_path, capsys):
 def test_interrupted_apply_is_finished_by_the_next(tmp_path, monkeypatch):
     path = registry(tmp_path, REGISTRY)
     (release, work), (clean_release, clean_work) = build(tmp_path / "a"), build(tmp_path / "b")
-    oo.apply(path, clean_release, clean_work, redact=str.upper)
+    oo.apply(path, clean_release, clean_work)
 
     real_replace, renamed = os.replace, []
 
@@ -426,12 +423,12 @@ def test_interrupted_apply_is_finished_by_the_next(tmp_path, monkeypatch):
 
     monkeypatch.setattr(oo.os, "replace", dies_after_one_shard)
     with pytest.raises(KeyboardInterrupt):
-        oo.apply(path, release, work, redact=str.upper)
+        oo.apply(path, release, work)
     monkeypatch.undo()
     assert (release / oo.JOURNAL).exists()
     assert oo.verify(path, release).exit_code() != 0
 
-    oo.apply(path, release, work, redact=str.upper)
+    oo.apply(path, release, work)
     assert not (release / oo.JOURNAL).exists()
     assert snapshot(release) == snapshot(clean_release)
     assert oo.verify(path, release, work).ok

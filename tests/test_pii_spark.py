@@ -26,15 +26,15 @@ ROWS = [
 def _input(spark, tmp_path, partitions: int):
     df = spark.createDataFrame(ROWS, "directory_id string, path string, blob_id string, content string")
     df.withColumn("language", df.path.substr(-2, 2)).repartition(partitions).write.parquet(
-        str(tmp_path / "dedup" / "data")
+        str(tmp_path / "near_dedup" / "data")
     )
-    (tmp_path / "dedup" / SUCCESS).write_text("{}")
+    (tmp_path / "near_dedup" / SUCCESS).write_text("{}")
 
 
 def _run(spark, tmp_path, partitions: int):
     _input(spark, tmp_path, partitions)
     cfg = RunConfig(work_dir=str(tmp_path), spark=SparkConfig(shuffle_partitions=3))
-    ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp_path, previous="dedup", config_hash="h")
+    ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp_path, previous="near_dedup", config_hash="h")
     stats, skipped = run_stage(ctx, "pii", STAGE.run)
     assert not skipped
     return stats

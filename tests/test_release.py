@@ -30,6 +30,7 @@ from stackv2.release.layout import (
     write_manifest,
     write_shards,
 )
+from stackv2.release.products import THE_STACK_V2_DEDUP, TRAIN_SMOL, product
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
 
@@ -55,12 +56,12 @@ def test_final_paths_number_present_buckets_without_gaps():
     written = [
         {"dir": "data/Go", "shard": 7, "path": "/t/a"},
         {"dir": "data/Go", "shard": 2, "path": "/t/b"},
-        {"dir": "repos", "shard": 0, "path": "/t/c"},
+        {"dir": "data", "shard": 0, "path": "/t/c"},
     ]
     assert final_paths(written) == {
         "/t/b": "data/Go/train-00000-of-00002.parquet",
         "/t/a": "data/Go/train-00001-of-00002.parquet",
-        "/t/c": "repos/train-00000-of-00001.parquet",
+        "/t/c": "data/train-00000-of-00001.parquet",
     }
 
 
@@ -130,11 +131,11 @@ def test_writer_casts_to_the_exact_release_types(tmp_path):
 
 def _release(tmp_path: Path) -> Path:
     rel = tmp_path / "release"
-    for name in ("data/Go/train-00000-of-00001.parquet", "repos/train-00000-of-00001.parquet"):
+    for name in ("data/Go/train-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"):
         (rel / name).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"x": [1, 2, 3]}), rel / name)
     entries = [
-        describe_shard(rel, p) for p in ("repos/train-00000-of-00001.parquet", "data/Go/train-00000-of-00001.parquet")
+        describe_shard(rel, p) for p in ("data/train-00000-of-00001.parquet", "data/Go/train-00000-of-00001.parquet")
     ]
     write_manifest(rel, entries, config_hash="abc", created_from="pii")
     return rel
@@ -145,7 +146,7 @@ def test_manifest_round_trip_and_verify(tmp_path):
     m = read_manifest(rel)
     assert [s["path"] for s in m["shards"]] == [
         "data/Go/train-00000-of-00001.parquet",
-        "repos/train-00000-of-00001.parquet",
+        "data/train-00000-of-00001.parquet",
     ]
     assert set(m["shards"][0]) == {"path", "rows", "bytes", "sha256"}
     assert m["shards"][0]["rows"] == 3 and m["config_hash"] == "abc" and m["created_from"] == "pii"
@@ -153,18 +154,18 @@ def test_manifest_round_trip_and_verify(tmp_path):
     assert verify_release(rel) == []
 
     pq.write_table(pa.table({"x": [1]}), rel / "data/Go/train-00000-of-00001.parquet")  # rewritten, not recorded
-    (rel / "repos/train-00000-of-00001.parquet").unlink()
+    (rel / "data/train-00000-of-00001.parquet").unlink()
     pq.write_table(pa.table({"x": [1]}), rel / "data/Go/extra.parquet")
     problems = verify_release(rel)
     assert any(p.startswith("data/Go/train-00000-of-00001.parquet: 1 rows") for p in problems)
-    assert "repos/train-00000-of-00001.parquet: in the manifest, missing on disk" in problems
+    assert "data/train-00000-of-00001.parquet: in the manifest, missing on disk" in problems
     assert "data/Go/extra.parquet: on disk, not in the manifest" in problems
 
     # the opt-out tool's update path: recompute the rewritten entry, keep the others
     m = read_manifest(rel)
-    kept = [ShardEntry(**s) for s in m["shards"] if s["path"].startswith("repos/")]
+    kept = [ShardEntry(**s) for s in m["shards"] if s["path"] == "data/train-00000-of-00001.parquet"]
     (rel / "data/Go/extra.parquet").unlink()
-    pq.write_table(pa.table({"x": [1, 2, 3]}), rel / "repos/train-00000-of-00001.parquet")
+    pq.write_table(pa.table({"x": [1, 2, 3]}), rel / "data/train-00000-of-00001.parquet")
     write_manifest(
         rel,
         [describe_shard(rel, "data/Go/train-00000-of-00001.parquet"), describe_shard(rel, kept[0].path)],
@@ -198,28 +199,37 @@ def test_summarize_adds_up():
 
 def test_card_has_a_valid_hub_header_and_the_numbers():
     s = release_summary(GROUPS)
-    s.repos, s.shards, s.repo_shards = 3, 3, 1
+    s.repos, s.shards = 3, 3
     funnel = [
         StageStats("extract", rows_in=10, rows_out=10),
         StageStats("filter", rows_in=10, rows_out=7, rejected={"long_lines": 2, "alpha": 1}),
     ]
-    card = dataset_card(s, funnel, config_hash="cafe", registry="2024-04-09")
+    card = dataset_card(s, funnel, config_hash="cafe", registry="2024-04-09", product=product(THE_STACK_V2_DEDUP))
     _, header, body = card.split("---\n", 2)
     meta = yaml.safe_load(header)
     assert meta["license"] == "other" and meta["task_categories"] == ["text-generation"]
+    assert meta["pretty_name"] == "the-stack-v2-dedup"
     configs = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
     assert configs == {
         "default": "data/*/*.parquet",
         "Python": "data/Python/*.parquet",
         "Visual Basic .NET": "data/Visual_Basic_.NET/*.parquet",
         "unknown": "data/unknown/*.parquet",
-        "repos": "repos/*.parquet",
     }
     assert meta["size_categories"] == ["n<1K"]
     assert "| Python | Python | 4 | 4,009 |" in body
     assert "| filter | 10 | 7 | 3 | alpha: 1, long_lines: 2 |" in body
     assert "2024-04-09" in body and "`cafe`" in body and "arXiv:2402.19173" in body
-    assert "No opt-out registry" in dataset_card(s, funnel, config_hash="cafe", registry=None)
+    assert "no PII redaction" in body
+    assert "No opt-out registry" in dataset_card(
+        s, funnel, config_hash="cafe", registry=None, product=product(THE_STACK_V2_DEDUP)
+    )
+
+    # a repository-level product: one config over its one folder, contents redacted
+    card = dataset_card(s, funnel, config_hash="cafe", registry=None, product=product(TRAIN_SMOL))
+    _, header, body = card.split("---\n", 2)
+    assert [c["data_files"][0]["path"] for c in yaml.safe_load(header)["configs"]] == ["data/*.parquet"]
+    assert "after PII redaction" in body and "the-stack-v2-train-smol-ids" in body
 
 
 def test_registry_date():

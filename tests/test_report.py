@@ -13,6 +13,7 @@ from matplotlib.image import imread
 
 from pipelines.run_report import gather, pii_counts_from_stats, report
 from stackv2.release.card import release_summary
+from stackv2.release.products import THE_STACK_V2, TRAIN_FULL
 from stackv2.report.render import ReportData, render
 from stackv2.stats import StageStats
 
@@ -40,7 +41,7 @@ def full_data() -> ReportData:
     release.repos, release.shards, release.repo_shards, release.shard_bytes = 12, 50, 1, 123_456
     return ReportData(
         funnel=FUNNEL,
-        release=release,
+        products={THE_STACK_V2: release_summary(GROUPS[:4]), TRAIN_FULL: release},
         cluster_sizes={2: 40, 3: 9, 17: 1},
         pii_counts={"EMAIL": 12, "KEY": 3, "IP_ADDRESS": 5},
     )
@@ -60,15 +61,19 @@ def test_full_report_renders_every_plot(tmp_path):
     assert numbers["cluster_sizes"] == {"2": 40, "3": 9, "17": 1}
     assert numbers["pii_counts"] == {"EMAIL": 12, "IP_ADDRESS": 5, "KEY": 3}
     assert [s["rows_out"] for s in numbers["funnel"]] == [480, 470, 300, 300]
-    assert sum(v["files"] for v in numbers["release"]["languages"].values()) == sum(g["files"] for g in GROUPS)
+    train = numbers["products"][TRAIN_FULL]
+    assert sum(v["files"] for v in train["languages"].values()) == sum(g["files"] for g in GROUPS)
+    assert "Bytes per language of the-stack-v2-train-full" in text  # the charts show the training set
+    assert "<td>the-stack-v2</td>" in text and "<td>the-stack-v2-train-full</td>" in text
 
 
 def test_languages_plot_keeps_the_top_30_by_bytes(tmp_path):
     data = full_data()
     render(data, tmp_path)
-    ranked = list(data.release.languages)
+    languages = data.products[TRAIN_FULL].languages
+    ranked = list(languages)
     assert len(ranked) == 45
-    assert ranked == sorted(ranked, key=lambda k: -data.release.languages[k]["bytes"])
+    assert ranked == sorted(ranked, key=lambda k: -languages[k]["bytes"])
 
 
 def test_empty_work_folder_degrades_gracefully(tmp_path):
@@ -78,7 +83,7 @@ def test_empty_work_folder_degrades_gracefully(tmp_path):
     text = page.read_text()
     assert not list(page.parent.glob("*.png"))
     assert text.count("Not available") == 5 and "No release yet" in text
-    assert json.loads((page.parent / "report.json").read_text())["release"] is None
+    assert json.loads((page.parent / "report.json").read_text())["products"] == {}
 
 
 def test_partial_work_folder_uses_what_is_there(tmp_path):
@@ -88,7 +93,7 @@ def test_partial_work_folder_uses_what_is_there(tmp_path):
         s.save(work / s.stage / "_stats.json")
     data = gather(work, spark=lambda: pytest.fail("no table to aggregate, Spark must not start"))
     assert [s.stage for s in data.funnel] == ["extract", "fetch", "filter"]
-    assert data.release is None and data.cluster_sizes is None and data.pii_counts is None
+    assert data.products == {} and data.cluster_sizes is None and data.pii_counts is None
     assert any("'shards'" in m for m in data.missing) and any("clusters" in m for m in data.missing)
     page = render(data, work / "report")
     assert _drawn(page.parent / "funnel.png") and not (page.parent / "languages.png").exists()
@@ -105,12 +110,14 @@ def test_pii_counts_from_stats():
 @pytest.mark.spark
 def test_tables_are_aggregated_with_spark(spark, tmp_path):
     work = tmp_path / "work"
-    (work / "dedup").mkdir(parents=True)
-    StageStats("dedup", rows_in=9, rows_out=6, rejected={"near_duplicate": 3}).save(work / "dedup" / "_stats.json")
-    (work / "dedup" / "_SUCCESS").write_text("{}")
+    (work / "near_dedup").mkdir(parents=True)
+    StageStats("near_dedup", rows_in=9, rows_out=6, rejected={"near_duplicate": 3}).save(
+        work / "near_dedup" / "_stats.json"
+    )
+    (work / "near_dedup" / "_SUCCESS").write_text("{}")
     members = [("c1", "a"), ("c1", "b"), ("c2", "c"), ("c2", "d"), ("c2", "e"), ("c3", "f"), ("c3", "g")]
     spark.createDataFrame(members, "cluster_id string, blob_id string").repartition(2).write.parquet(
-        str(work / "dedup" / "clusters")
+        str(work / "near_dedup" / "clusters")
     )
     (work / "pii").mkdir()
     StageStats("pii", rows_in=6, rows_out=6).save(work / "pii" / "_stats.json")

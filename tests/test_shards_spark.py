@@ -1,4 +1,5 @@
-"""The ``shards`` stage on a small input: exact schemas, every row written once, identical bytes across layouts."""
+"""The ``shards`` stage on a small input: four products, exact schemas, every row written once, identical bytes across
+layouts."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._job import STATS, Stage, StageContext, run_stage
+from pipelines._job import STATS, SUCCESS, Stage, StageContext, run_stage
 from pipelines.runner import load_stage
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.release.config import ShardsConfig
 from stackv2.release.layout import MANIFEST, SORT_KEY, language_dir, read_manifest, verify_release
+from stackv2.release.products import PRODUCTS, THE_STACK_V2, THE_STACK_V2_DEDUP, TRAIN_FULL, TRAIN_SMOL
 from stackv2.schema import RELEASE, RELEASE_REPOS
 from stackv2.stats import StageStats
 from stackv2.workdir import REPORT, release_dir
@@ -80,21 +83,36 @@ def make_rows(n_repos: int = 7, seed: int = 1) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=INPUT)
 
 
+#: The product stages' outputs the tests fake: the-stack-v2 is every row, -dedup loses a repository, the training
+#: rows are -dedup's with ``train_smol`` for Python and C++.
+DROPPED = "owner0/repo6"
+SMOL = ("Python", "C++")
+
+
+def product_tables(table: pa.Table) -> dict[str, pa.Table]:
+    near = table.filter(pc.not_equal(table["repo_name"], DROPPED))
+    smol = pc.fill_null(pc.is_in(near["language"], value_set=pa.array(SMOL)), False)
+    return {"exact_dedup": table, "near_dedup": near, "compose": near.append_column("train_smol", smol)}
+
+
 def run_shards(spark, tmp: Path, table: pa.Table, files: int, partitions: int) -> Path:
-    """Run the stage on ``table`` stored as ``files`` Parquet files, with ``partitions`` shuffle partitions."""
-    src = tmp / "input"
-    src.mkdir(parents=True)
-    step = -(-table.num_rows // files)
-    for i in range(files):
-        pq.write_table(table.slice(i * step, step), src / f"part-{i}.parquet", coerce_timestamps="us")
-    cfg = RunConfig(
-        work_dir=str(tmp / "work"), input=str(src), shards=CFG, spark=SparkConfig(shuffle_partitions=partitions)
-    )
+    """Run the stage on the product stages' outputs made from ``table``, each stored as ``files`` Parquet files,
+    with ``partitions`` shuffle partitions."""
+    work = tmp / "work"
+    for stage, rows in product_tables(table).items():
+        src = work / stage / "data"
+        src.mkdir(parents=True)
+        step = -(-rows.num_rows // files)
+        for i in range(files):
+            pq.write_table(rows.slice(i * step, step), src / f"part-{i}.parquet", coerce_timestamps="us")
+        StageStats(stage, rows_in=rows.num_rows, rows_out=rows.num_rows).save(work / stage / STATS)
+        (work / stage / SUCCESS).write_text("{}")
+    cfg = RunConfig(work_dir=str(work), shards=CFG, spark=SparkConfig(shuffle_partitions=partitions))
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     stage: Stage = load_stage("shards")
-    ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp / "work", previous=None, config_hash="h")
+    ctx = StageContext(spark=spark, cfg=cfg, work_dir=work, previous="compose", config_hash="h")
     run_stage(ctx, "shards", stage.run)
-    return tmp / "work"
+    return work
 
 
 @pytest.fixture(scope="module")
@@ -116,19 +134,16 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 def test_same_bytes_whatever_the_partitioning(built):
     _, a, b = built
     fa, fb = tree_bytes(release_dir(a)), tree_bytes(release_dir(b))
-    assert fa.keys() == fb.keys()
-    assert [k for k in fa if fa[k] != fb[k]] == [MANIFEST]  # it names each run's own input folder
-    ma, mb = read_manifest(release_dir(a)), read_manifest(release_dir(b))
-    assert ma.pop("created_from") != mb.pop("created_from")
-    assert ma == mb
-    assert sum(k.startswith("data/") for k in fa) > len(LANGS)  # some language got more than one shard
+    assert fa.keys() == fb.keys() and fa == fb
+    assert {k.split("/")[0] for k in fa} == {*(p.name for p in PRODUCTS), "README.md"}
+    assert sum(k.startswith(f"{THE_STACK_V2}/data/") for k in fa) > len(LANGS)  # a language has 2+ shards
 
 
 def test_data_shards_have_exactly_the_release_schema_and_every_row_once(built):
     table, work, _ = built
-    release = release_dir(work)
+    release = release_dir(work) / THE_STACK_V2
     manifest = read_manifest(release)
-    data = [s for s in manifest["shards"] if s["path"].startswith("data/")]
+    data = manifest["shards"]
     parts = []
     for s in data:
         f = pq.ParquetFile(release / s["path"])
@@ -148,7 +163,8 @@ def test_data_shards_have_exactly_the_release_schema_and_every_row_once(built):
 
 def test_shard_names_count_and_repos_stay_whole(built):
     _, work, _ = built
-    shards = read_manifest(release_dir(work))["shards"]
+    release = release_dir(work) / THE_STACK_V2
+    shards = read_manifest(release)["shards"]
     by_dir: dict[str, list[str]] = {}
     for s in shards:
         d, name = s["path"].rsplit("/", 1)
@@ -160,9 +176,7 @@ def test_shard_names_count_and_repos_stay_whole(built):
         if d.startswith("data/"):
             seen: dict[str, str] = {}
             for name in by_dir[d]:
-                for repo in set(
-                    pq.read_table(release_dir(work) / d / name, columns=["repo_name"])["repo_name"].to_pylist()
-                ):
+                for repo in set(pq.read_table(release / d / name, columns=["repo_name"])["repo_name"].to_pylist()):
                     assert seen.setdefault(repo, name) == name, f"{repo} split across shards in {d}"
 
 
@@ -170,14 +184,14 @@ def test_shards_fill_up_to_the_target_with_whole_repositories(built):
     """Repositories fill shards in key order: a shard holds less than the target before its last repository, and
     a folder has at most floor(bytes / target) + 1 shards."""
     _, work, _ = built
+    release = release_dir(work) / THE_STACK_V2
     by_dir: dict[str, list[str]] = {}
-    for s in read_manifest(release_dir(work))["shards"]:
-        if s["path"].startswith("data/"):
-            by_dir.setdefault(s["path"].rsplit("/", 1)[0], []).append(s["path"])
+    for s in read_manifest(release)["shards"]:
+        by_dir.setdefault(s["path"].rsplit("/", 1)[0], []).append(s["path"])
     for paths in by_dir.values():
         folder = 0
         for p in paths:
-            t = pq.read_table(release_dir(work) / p, columns=["repo_name", "length_bytes"])
+            t = pq.read_table(release / p, columns=["repo_name", "length_bytes"])
             per_repo: dict[str, int] = {}
             for repo, n in zip(t["repo_name"].to_pylist(), t["length_bytes"].to_pylist(), strict=True):
                 per_repo[repo] = per_repo.get(repo, 0) + n + 256
@@ -189,12 +203,11 @@ def test_shards_fill_up_to_the_target_with_whole_repositories(built):
 
 def test_row_groups_are_cut_by_planned_bytes(built):
     _, work, _ = built
+    release = release_dir(work) / THE_STACK_V2
     groups = 0
-    for s in read_manifest(release_dir(work))["shards"]:
-        if not s["path"].startswith("data/"):
-            continue
-        md = pq.ParquetFile(release_dir(work) / s["path"]).metadata
-        t = pq.read_table(release_dir(work) / s["path"], columns=["length_bytes"])["length_bytes"].to_pylist()
+    for s in read_manifest(release)["shards"]:
+        md = pq.ParquetFile(release / s["path"]).metadata
+        t = pq.read_table(release / s["path"], columns=["length_bytes"])["length_bytes"].to_pylist()
         start = 0
         for g in range(md.num_row_groups):
             n = md.row_group(g).num_rows
@@ -205,17 +218,23 @@ def test_row_groups_are_cut_by_planned_bytes(built):
                 assert sum(planned) >= CFG.row_group_bytes
             start += n
         groups += md.num_row_groups
-    assert groups > len(read_manifest(release_dir(work))["shards"])
+    assert groups > len(read_manifest(release)["shards"])
 
 
-def test_repo_grouped_variant(built):
+@pytest.mark.parametrize("product", [TRAIN_FULL, TRAIN_SMOL])
+def test_training_products_are_grouped_by_repository(built, product):
     table, work, _ = built
-    release = release_dir(work)
-    repos = [s for s in read_manifest(release)["shards"] if s["path"].startswith("repos/")]
+    release = release_dir(work) / product
+    rows = product_tables(table)["compose"]
+    if product == TRAIN_SMOL:
+        rows = rows.filter(rows["train_smol"])
+    repos = read_manifest(release)["shards"]
+    assert all(s["path"].startswith("data/train-") for s in repos)
     t = pa.concat_tables([pq.read_table(release / s["path"]) for s in repos])
     assert pq.read_schema(release / repos[0]["path"]).remove_metadata() == RELEASE_REPOS
-    assert t.num_rows == len(set(table["repo_name"].to_pylist()))
-    assert sum(t["num_files"].to_pylist()) == table.num_rows
+    assert t.num_rows == len(set(rows["repo_name"].to_pylist())) and DROPPED not in t["repo_name"].to_pylist()
+    assert sum(t["num_files"].to_pylist()) == rows.num_rows
+    table = rows
     for row in t.to_pylist():
         paths = [f["path"] for f in row["files"]]
         assert paths == sorted(paths) and len(paths) == row["num_files"]
@@ -226,13 +245,13 @@ def test_repo_grouped_variant(built):
 
 def test_manifest_hashes_and_verification(built, tmp_path):
     _, work, _ = built
-    release = release_dir(work)
+    release = release_dir(work) / THE_STACK_V2
     manifest = read_manifest(release)
     for s in manifest["shards"]:
         data = (release / s["path"]).read_bytes()
         assert s["sha256"] == hashlib.sha256(data).hexdigest() and s["bytes"] == len(data)
         assert s["rows"] == pq.ParquetFile(release / s["path"]).metadata.num_rows
-    assert manifest["config_hash"] == "h" and manifest["created_from"].endswith("input")
+    assert manifest["config_hash"] == "h" and manifest["created_from"] == "exact_dedup"
     assert verify_release(release) == []
     copy = tmp_path / "copy"
     for rel, data in tree_bytes(release).items():
@@ -247,17 +266,28 @@ def test_manifest_hashes_and_verification(built, tmp_path):
 
 def test_stats_card_and_row_table(built, spark):
     table, work, _ = built
+    tables = product_tables(table)
+    per_product = {
+        THE_STACK_V2: tables["exact_dedup"].num_rows,
+        THE_STACK_V2_DEDUP: tables["near_dedup"].num_rows,
+        TRAIN_FULL: tables["compose"].num_rows,
+        TRAIN_SMOL: sum(tables["compose"]["train_smol"].to_pylist()),
+    }
     stats = StageStats.load(work / "shards" / STATS)
-    assert stats.rows_in == stats.rows_out == table.num_rows and stats.rejected == {}
-    summary = stats.extra["release"]
-    assert sum(v["files"] for v in summary["languages"].values()) == table.num_rows
+    assert stats.rows_in == stats.rows_out == sum(per_product.values()) and stats.rejected == {}
+    for name, n in per_product.items():
+        assert sum(v["files"] for v in stats.extra["products"][name]["languages"].values()) == n
+    summary = stats.extra["products"][THE_STACK_V2]
     assert summary["languages"]["unknown"]["files"] == sum(x is None for x in table["language"].to_pylist())
     rows = spark.read.parquet(str(work / "shards" / "data"))
-    assert rows.count() == table.num_rows
-    located = {r["shard"] for r in rows.select("shard").distinct().collect()}
-    assert all((release_dir(work) / p).is_file() for p in located)
-    card = (release_dir(work) / "README.md").read_text()
+    counts = {r["product"]: r["count"] for r in rows.groupBy("product").count().collect()}
+    assert counts == per_product
+    located = {(r["product"], r["shard"]) for r in rows.select("product", "shard").distinct().collect()}
+    assert all((release_dir(work) / product / p).is_file() for product, p in located)
+    card = (release_dir(work) / THE_STACK_V2 / "README.md").read_text()
     assert "| Visual Basic .NET | Visual_Basic_.NET |" in card
+    index = (release_dir(work) / "README.md").read_text()
+    assert all(f"[`{p.name}`]({p.name}/README.md)" in index for p in PRODUCTS)
 
 
 def test_report_of_the_built_work_folder(built, spark):
@@ -266,8 +296,9 @@ def test_report_of_the_built_work_folder(built, spark):
     _, work, _ = built
     page = report(work, spark)
     numbers = json.loads((page.parent / "report.json").read_text())
-    assert [s["stage"] for s in numbers["funnel"]] == ["shards"]
-    assert numbers["release"]["languages"].keys() == {"Python", "C++", "Visual Basic .NET", "unknown"}
+    assert [s["stage"] for s in numbers["funnel"]] == ["exact_dedup", "near_dedup", "compose", "shards"]
+    assert list(numbers["products"]) == [p.name for p in PRODUCTS]
+    assert numbers["products"][THE_STACK_V2]["languages"].keys() == {"Python", "C++", "Visual Basic .NET", "unknown"}
     for png in ("funnel.png", "languages.png", "lengths.png"):
         assert (page.parent / png).stat().st_size > 5_000
     assert page.parent == work / REPORT

@@ -238,17 +238,23 @@ def test_tokenize_shard_is_deterministic_for_a_seed(tmp_path, encoder):
 
 
 def test_sample_release_is_seeded_and_bounded(tmp_path):
+    """The sample comes from the shards stage's row table, from one product's rows only."""
     data = tmp_path / "data"
+    data.mkdir()
     for lang, k in (("Python", 0), ("C", 1)):
-        (data / lang).mkdir(parents=True)
-        rows = [{"blob_id": f"{lang}{i}", "length_bytes": 10, "content": f"{lang} file {i}"} for i in range(50)]
-        pq.write_table(pa.Table.from_pylist(rows), data / lang / f"train-0000{k}.parquet")
-    a = sample_release(data, 200, seed=1)
-    assert len(a) == 20 and a == sample_release(data, 200, seed=1)
-    assert a != sample_release(data, 200, seed=2)
+        rows = [
+            {"blob_id": f"{lang}{i}", "length_bytes": 10, "content": f"{lang} file {i}", "product": product}
+            for i in range(50)
+            for product in ("train", "other")
+        ]
+        pq.write_table(pa.Table.from_pylist(rows), data / f"part-0000{k}.parquet")
+    a = sample_release(data, 200, seed=1, product="train")
+    assert len(a) == 20 and a == sample_release(data, 200, seed=1, product="train")
+    assert a != sample_release(data, 200, seed=2, product="train")
     assert {t.split()[0] for t in a} == {"Python", "C"}
+    assert sample_release(data, 200, seed=1, product="absent") == []
     with pytest.raises(FileNotFoundError):
-        sample_release(tmp_path / "nothing", 10, 0)
+        sample_release(tmp_path / "nothing", 10, 0, product="train")
 
 
 def test_config_validates_and_loads_from_yaml_overrides():

@@ -15,13 +15,14 @@ from pipelines import cli
 from pipelines._job import SUCCESS, StageContext, run_stage
 from pipelines.stages.tokenize import STAGE, shard_totals
 from stackv2.config import RunConfig, SparkConfig
+from stackv2.release.products import THE_STACK_V2, TRAIN_FULL
 from stackv2.stats import StageStats
 from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
 from stackv2.tokenize.format import restore
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.stream import MISSING_CONTENT, TokenSink
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
-from stackv2.workdir import release_dir, tokens_dir, trained_tokenizer
+from stackv2.workdir import tokens_dir, trained_tokenizer
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -66,19 +67,14 @@ def release_rows() -> list[dict]:
 
 
 def make_release(work: Path, files: int) -> None:
-    """What ``shards`` leaves: the release folder and its row table, each split into ``files`` files."""
+    """What ``shards`` leaves: its row table, split into ``files`` files: the training product's rows, and the same
+    rows again as another product's (the stage must read only its product's)."""
     rows = release_rows()
     (work / "shards" / "data").mkdir(parents=True)
     for k in range(files):
-        part = [r for i, r in enumerate(rows) if i % files == k]
-        pq.write_table(pa.Table.from_pylist(part, schema=SCHEMA), work / "shards" / "data" / f"part-{k:05d}.parquet")
-        for lang in ("Python", "Markdown"):
-            folder = release_dir(work) / "data" / lang
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(
-                pa.Table.from_pylist([r for r in part if r["language"] == lang], schema=SCHEMA),
-                folder / f"train-{k:05d}.parquet",
-            )
+        part = [{**r, "product": p} for i, r in enumerate(rows) if i % files == k for p in (TRAIN_FULL, THE_STACK_V2)]
+        table = pa.Table.from_pylist(part, schema=SCHEMA.append(pa.field("product", pa.string())))
+        pq.write_table(table, work / "shards" / "data" / f"part-{k:05d}.parquet")
     (work / "shards" / SUCCESS).write_text("{}")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from stackv2 import schema
-from stackv2.dedup.config import DedupConfig
+from stackv2.dedup.config import SHORT_UNIQUE, DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MinHasher, RensaHasher, make_hasher
 from stackv2.dedup.shingle import shingle_hash_batch
@@ -27,7 +27,7 @@ ArrowMap = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 @functools.cache
 def _hasher(cfg: DedupConfig) -> MinHasher | RensaHasher:
     """One permutation family per Python worker (Spark reuses workers across tasks)."""
-    return make_hasher(cfg.engine, cfg.num_perm, cfg.seed, cfg.mod_prime)
+    return make_hasher(cfg)
 
 
 #: Shingle hashes per output batch: Arrow binary offsets are int32 bytes.
@@ -36,14 +36,17 @@ _MAX_BATCH_HASHES = (2**31 - 1) // 4
 
 def lsh_sketches(cfg: DedupConfig) -> ArrowMap:
     """(blob_id, language, content) batches -> ``schema.DEDUP_SKETCHES`` rows: the band keys of each file and,
-    with ``dedup.verify``, its shingle hashes (verification then needs neither the content nor another shingling
-    pass); files too short to compare get no row."""
+    with ``near_dedup.verify``, its shingle hashes (verification then needs neither the content nor another
+    shingling pass); files too short to compare get no row unless ``short_files`` clusters them."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         hasher = _hasher(cfg)
         for batch in batches:
             flat, offsets = shingle_hash_batch(batch.column("content").to_pylist(), cfg.ngram_size, cfg.min_length)
-            keep = np.flatnonzero(np.diff(offsets) > 0)
+            # A short file has no hashes: it gets no row, or BigCode's all-max signature (``short_files``).
+            keep = (
+                np.flatnonzero(np.diff(offsets) > 0) if cfg.short_files == SHORT_UNIQUE else np.arange(batch.num_rows)
+            )
             # The rows left out hold no hashes: the kept rows' hashes are consecutive runs of ``flat``.
             bounds = np.append(offsets[keep], offsets[-1])
             for lo, hi in _row_runs(bounds, _MAX_BATCH_HASHES if cfg.verify else len(flat) + 1):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
-from pipelines.stages.annotate import attach, unique_blobs
+from pipelines.frames import attach
+from pipelines.stages.annotate import unique_blobs
 from stackv2.detect.config import AnnotateConfig
 from stackv2.schema import ANNOTATED, FILE_KEY
 from udfs.annotate import BLOB_ANNOTATIONS, LICENSES_FIELD, annotate_blobs, repo_license_columns

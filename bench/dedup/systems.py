@@ -36,21 +36,21 @@ def _union_find(n: int, pairs) -> list[list[int]]:
 
 
 def _stage(work: Path, cfg: DedupConfig) -> list[list]:
-    """The ``dedup`` stage itself (exact + near), Spark ``local[2]``, through the stage contract."""
-    from pipelines import dedup
+    """The ``near_dedup`` stage itself, Spark ``local[2]``, through the stage contract."""
     from pipelines._job import StageContext, run_stage
     from pipelines._session import spark_session
+    from pipelines.stages import near_dedup
     from stackv2.config import RunConfig, SparkConfig, stable_hash, to_dict
 
     spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8)
-    run_cfg = RunConfig(work_dir=str(work), spark=spark_cfg, dedup=cfg)
+    run_cfg = RunConfig(work_dir=str(work), spark=spark_cfg, near_dedup=cfg)
     spark = spark_session(spark_cfg)
     ctx = StageContext(
         spark=spark, cfg=run_cfg, work_dir=work, previous="corpus", config_hash=stable_hash(to_dict(cfg))
     )
-    run_stage(ctx, "dedup", dedup.build)
+    run_stage(ctx, "near_dedup", near_dedup.run)
     index = {b: i for i, b in enumerate(pq.read_table(work / "corpus" / "data", columns=["blob_id"])[0].to_pylist())}
-    rows = spark.read.parquet(str(work / "dedup" / "clusters")).select("blob_id", "cluster_id").collect()
+    rows = spark.read.parquet(str(work / "near_dedup" / "clusters")).select("blob_id", "cluster_id").collect()
     spark.stop()
     return [[index[r["blob_id"]], r["cluster_id"]] for r in rows]
 

@@ -42,15 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_session(cfg.spark)
     rows = [(f"d{i % 50}", d["path"], f"b{i}", d["text"]) for i, d in enumerate(docs)]
     spark.createDataFrame(rows, "directory_id string, path string, blob_id string, content string").write.parquet(
-        str(args.work / "dedup" / "data")
+        str(args.work / "near_dedup" / "data")
     )
-    (args.work / "dedup" / SUCCESS).write_text("{}")
-    rows_df = spark.read.parquet(str(args.work / "dedup" / "data"))
+    (args.work / "near_dedup" / SUCCESS).write_text("{}")
+    rows_df = spark.read.parquet(str(args.work / "near_dedup" / "data"))
     rows_df.count()  # JVM and reader warm-up, outside both timings
     t0 = time.perf_counter()
     rows_df.mapInArrow(lambda batches: batches, rows_df.schema).localCheckpoint()
     print(f"identity mapInArrow + checkpoint on the same rows: {time.perf_counter() - t0:.1f} s")
-    ctx = StageContext(spark=spark, cfg=cfg, work_dir=args.work, previous="dedup", config_hash="bench")
+    ctx = StageContext(spark=spark, cfg=cfg, work_dir=args.work, previous="near_dedup", config_hash="bench")
     t0 = time.perf_counter()
     stats, _ = run_stage(ctx, "pii", STAGE.run)
     seconds = time.perf_counter() - t0

@@ -36,7 +36,7 @@ from stackv2.config import RunConfig, from_dict, to_dict
 from stackv2.stats import StageStats
 
 #: Stages the scale run covers by default: everything up to the release shards (tokenize needs a tokenizer).
-DEFAULT_STAGES = ("extract", "fetch", "annotate", "filter", "dedup", "pii", "shards")
+DEFAULT_STAGES = ("extract", "fetch", "annotate", "exact_dedup", "near_dedup", "filter", "pii", "compose", "shards")
 
 
 def tree_usage(root: int) -> tuple[int, float]:

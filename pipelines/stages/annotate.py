@@ -15,25 +15,17 @@ bench/annotate/previous.py keeps the earlier plan (three content shuffles and a 
 
 from __future__ import annotations
 
-from functools import reduce
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
+from pipelines.frames import attach
 from stackv2.detect.config import AnnotateConfig
 from stackv2.schema import ANNOTATED, FILE_KEY
 from udfs.annotate import BLOB_ANNOTATIONS, REPO_ANNOTATIONS, REPO_INPUT, annotate_blobs, repo_annotations
 from udfs.arrow import conform, to_spark_schema
 
 SUMMARY_TOP = 12
-
-
-def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    """``left`` with ``right``'s other columns, matched on ``keys`` with null == null."""
-    right = right.select(*[F.col(c).alias(f"_r_{c}") if c in keys else F.col(c) for c in right.columns])
-    cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_r_{k}"]) for k in keys])
-    return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
 
 
 def unique_blobs(rows: DataFrame) -> DataFrame:

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
+from pipelines.frames import sort_order
 from stackv2.config import RunConfig
 from stackv2.extract import (
     DUPLICATE_DIRECTORY,
@@ -34,6 +35,8 @@ from stackv2.extract import (
     MISSING_REVISION,
     NO_DEFAULT_BRANCH,
     NO_FULL_VISIT,
+    ROOT_NULLS_FIRST,
+    ROOT_ORDER,
     SKEW_GUARD,
     SKIPPED_CONTENT,
     SUBMODULE,
@@ -63,8 +66,10 @@ def read_graph_table(spark: SparkSession, graph: str, table: str) -> DataFrame:
 
 
 def _repo_name(origin: F.Column) -> F.Column:
-    """``owner/name`` for GitHub URLs (docs/spec.md §1.3), else the URL without its scheme."""
-    gh = F.regexp_extract(origin, r"^https://github\.com/([^/]+/[^/]+?)/?$", 1)
+    """``owner/name`` for GitHub URLs: their first two path segments, verbatim, as BigCode's
+    ``regexp_extract(origin, "https://github\\.com/([^/]+/[^/]+)")`` (docs/spec.md §1.3); else the URL without its
+    scheme."""
+    gh = F.regexp_extract(origin, r"^https://github\.com/([^/]+/[^/]+?)(?:/|$)", 1)
     other = F.regexp_extract(origin, r"^[a-zA-Z+.-]+://(.*?)/?$", 1)
     return F.when(gh != "", gh).otherwise(F.when(other != "", other).otherwise(origin))
 
@@ -87,7 +92,13 @@ def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
         F.col("created_at").alias("gha_created_at"),
         F.col("event_created_at").alias("gha_event_created_at"),
         F.col("language").alias("gha_language"),
-    ).dropDuplicates(["repo_name"])
+    )
+    if cfg.extract.all_github_rows:
+        return gh
+    latest = Window.partitionBy("repo_name").orderBy(
+        F.col("gha_event_created_at").desc_nulls_last(), F.col("github_id").asc_nulls_last()
+    )
+    return gh.withColumn("_n", F.row_number().over(latest)).where(F.col("_n") == 1).drop("_n")
 
 
 def _rejected(df: DataFrame, reason: str) -> DataFrame:
@@ -95,7 +106,8 @@ def _rejected(df: DataFrame, reason: str) -> DataFrame:
 
 
 def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame, DataFrame]:
-    """One branch per origin: the GitHub default branch, else the first fallback name present."""
+    """One branch per origin: the GitHub default branch, else the first fallback name present (with
+    ``all_fallback_branches``, every fallback name present)."""
     fallback = F.array_position(F.array(*[F.lit(b) for b in ecfg.fallback_branches]), F.col("branch_name"))
     wanted = F.when(
         F.col("default_branch").isNotNull(),
@@ -106,7 +118,10 @@ def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame,
     )
     w = Window.partitionBy("origin").orderBy(F.col("branch_rank").asc_nulls_last())
     ranked = candidates.withColumn("rn", F.row_number().over(w))
-    chosen = ranked.where((F.col("rn") == 1) & F.col("branch_rank").isNotNull()).drop("rn", "branch_rank")
+    kept = F.col("rn") == 1
+    if ecfg.all_fallback_branches:
+        kept = kept | F.col("default_branch").isNull()
+    chosen = ranked.where(kept & F.col("branch_rank").isNotNull()).drop("rn", "branch_rank")
     none = ranked.where(F.col("rn") == 1).where(F.col("branch_rank").isNull())
     return chosen, none
 
@@ -227,13 +242,7 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
         .withColumnRenamed("origin", "repo_url")
     )
     w = Window.partitionBy("directory_id").orderBy(
-        F.col("gha_license_id").asc_nulls_last(),
-        F.col("star_events_count").desc(),
-        F.col("fork_events_count").desc(),
-        F.col("revision_date").asc_nulls_last(),
-        F.col("github_id").asc_nulls_last(),
-        F.col("visit_date").asc_nulls_last(),
-        "repo_url",
+        *sort_order(ROOT_ORDER, frozenset(ROOT_NULLS_FIRST) if cfg.extract.root_nulls_first else frozenset())
     )
     ranked = repos.withColumn("rn", F.row_number().over(w))
     rejects.append(_rejected(ranked.where("rn > 1").withColumnRenamed("repo_url", "origin"), DUPLICATE_DIRECTORY))

@@ -25,9 +25,7 @@ from stackv2.optout.registry import (
     load_registry,
     registry_fingerprint,
 )
-
-#: One row per (repository, path) in the file index.
-KEY = ("repo_name", "path")
+from stackv2.schema import FILE_KEY
 
 
 def _tagger(registry: Registry):
@@ -58,7 +56,7 @@ def run(ctx: StageContext) -> StageResult:
     registry = load_registry(path) if path else None
     if registry is None or not registry.requests:  # nothing can be opted out: every row passes, no rejected table
         return StageResult(
-            data=Output(df, KEY),
+            data=Output(df, FILE_KEY),
             rows_in=df.count(),
             extra={"registry": path, "registry_sha256": registry and registry.sha256, "requests": 0},
         )
@@ -73,7 +71,7 @@ def run(ctx: StageContext) -> StageResult:
         "files_per_request": {k: counts[k] for k in sorted(k for k in counts if k is not None)},
     }
     return StageResult(
-        data=Output(kept, KEY), rejected=Output(rejected, KEY), rows_in=sum(counts.values()), extra=extra
+        data=Output(kept, FILE_KEY), rejected=Output(rejected, FILE_KEY), rows_in=sum(counts.values()), extra=extra
     )
 
 

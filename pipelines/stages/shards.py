@@ -1,30 +1,34 @@
-"""Stage ``shards``: write the release (docs/spec.md §2.2, §2.3) to ``<work_dir>/shards/release``; layout in
-``stackv2.release``.
+"""Stage ``shards``: write the run's products (``stackv2.release.products``: ``the-stack-v2``, ``-dedup``,
+``-train-full``, ``-train-smol``) to ``<work_dir>/shards/release/<product>/``, each in the Hugging Face layout with
+its manifest and dataset card (docs/spec.md §2.2, §2.3; layout in ``stackv2.release``).
 
-One aggregation gives files and bytes per (language, license type, length bin): the dataset card's tables and the
-report's histograms. Shards are filled with whole repositories in key order (``_assign``: a running sum of bytes
-per language folder), Spark puts each shard in one partition, sorted, and ``write_shards`` writes it with pyarrow
-(exact ``schema.RELEASE`` types, row groups cut from the rows alone), so the bytes do not depend on the input
-partitioning. Files are written under a temporary folder, renamed to ``release`` once the manifest and the card are
-complete (``stackv2.atomic.atomic_dir``). The work folder must be visible to the executors (local or shared disk).
+Per product, one aggregation gives files and bytes per (language, license type, length bin): the card's tables and
+the report's histograms. Shards are filled with whole repositories in key order (``_assign``: a running sum of
+bytes per folder), Spark puts each shard in one partition, sorted, and ``write_shards`` writes it with pyarrow
+(exact ``schema.RELEASE``/``RELEASE_REPOS`` types, row groups cut from the rows alone), so the bytes do not depend
+on the input partitioning. File-level products have one folder per language, repository-level ones one folder.
+Everything is written under a temporary folder, renamed to ``release`` once every manifest and card is complete
+(``stackv2.atomic.atomic_dir``). The work folder must be visible to the executors (local or shared disk).
 
-The stage's ``data`` output is the released rows (``schema.RELEASE`` + ``shard``, the file holding the row): the
-row table later stages and tools read with ``ctx.read("shards")`` (Spark cannot read the shards' nanosecond
-timestamps). No row is rejected: rows in = rows out, and the rows in the written shards are counted against it.
+The stage's ``data`` output is every released row of every product (``schema.RELEASE`` + ``product`` + ``shard``,
+the file holding the row, + ``swhid``, the file's full SWHID with its origin, snapshot, revision and path): the row
+table later stages and tools read with ``ctx.read("shards")`` (Spark cannot read the shards' nanosecond timestamps). No
+row is rejected: rows in (the products' rows) = rows out, and the rows in the written shards are counted against it.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, reduce
 from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
 from stackv2.atomic import atomic_dir
-from stackv2.release.card import ReleaseSummary, dataset_card, registry_date, release_summary
+from stackv2.release.card import ReleaseSummary, dataset_card, registry_date, release_index, release_summary
 from stackv2.release.config import ShardsConfig
 from stackv2.release.layout import (
     CARD,
@@ -32,7 +36,6 @@ from stackv2.release.layout import (
     DIR_COL,
     NBYTES_COL,
     REPO_SORT_KEY,
-    REPOS_DIR,
     ROW_OVERHEAD_BYTES,
     SHARD_COL,
     SORT_KEY,
@@ -44,12 +47,16 @@ from stackv2.release.layout import (
     write_manifest,
     write_shards,
 )
+from stackv2.release.products import PRODUCTS, Product
 from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
-from stackv2.stats import AccountingError, StageStats
+from stackv2.stats import AccountingError
 from stackv2.workdir import release_dir
 from udfs.arrow import conform, to_spark_schema
+from udfs.provenance import SWHID_COLUMN, add_swhids
 
 SHARD_PATH = "shard"
+#: The shards table's column naming the product a row was released in.
+PRODUCT_COL = "product"
 REPO_COL = "_repo"
 _REPO_FILE_FIELDS = list(REPO_FILE)
 #: What the stage reads from its input: the release columns, plus what the repo-grouped rows need.
@@ -97,24 +104,23 @@ def _assign(repos: DataFrame, target: int) -> DataFrame:
     return repos.withColumn(SHARD_COL, F.floor(start / F.lit(target)).cast("long"))
 
 
-def _repo_rows(rows: DataFrame, target: int) -> DataFrame:
-    """One row per repository: repo fields, ``files`` sorted by path, ``num_files``; plus its shard."""
+def _repo_rows(rows: DataFrame) -> DataFrame:
+    """One row per repository and shard: repo fields, ``files`` sorted by path, ``num_files``."""
     files_type = to_spark_schema(pa.schema(_REPO_FILE_FIELDS))
     file_struct = F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in files_type.fields])
     by_path = F.array_sort(
         F.collect_list(file_struct),
         lambda a, b: F.when(a["path"] < b["path"], -1).when(a["path"] > b["path"], 1).otherwise(0),
     )
-    repos = rows.groupBy(*[f.name for f in REPO_FIELDS]).agg(
-        by_path.alias("files"),
-        F.count("*").alias("num_files"),
-        F.sum(NBYTES_COL).alias(NBYTES_COL),
+    return rows.groupBy(DIR_COL, SHARD_COL, *[f.name for f in REPO_FIELDS]).agg(
+        by_path.alias("files"), F.count("*").alias("num_files"), F.sum(NBYTES_COL).alias(NBYTES_COL)
     )
-    return _assign(repos.withColumn(DIR_COL, F.lit(REPOS_DIR)).withColumn(REPO_COL, _repo_key()), target)
 
 
-def transform(rows: DataFrame, root: Path, cfg: ShardsConfig) -> tuple[DataFrame, ReleaseSummary, list[ShardEntry]]:
-    """Write the shards of ``rows`` (``INPUT``) under ``root`` (a new folder): (the released rows with the ``shard``
+def transform(
+    rows: DataFrame, repo_level: bool, root: Path, cfg: ShardsConfig
+) -> tuple[DataFrame, ReleaseSummary, list[ShardEntry]]:
+    """Write one product's ``rows`` (``INPUT``) under ``root`` (a new folder): (the released rows with the ``shard``
     holding each, the summary, one entry per shard written)."""
     spark = rows.sparkSession
     groups = [
@@ -127,7 +133,9 @@ def transform(rows: DataFrame, root: Path, cfg: ShardsConfig) -> tuple[DataFrame
     rows_in = summary.files
 
     # Language -> folder (several languages could share one); the folder's bytes give the expected shard count.
-    folders = {g["language"] or "": f"{DATA_DIR}/{language_dir(g['language'])}" for g in groups}
+    folders = {
+        g["language"] or "": DATA_DIR if repo_level else f"{DATA_DIR}/{language_dir(g['language'])}" for g in groups
+    }
     folder_bytes: dict[str, int] = {}
     for g in groups:
         d = folders[g["language"] or ""]
@@ -140,21 +148,14 @@ def transform(rows: DataFrame, root: Path, cfg: ShardsConfig) -> tuple[DataFrame
         .withColumn(REPO_COL, _repo_key())
         .withColumn(NBYTES_COL, F.col("length_bytes") + ROW_OVERHEAD_BYTES)
     )
-    repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL))
+    repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL)).localCheckpoint()
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
     rows = rows.join(shards, [DIR_COL, REPO_COL])
-
-    written = _write(
-        rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names), root, RELEASE, SORT_KEY, expected, cfg
-    )
-    written += _write(
-        _repo_rows(rows, cfg.target_shard_bytes),
-        root,
-        RELEASE_REPOS,
-        REPO_SORT_KEY,
-        shard_count(sum(folder_bytes.values()), cfg.target_shard_bytes),
-        cfg,
-    )
+    if repo_level:
+        written = _write(_repo_rows(rows), root, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
+    else:
+        payload = rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names)
+        written = _write(payload, root, RELEASE, SORT_KEY, expected, cfg)
 
     names = final_paths(written)
     entries = []
@@ -162,35 +163,58 @@ def transform(rows: DataFrame, root: Path, cfg: ShardsConfig) -> tuple[DataFrame
         rel = names[w["path"]]
         Path(w["path"]).rename(root / rel)
         entries.append(ShardEntry(rel, w["rows"], w["bytes"], w["sha256"]))
-    data_rows = sum(e.rows for e in entries if e.path.startswith(DATA_DIR + "/"))
-    if data_rows != rows_in:
-        raise AccountingError(f"stage 'shards': {rows_in} rows in, {data_rows} rows in the written shards")
-    summary.shards = sum(e.path.startswith(DATA_DIR + "/") for e in entries)
-    summary.repo_shards = len(entries) - summary.shards
-    summary.repos = sum(e.rows for e in entries if e.path.startswith(REPOS_DIR + "/"))
+    if sum(w["files"] for w in written) != rows_in:
+        raise AccountingError(f"stage 'shards': {rows_in} rows in, {sum(w['files'] for w in written)} in the shards")
+    summary.shards = len(entries)
+    summary.repo_shards = len(entries) if repo_level else 0
+    summary.repos = repo_bytes.select(REPO_COL).distinct().count()
     summary.shard_bytes = sum(e.bytes for e in entries)
 
     located = spark.createDataFrame(
-        [(w["dir"], w["shard"], names[w["path"]]) for w in written if names[w["path"]].startswith(DATA_DIR + "/")],
+        [(w["dir"], w["shard"], names[w["path"]]) for w in written],
         f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string",
     )
-    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, SHARD_PATH)
-    return data, summary, entries
+    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, "repo_url", SHARD_PATH)
+    with_swhid = StructType([*data.schema.fields, StructField(SWHID_COLUMN, StringType())])
+    return data.mapInArrow(add_swhids, with_swhid).drop("repo_url"), summary, entries
+
+
+def _product_rows(ctx: StageContext, product: Product) -> DataFrame:
+    rows = ctx.read(product.stage)
+    return conform(rows.where(F.col(product.only)) if product.only else rows, INPUT)
 
 
 def run(ctx: StageContext) -> StageResult:
     release = release_dir(ctx.work_dir)
+    done = [p for p in PRODUCTS if ctx.stats_of(p.stage) is not None]
+    summaries: dict[str, ReleaseSummary] = {}
+    data: list[DataFrame] = []
     with atomic_dir(release) as tmp:
-        data, summary, entries = transform(conform(ctx.input(), INPUT), tmp, ctx.cfg.shards)
-        write_manifest(tmp, entries, config_hash=ctx.config_hash, created_from=ctx.previous or str(ctx.cfg.input))
-        funnel = [s for s in map(ctx.stats_of, PIPELINE[: PIPELINE.index("shards")]) if s is not None]
-        funnel.append(StageStats("shards", rows_in=summary.files, rows_out=summary.files))
-        optout = registry_date(ctx.stats_of("optout"))
-        (tmp / CARD).write_text(dataset_card(summary, funnel, config_hash=ctx.config_hash, registry=optout))
+        for product in done:
+            root = tmp / product.name
+            rows, summary, entries = transform(_product_rows(ctx, product), product.repo_level, root, ctx.cfg.shards)
+            write_manifest(root, entries, config_hash=ctx.config_hash, created_from=product.stage)
+            funnel = [s for s in map(ctx.stats_of, PIPELINE[: PIPELINE.index(product.stage) + 1]) if s is not None]
+            card = dataset_card(
+                summary,
+                funnel,
+                config_hash=ctx.config_hash,
+                registry=registry_date(ctx.stats_of("optout")),
+                product=product,
+            )
+            (root / CARD).write_text(card)
+            summaries[product.name] = summary
+            data.append(rows.withColumn(PRODUCT_COL, F.lit(product.name)))
+        (tmp / CARD).write_text(release_index([(p, summaries[p.name]) for p in done]))
+    files = sum(s.files for s in summaries.values())
     return StageResult(
-        data=Output(data, SORT_KEY),
-        rows_in=summary.files,
-        extra={"release": summary.to_dict(), "release_dir": str(release)},
+        data=Output(reduce(DataFrame.unionByName, data), (PRODUCT_COL, *SORT_KEY)),
+        rows_in=files,
+        extra={
+            "products": {name: s.to_dict() for name, s in summaries.items()},
+            "products_missing": [p.name for p in PRODUCTS if p not in done],
+            "release_dir": str(release),
+        },
     )
 
 

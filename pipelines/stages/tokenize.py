@@ -1,9 +1,9 @@
-"""Stage ``tokenize``: the release shards as repository-context documents with FIM, in token files (docs/spec.md §10).
+"""Stage ``tokenize``: the training product as repository documents with FIM, in token files (docs/spec.md §10).
 
-Reads the released rows (``shards``' row table; the tokenizer is trained on the release's ``data/`` folder),
-hash-partitions them on ``repo_name`` into ``spark.shuffle_partitions`` partitions, orders each partition by a
-seeded hash of the repository name (the document shuffle), and turns each partition into one token shard
-(``udfs.tokenize``):
+Reads the released rows of ``tokenize.product`` (``the-stack-v2-train-full`` by default) from the ``shards`` stage's
+row table (the default tokenizer is trained on a sample of the same rows), hash-partitions them on ``repo_name`` into
+``spark.shuffle_partitions`` partitions, orders each partition by a seeded hash of the repository name (the document
+shuffle), and turns each partition into one token shard (``udfs.tokenize``):
 ``<work_dir>/tokenize/tokens/megatron/part-NNNNN.{bin,idx}`` and ``.../tokens/datatrove/part-NNNNN.ds*``.
 ``tokens/manifest.json`` lists the shards; ``tokens/tokenizer.json`` is the tokenizer they were made with.
 
@@ -28,15 +28,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
+from pipelines.stages.shards import PRODUCT_COL
 from stackv2.config import RunConfig, to_dict
-from stackv2.release.layout import DATA_DIR
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.sample import train_on_release
 from stackv2.tokenize.stream import MISSING_CONTENT, FileRow
 from stackv2.tokenize.tokenizer import load_tokenizer
-from stackv2.workdir import release_dir, tokens_dir, trained_tokenizer
+from stackv2.workdir import tokens_dir, trained_tokenizer
 from udfs.arrow import to_spark_schema
 from udfs.tokenize import tokenize_partitions
 
@@ -109,15 +109,15 @@ def run(ctx: StageContext) -> StageResult:
     tok_path = tokenizer_path(ctx.cfg).resolve()
     trained = None
     if not cfg.tokenizer and not tok_path.exists():  # no tokenizer given: train the default one on the release
-        trained = train_on_release(release_dir(ctx.work_dir) / DATA_DIR, cfg, tok_path)
+        trained = train_on_release(ctx.path("shards"), cfg, tok_path)
     load_tokenizer(tok_path)  # fail here, with a clear message, rather than in every task
     out = tokens_dir(ctx.work_dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
 
-    rows = ctx.read("shards").select(*FileRow._fields)  # the released rows (Spark cannot read the shards' ns times)
-    shards_stats = ctx.stats_of("shards")
-    rows_in = shards_stats.rows_out if shards_stats is not None else rows.count()
+    # The product's released rows, from the shards stage's row table (Spark cannot read the shards' ns times).
+    rows = ctx.read("shards").where(F.col(PRODUCT_COL) == cfg.product).select(*FileRow._fields)
+    rows_in = rows.count()
     rejected = rows.where(F.col("content").isNull()).drop("content").withColumn("reason", F.lit(MISSING_CONTENT))
     files = transform(rows.where(F.col("content").isNotNull()), cfg, tok_path, out, ctx.cfg.spark.shuffle_partitions)
     shutil.copyfile(tok_path, out / "tokenizer.json")

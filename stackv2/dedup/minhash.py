@@ -1,9 +1,10 @@
 """MinHash signatures for many files at once: one fused numba kernel, one pass over the permutations per shingle.
 
 The permutation family is BigCode's: ``h' = (a*h + b) mod MOD_PRIME`` with ``MOD_PRIME = 2**32 - 5`` and
-``a, b`` drawn by ``np.random.RandomState(seed).randint`` (a first, then b, as uint32), so signatures are those
-of ``intra_dedup.py`` given exact arithmetic. The products are computed in uint64 (they never overflow: both
-factors are < 2**32); BigCode's own code multiplies in uint32 and so wraps, see docs/dedup.md.
+``a, b`` drawn by ``np.random.RandomState(seed).randint`` (a first, then b, as uint32). The products are computed in
+uint64 (they never overflow: both factors are < 2**32). BigCode's own code multiplies in uint32, so ``a*h + b``
+wraps modulo 2**32 before the modulus; ``wrap32=True`` computes exactly that (``near_dedup.arithmetic``,
+docs/dedup.md), and then the signatures are those of ``intra_dedup.py``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from stackv2.dedup.config import UINT32_ARITHMETIC, DedupConfig
+
 #: BigCode's modulus: the largest prime below 2**32.
 MOD_PRIME = 4_294_967_291
 MAX_HASH = np.uint32(0xFFFFFFFF)
 
 _P = np.uint64(MOD_PRIME)
 _LOW = np.uint64(0xFFFFFFFF)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _SHIFT = np.uint64(32)
 _FIVE = np.uint64(2**32 - MOD_PRIME)  # 2**32 ≡ 5 (mod MOD_PRIME)
 
@@ -45,10 +49,11 @@ def _jit(fn):
 
 
 @_jit
-def _signatures(flat, offsets, a, b, p, sig):
-    """``sig[d, j] = min(sig[d, j], (a[j] * h + b[j]) % p)`` for every hash ``h`` of set ``d``, i.e. of
-    ``flat[offsets[d]:offsets[d + 1]]``. The inner loop runs over the permutations (contiguous, vectorized); four
-    shingles share each load and store of ``a``, ``b`` and the signature row (~12% less time than one)."""
+def _signatures(flat, offsets, a, b, p, mask, sig):
+    """``sig[d, j] = min(sig[d, j], ((a[j] * h + b[j]) & mask) % p)`` for every hash ``h`` of set ``d``, i.e. of
+    ``flat[offsets[d]:offsets[d + 1]]``; ``mask`` is all ones (exact) or 2**32 - 1 (BigCode's uint32 wrap; the
+    uint64 sum cannot overflow). The inner loop runs over the permutations (contiguous, vectorized); four shingles
+    share each load and store of ``a``, ``b`` and the signature row (~12% less time than one)."""
     for d in range(offsets.size - 1):
         row = sig[d]
         i, end = offsets[d], offsets[d + 1]
@@ -56,14 +61,14 @@ def _signatures(flat, offsets, a, b, p, sig):
             h0, h1, h2, h3 = np.uint64(flat[i]), np.uint64(flat[i + 1]), np.uint64(flat[i + 2]), np.uint64(flat[i + 3])
             for j in range(a.size):
                 aj, bj = np.uint64(a[j]), np.uint64(b[j])
-                m01 = min(_mod(h0 * aj + bj, p), _mod(h1 * aj + bj, p))
-                m23 = min(_mod(h2 * aj + bj, p), _mod(h3 * aj + bj, p))
+                m01 = min(_mod((h0 * aj + bj) & mask, p), _mod((h1 * aj + bj) & mask, p))
+                m23 = min(_mod((h2 * aj + bj) & mask, p), _mod((h3 * aj + bj) & mask, p))
                 row[j] = min(row[j], m01, m23)
             i += 4
         while i < end:
             h = np.uint64(flat[i])
             for j in range(a.size):
-                row[j] = min(row[j], _mod(h * np.uint64(a[j]) + np.uint64(b[j]), p))
+                row[j] = min(row[j], _mod((h * np.uint64(a[j]) + np.uint64(b[j])) & mask, p))
             i += 1
 
 
@@ -83,7 +88,7 @@ def pack(hash_sets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 class MinHasher:
     """Holds one permutation family; ``signatures`` maps shingle-hash sets to a (n, num_perm) uint32 matrix."""
 
-    def __init__(self, num_perm: int, seed: int, mod_prime: int = MOD_PRIME):
+    def __init__(self, num_perm: int, seed: int, mod_prime: int = MOD_PRIME, wrap32: bool = False):
         if not 1 < mod_prime <= MAX_HASH:
             raise ValueError(f"mod_prime must be a prime below 2**32, got {mod_prime}")
         rng = np.random.RandomState(seed)
@@ -91,6 +96,7 @@ class MinHasher:
         self.b = rng.randint(0, mod_prime, size=num_perm, dtype=np.uint32)
         self.num_perm = num_perm
         self.mod_prime = mod_prime
+        self._mask = _LOW if wrap32 else _ALL
 
     def signatures(self, hash_sets: Sequence[np.ndarray]) -> np.ndarray:
         """Column-wise minimum of the permuted hashes of each set; an empty set gives all ``MAX_HASH``.
@@ -109,13 +115,14 @@ class MinHasher:
                 self.a,
                 self.b,
                 np.uint64(self.mod_prime),
+                self._mask,
                 sig,
             )
         return sig
 
 
 class RensaHasher:
-    """rensa's R-MinHash over the same shingle hashes (``dedup.engine = "rensa"``).
+    """rensa's R-MinHash over the same shingle hashes (``near_dedup.engine = "rensa"``).
 
     Same interface and the same estimator quality (unbiased, sd ~ sqrt(J(1-J)/k), checked in tests), about two
     orders of magnitude less CPU than the numpy family in ``bench/dedup`` — but its permutations are rensa's, so
@@ -144,12 +151,12 @@ class RensaHasher:
         return sig
 
 
-def make_hasher(engine: str, num_perm: int, seed: int, mod_prime: int) -> MinHasher | RensaHasher:
-    if engine == "numpy":
-        return MinHasher(num_perm, seed, mod_prime)
-    if engine == "rensa":
-        return RensaHasher(num_perm, seed)
-    raise ValueError(f"dedup.engine must be 'numpy' or 'rensa', got {engine!r}")
+def make_hasher(cfg: DedupConfig) -> MinHasher | RensaHasher:
+    if cfg.engine == "numpy":
+        return MinHasher(cfg.num_perm, cfg.seed, cfg.mod_prime, wrap32=cfg.arithmetic == UINT32_ARITHMETIC)
+    if cfg.engine == "rensa":
+        return RensaHasher(cfg.num_perm, cfg.seed)
+    raise ValueError(f"near_dedup.engine must be 'numpy' or 'rensa', got {cfg.engine!r}")
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Exact verification of LSH candidates (``dedup.verify``): clusters made only of truly similar pairs.
+"""Exact verification of LSH candidates (``near_dedup.verify``): clusters made only of truly similar pairs.
 
 LSH puts files in the same bucket when one band of their signatures matches; that catches most pairs above the
 threshold but also some below it, and chaining through a few of those merges unrelated files. Verification keeps

@@ -17,6 +17,11 @@ class LicenseConfig:
     #: License files longer than this many characters are scanned on their first ``max_chars`` only (a 10 MiB
     #: README would otherwise take minutes). Deterministic, unlike a time deadline.
     max_chars: int = 1_000_000
+    #: ScanCode called as BigCode called it, ``detect_licenses(query_string=text, deadline=100)``: ``deadline`` is an
+    #: absolute ``time.time()`` long past, so ScanCode stops after its first matcher and finds nothing in most
+    #: license files (with ScanCode 32.1+: whole-file hash matches and SPDX-License-Identifier lines only). Off: every
+    #: matcher but the approximate one runs (docs/licenses.md, docs/fidelity.md).
+    bigcode_deadline: bool = False
     #: A file of SPDX ids (one per line, ``#`` comments) replacing ``stackv2/data/permissive_licenses.txt``.
     permissive_list: str | None = None
 

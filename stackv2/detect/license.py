@@ -285,13 +285,21 @@ def scancode_expressions(text: str, approximate: bool = False) -> list[str | Non
     ]
 
 
+def bigcode_expressions(text: str) -> list[str | None]:
+    """The license expressions of BigCode's own call, ``detect_licenses(query_string=text, deadline=100)``."""
+    from licensedcode.detection import detect_licenses as scancode_detect
+
+    return [d.license_expression for d in scancode_detect(index=scancode_index(), query_string=text, deadline=100)]
+
+
 def detect_licenses(text: str, cfg: LicenseConfig = DEFAULT) -> list[str]:
     """Sorted SPDX ids ScanCode detects in a license file's text (empty when none)."""
     text = text[: cfg.max_chars]
     if not text.strip():
         return []
     found: set[str] = set()
-    for expression in scancode_expressions(text, cfg.approximate):
+    expressions = bigcode_expressions(text) if cfg.bigcode_deadline else scancode_expressions(text, cfg.approximate)
+    for expression in expressions:
         if expression:
             found |= spdx_ids(expression)
     return sorted(found)

@@ -1,4 +1,4 @@
-"""Checks on annotated columns only: completeness, license, size, excluded languages/extensions, Text file names."""
+"""Checks on annotated columns only: completeness, size, excluded languages/extensions, Text file names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from stackv2.filters.config import FilterConfig
 from stackv2.text.decode import TOO_LARGE as TOO_LARGE  # the same reason as fetch's size cap
 
 MISSING_ANNOTATION = "missing_annotation"
-NON_PERMISSIVE = "non_permissive"
 EXCLUDED_LANGUAGE = "excluded_language"
 EXCLUDED_EXTENSION = "excluded_extension"
 TEXT_FILENAME = "text_filename"
@@ -33,11 +32,6 @@ REQUIRED: tuple[str, ...] = (
 def missing_annotation(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
     """A row annotate could not complete is rejected with a reason rather than crashing the job."""
     return any(row[c] is None for c in REQUIRED)
-
-
-def non_permissive(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
-    """Copyleft and commercial licenses are excluded, ``permissive`` and ``no_license`` kept (docs/spec.md §3.4)."""
-    return row["license_type"] == "non_permissive"
 
 
 def too_large(row: Mapping[str, Any], cfg: FilterConfig) -> bool:

@@ -1,15 +1,17 @@
 """Opt-out on a released dataset: ``stackv2 optout apply | check | verify`` (pyarrow only, no Spark).
 
-* ``apply``: removes every row the registry matches from the shards listed in ``manifest.json`` (file-level
-  ``data/`` and repo-grouped ``repos/``), rewriting only the shards that change. Where no released file holds a
-  removed file's content any more, the best remaining duplicate that is not itself opted out (walking its
-  near-duplicate cluster by rank, each blob's exact duplicates in the exact-dedup order) is promoted from
-  ``<work>/dedup/rejected``, redacted with ``stackv2.pii.redact`` like every released row, and added to a shard of
-  its language. New shards are written beside the old ones, then a journal commits the renames and the new
-  manifest. With ``--work`` the content-bearing tables of the work folder are purged too (their ``_stats.json``
-  recounted). An audit report (JSON) lists per request the repositories and files removed, the shards touched
-  and the promotions.
-* ``check USERNAME``: the repositories of a user or organisation in a release, with file counts.
+* ``apply``: removes every row the registry matches from the shards listed in each product's ``manifest.json``
+  (``stackv2.release``: a release folder holds one folder per product; a product folder alone works too),
+  rewriting only the shards that change. In a file-level product, where no released file holds a removed file's
+  content any more, the best remaining duplicate that is not itself opted out and may be released (walking its
+  near-duplicate cluster by rank, each blob's exact duplicates in the exact-dedup order) is promoted from the
+  dedup stages' rejected rows (``promotion_sources``) and added to a shard of its language. Repository-level
+  products lose the repositories' rows and get no promotion (a promoted file would have to pass the training
+  filters, PII redaction and composition first). New shards are written beside the old ones, then one journal
+  commits the renames and the new manifests. With ``--work`` the content-bearing tables of the work folder are
+  purged too (their ``_stats.json`` recounted). An audit report (JSON) lists per request the repositories and
+  files removed, the shards touched and the promotions.
+* ``check USERNAME``: the repositories of a user or organisation in each product of a release, with file counts.
 * ``verify``: scans every Parquet file of the release (listed or not), the content-bearing work tables, and the
   tokenized output's metadata, and fails when any row of an opted-out repository remains or when the manifest
   does not describe the files on disk.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from stackv2.atomic import temp_path, write_json
-from stackv2.dedup import EXACT_DUPLICATE
+from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, NON_PERMISSIVE
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
 from stackv2.optout.registry import Matcher, Registry, load_registry, owners
 from stackv2.release import layout as rel
+from stackv2.release import products as products_mod
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
 from stackv2.workdir import DATA, OPTOUT_AUDIT, tokens_dir
@@ -74,17 +77,44 @@ def _folder(shard: str) -> str:
     return shard.rsplit("/", 1)[0]
 
 
-def _is_data_shard(shard: str) -> bool:
-    return shard.startswith(f"{rel.DATA_DIR}/")
+def products(release: Path) -> list[Path]:
+    """The product folders of a release (its folders holding a manifest), or the folder itself when it is one."""
+    if (release / rel.MANIFEST).exists():
+        return [release]
+    found = sorted(p for p in release.iterdir() if (p / rel.MANIFEST).exists()) if release.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"{release}: no {rel.MANIFEST} in it or in its folders: not a release")
+    return found
 
 
-def resolve_redact() -> Callable[[str], str]:
-    """``stackv2.pii.redact(text).text``: promoted rows are redacted like every released row."""
-    try:
-        from stackv2.pii import redact
-    except ImportError as e:
-        raise RuntimeError(f"promoting a duplicate needs stackv2.pii.redact to redact it ({e})") from None
-    return lambda text: redact(text).text
+def _manifests(release: Path) -> dict[str, dict[str, Any]]:
+    """Product name (its folder, relative to ``release``; "." for a lone product) -> its manifest."""
+    return {folder.relative_to(release).as_posix(): rel.read_manifest(folder) for folder in products(release)}
+
+
+def _shard_id(product: str, shard: str) -> str:
+    """A shard's path relative to the release folder."""
+    return shard if product == "." else f"{product}/{shard}"
+
+
+@dataclass(frozen=True)
+class PromotionSources:
+    """Where a file-level product's removed files find their replacements."""
+
+    #: The near-dedup clusters table (members by rank), or None: only exact duplicates replace a file.
+    clusters: Path | None
+    #: Tables of rejected rows that may be promoted (their ``exact_duplicate``/``near_duplicate`` rows).
+    rejected: tuple[Path, ...]
+
+
+def promotion_sources(product: str, work: Path) -> PromotionSources | None:
+    """The work tables a product's promotions come from (None: the product gets none)."""
+    exact = work / "exact_dedup" / "rejected"
+    if product == products_mod.THE_STACK_V2:
+        return PromotionSources(None, (exact,))
+    if product == products_mod.THE_STACK_V2_DEDUP:
+        return PromotionSources(work / "near_dedup" / "clusters", (work / "near_dedup" / "rejected", exact))
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------ apply
@@ -144,12 +174,18 @@ def _with_gh_permissive(table: pa.Table) -> pa.Table:
 
 
 def _candidates(
-    rejected_dir: Path, blobs: set[str], removed: dict[str, tuple[str, str]], matcher: Matcher
+    rejected: tuple[Path, ...], blobs: set[str], removed: dict[str, tuple[str, str]], matcher: Matcher
 ) -> dict[str, list[tuple[str, pa.Table]]]:
     """blob -> [(key, full row)] of the files holding it that may be promoted, best first: the file the cluster
-    table ranks (rejected ``near_duplicate``), then its exact duplicates in the exact-dedup order."""
-    dataset = ds.dataset(rejected_dir, format="parquet")
-    full = dataset.to_table(filter=pc.field("blob_id").isin(pa.array(sorted(blobs), pa.string())))
+    table ranks (rejected ``near_duplicate``), then its exact duplicates in the exact-dedup order. Only rows that
+    may be released at all (not ``non_permissive``, with a language: in reference mode a rejected exact duplicate
+    may be either)."""
+    files = [str(f) for d in rejected if d.is_dir() for f in sorted(d.glob("*.parquet"))]
+    wanted = pc.field("blob_id").isin(pa.array(sorted(blobs), pa.string())) & pc.field("reason").isin(
+        [EXACT_DUPLICATE, NEAR_DUPLICATE]
+    )
+    eligible = (pc.field("license_type") != NON_PERMISSIVE) & pc.is_valid(pc.field("language"))
+    full = ds.dataset(files, format="parquet").to_table(filter=wanted & eligible & (pc.field("language") != ""))
     full = full.append_column("_key", _key(full))
     full = full.filter(pc.invert(pc.is_in(full["_key"], value_set=pa.array(sorted(removed), pa.string()))))
     full = full.filter(pc.is_null(matcher.match_table(full)))  # an opted-out file is never promoted
@@ -162,12 +198,7 @@ def _candidates(
 
 
 def _plan_promotions(
-    plan: ApplyPlan,
-    release: Path,
-    shard_bytes: dict[str, int],
-    work: Path,
-    matcher: Matcher,
-    redact: Callable[[str], str] | None,
+    plan: ApplyPlan, release: Path, shard_bytes: dict[str, int], sources: PromotionSources, matcher: Matcher
 ) -> None:
     """Replace every removed file whose content no released file holds any more by the best eligible duplicate.
 
@@ -175,37 +206,37 @@ def _plan_promotions(
     own blob. A group with no blob left in the release gets the first eligible file found walking its blobs in
     rank order, each blob's holders best first (see ``_candidates``).
     """
-    clusters_dir, rejected_dir = work / "dedup" / "clusters", work / "dedup" / "rejected"
     removed: dict[str, tuple[str, str]] = {}  # key -> (shard, request)
     for shard, rows in plan.removals.items():
         for repo, path, blob, req in rows:
-            if path is not None and _is_data_shard(shard):
+            if path is not None:
                 removed[_SEP.join((repo, path, blob))] = (shard, req)
     if not removed:
         return
-    if not rejected_dir.is_dir():
-        plan.warnings.append(f"no {rejected_dir}: removed files were not replaced by their duplicates")
+    plan.warnings += [f"no {d}: its rows cannot replace removed files" for d in sources.rejected if not d.is_dir()]
+    if not any(d.is_dir() for d in sources.rejected):
         return
     removed_blobs = {_split(k)[2] for k in removed}
     groups: dict[tuple[str | None, str], list[str]] = {}  # (cluster_id, first blob) -> blobs in rank order
-    if clusters_dir.is_dir():
+    clusters_dir = sources.clusters
+    if clusters_dir is not None and clusters_dir.is_dir():
         clusters = ds.dataset(clusters_dir, format="parquet")
         hit = clusters.to_table(filter=pc.field("blob_id").isin(pa.array(sorted(removed_blobs))))
         members = clusters.to_table(filter=pc.field("cluster_id").isin(pc.unique(hit["cluster_id"])))
         for m in members.sort_by([("cluster_id", "ascending"), ("rank", "ascending")]).to_pylist():
             groups.setdefault((m["cluster_id"], ""), []).append(m["blob_id"])
-    else:
+    elif clusters_dir is not None:
         plan.warnings.append(f"no {clusters_dir}: only exact duplicates can replace removed files")
     clustered = {b for blobs in groups.values() for b in blobs}
     groups.update({(None, b): [b] for b in sorted(removed_blobs - clustered)})
     all_blobs = {b for blobs in groups.values() for b in blobs}
-    candidates = _candidates(rejected_dir, all_blobs, removed, matcher)
+    candidates = _candidates(sources.rejected, all_blobs, removed, matcher)
     cand_repos = pa.array(sorted({_split(k)[0] for c in candidates.values() for k, _ in c}), pa.string())
 
     # Blobs still released after the removals, and the shard already holding each candidate repository's files.
     present: set[str] = set()
     repo_shard: dict[tuple[str, str], str] = {}
-    for shard in sorted(s for s in shard_bytes if _is_data_shard(s)):
+    for shard in sorted(shard_bytes):
         t = pq.read_table(release / shard, columns=["repo_name", "path", "blob_id"])
         keep = pc.invert(pc.is_in(_key(t), value_set=pa.array(sorted(removed), pa.string())))
         blobs = t["blob_id"].filter(keep)
@@ -225,13 +256,8 @@ def _plan_promotions(
             if cluster_id is not None:
                 plan.warnings.append(f"cluster {cluster_id}: no member left to promote after removing {repo}/{path}")
             continue
-        if redact is None:
-            redact = resolve_redact()
         key, full = winner
         row = full.select(RELEASE.names).cast(RELEASE)
-        row = row.set_column(
-            RELEASE.get_field_index("content"), "content", pa.array([redact(row["content"][0].as_py())], pa.string())
-        )
         w_repo, w_path, w_blob = _split(key)
         folder = f"{rel.DATA_DIR}/{rel.language_dir(row['language'][0].as_py())}"
         target = (
@@ -350,15 +376,28 @@ def _purge_work(work: Path, release: Path, matcher: Matcher) -> dict[str, int]:
     return purged
 
 
-def plan_apply(
-    registry: Registry, release: Path, work: Path | None = None, redact: Callable[[str], str] | None = None
-) -> ApplyPlan:
-    manifest = rel.read_manifest(release)
+def _plan_product(plan: ApplyPlan, release: Path, product: str, manifest: dict, work: Path | None, m: Matcher) -> None:
+    """Add one product's removals and promotions to ``plan``, with shard paths relative to the release folder."""
+    folder = release / product
     shard_bytes = {s["path"]: s["bytes"] for s in manifest["shards"]}
+    local = ApplyPlan(removals=_scan_removals(folder, sorted(shard_bytes), m))
+    sources = promotion_sources(folder.resolve().name, work) if work is not None else None
+    if sources is not None:
+        _plan_promotions(local, folder, shard_bytes, sources, m)
+    plan.removals.update({_shard_id(product, k): v for k, v in local.removals.items()})
+    plan.additions.update({_shard_id(product, k): v for k, v in local.additions.items()})
+    for promo in local.promotions:
+        promo.shard = _shard_id(product, promo.shard)
+        promo.removed["shard"] = _shard_id(product, promo.removed["shard"])
+        plan.promotions.append(promo)
+    plan.warnings += [f"{product}: {w}" for w in local.warnings]
+
+
+def plan_apply(registry: Registry, release: Path, work: Path | None = None) -> ApplyPlan:
     matcher = Matcher(registry)
-    plan = ApplyPlan(removals=_scan_removals(release, sorted(shard_bytes), matcher))
-    if work is not None:
-        _plan_promotions(plan, release, shard_bytes, work, matcher, redact)
+    plan = ApplyPlan()
+    for product, manifest in _manifests(release).items():
+        _plan_product(plan, release, product, manifest, work, matcher)
     return plan
 
 
@@ -408,7 +447,7 @@ def _audit(
 
 
 def _commit(release: Path) -> None:
-    """Finish the change recorded in the journal, if any: rename the new shards, then write the manifest.
+    """Finish the change recorded in the journal, if any: rename the new shards, then write the manifests.
 
     The journal is written once every new shard exists, so a run killed at any later point is completed by the
     next ``apply`` (or by this call), and a run killed before it leaves the release untouched.
@@ -420,47 +459,13 @@ def _commit(release: Path) -> None:
     for shard in todo["shards"]:
         if temp_path(release / shard).exists():
             os.replace(temp_path(release / shard), release / shard)
-    write_json(release / rel.MANIFEST, todo["manifest"], indent=2)
+    for product, manifest in todo["manifests"].items():
+        write_json(release / product / rel.MANIFEST, manifest, indent=2)
     journal.unlink()
 
 
-def apply(
-    registry_path: str | Path,
-    release: str | Path,
-    work: str | Path | None = None,
-    report: str | Path | None = None,
-    redact: Callable[[str], str] | None = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Remove opted-out rows from a release (and its work folder); return and write the audit report.
-
-    The registry is validated and the whole change planned before the first byte is written; new shards are all
-    written before any replaces its original. Rerunning with the same registry changes nothing. ``dry_run``:
-    return the audit of the plan (release changes only) and write nothing.
-    """
-    registry = load_registry(registry_path)
-    release = Path(release).resolve()
-    work = Path(work).resolve() if work else None
-    if dry_run:
-        return {**_audit(registry, plan_apply(registry, release, work, redact), release, work, {}), "dry_run": True}
-    _commit(release)  # an earlier apply that was interrupted after its commit point
-    plan = plan_apply(registry, release, work, redact)
-    matcher = Matcher(registry)
-    manifest = rel.read_manifest(release)
-    entries = {s["path"]: s for s in manifest["shards"]}
-    written: list[Path] = []
-    try:
-        for shard in plan.shards:
-            tmp = _rewrite(release / shard, matcher, plan.additions.get(shard, []))
-            written.append(tmp)
-            entries[shard] = asdict(
-                rel.ShardEntry(shard, pq.ParquetFile(tmp).metadata.num_rows, tmp.stat().st_size, rel.sha256_file(tmp))
-            )
-    except BaseException:
-        for tmp in written:
-            tmp.unlink(missing_ok=True)
-        raise
-    manifest["shards"] = [entries[p] for p in sorted(entries)]
+def _record(manifest: dict[str, Any], registry: Registry) -> None:
+    """Note in a manifest which registry was applied (once per registry)."""
     applied = manifest.setdefault("optout", [])
     if not any(a["registry_sha256"] == registry.sha256 for a in applied):
         latest = max((r.date for r in registry.requests), default=None)
@@ -471,7 +476,48 @@ def apply(
                 "latest_request_date": latest.isoformat() if latest else None,
             }
         )
-    write_json(release / JOURNAL, {"shards": plan.shards, "manifest": manifest})
+
+
+def apply(
+    registry_path: str | Path,
+    release: str | Path,
+    work: str | Path | None = None,
+    report: str | Path | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Remove opted-out rows from a release's products (and its work folder); return and write the audit report.
+
+    The registry is validated and the whole change planned before the first byte is written; new shards are all
+    written before any replaces its original. Rerunning with the same registry changes nothing. ``dry_run``:
+    return the audit of the plan (release changes only) and write nothing.
+    """
+    registry = load_registry(registry_path)
+    release = Path(release).resolve()
+    work = Path(work).resolve() if work else None
+    if dry_run:
+        return {**_audit(registry, plan_apply(registry, release, work), release, work, {}), "dry_run": True}
+    _commit(release)  # an earlier apply that was interrupted after its commit point
+    plan = plan_apply(registry, release, work)
+    matcher = Matcher(registry)
+    manifests = _manifests(release)
+    entries = {p: {s["path"]: s for s in m["shards"]} for p, m in manifests.items()}
+    written: list[Path] = []
+    try:
+        for shard in plan.shards:
+            tmp = _rewrite(release / shard, matcher, plan.additions.get(shard, []))
+            written.append(tmp)
+            product = next(p for p in manifests if p == "." or shard.startswith(f"{p}/"))
+            local = shard if product == "." else shard.removeprefix(f"{product}/")
+            size, rows = tmp.stat().st_size, pq.ParquetFile(tmp).metadata.num_rows
+            entries[product][local] = asdict(rel.ShardEntry(local, rows, size, rel.sha256_file(tmp)))
+    except BaseException:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
+        raise
+    for product, manifest in manifests.items():
+        manifest["shards"] = [entries[product][p] for p in sorted(entries[product])]
+        _record(manifest, registry)
+    write_json(release / JOURNAL, {"shards": plan.shards, "manifests": manifests})
     _commit(release)
 
     purged = _purge_work(work, release, matcher) if work else {}
@@ -488,15 +534,22 @@ def apply(
 # ------------------------------------------------------------------------------------------------------ check
 
 
-def check(username: str, release: str | Path) -> dict[str, int]:
-    """``Am I in The Stack``: file count per repository of ``username`` (case-insensitive) in the release."""
+def check(username: str, release: str | Path) -> dict[str, dict[str, int]]:
+    """``Am I in The Stack``: per product, the file count of each repository of ``username`` (case-insensitive)."""
     release = Path(release)
-    counts: Counter[str] = Counter()
-    for shard in sorted(s["path"] for s in rel.read_manifest(release)["shards"] if _is_data_shard(s["path"])):
-        t = pq.read_table(release / shard, columns=["repo_name"])
-        mine = t["repo_name"].filter(pc.equal(owners(t["repo_name"]), username.lower()))
-        counts.update(mine.to_pylist())
-    return dict(sorted(counts.items()))
+    out: dict[str, dict[str, int]] = {}
+    for product, manifest in _manifests(release).items():
+        counts: Counter[str] = Counter()
+        for shard in sorted(s["path"] for s in manifest["shards"]):
+            names = pq.read_schema(release / product / shard).names
+            t = pq.read_table(release / product / shard, columns=[c for c in ("repo_name", "num_files") if c in names])
+            mine = pc.equal(owners(t["repo_name"]), username.lower())
+            files = t["num_files"] if "num_files" in names else pa.array([1] * t.num_rows, pa.int64())
+            for repo, n in zip(t["repo_name"].filter(mine).to_pylist(), files.filter(mine).to_pylist(), strict=True):
+                counts[repo] += n
+        if counts:
+            out[product] = dict(sorted(counts.items()))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------- verify
@@ -566,10 +619,11 @@ def verify(
     report = VerifyReport()
     if (release / JOURNAL).exists():
         report.problems.append(f"{release / JOURNAL}: an interrupted apply; run apply again to finish it")
-    if (release / rel.MANIFEST).exists():
-        report.problems += [f"manifest: {p}" for p in rel.verify_release(release)]
-    else:
-        report.problems.append(f"{release}: no {rel.MANIFEST}")
+    try:
+        for folder in products(release):
+            report.problems += [f"{folder.name} manifest: {p}" for p in rel.verify_release(folder)]
+    except FileNotFoundError as e:
+        report.problems.append(str(e))
     for f in sorted(release.rglob("*.parquet")):
         t = _read(f, ("repo_name", "github_id"))
         if t is not None:

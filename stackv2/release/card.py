@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stackv2 import __version__
-from stackv2.release.layout import DATA_DIR, MANIFEST, REPOS_DIR, UNKNOWN_LANGUAGE_DIR, language_dir
+from stackv2.release.layout import DATA_DIR, MANIFEST, UNKNOWN_LANGUAGE_DIR, language_dir
+from stackv2.release.products import Product
 from stackv2.stats import StageStats
 
 
@@ -113,9 +114,11 @@ def dataset_card(
     *,
     config_hash: str,
     registry: str | None,
-    name: str = "stackv2",
+    product: Product,
 ) -> str:
-    """The release's ``README.md``: a Hub card (YAML header with one config per language) and the numbers."""
+    """A product's ``README.md``: a Hub card (YAML header, with one config per language for file-level products)
+    and the numbers."""
+    pattern = f"{DATA_DIR}/*.parquet" if product.repo_level else f"{DATA_DIR}/*/*.parquet"
     yaml_lines = [
         "---",
         "license: other",
@@ -123,7 +126,7 @@ def dataset_card(
         "- code",
         "multilinguality:",
         "- multilingual",
-        f"pretty_name: {json.dumps(name)}",
+        f"pretty_name: {json.dumps(product.name)}",
         "size_categories:",
         f"- {json.dumps(_size_category(summary.files))}",
         "task_categories:",
@@ -133,21 +136,14 @@ def dataset_card(
         "  default: true",
         "  data_files:",
         "  - split: train",
-        f"    path: {json.dumps(DATA_DIR + '/*/*.parquet')}",
+        f"    path: {json.dumps(pattern)}",
     ]
-    for lang in sorted(summary.languages):
+    for lang in [] if product.repo_level else sorted(summary.languages):
         yaml_lines += [
             f"- config_name: {json.dumps(lang)}",
             "  data_files:",
             "  - split: train",
             f"    path: {json.dumps(f'{DATA_DIR}/{language_dir(lang)}/*.parquet')}",
-        ]
-    if summary.repo_shards:
-        yaml_lines += [
-            "- config_name: repos",
-            "  data_files:",
-            "  - split: train",
-            f"    path: {json.dumps(REPOS_DIR + '/*.parquet')}",
         ]
     yaml_lines.append("---")
 
@@ -165,26 +161,40 @@ def dataset_card(
         if registry
         else "No opt-out registry was applied to this build."
     )
+    if product.repo_level:
+        content = "Unlike the published `-ids` tables, every file carries its `content` (after PII redaction)."
+        layout = (
+            f"- `{DATA_DIR}/train-NNNNN-of-MMMMM.parquet` ({summary.shards} shard(s)): one row per repository, the "
+            f"fields of\n  `bigcode/{product.name}-ids` with its `files` (each with `content`) and `num_files`."
+        )
+        example = 'ds = load_dataset("path/to/this/folder", split="train", streaming=True)'
+    else:
+        content = (
+            "Unlike the published id tables, every row carries its `content`, as archived (no PII redaction, as in "
+            "the contents the published ids point to)."
+        )
+        layout = (
+            f"- `{DATA_DIR}/<Language>/train-NNNNN-of-MMMMM.parquet` ({summary.shards} shard(s)): one row per file, "
+            "the 26\n  columns of `bigcode/the-stack-v2` in their published order, plus `content`."
+        )
+        example = 'ds = load_dataset("path/to/this/folder", "Python", split="train", streaming=True)'
     body = f"""
-# {name}
+# {product.name}
 
-A code dataset in the layout of [The Stack v2](https://huggingface.co/datasets/bigcode/the-stack-v2), rebuilt from
-the Software Heritage archive by `stackv2` {__version__}: **{summary.files:,} files** ({human_bytes(summary.bytes)}
-of UTF-8 text) from **{summary.repos:,} repositories** in **{len(summary.languages)} languages**.
-Unlike the published id tables, every row carries its `content` (after PII redaction).
+{product.description[0].upper() + product.description[1:]}: a code dataset in the layout of
+[{product.name}](https://huggingface.co/datasets/bigcode/{product.name}), rebuilt from the Software Heritage archive
+by `stackv2` {__version__}: **{summary.files:,} files** ({human_bytes(summary.bytes)} of UTF-8 text) from
+**{summary.repos:,} repositories** in **{len(summary.languages)} languages**. {content}
 
 ## Layout
 
-- `{DATA_DIR}/<Language>/train-NNNNN-of-MMMMM.parquet` ({summary.shards} shard(s)): one row per file, the 26 columns of
-  `bigcode/the-stack-v2` in their published order, plus `content`. Rows of unknown language are in
-  `{DATA_DIR}/{UNKNOWN_LANGUAGE_DIR}/`.
-- `{REPOS_DIR}/train-NNNNN-of-MMMMM.parquet` ({summary.repo_shards} shard(s)): one row per repository with its
-  `files` (per-file fields of `the-stack-v2-train-*-ids` plus `content`) and `num_files`.
+{layout}
 - `{MANIFEST}`: every shard's path, rows, bytes and sha256 (`stackv2 optout verify` and the release tools check it).
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("path/to/this/folder", "Python", split="train", streaming=True)
+
+{example}
 ```
 
 ## Languages
@@ -218,3 +228,18 @@ hash of this release is `{config_hash}`; a rerun with the same inputs and config
 ```
 """
     return "\n".join(yaml_lines) + "\n" + body
+
+
+def release_index(products: Sequence[tuple[Product, ReleaseSummary]]) -> str:
+    """The release folder's ``README.md``: one line per product, each with its own card in its folder."""
+    rows = [
+        (f"[`{p.name}`]({p.name}/README.md)", p.description, f"{s.files:,}", f"{s.repos:,}", human_bytes(s.bytes))
+        for p, s in products
+    ]
+    return f"""# Release
+
+The products of one `stackv2` run, as BigCode published them (docs/spec.md §2). Each folder has its dataset card,
+its `{MANIFEST}` and its `{DATA_DIR}/` shards.
+
+{_table(("product", "what", "files", "repositories", "size"), rows)}
+"""

@@ -24,7 +24,6 @@ ROW_OVERHEAD_BYTES = 256
 #: Folder of rows whose language go-enry could not tell (null or ""); no linguist language has this name.
 UNKNOWN_LANGUAGE_DIR = "unknown"
 DATA_DIR = "data"
-REPOS_DIR = "repos"
 MANIFEST = "manifest.json"
 CARD = "README.md"
 MANIFEST_FORMAT = "stackv2-release/1"
@@ -42,6 +41,7 @@ WRITTEN = pa.schema(
         ("shard", pa.int64()),
         ("path", pa.string()),
         ("rows", pa.int64()),
+        ("files", pa.int64()),
         ("bytes", pa.int64()),
         ("sha256", pa.string()),
     ]
@@ -105,6 +105,8 @@ class ShardWriter:
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
         self.rows = 0
+        #: Files written: one per row, or a repository row's ``num_files``.
+        self.files = 0
 
     def write(self, table: pa.Table) -> None:
         self._pending.append(table)
@@ -122,6 +124,7 @@ class ShardWriter:
         if table.num_rows:
             self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=table.num_rows)
             self.rows += table.num_rows
+            self.files += pc.sum(table["num_files"]).as_py() if "num_files" in table.column_names else table.num_rows
 
     def close(self) -> dict[str, Any]:
         if self._pending:
@@ -130,6 +133,7 @@ class ShardWriter:
         return {
             "path": str(self.path),
             "rows": self.rows,
+            "files": self.files,
             "bytes": self.path.stat().st_size,
             "sha256": sha256_file(self.path),
         }
@@ -215,9 +219,7 @@ def verify_release(release: Path) -> list[str]:
     where the bytes differ: same sha256 means same rows)."""
     entries = manifest_entries(read_manifest(release))
     listed = {e.path for e in entries}
-    on_disk = {
-        p.relative_to(release).as_posix() for d in (DATA_DIR, REPOS_DIR) for p in (release / d).rglob("*.parquet")
-    }
+    on_disk = {p.relative_to(release).as_posix() for p in (release / DATA_DIR).rglob("*.parquet")}
     problems = [f"{p}: on disk, not in the manifest" for p in sorted(on_disk - listed)]
     for e in entries:
         p = release / e.path

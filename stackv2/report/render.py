@@ -19,6 +19,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from stackv2.release.card import ReleaseSummary, human_bytes
+from stackv2.release.products import TRAIN_FULL
 from stackv2.stats import StageStats
 
 TOP_LANGUAGES = 30
@@ -31,7 +32,8 @@ HTML_NAME = "index.html"
 class ReportData:
     #: Stats of every stage that ran, in pipeline order.
     funnel: list[StageStats] = field(default_factory=list)
-    release: ReleaseSummary | None = None
+    #: Each product the ``shards`` stage wrote, in ``stackv2.release.products`` order.
+    products: dict[str, ReleaseSummary] = field(default_factory=dict)
     #: cluster size -> number of near-duplicate clusters of that size
     cluster_sizes: dict[int, int] | None = None
     #: PII type -> redactions
@@ -42,7 +44,7 @@ class ReportData:
     def to_dict(self) -> dict[str, Any]:
         return {
             "funnel": [s.to_dict() for s in self.funnel],
-            "release": self.release.to_dict() if self.release else None,
+            "products": {name: s.to_dict() for name, s in self.products.items()},
             "cluster_sizes": {str(k): v for k, v in sorted(self.cluster_sizes.items())}
             if self.cluster_sizes is not None
             else None,
@@ -161,7 +163,9 @@ def _section(title: str, png: str | None, table: str, why_missing: str | None) -
 def render(data: ReportData, out: Path) -> Path:
     """Write the PNGs, ``report.json`` and ``index.html`` into ``out``; returns the page's path."""
     out.mkdir(parents=True, exist_ok=True)
-    rel = data.release
+    # The charts show the training set when there is one (what the tokens are made of), else the last product.
+    shown = TRAIN_FULL if TRAIN_FULL in data.products else next(reversed(data.products), None)
+    rel = data.products.get(shown) if shown else None
     langs = rel.languages if rel else {}
     lengths = rel.length_histogram if rel else {}
     clusters, pii = data.cluster_sizes or {}, data.pii_counts or {}
@@ -186,7 +190,7 @@ def render(data: ReportData, out: Path) -> Path:
             "no stage has written its _stats.json yet",
         ),
         (
-            "Bytes per language",
+            f"Bytes per language of {shown}",
             "languages.png",
             bool(langs),
             lambda p: plot_languages(rel, p),
@@ -197,7 +201,7 @@ def render(data: ReportData, out: Path) -> Path:
             no_release,
         ),
         (
-            "File lengths",
+            f"File lengths in {shown}",
             "lengths.png",
             bool(lengths),
             lambda p: plot_lengths(rel, p),
@@ -210,7 +214,7 @@ def render(data: ReportData, out: Path) -> Path:
             bool(clusters),
             lambda p: plot_clusters(clusters, p),
             _html_table(("cluster size", "clusters"), [(k, f"{v:,}") for k, v in sorted(clusters.items())]),
-            "no dedup clusters table (dedup not run, or no near-duplicates)",
+            "no near_dedup clusters table (near_dedup not run, or no near-duplicates)",
         ),
         (
             "PII redactions",
@@ -228,12 +232,22 @@ def render(data: ReportData, out: Path) -> Path:
             draw(out / png)
         parts.append(_section(title, png, table, None if present else why))
     if rel:
-        lead = (
-            f"<p><b>{rel.files:,}</b> files, <b>{human_bytes(rel.bytes)}</b>, <b>{rel.repos:,}</b> "
-            f"repositories, <b>{len(rel.languages)}</b> languages in <b>{rel.shards}</b> file-level and "
-            f"<b>{rel.repo_shards}</b> repo-level shards ({human_bytes(rel.shard_bytes)} on disk).</p>"
+        lead = "<h2>Products</h2>" + _html_table(
+            ("product", "files", "repositories", "languages", "size", "shards", "on disk"),
+            [
+                (
+                    name,
+                    f"{s.files:,}",
+                    f"{s.repos:,}",
+                    len(s.languages),
+                    human_bytes(s.bytes),
+                    s.shards,
+                    human_bytes(s.shard_bytes),
+                )
+                for name, s in data.products.items()
+            ],
         )
-        licenses = "<h2>License types</h2>" + _html_table(
+        licenses = f"<h2>License types in {shown}</h2>" + _html_table(
             ("license_type", "files"), [(k, f"{v:,}") for k, v in rel.license_types.items()]
         )
     else:

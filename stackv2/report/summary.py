@@ -13,11 +13,11 @@ def _mb(n: float) -> str:
 
 def run_summary(stats: list[StageStats], work_dir: Path) -> str:
     lines = [f"stackv2 run summary ({work_dir})", ""]
-    lines.append(f"{'stage':<10} {'in':>9} {'out':>9} {'rejected':>9}  {'time':>7}  rejected by reason")
+    lines.append(f"{'stage':<11} {'in':>9} {'out':>9} {'rejected':>9}  {'time':>7}  rejected by reason")
     for s in stats:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items(), key=lambda kv: -kv[1]))
         lines.append(
-            f"{s.stage:<10} {s.rows_in:>9,} {s.rows_out:>9,} {s.rows_rejected:>9,}  {s.seconds:>6.1f}s  {reasons}"
+            f"{s.stage:<11} {s.rows_in:>9,} {s.rows_out:>9,} {s.rows_rejected:>9,}  {s.seconds:>6.1f}s  {reasons}"
         )
     by_stage = {s.stage: s for s in stats}
     if "extract" in by_stage:
@@ -34,14 +34,19 @@ def run_summary(stats: list[StageStats], work_dir: Path) -> str:
             f"fetched: {by_stage['fetch'].rows_out:,} files, {_mb(f.get('bytes', 0))} of text from "
             f"{f.get('unique_blobs', 0):,} unique blobs; encodings: {encodings}"
         )
-    if "dedup" in by_stage:
-        langs = by_stage["dedup"].extra.get("languages", {})
+    if "near_dedup" in by_stage:
+        langs = by_stage["near_dedup"].extra.get("languages", {})
         clusters = sum(v.get("clusters", 0) for v in langs.values() if isinstance(v, dict))
         lines.append(f"near-duplicate clusters: {clusters:,} over {len(langs)} languages")
     if "pii" in by_stage:
         p = by_stage["pii"].extra
         counts = ", ".join(f"{k} {v}" for k, v in sorted(p.get("redactions", {}).items()) if v)
         lines.append(f"PII: {p.get('files_with_pii', 0):,} files redacted ({counts or 'nothing found'})")
+    if "shards" in by_stage:
+        for name, p in by_stage["shards"].extra.get("products", {}).items():
+            files = sum(v["files"] for v in p.get("languages", {}).values())
+            size = sum(v["bytes"] for v in p.get("languages", {}).values())
+            lines.append(f"{name}: {files:,} files ({_mb(size)}) from {p.get('repos', 0):,} repositories")
     if "tokenize" in by_stage:
         t = by_stage["tokenize"].extra
         lines.append(
@@ -55,5 +60,5 @@ def run_summary(stats: list[StageStats], work_dir: Path) -> str:
     lines.append("")
     lines.append("outputs:")
     for s in stats:
-        lines.append(f"  {s.stage:<10} {work_dir / s.stage}")
+        lines.append(f"  {s.stage:<11} {work_dir / s.stage}")
     return "\n".join(lines)

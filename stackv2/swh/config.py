@@ -31,6 +31,16 @@ class ExtractConfig:
     origin_pattern: str = GITHUB_ORIGIN_PATTERN
     #: Branch names tried, in this order, when no GitHub default branch is known (docs/spec.md §1.3).
     fallback_branches: tuple[str, ...] = ("HEAD", "refs/heads/master", "refs/heads/main")
+    #: Keep every fallback branch the snapshot has (``HEAD``, ``master`` and ``main`` can give up to three
+    #: repositories of one origin), as BigCode's filter did; off: the first one present, one repository per origin.
+    all_fallback_branches: bool = False
+    #: Root-tree dedup (docs/spec.md §1.3) sorts a null ``revision_date``, ``github_id`` or ``visit_date`` first, as
+    #: Spark's ascending order did in BigCode's window (a repository unknown to GitHub wins a tie); off: last.
+    root_nulls_first: bool = False
+    #: Several GitHub metadata rows for one repository name (a renamed or recreated repository): keep them all and
+    #: let the dedup windows choose (BigCode joined on the name alone); off: the row with the latest event, then
+    #: the smallest ``github_id``, so the name's current owner.
+    all_github_rows: bool = False
     #: Tree depth the traversal follows (docs/spec.md §1.5).
     max_depth: int = 64
     #: Skew guard: at most this many (root, path) rows per directory node and level (docs/spec.md §1.5).

@@ -1,4 +1,5 @@
-"""SWHIDs given as roots for extraction (``stackv2 extract --swhids FILE``), parsed by swh-model."""
+"""SWHIDs: the roots given for extraction (``stackv2 extract --swhids FILE``) and the full SWHID of a released file,
+parsed and written by swh-model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swh.model.exceptions import ValidationError
-from swh.model.swhids import ObjectType, QualifiedSWHID
+from swh.model.swhids import CoreSWHID, ObjectType, QualifiedSWHID
 
 #: Core object types a root may have, mapped to the graph table that holds them.
 ROOT_TYPES = {
@@ -50,3 +51,26 @@ def read_roots(path: str | Path) -> list[Root]:
     if not p.is_file():
         raise ValueError(f"SWHID list {p} does not exist")
     return parse_roots(p.read_text().splitlines(), str(p))
+
+
+def file_swhid(
+    content_id: str, origin: str | None, snapshot_id: str | None, revision_id: str | None, path: str | None
+) -> str:
+    """The full SWHID of a released file (docs/spec.md §1.7): its content, the origin and snapshot it was found in,
+    the revision it was read from, and its path there (escaped as the SWHID grammar requires). Qualifiers whose
+    value is unknown are left out: a root given as a bare directory has no revision or snapshot, a root given by
+    SWHID no origin URL."""
+
+    def core(kind: ObjectType, hex_id: str | None) -> CoreSWHID | None:
+        return CoreSWHID(object_type=kind, object_id=bytes.fromhex(hex_id)) if hex_id else None
+
+    return str(
+        QualifiedSWHID(
+            object_type=ObjectType.CONTENT,
+            object_id=bytes.fromhex(content_id),
+            origin=origin if origin and "://" in origin else None,
+            visit=core(ObjectType.SNAPSHOT, snapshot_id),
+            anchor=core(ObjectType.REVISION, revision_id),
+            path=path.encode() if path else None,
+        )
+    )

@@ -30,6 +30,9 @@ class TokenizeConfig:
     fim_file_rate: float = 0.5
     #: P(a FIM-transformed file uses SPM instead of PSM). The paper shows PSM and states no SPM rate.
     fim_spm_rate: float = 0.0
+    #: The product whose rows become the token files (``stackv2.release.products``): StarCoder2 trained on
+    #: ``the-stack-v2-train-full`` (15B) and ``-train-smol`` (3B, 7B).
+    product: str = "the-stack-v2-train-full"
     #: An HF ``tokenizer.json``; empty means ``<work_dir>/tokenizer/tokenizer.json`` (``stackv2 tokenizer train``).
     tokenizer: str = ""
     #: Vocabulary size of a trained tokenizer, sentinels included (docs/spec.md §10.3).

@@ -1,7 +1,9 @@
 """The seeded sample of the release that ``stackv2 tokenizer train`` learns the vocabulary from, and the training.
 
-Unique blobs are ranked by a seeded hash of ``blob_id`` and taken in that order until the byte budget is
-spent: the sample depends on the seed and the release contents, not on shard layout or file order.
+The sample is drawn from the ``shards`` stage's row table (every released file of every product, one row per file,
+``product`` naming its product), restricted to one product. Unique blobs are ranked by a seeded hash of ``blob_id`` and
+taken in that order until the byte budget is spent: the sample depends on the seed and the release contents, not on
+shard layout or file order.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import xxhash
@@ -20,14 +23,15 @@ from stackv2.tokenize.tokenizer import train_tokenizer
 def release_files(data_dir: str | Path) -> list[Path]:
     files = sorted(Path(data_dir).rglob("*.parquet"))
     if not files:
-        raise FileNotFoundError(f"no release shards (*.parquet) under {data_dir}: run the shards stage first")
+        raise FileNotFoundError(f"no released rows (*.parquet) under {data_dir}: run the shards stage first")
     return files
 
 
-def sample_release(data_dir: str | Path, budget_bytes: int, seed: int) -> list[str]:
-    """File contents of the sample, in hash order."""
+def sample_release(data_dir: str | Path, budget_bytes: int, seed: int, product: str) -> list[str]:
+    """File contents of the sample of ``product``'s rows in ``data_dir``, in hash order."""
     dataset = ds.dataset(release_files(data_dir), format="parquet")
-    sizes = dataset.to_table(columns=["blob_id", "length_bytes"]).to_pydict()
+    mine = pc.field("product") == product
+    sizes = dataset.to_table(columns=["blob_id", "length_bytes"], filter=mine).to_pydict()
     length = dict(zip(sizes["blob_id"], sizes["length_bytes"], strict=True))
     chosen, total = [], 0
     for blob in sorted(length, key=lambda b: (xxhash.xxh64_intdigest(b, seed=seed), b)):
@@ -35,7 +39,8 @@ def sample_release(data_dir: str | Path, budget_bytes: int, seed: int) -> list[s
             break
         chosen.append(blob)
         total += length[blob]
-    table = dataset.to_table(columns=["blob_id", "content"], filter=pc.field("blob_id").isin(chosen))
+    chosen_ids = pa.array(chosen, pa.string())
+    table = dataset.to_table(columns=["blob_id", "content"], filter=mine & pc.field("blob_id").isin(chosen_ids))
     content: dict[str, str] = {}
     for blob, text in zip(table["blob_id"].to_pylist(), table["content"].to_pylist(), strict=True):
         if text is not None:
@@ -44,9 +49,9 @@ def sample_release(data_dir: str | Path, budget_bytes: int, seed: int) -> list[s
 
 
 def train_on_release(data_dir: str | Path, cfg: TokenizeConfig, target: Path) -> dict[str, Any]:
-    """``stackv2 tokenizer train``: learn the vocabulary from a seeded sample of the release shards in
+    """``stackv2 tokenizer train``: learn the vocabulary from a seeded sample of ``tokenize.product``'s rows in
     ``data_dir`` (``tokenize.train_sample_bytes``, ``tokenize.seed``) and save it to ``target``."""
-    texts = sample_release(data_dir, cfg.train_sample_bytes, cfg.seed)
+    texts = sample_release(data_dir, cfg.train_sample_bytes, cfg.seed, cfg.product)
     tok = train_tokenizer(texts, cfg.vocab_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(target))

@@ -1,11 +1,12 @@
-"""Stage ``dedup``: exact dedup on ``blob_id``, then MinHash-LSH near-dedup within each language (docs/spec.md §6).
+"""Stage ``near_dedup``: MinHash-LSH near-dedup within each language of ``the-stack-v2``, giving
+``the-stack-v2-dedup`` (docs/spec.md §6.2). It runs before any training heuristic, as BigCode's did, so a file the
+filters later drop still links and can win its cluster.
 
-1. Exact: one row per ``blob_id``, the first by ``rank.EXACT_ORDER``; the others are rejected ``exact_duplicate``.
-2. Near: signatures and band keys are computed in the partitions (``udfs.dedup.lsh_sketches``); files sharing a
+1. Signatures and band keys are computed in the partitions (``udfs.dedup.lsh_sketches``); files sharing a
    (language, band, key) bucket are linked to the bucket's smallest ``blob_id`` (a star, not a clique);
    ``pipelines.components`` joins the links into clusters, labelled by their smallest ``blob_id``. With
-   ``dedup.verify`` each such component is split into the clusters of its exactly verified pairs.
-3. Each cluster is ordered by ``rank.NEAR_ORDER``: rank 0 stays (``is_representative``), the rest are rejected
+   ``near_dedup.verify`` each such component is split into the clusters of its exactly verified pairs.
+2. Each cluster is ordered by ``rank.NEAR_ORDER``: rank 0 stays (``is_representative``), the rest are rejected
    ``near_duplicate`` with all their columns. The ``clusters`` table keeps every member with its rank, so
    opt-out can promote the next member when a representative is removed.
 
@@ -15,43 +16,23 @@ written bytes do not depend on the number of partitions or executors.
 
 from __future__ import annotations
 
-import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.components import connected_components
+from pipelines.frames import sort_order
 from stackv2 import schema
-from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE
+from stackv2.dedup import NEAR_DUPLICATE
 from stackv2.dedup.config import DedupConfig
-from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER, NOASSERTION
+from stackv2.dedup.rank import LICENSE_ORDER, LICENSE_RANK, NEAR_ORDER
 from stackv2.schema import FILE_KEY
 from udfs.arrow import to_spark_schema
 from udfs.dedup import lsh_sketches, verify_component
 
 CLUSTERS = "clusters"
 CLUSTER_KEY = ("cluster_id", "rank")
-
-
-def _order(spec: tuple[tuple[str, bool], ...]) -> list[Column]:
-    return [F.col(c).desc_nulls_last() if desc else F.col(c).asc_nulls_last() for c, desc in spec]
-
-
-def exact_dedup(df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(one row per blob_id, the other rows with ``reason``)."""
-    gha = F.col("gha_license_id")
-    gh_permissive = F.when(gha.isNotNull(), (F.col("license_type") == "permissive") & (gha != NOASSERTION))
-    first = Window.partitionBy("blob_id").orderBy(*_order(EXACT_ORDER))
-    ranked = (
-        df.withColumn(GH_PERMISSIVE, gh_permissive)
-        .withColumn("_n", F.row_number().over(first))
-        .drop(GH_PERMISSIVE)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    kept = ranked.where(F.col("_n") == 1).drop("_n")
-    dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))
-    return kept, dups
 
 
 def sketches(files: DataFrame, cfg: DedupConfig) -> DataFrame:
@@ -105,7 +86,7 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
     """``schema.DEDUP_CLUSTERS`` rows: every clustered file with its rank inside its cluster."""
     position = F.array_position(F.array(*[F.lit(x) for x in LICENSE_ORDER]), F.col("license_type"))
     members = files.drop("content").join(components.toDF("blob_id", "cluster_id"), "blob_id")
-    order = Window.partitionBy("cluster_id").orderBy(*_order(NEAR_ORDER))
+    order = Window.partitionBy("cluster_id").orderBy(*sort_order(NEAR_ORDER))
     ranked = (
         members.withColumn(LICENSE_RANK, F.when(position > 0, position))
         .withColumn("rank", (F.row_number().over(order) - 1).cast("int"))
@@ -114,7 +95,7 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
     return ranked.select(*schema.DEDUP_CLUSTERS.names)
 
 
-def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
+def transform(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
     """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats)."""
     sketched = sketches(files, cfg)
     components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
@@ -137,29 +118,14 @@ def near_dedup(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame
     return kept, dups, clusters, extra
 
 
-def _no_clusters(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame([], to_spark_schema(schema.DEDUP_CLUSTERS))
-
-
-def transform(filtered: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
-    """(kept files + ``DEDUP_FIELDS``, rejected duplicates with ``reason``, clusters table, stats)."""
-    files, rejected = exact_dedup(filtered)
-    if not cfg.near:
-        nulls = to_spark_schema(pa.schema(schema.DEDUP_FIELDS)).fields
-        files = files.select("*", *(F.lit(None).cast(f.dataType).alias(f.name) for f in nulls))
-        return files, rejected, _no_clusters(filtered.sparkSession), {}
-    files, near_rejected, clusters, extra = near_dedup(files, cfg)
-    return files, rejected.unionByName(near_rejected), clusters, extra
-
-
 def run(ctx: StageContext) -> StageResult:
-    filtered = ctx.input()
-    files, rejected, clusters, extra = transform(filtered, ctx.cfg.dedup)
+    files = ctx.input()
+    kept, rejected, clusters, extra = transform(files, ctx.cfg.near_dedup)
     return StageResult(
-        data=Output(files, FILE_KEY),
+        data=Output(kept, FILE_KEY),
         rejected=Output(rejected, FILE_KEY),
         tables={CLUSTERS: Output(clusters, CLUSTER_KEY)},
-        rows_in=filtered.count(),
+        rows_in=files.count(),
         extra=extra,
         extra_stats=lambda df: {
             "languages": {
@@ -172,4 +138,4 @@ def run(ctx: StageContext) -> StageResult:
     )
 
 
-STAGE = Stage("dedup", run, config_keys=("dedup",))
+STAGE = Stage("near_dedup", run, config_keys=("near_dedup",))

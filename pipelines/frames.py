@@ -1,0 +1,28 @@
+"""Spark helpers more than one stage uses."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """``left`` with ``right``'s other columns, matched on ``keys`` with null == null."""
+    right = right.select(*[F.col(c).alias(f"_r_{c}") if c in keys else F.col(c) for c in right.columns])
+    cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_r_{k}"]) for k in keys])
+    return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
+
+
+def sort_order(spec: tuple[tuple[str, bool], ...], nulls_first: frozenset[str] = frozenset()) -> list[Column]:
+    """Sort columns of a ranking written as data (``stackv2.dedup.rank``): ``(column, descending)`` pairs, nulls
+    last except for the columns in ``nulls_first``."""
+
+    def one(column: str, desc: bool) -> Column:
+        c = F.col(column)
+        if column in nulls_first:
+            return c.desc_nulls_first() if desc else c.asc_nulls_first()
+        return c.desc_nulls_last() if desc else c.asc_nulls_last()
+
+    return [one(c, d) for c, d in spec]

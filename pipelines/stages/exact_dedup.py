@@ -1,0 +1,81 @@
+"""Stage ``exact_dedup``: one copy of each blob, and the license decision: ``the-stack-v2`` (docs/spec.md §3.4, §6.1).
+
+Rows whose ``license_type`` is ``non_permissive`` are rejected ``non_permissive``, rows without a language
+``no_language``; of the copies of each ``blob_id`` one is kept, the first by ``rank.EXACT_ORDER`` (a copy in a
+repository with a permissive GitHub license first, then stars, forks, dates), the others are rejected
+``exact_duplicate``.
+
+The order of the two decisions is ``exact_dedup.license_first``. BigCode chose the copy first, over every copy
+whatever its license or language, and then dropped it if it was ``non_permissive`` or had no language: a blob
+whose chosen copy is in a copyleft repository leaves the release although an unlicensed repository holds it too
+(``license_first = False``, reference mode). By default the decisions come first and the copy is chosen among the
+eligible ones, so such a blob survives through its eligible copy (docs/fidelity.md).
+"""
+
+from __future__ import annotations
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
+from pipelines.frames import sort_order
+from stackv2.dedup import EXACT_DUPLICATE, NO_LANGUAGE, NON_PERMISSIVE
+from stackv2.dedup.config import ExactDedupConfig
+from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
+from stackv2.detect.license import PERMISSIVE
+from stackv2.schema import FILE_KEY
+
+
+def _ineligible() -> Column:
+    """The reason a row may not be released whatever its copies (null: eligible)."""
+    language = F.col("language")
+    return F.when(F.col("license_type") == NON_PERMISSIVE, F.lit(NON_PERMISSIVE)).when(
+        language.isNull() | (language == ""), F.lit(NO_LANGUAGE)
+    )
+
+
+def one_per_blob(df: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(the first row of each ``blob_id`` by ``EXACT_ORDER``, the other rows rejected ``exact_duplicate``)."""
+    gha = F.col("gha_license_id")
+    gh_permissive = F.when(gha.isNotNull(), (F.col("license_type") == PERMISSIVE) & (gha != NOASSERTION))
+    first = Window.partitionBy("blob_id").orderBy(*sort_order(EXACT_ORDER))
+    ranked = (
+        df.withColumn(GH_PERMISSIVE, gh_permissive)
+        .withColumn("_n", F.row_number().over(first))
+        .drop(GH_PERMISSIVE)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    kept = ranked.where(F.col("_n") == 1).drop("_n")
+    dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))
+    return kept, dups
+
+
+def transform(annotated: DataFrame, cfg: ExactDedupConfig) -> tuple[DataFrame, DataFrame]:
+    """(the rows of ``the-stack-v2``, the rejected rows with ``reason``)."""
+    if cfg.license_first:
+        marked = annotated.withColumn("reason", _ineligible())
+        kept, dups = one_per_blob(marked.where(F.col("reason").isNull()).drop("reason"))
+        return kept, marked.where(F.col("reason").isNotNull()).unionByName(dups)
+    chosen, dups = one_per_blob(annotated)
+    marked = chosen.withColumn("reason", _ineligible())
+    return marked.where(F.col("reason").isNull()).drop("reason"), marked.where(
+        F.col("reason").isNotNull()
+    ).unionByName(dups)
+
+
+def run(ctx: StageContext) -> StageResult:
+    annotated = ctx.input()
+    kept, rejected = transform(annotated, ctx.cfg.exact_dedup)
+    return StageResult(
+        data=Output(kept, FILE_KEY),
+        rejected=Output(rejected, FILE_KEY),
+        rows_in=annotated.count(),
+        extra_stats=lambda df: {
+            "languages": value_counts(df, "language"),
+            "license_types": value_counts(df, "license_type"),
+        },
+    )
+
+
+STAGE = Stage("exact_dedup", run, config_keys=("exact_dedup",))
