@@ -20,8 +20,8 @@ class NotebookConfig:
     #: Notebooks longer than this (characters of JSON) are rejected before parsing: the fetch stage's 10 MiB file
     #: cap, so a notebook that came through fetch is never cut here, and parsing holds a few times this at most.
     max_chars: int = 10 * MIB
-    #: Notebooks with more cells are rejected before conversion: jupytext's work grows with the cell count, and
-    #: 10,000 cells bound one notebook's conversion to about a second (docs/notebooks.md).
+    #: Notebooks with more cells are rejected before conversion: jupytext's work grows with the cell count (about
+    #: 0.26 ms a cell), so 10,000 cells bound one notebook's script to a few seconds (docs/notebooks.md).
     max_cells: int = 10_000
     #: Structured form: a cell's output text is cut to this many characters, then ``output_cut_marker`` is added
     #: (BigCode's ``output[:1000] + "[...]"``).
