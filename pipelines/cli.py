@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import sys
 import tempfile
@@ -230,11 +231,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(cfg, args.dry_run)
 
 
+#: The stages whose decisions ``optout apply`` repeats for a file promoted into the training products.
+_TRAINING_STAGES = ("filter", "pii", "compose")
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig | None:
+    """``--config``: the run's config, checked against the config hashes the work folder's ``filter``, ``pii`` and
+    ``compose`` stages recorded; the ``optout`` stage's registry is taken as recorded (the file may have grown)."""
+    if not args.config:
+        return None
+    from pipelines._job import marker
+    from pipelines.runner import load_stage, selected_stages, stage_hash
+    from stackv2.optout.training import RunConfigMismatch
+    from stackv2.stats import StageStats
+
+    if not args.work:
+        raise ValueError("--config needs --work: the run's decisions are checked against its work folder")
+    work = Path(args.work)
+    cfg = load_config(args.config, args.overrides)
+    optout_stats = work / "optout" / "_stats.json"
+    recorded = (StageStats.load(optout_stats).extra.get("registry_sha256") if optout_stats.exists() else None) or ""
+    upstream = ""
+    for name in selected_stages(cfg):
+        stage = load_stage(name)
+        if name == "optout":
+            stage = dataclasses.replace(stage, fingerprint=lambda _cfg: recorded)
+        upstream = stage_hash(stage, cfg, upstream)
+        done = marker(work / name) if name in _TRAINING_STAGES else {"config_hash": upstream}
+        if done is None or done.get("config_hash") != upstream:
+            raise RunConfigMismatch(
+                f"{args.config} is not the config {work} was built with (stage {name}'s config hash differs): "
+                "pass the run's config, or leave --config out (then nothing is promoted into the training products)"
+            )
+    return cfg
+
+
 def cmd_optout_apply(args: argparse.Namespace) -> int:
     from stackv2.optout.release import apply
 
-    audit = apply(args.registry, args.release, args.work, args.report, dry_run=args.dry_run)
-    keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "work_purged", "warnings")
+    audit = apply(
+        args.registry,
+        args.release,
+        args.work,
+        args.report,
+        dry_run=args.dry_run,
+        until=args.until,
+        config=_run_config(args),
+    )
+    keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "tokens", "work_purged")
+    keys += ("cutoff", "ignored_after_cutoff", "warnings")
     print(json.dumps({k: audit[k] for k in (*keys, "dry_run" if args.dry_run else "report")}, indent=2))
     return 0
 
@@ -254,15 +299,15 @@ def cmd_optout_check(args: argparse.Namespace) -> int:
 def cmd_optout_verify(args: argparse.Namespace) -> int:
     from stackv2.optout.release import verify
 
-    report = verify(args.registry, args.release, args.work, args.tokens)
+    report = verify(args.registry, args.release, args.work, args.tokens, until=args.until)
     for leak in report.leaks:
         print(f"LEAK {leak['file']}: {leak['repo_name']} ({leak['rows']} rows, request {leak['request']})")
     for p in report.problems:
         print(f"PROBLEM {p}")
     state = "OK" if report.ok else "FAILED"
     print(
-        f"{state}: {report.files_scanned} files, {report.rows_scanned} rows scanned, {len(report.leaks)} leaks, "
-        f"{len(report.problems)} problems"
+        f"{state}: {report.files_scanned} files, {report.rows_scanned} rows, {report.documents_checked} token "
+        f"documents scanned, {len(report.leaks)} leaks, {len(report.problems)} problems"
     )
     return report.exit_code()
 
@@ -490,9 +535,11 @@ def _add_optout(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
     p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
     p.add_argument("--release", required=True, help="release folder (one folder per product), or one product folder")
-    p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables")
+    p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables and tokens")
     p.add_argument("--report", default=None, help="audit report path (default WORK/optout_audit/audit-<sha>.json)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    _until_arg(p)
+    _config_args(p, what="the run's, checked against WORK: promoted files may then enter the training products")
     p.set_defaults(func=cmd_optout_apply)
     p = actions.add_parser("check", help="list a user's or organisation's repositories in a release")
     p.add_argument("username")
@@ -501,9 +548,27 @@ def _add_optout(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser("verify", help="exit 1 if any opted-out row remains (2 if something cannot be verified)")
     p.add_argument("--registry", required=True)
     p.add_argument("--release", required=True)
-    p.add_argument("--work", default=None, help="also scan the work folder's content-bearing tables")
-    p.add_argument("--tokens", default=None, help="also scan the tokenized output's metadata")
+    p.add_argument("--work", default=None, help="also scan every table, report and token file of the work folder")
+    p.add_argument("--tokens", default=None, help="token folder (default WORK/tokenize/tokens)")
+    _until_arg(p)
     p.set_defaults(func=cmd_optout_verify)
+
+
+def _until_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--until",
+        type=_iso_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="honour only the requests dated on or before this day (later ones are ignored and listed)",
+    )
+
+
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:

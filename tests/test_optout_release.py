@@ -17,7 +17,7 @@ from stackv2.optout import release as oo
 from stackv2.optout.registry import RegistryError
 from stackv2.release import layout as rel
 from stackv2.release.products import THE_STACK_V2_DEDUP, TRAIN_FULL
-from stackv2.schema import ANNOTATED, FETCHED, RELEASE, RELEASE_REPOS, TOKENIZED_FILES, with_reason
+from stackv2.schema import ANNOTATED, FETCHED, RELEASE, RELEASE_REPOS, with_reason
 from stackv2.stats import StageStats
 from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
 
@@ -219,7 +219,8 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
         PY1,
     )
     assert by_id["r2"]["repos"] == {"bob/new-name": 1} and by_id["r2"]["promotions"] == []
-    assert audit["work_purged"] == {"near_dedup/rejected": 2, "fetch/data": 1}
+    # Every work table naming them: rejected rows, the near-duplicate clusters' members, the fetched files.
+    assert audit["work_purged"] == {"near_dedup/rejected": 2, "near_dedup/clusters": 3, "fetch/data": 1}
     assert json.loads(Path(audit["report"]).read_text())["files_removed"] == 2
     assert {k: dry[k] for k in ("requests", "shards_touched")} == {k: audit[k] for k in ("requests", "shards_touched")}
     assert Path(audit["report"]).parent == work / OPTOUT_AUDIT
@@ -231,7 +232,8 @@ def test_apply_removes_promotes_and_audits(built, tmp_path):
     assert StageStats.load(work / "fetch" / "_stats.json").check().rows_out == 1
 
     report = oo.verify(tmp_path / "registry.jsonl", release, work)
-    assert report.ok and report.exit_code() == 0 and report.files_scanned == 7  # 4 shards, 3 work tables
+    assert report.ok and report.exit_code() == 0
+    assert report.files_scanned == 4 + 4 + 4  # 4 shards, 4 work tables, 2 manifests and 2 stages' stats
 
     # Idempotent: a second apply with the same registry changes no byte.
     before = snapshot(release)
@@ -299,7 +301,7 @@ def asdict_entry(release: Path, shard: str) -> dict:
     return {"path": e.path, "rows": e.rows, "bytes": e.bytes, "sha256": e.sha256}
 
 
-def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
+def test_verify_scans_every_work_table_and_unindexed_tokens(built, tmp_path):
     release, work = built
     path = registry(tmp_path, REGISTRY)
     report = oo.verify(path, release, work)  # nothing applied yet: leaks in shards and work tables
@@ -307,32 +309,27 @@ def test_verify_scans_work_tables_and_token_metadata(built, tmp_path):
     assert leaked == {
         ("shards", "Alice/proj"),  # the release, <work>/shards/release
         ("shards", "bob/new-name"),
-        ("near_dedup", "alice/other"),
+        ("near_dedup", "alice/other"),  # rejected rows and cluster members
         ("near_dedup", "ALICE/dup"),
+        ("near_dedup", "Alice/proj"),
         ("fetch", "Alice/proj"),
     }
+    # A report listing repositories is a leak too.
+    (work / "report").mkdir()
+    (work / "report" / "report.json").write_text(json.dumps({"top": [{"repo": "alice/proj"}, "carol/c"]}))
+    report = oo.verify(path, release, work)
+    assert {"file": str(work / "report" / "report.json"), "repo_name": "alice/proj", "request": "r1", "rows": 1} in (
+        report.leaks
+    )
+    (work / "report" / "report.json").unlink()
 
     tokens = tokens_dir(work)  # token files without any index of what is in them: cannot be proven clean
     tokens.mkdir(parents=True)
     (tokens / "part-00000.bin").write_bytes(b"\0" * 16)
     audit = oo.apply(path, release, work)
-    assert audit["warnings"] == []
+    assert any("token files not edited" in w for w in audit["warnings"])
     report = oo.verify(path, release, work)
     assert report.exit_code() == 2 and "cannot be verified" in report.problems[0]
-
-    # The tokenize stage's per-file table says which files went into which token shard.
-    write_parquet(
-        work / "tokenize" / "data" / "part-00000.parquet",
-        [
-            {"repo_name": "carol/c", "path": "c.py", "shard": "megatron/part-00000"},
-            {"repo_name": "Alice/Proj", "path": "x.py", "shard": "megatron/part-00001"},
-        ],
-        TOKENIZED_FILES,
-    )
-    report = oo.verify(path, release, work)
-    assert report.exit_code() == 1 and [leak["repo_name"] for leak in report.leaks] == ["Alice/Proj"]
-    again = oo.apply(path, release, work)
-    assert "1 opted-out files (token shards ['megatron/part-00001'])" in again["warnings"][0]
 
 
 def test_check_lists_a_users_repositories(built):

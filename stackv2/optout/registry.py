@@ -88,6 +88,22 @@ class Registry:
     requests: tuple[Request, ...]
     path: str = ""
     sha256: str = ""
+    #: Requests dated after this day were left out (``until``); None: every request of the file is honoured.
+    cutoff: dt.date | None = None
+
+    def until(self, day: dt.date | None) -> tuple[Registry, tuple[Request, ...]]:
+        """(the registry of the requests dated on or before ``day``, the later ones), for "requests received up to
+        ``day``"; ``day`` None keeps every request."""
+        if day is None:
+            return self, ()
+        kept = tuple(r for r in self.requests if r.date <= day)
+        later = tuple(r for r in self.requests if r.date > day)
+        return Registry(kept, self.path, self.sha256, day), later
+
+    @property
+    def honoured_until(self) -> dt.date | None:
+        """The cutoff a release states: ``cutoff`` when one was given, else the date of the latest request."""
+        return self.cutoff or max((r.date for r in self.requests), default=None)
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -21,10 +21,12 @@ The decisions (what a match is, which member is promoted, where it goes) are in 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,18 +36,38 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from stackv2.atomic import temp_path, write_json
+from stackv2.atomic import write_json, write_text
+from stackv2.config import RunConfig
 from stackv2.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, NON_PERMISSIVE
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
-from stackv2.optout.registry import Matcher, Registry, load_registry, owners
+from stackv2.optout.registry import Matcher, Registry, Request, load_registry, owners
+from stackv2.optout.training import TrainingRules
+from stackv2.optout.work import (
+    Leak,
+    scan_table,
+    scan_text,
+    stage_purge,
+    table_files,
+    text_files,
+    work_tables,
+    write_like,
+)
 from stackv2.release import layout as rel
 from stackv2.release import products as products_mod
-from stackv2.schema import RELEASE
+from stackv2.release.card import OPTOUT_HEADING, optout_statement
+from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
 from stackv2.stats import StageStats
-from stackv2.workdir import DATA, OPTOUT_AUDIT, tokens_dir
+from stackv2.swh.swhid import file_swhid
+from stackv2.tokenize.rewrite import MANIFEST as TOKEN_MANIFEST
+from stackv2.tokenize.rewrite import check_shards, file_stats, plan_rewrite, stage_rewrite
+from stackv2.tokenize.rewrite import read_manifest as read_token_manifest
+from stackv2.tokenize.stream import FileRow
+from stackv2.workdir import DATA, OPTOUT_AUDIT, STATS, tokens_dir
 
-#: The commit record of an ``apply`` in progress (new shards -> their places, and the manifest to write).
+#: The commit record of an ``apply`` in progress (staged files -> their places, and the JSON and text to write).
 JOURNAL = ".optout-journal.json"
+#: Where ``apply`` writes the new token shards before the journal moves them into the tokens folder.
+TOKEN_STAGING = ".optout-staging"  # noqa: S105 - a folder name
 #: Columns read to decide which rows a shard loses (the others are read only for shards that change).
 ID_COLUMNS = ("repo_name", "github_id", "path", "blob_id")
 #: ``stackv2.dedup.rank.EXACT_ORDER`` as pyarrow sort keys (nulls last, as the dedup stage sorts).
@@ -128,6 +150,8 @@ class Promotion:
     removed: dict[str, str]
     promoted: dict[str, Any]
     shard: str
+    #: Training products: {"admitted": bool, "reason": why not, "shards": the repository rows it joined}.
+    training: dict[str, Any] | None = None
 
 
 @dataclass
@@ -137,7 +161,9 @@ class ApplyPlan:
     #: shard -> rows it loses: (repo_name, path or None, blob_id or None, request id)
     removals: dict[str, list[tuple[str, str | None, str | None, str]]] = field(default_factory=dict)
     promotions: list[Promotion] = field(default_factory=list)
-    #: shard -> promoted rows (schema.RELEASE) it gains
+    #: The promoted files' full rows (the dedup stage's annotated rows), in the order of ``promotions``.
+    rows: list[pa.Table] = field(default_factory=list)
+    #: shard -> rows it gains: promoted files (``schema.RELEASE``) or repositories' new files (``RELEASE_REPOS``)
     additions: dict[str, list[pa.Table]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -254,7 +280,9 @@ def _plan_promotions(
         winner = next((c for b in blobs for c in candidates.get(b, [])), None)
         if winner is None:
             if cluster_id is not None:
-                plan.warnings.append(f"cluster {cluster_id}: no member left to promote after removing {repo}/{path}")
+                plan.warnings.append(
+                    f"cluster {cluster_id}: no member left to promote after removing a file of {repo}"
+                )
             continue
         key, full = winner
         row = full.select(RELEASE.names).cast(RELEASE)
@@ -272,11 +300,13 @@ def _plan_promotions(
         repo_shard.setdefault((w_repo, folder), target)
         shard_bytes.setdefault(target, 0)
         plan.additions.setdefault(target, []).append(row)
+        plan.rows.append(full)
         plan.promotions.append(
             Promotion(
                 cluster_id,
                 request,
-                {"repo_name": repo, "path": path, "blob_id": blob, "shard": gone_shard},
+                # the audit names the requester's repository and blob, never its file paths
+                {"repo_name": repo, "blob_id": blob, "shard": gone_shard},
                 {
                     "repo_name": w_repo,
                     "path": w_path,
@@ -289,91 +319,40 @@ def _plan_promotions(
         )
 
 
-def _write_options(meta: pq.FileMetaData) -> dict[str, Any]:
-    """Write a rewritten file like the original: codec, row-group size, and Spark's INT96 timestamps where the
-    original has them (Spark cannot read the nanosecond timestamps pyarrow would write instead)."""
-    if not meta.num_row_groups:
-        return {"compression": "zstd"}
-    first = meta.row_group(0)
-    codec = first.column(0).compression.lower() if first.num_columns else "zstd"
-    return {
-        "compression": "none" if codec == "uncompressed" else codec,
-        "row_group_size": max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)),
-        "use_deprecated_int96_timestamps": any(
-            meta.schema.column(i).physical_type == "INT96" for i in range(meta.num_columns)
-        ),
-    }
+def _merge_repos(table: pa.Table, additions: list[pa.Table]) -> pa.Table:
+    """A repository-level shard with new files merged into their repositories' rows (a new row for a repository
+    the shard lacks): ``files`` sorted by path, ``num_files`` recounted, rows in ``REPO_SORT_KEY`` order."""
+    add = pa.concat_tables([a.cast(table.schema) for a in additions])
+
+    def keys(t: pa.Table) -> pa.ChunkedArray:
+        return pc.binary_join_element_wise(pc.fill_null(t["repo_name"], ""), pc.fill_null(t["snapshot_id"], ""), _SEP)
+
+    hit = pc.is_in(keys(table), value_set=pc.unique(keys(add)))
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in [*table.filter(hit).to_pylist(), *add.to_pylist()]:
+        k = (r["repo_name"], r["snapshot_id"])
+        if k in merged:
+            merged[k]["files"] += r["files"]
+        else:
+            merged[k] = r
+    for r in merged.values():
+        r["files"].sort(key=lambda f: f["path"])
+        r["num_files"] = len(r["files"])
+    out = pa.concat_tables([table.filter(pc.invert(hit)), pa.Table.from_pylist(list(merged.values()), table.schema)])
+    return out.sort_by([(k, "ascending", "at_start") for k in rel.REPO_SORT_KEY])
 
 
-def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table]) -> Path:
+def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table], schema: pa.Schema = RELEASE) -> Path:
     """Write the shard without its opted-out rows and with ``additions`` next to it; return the new file."""
-    if path.exists():
-        options = _write_options(pq.ParquetFile(path).metadata)
-        table = pq.read_table(path)
-        table = table.filter(pc.is_null(matcher.match_table(table)))
-    else:
-        table, options = RELEASE.empty_table(), {"compression": "zstd"}
-    if additions:
+    table = pq.read_table(path) if path.exists() else schema.empty_table()
+    table = table.filter(pc.is_null(matcher.match_table(table)))
+    if additions and "files" in table.column_names:
+        table = _merge_repos(table, additions)
+    elif additions:
         table = pa.concat_tables([table, *(a.cast(table.schema) for a in additions)])
         # Spark's ascending order (the shards stage sorts with it) puts nulls first.
         table = table.sort_by([(k, "ascending", "at_start") for k in rel.SORT_KEY if k in table.column_names])
-    tmp = temp_path(path)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, **options)
-    return tmp
-
-
-def _content_tables(work: Path, exclude: Iterable[Path]) -> list[tuple[Path, list[Path]]]:
-    """Work tables that hold file contents of repositories: (table folder, its Parquet files)."""
-    skip = [p.resolve() for p in exclude]
-    out = []
-    for table_dir in sorted(p for p in work.glob("*/*") if p.is_dir()):
-        if any(table_dir.resolve().is_relative_to(s) for s in skip):
-            continue
-        files = sorted(table_dir.glob("*.parquet"))
-        if files and {"repo_name", "content"} <= set(pq.read_schema(files[0]).names):
-            out.append((table_dir, files))
-    return out
-
-
-def _recount(table_dir: Path, files: list[Path], purged: int) -> None:
-    """Rewrite the stage's ``_stats.json`` from the table as it will be (``files``), so it keeps adding up."""
-    stats_path = table_dir.parent / "_stats.json"
-    if not stats_path.exists() or table_dir.name not in ("data", "rejected"):
-        return
-    stats = StageStats.load(stats_path)
-    if table_dir.name == "data":
-        stats.rows_out = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    else:
-        reasons: Counter[str] = Counter()
-        for f in files:
-            reasons.update(pq.read_table(f, columns=["reason"])["reason"].to_pylist())
-        stats.rejected = dict(sorted(reasons.items()))
-    stats.rows_in = stats.rows_out + stats.rows_rejected
-    done = stats.extra.setdefault("optout_purged", {})
-    done[table_dir.name] = done.get(table_dir.name, 0) + purged
-    stats.save(stats_path)
-
-
-def _purge_work(work: Path, release: Path, matcher: Matcher) -> dict[str, int]:
-    """Remove opted-out rows from the work folder's content-bearing tables, table by table: new part files first,
-    then the stage's recounted ``_stats.json``, then the renames (an interrupted purge is finished by a rerun)."""
-    purged: dict[str, int] = {}
-    for table_dir, files in _content_tables(work, [release, tokens_dir(work)]):
-        moves, n = [], 0
-        for f in files:
-            hit = pc.is_valid(matcher.match_table(_read(f, ("repo_name", "github_id"))))
-            if pc.any(hit).as_py():
-                n += pc.sum(hit.cast(pa.int64())).as_py()
-                moves.append((_rewrite(f, matcher, []), f))
-        if not n:
-            continue
-        purged[table_dir.relative_to(work).as_posix()] = n
-        replaced = {f: tmp for tmp, f in moves}
-        _recount(table_dir, [replaced.get(f, f) for f in files], n)
-        for tmp, f in moves:
-            os.replace(tmp, f)
-    return purged
+    return write_like(path, table)
 
 
 def _plan_product(plan: ApplyPlan, release: Path, product: str, manifest: dict, work: Path | None, m: Matcher) -> None:
@@ -390,19 +369,86 @@ def _plan_product(plan: ApplyPlan, release: Path, product: str, manifest: dict, 
         promo.shard = _shard_id(product, promo.shard)
         promo.removed["shard"] = _shard_id(product, promo.removed["shard"])
         plan.promotions.append(promo)
+    plan.rows += local.rows
     plan.warnings += [f"{product}: {w}" for w in local.warnings]
 
 
-def plan_apply(registry: Registry, release: Path, work: Path | None = None) -> ApplyPlan:
+def _repo_shards(folder: Path, shards: Iterable[str], repos: set[str]) -> dict[tuple[str, str], str]:
+    """(repo_name, snapshot_id) -> the shard of a repository-level product holding its row, for ``repos``."""
+    out: dict[tuple[str, str], str] = {}
+    for shard in sorted(shards):
+        t = pq.read_table(folder / shard, columns=["repo_name", "snapshot_id"])
+        t = t.filter(pc.is_in(t["repo_name"], value_set=pa.array(sorted(repos), pa.string())))
+        for r in t.to_pylist():
+            out.setdefault((r["repo_name"], r["snapshot_id"]), shard)
+    return out
+
+
+def _plan_training(
+    plan: ApplyPlan, release: Path, manifests: dict[str, dict], rules: TrainingRules, m: Matcher
+) -> None:
+    """Files promoted into ``the-stack-v2-dedup`` that the build's filter, PII and composition rules admit join
+    their repository's row in the training products (a new row for a repository they lack)."""
+    by_name = {Path(p).resolve().name if p != "." else release.resolve().name: p for p in manifests}
+    targets = [by_name[n] for n in (products_mod.TRAIN_FULL, products_mod.TRAIN_SMOL) if n in by_name]
+    promoted = [
+        (p, full)
+        for p, full in zip(plan.promotions, plan.rows, strict=True)
+        if p.shard.startswith(f"{by_name.get(products_mod.THE_STACK_V2_DEDUP)}/")
+    ]
+    if not targets or not promoted:
+        return
+    repos = {p.promoted["repo_name"] for p, _ in promoted}
+    kept, dropped = rules.groups(sorted(repos))
+    holders = {t: _repo_shards(release / t, [s["path"] for s in manifests[t]["shards"]], repos) for t in targets}
+    for promo, full in promoted:
+        row = full.to_pylist()[0]
+        decision = rules.admit(row, kept, dropped)
+        promo.training = {"admitted": decision.reason is None, "reason": decision.reason, "shards": []}
+        if decision.reason is not None:
+            continue
+        repo_row = {**{f.name: row.get(f.name) for f in REPO_FIELDS}}
+        file = {f.name: row.get(f.name) for f in REPO_FILE}
+        file["content"] = decision.content
+        new = pa.Table.from_pylist([{**repo_row, "files": [file], "num_files": 1}], RELEASE_REPOS)
+        for t in targets:
+            if Path(t).name == products_mod.TRAIN_SMOL and not decision.smol:
+                continue
+            entries = {s["path"]: s["bytes"] for s in manifests[t]["shards"]}
+            shard = holders[t].get((row["repo_name"], row["snapshot_id"])) or min(
+                entries, key=lambda s: (entries[s], s), default=f"{rel.DATA_DIR}/{rel.shard_name(0, 1)}"
+            )
+            holders[t].setdefault((row["repo_name"], row["snapshot_id"]), shard)
+            plan.additions.setdefault(_shard_id(t, shard), []).append(new)
+            promo.training["shards"].append(_shard_id(t, shard))
+
+
+def plan_apply(
+    registry: Registry, release: Path, work: Path | None = None, rules: TrainingRules | None = None
+) -> ApplyPlan:
     matcher = Matcher(registry)
     plan = ApplyPlan()
-    for product, manifest in _manifests(release).items():
+    manifests = _manifests(release)
+    for product, manifest in manifests.items():
         _plan_product(plan, release, product, manifest, work, matcher)
+    if rules is not None:
+        _plan_training(plan, release, manifests, rules, matcher)
+    elif any(p.shard.startswith(f"{products_mod.THE_STACK_V2_DEDUP}/") for p in plan.promotions):
+        plan.warnings.append(
+            "no run config (--config): files promoted into the-stack-v2-dedup were not considered for the "
+            "training products"
+        )
     return plan
 
 
 def _audit(
-    registry: Registry, plan: ApplyPlan, release: Path, work: Path | None, purged: dict[str, int]
+    registry: Registry,
+    plan: ApplyPlan,
+    release: Path,
+    work: Path | None,
+    purged: dict[str, int],
+    ignored: Iterable[Request] = (),
+    tokens: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {
         r.id: {
@@ -427,55 +473,273 @@ def _audit(
     for p in plan.promotions:
         per[p.request]["promotions"].append(asdict(p))
         per[p.request]["shards_touched"].add(p.shard)
+        per[p.request]["shards_touched"].update((p.training or {}).get("shards", []))
     requests = [
         {**a, "repos": dict(sorted(a["repos"].items())), "shards_touched": sorted(a["shards_touched"])}
         for a in per.values()
     ]
+    cutoff = registry.honoured_until
     return {
         "registry": registry.path,
         "registry_sha256": registry.sha256,
+        "cutoff": cutoff.isoformat() if cutoff else None,
+        "ignored_after_cutoff": [r.summary() for r in ignored],
         "release": str(release),
         "work": str(work) if work else None,
         "files_removed": sum(a["files_removed"] for a in requests),
         "repo_rows_removed": sum(a["repo_rows_removed"] for a in requests),
         "promotions": len(plan.promotions),
         "shards_touched": plan.shards,
+        "tokens": tokens or {},
         "work_purged": purged,
         "warnings": plan.warnings,
         "requests": requests,
     }
 
 
-def _commit(release: Path) -> None:
-    """Finish the change recorded in the journal, if any: rename the new shards, then write the manifests.
+# ----------------------------------------------------------------------------------------------- the journal
 
-    The journal is written once every new shard exists, so a run killed at any later point is completed by the
-    next ``apply`` (or by this call), and a run killed before it leaves the release untouched.
+
+@dataclass
+class Journal:
+    """An apply's commit record: files staged -> their places, then JSON and text files to write."""
+
+    renames: list[tuple[Path, Path]] = field(default_factory=list)
+    json: dict[Path, Any] = field(default_factory=dict)
+    text: dict[Path, str] = field(default_factory=dict)
+    #: Folders removed once committed (the token staging folder).
+    cleanup: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "renames": [[str(a), str(b)] for a, b in self.renames],
+            "json": {str(k): v for k, v in self.json.items()},
+            "text": {str(k): v for k, v in self.text.items()},
+            "cleanup": [str(p) for p in self.cleanup],
+        }
+
+    def discard(self) -> None:
+        """Remove what was staged (an apply that failed before its commit point)."""
+        for tmp, _ in self.renames:
+            tmp.unlink(missing_ok=True)
+        for p in self.cleanup:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _commit(release: Path) -> None:
+    """Finish the change recorded in the journal, if any: rename the staged files, then write the manifests,
+    stats, cards and the audit, then remove the staging folder and the journal.
+
+    The journal is written once every new file exists, so a run killed at any later point is completed by the
+    next ``apply`` (or by this call), and a run killed before it leaves everything as it was.
     """
     journal = release / JOURNAL
     if not journal.exists():
         return
     todo = json.loads(journal.read_text())
-    for shard in todo["shards"]:
-        if temp_path(release / shard).exists():
-            os.replace(temp_path(release / shard), release / shard)
-    for product, manifest in todo["manifests"].items():
-        write_json(release / product / rel.MANIFEST, manifest, indent=2)
+    for tmp, final in todo["renames"]:
+        if Path(tmp).exists():
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+    for path, obj in todo["json"].items():
+        write_json(path, obj, indent=2, default=str)
+    for path, text in todo["text"].items():
+        write_text(path, text)
+    for folder in todo["cleanup"]:
+        shutil.rmtree(folder, ignore_errors=True)
     journal.unlink()
 
 
 def _record(manifest: dict[str, Any], registry: Registry) -> None:
-    """Note in a manifest which registry was applied (once per registry)."""
+    """Note in a manifest which registry was applied, up to which date (once per registry and cutoff)."""
     applied = manifest.setdefault("optout", [])
-    if not any(a["registry_sha256"] == registry.sha256 for a in applied):
-        latest = max((r.date for r in registry.requests), default=None)
-        applied.append(
-            {
-                "registry_sha256": registry.sha256,
-                "requests": len(registry.requests),
-                "latest_request_date": latest.isoformat() if latest else None,
-            }
+    cutoff = registry.honoured_until.isoformat() if registry.honoured_until else None
+    if not any(a["registry_sha256"] == registry.sha256 and a.get("cutoff") == cutoff for a in applied):
+        applied.append({"registry_sha256": registry.sha256, "requests": len(registry.requests), "cutoff": cutoff})
+    manifest["cutoff"] = max((a["cutoff"] for a in applied if a.get("cutoff")), default=None)
+
+
+def _card(folder: Path, manifest: dict[str, Any]) -> str | None:
+    """The product's card with its opt-out statement saying the cutoff honoured (None: no card)."""
+    card = folder / rel.CARD
+    if not card.exists():
+        return None
+    text = card.read_text()
+    head, sep, rest = text.partition(f"\n{OPTOUT_HEADING}\n\n")
+    if not sep:
+        return None
+    _old, nxt, tail = rest.partition("\n\n## ")
+    statement = optout_statement(None, manifest.get("cutoff"))
+    return f"{head}{sep}{statement}{nxt}{tail}"
+
+
+# -------------------------------------------------------------------------------------------------- staging
+
+
+def _stage_release(
+    journal: Journal, plan: ApplyPlan, release: Path, matcher: Matcher, registry: Registry
+) -> dict[str, Path]:
+    """Stage the changed shards, the new manifests and cards; return the staged file of each changed shard."""
+    manifests = _manifests(release)
+    entries = {p: {s["path"]: s for s in m["shards"]} for p, m in manifests.items()}
+    staged: dict[str, Path] = {}
+    for shard in plan.shards:
+        product = next(p for p in manifests if p == "." or shard.startswith(f"{p}/"))
+        repo_level = "files" in (
+            pq.read_schema(release / shard).names
+            if (release / shard).exists()
+            else plan.additions[shard][0].column_names
         )
+        tmp = _rewrite(
+            release / shard, matcher, plan.additions.get(shard, []), RELEASE_REPOS if repo_level else RELEASE
+        )
+        journal.renames.append((tmp, release / shard))
+        staged[shard] = tmp
+        local = shard if product == "." else shard.removeprefix(f"{product}/")
+        size, rows = tmp.stat().st_size, pq.ParquetFile(tmp).metadata.num_rows
+        entries[product][local] = asdict(rel.ShardEntry(local, rows, size, rel.sha256_file(tmp)))
+    for product, manifest in manifests.items():
+        manifest["shards"] = [entries[product][p] for p in sorted(entries[product])]
+        _record(manifest, registry)
+        journal.json[release / product / rel.MANIFEST] = manifest
+        card = _card(release / product, manifest)
+        if card is not None:
+            journal.text[release / product / rel.CARD] = card
+    return staged
+
+
+def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, pa.Table], pa.Table] | None:
+    """An edit of the shards stage's row table adding every promoted file of a file-level product (one row per
+    product and file, with the ``shard`` holding it and its ``swhid``), to the part holding its repository's rows
+    in that product (else the smallest part)."""
+    rows_dir = work / "shards" / DATA
+    files = table_files(rows_dir)
+    if not plan.promotions or not files:
+        return None
+    names = {Path(p).resolve().name if p != "." else release.resolve().name: p for p in _manifests(release)}
+    product_of = {v: k for k, v in names.items()}
+    new: list[tuple[str, str, pa.Table]] = []  # (product, repo, row)
+    schema = pq.read_schema(files[0])
+    for promo, full in zip(plan.promotions, plan.rows, strict=True):
+        product, shard = next(
+            (product_of[p], promo.shard.removeprefix(f"{p}/"))
+            for p in names.values()
+            if p == "." or promo.shard.startswith(f"{p}/")
+        )
+        row = full.to_pylist()[0]
+        swhid = file_swhid(row["content_id"], row["repo_url"], row["snapshot_id"], row["revision_id"], row["path"])
+        out = {**{n: row.get(n) for n in schema.names}, "product": product, "shard": shard, "swhid": swhid}
+        new.append((product, row["repo_name"], pa.Table.from_pylist([out], schema)))
+    home: dict[int, Path] = {}
+    sizes = {f: pq.ParquetFile(f).metadata.num_rows for f in files}
+    for i, (product, repo, _) in enumerate(new):
+        for f in files:
+            t = pq.read_table(f, columns=["product", "repo_name"])
+            if pc.any(pc.and_(pc.equal(t["product"], product), pc.equal(t["repo_name"], repo))).as_py():
+                home[i] = f
+                break
+        else:
+            home[i] = min(files, key=lambda f: (sizes[f], f.name))
+
+    def edit(f: Path, table: pa.Table) -> pa.Table:
+        mine = [row for i, (_, _, row) in enumerate(new) if home[i] == f]
+        if not mine:
+            return table
+        out = pa.concat_tables([table, *mine])
+        return out.sort_by([(k, "ascending", "at_start") for k in ("product", *rel.SORT_KEY)])
+
+    return edit
+
+
+def _token_repo_ids(release: Path, product: str | None) -> dict[str, int | None]:
+    """repo_name -> github_id of the repositories of the tokenized product (the per-file table has no ids)."""
+    if product is None or not (release / product / rel.MANIFEST).exists():
+        return {}
+    out: dict[str, int | None] = {}
+    for s in rel.read_manifest(release / product)["shards"]:
+        t = _read(release / product / s["path"], ("repo_name", "github_id"))
+        if t is not None and "github_id" in t.column_names:
+            out.update(zip(t["repo_name"].to_pylist(), t["github_id"].to_pylist(), strict=True))
+    return out
+
+
+def _token_matches(files: pa.Table, ids: dict[str, int | None], matcher: Matcher) -> pa.ChunkedArray:
+    """The request removing each per-file row's repository, with the repository's github id where known."""
+    gid = pa.array([ids.get(r) for r in files["repo_name"].to_pylist()], pa.int64())
+    return matcher.match(files["repo_name"], gid)
+
+
+def _stage_tokens(
+    journal: Journal,
+    plan: ApplyPlan,
+    release: Path,
+    work: Path,
+    staged: dict[str, Path],
+    matcher: Matcher,
+    registry: Registry,
+) -> dict[str, Any] | None:
+    """Stage the token shards without the removed repositories' documents and with the changed repositories'
+    documents re-tokenized, the per-file table and the stage's stats to match (None: no token files to edit)."""
+    tokens = tokens_dir(work)
+    files_dir = work / "tokenize" / DATA
+    if not (tokens / TOKEN_MANIFEST).exists() or not table_files(files_dir):
+        return None
+    manifest = read_token_manifest(tokens)
+    product = manifest.get("tokenize", {}).get("product")
+    parts = table_files(files_dir)
+    tables = [pq.read_table(f) for f in parts]
+    files = pa.concat_tables(
+        [t.append_column("_part", pa.array([i] * t.num_rows, pa.int64())) for i, t in enumerate(tables)]
+    )
+    product_dir = next((p for p in _manifests(release) if Path(p).name == product), None)
+    drop = pc.is_valid(_token_matches(files, _token_repo_ids(release, product_dir), matcher))
+    changed: dict[str, list[FileRow]] = {}
+    for shard, tmp in staged.items():
+        adds = plan.additions.get(shard, [])
+        if product_dir is None or not shard.startswith(f"{product_dir}/") or not adds:
+            continue
+        repos = sorted({r for a in adds for r in a["repo_name"].to_pylist()})
+        t = pq.read_table(tmp, columns=["repo_name", "files"])
+        for r in t.filter(pc.is_in(t["repo_name"], value_set=pa.array(repos, pa.string()))).to_pylist():
+            changed.setdefault(r["repo_name"], []).extend(
+                FileRow(r["repo_name"], f["path"], f["blob_id"], f["language"], f["content"]) for f in r["files"]
+            )
+    staging = tokens / TOKEN_STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    rewrite = plan_rewrite(manifest, files, drop, changed)
+    staged_tokens, new_manifest = stage_rewrite(tokens, manifest, rewrite, changed, staging)
+    journal.cleanup.append(staging)
+    journal.renames += [(staging / p, tokens / p) for p in staged_tokens]
+    _record(new_manifest, registry)
+    journal.json[tokens / TOKEN_MANIFEST] = new_manifest
+
+    new_files = rewrite.files
+    homes = pc.fill_null(new_files["_part"], min(range(len(parts)), key=lambda i: (tables[i].num_rows, i)))
+    changed_parts = []
+    for i, f in enumerate(parts):
+        t = new_files.filter(pc.equal(homes, i)).drop_columns(["_part"])
+        t = t.sort_by([("repo_name", "ascending"), ("path", "ascending")]).cast(tables[i].schema)
+        if not t.equals(tables[i]):
+            journal.renames.append((write_like(f, t), f))
+            changed_parts.append(f)
+    stats_path = work / "tokenize" / STATS
+    if changed_parts and stats_path.exists():
+        stats = StageStats.load(stats_path)
+        stats.rows_out = new_files.num_rows
+        stats.rows_in = stats.rows_out + stats.rows_rejected
+        stats.extra.update(file_stats(new_files))
+        stats.extra["shards"] = len(new_manifest["shards"])
+        purged = stats.extra.setdefault("optout_purged", {})
+        purged[DATA] = purged.get(DATA, 0) + (pc.sum(drop.cast(pa.int64())).as_py() or 0)
+        journal.json[stats_path] = stats.to_dict()
+    return {
+        "product": product,
+        "documents_dropped": len(rewrite.dropped),
+        "retokenized": rewrite.retokenized,
+        "added": rewrite.added,
+        "shards_rewritten": sorted(rewrite.shards),
+        "files_rows_removed": pc.sum(drop.cast(pa.int64())).as_py() or 0,
+    }
 
 
 def apply(
@@ -484,49 +748,56 @@ def apply(
     work: str | Path | None = None,
     report: str | Path | None = None,
     dry_run: bool = False,
+    until: dt.date | None = None,
+    config: RunConfig | None = None,
 ) -> dict[str, Any]:
-    """Remove opted-out rows from a release's products (and its work folder); return and write the audit report.
+    """Remove opted-out rows from a release's products, and with ``work`` from every work table and the token
+    files; return and write the audit report.
 
-    The registry is validated and the whole change planned before the first byte is written; new shards are all
-    written before any replaces its original. Rerunning with the same registry changes nothing. ``dry_run``:
-    return the audit of the plan (release changes only) and write nothing.
+    ``until``: honour only the requests dated on or before it (the later ones are listed in the audit). ``config``:
+    the run's config, for promotions into the training products (checked by the caller against the stages'
+    config hashes). The registry is validated and the whole change planned and staged before the first byte is
+    replaced; one journal then commits it. Rerunning with the same registry changes nothing. ``dry_run``: return
+    the audit of the plan (release changes only) and write nothing.
     """
-    registry = load_registry(registry_path)
+    registry, ignored = load_registry(registry_path).until(until)
     release = Path(release).resolve()
     work = Path(work).resolve() if work else None
+    rules = TrainingRules(config, work) if config is not None and work is not None else None
     if dry_run:
-        return {**_audit(registry, plan_apply(registry, release, work), release, work, {}), "dry_run": True}
+        plan = plan_apply(registry, release, work, rules)
+        return {**_audit(registry, plan, release, work, {}, ignored), "dry_run": True}
     _commit(release)  # an earlier apply that was interrupted after its commit point
-    plan = plan_apply(registry, release, work)
+    plan = plan_apply(registry, release, work, rules)
     matcher = Matcher(registry)
-    manifests = _manifests(release)
-    entries = {p: {s["path"]: s for s in m["shards"]} for p, m in manifests.items()}
-    written: list[Path] = []
+    journal = Journal()
     try:
-        for shard in plan.shards:
-            tmp = _rewrite(release / shard, matcher, plan.additions.get(shard, []))
-            written.append(tmp)
-            product = next(p for p in manifests if p == "." or shard.startswith(f"{p}/"))
-            local = shard if product == "." else shard.removeprefix(f"{product}/")
-            size, rows = tmp.stat().st_size, pq.ParquetFile(tmp).metadata.num_rows
-            entries[product][local] = asdict(rel.ShardEntry(local, rows, size, rel.sha256_file(tmp)))
+        staged = _stage_release(journal, plan, release, matcher, registry)
+        tokens, purged = None, {}
+        if work is not None:
+            tokens = _stage_tokens(journal, plan, release, work, staged, matcher, registry)
+            handled = [release, tokens_dir(work)] + ([work / "tokenize" / DATA] if tokens is not None else [])
+            edit = _shards_rows(plan, release, work)
+            change = stage_purge(work, matcher, handled, {work / "shards" / DATA: edit} if edit else None)
+            journal.renames += change.renames
+            journal.json.update(change.stats)
+            purged = change.purged
+            if tokens is None and tokens_dir(work).is_dir():
+                plan.warnings.append(
+                    f"{tokens_dir(work)}: no token manifest or per-file table: token files not edited"
+                )
+        audit = _audit(registry, plan, release, work, purged, ignored, tokens)
+        out = (
+            Path(report) if report else (work or release.parent) / OPTOUT_AUDIT / f"audit-{registry.sha256[:16]}.json"
+        )
+        changed = bool(plan.shards or purged or (tokens and tokens["shards_rewritten"]))
+        if changed or not out.exists():
+            journal.json[out.resolve()] = audit
+        write_json(release / JOURNAL, journal.to_dict())
     except BaseException:
-        for tmp in written:
-            tmp.unlink(missing_ok=True)
+        journal.discard()
         raise
-    for product, manifest in manifests.items():
-        manifest["shards"] = [entries[product][p] for p in sorted(entries[product])]
-        _record(manifest, registry)
-    write_json(release / JOURNAL, {"shards": plan.shards, "manifests": manifests})
     _commit(release)
-
-    purged = _purge_work(work, release, matcher) if work else {}
-    if work and (stale := _stale_tokens(work, matcher)):
-        plan.warnings.append(stale)
-    audit = _audit(registry, plan, release, work, purged)
-    out = Path(report) if report else (work or release.parent) / OPTOUT_AUDIT / f"audit-{registry.sha256[:16]}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, audit, indent=2, default=str)
     audit["report"] = str(out)
     return audit
 
@@ -563,6 +834,8 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     files_scanned: int = 0
     rows_scanned: int = 0
+    #: Token documents proven (accounted for by the per-file table, token for token).
+    documents_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -571,51 +844,77 @@ class VerifyReport:
     def exit_code(self) -> int:
         return 1 if self.leaks else 2 if self.problems else 0
 
+    def add(self, leaks: Iterable[Leak], rows: int = 0) -> None:
+        self.files_scanned += 1
+        self.rows_scanned += rows
+        self.leaks += [asdict(leak) for leak in leaks]
+
 
 def _scan(report: VerifyReport, matcher: Matcher, name: str, table: pa.Table) -> None:
-    report.files_scanned += 1
-    report.rows_scanned += table.num_rows
     req = matcher.match_table(table)
     hit = pc.is_valid(req)
-    if pc.any(hit).as_py():
-        found = Counter(zip(table["repo_name"].filter(hit).to_pylist(), req.filter(hit).to_pylist(), strict=True))
-        report.leaks += [
-            {"file": name, "repo_name": repo, "request": r, "rows": n} for (repo, r), n in sorted(found.items())
+    found = Counter(zip(table["repo_name"].filter(hit).to_pylist(), req.filter(hit).to_pylist(), strict=True))
+    report.add((Leak(name, repo, r, n) for (repo, r), n in sorted(found.items())), table.num_rows)
+
+
+def _verify_tokens(report: VerifyReport, matcher: Matcher, tokens: Path, release: Path) -> None:
+    """The per-file table names no opted-out repository, the token files hold exactly the documents it names
+    (``check_shards``), and no document's own ``<repo_name>`` header names one."""
+    files_dir = tokens.parent / DATA
+    parts = table_files(files_dir)
+    if not (tokens / TOKEN_MANIFEST).exists() or not parts:
+        report.problems.append(
+            f"{tokens}: no token manifest or per-file table ({files_dir}) naming the repositories of the tokenized "
+            "documents: the tokens cannot be verified"
+        )
+        return
+    product = read_token_manifest(tokens).get("tokenize", {}).get("product")
+    product_dir = next((p for p in _manifests(release) if Path(p).name == product), None) if product else None
+    ids = _token_repo_ids(release, product_dir)
+    tables = []
+    for f in parts:
+        t = pq.read_table(f)
+        tables.append(t)
+        req = _token_matches(t, ids, matcher)
+        hit = pc.is_valid(req)
+        found = Counter(zip(t["repo_name"].filter(hit).to_pylist(), req.filter(hit).to_pylist(), strict=True))
+        report.add((Leak(str(f), repo, r, n) for (repo, r), n in sorted(found.items())), t.num_rows)
+    files = pa.concat_tables(tables)
+    problems, headers = check_shards(tokens, files)
+    report.problems += [f"{tokens}: {p}" for p in problems]
+    report.documents_checked += len(
+        pc.unique(pc.binary_join_element_wise(files["shard"], pc.cast(files["document"], pa.string()), "\x00"))
+    )
+    if headers:
+        names = pa.array([h[2] for h in headers], pa.string())
+        for (shard, doc, name), r in zip(headers, matcher.match(names).to_pylist(), strict=True):
+            if r is not None:
+                report.leaks.append(asdict(Leak(f"{tokens}/{shard} document {doc}", name, r, 1)))
+        named = {(s, d): n for s, d, n in headers}
+        table_names = {
+            (s, d): n
+            for s, d, n in zip(
+                files["shard"].to_pylist(), files["document"].to_pylist(), files["repo_name"].to_pylist(), strict=True
+            )
+        }
+        report.problems += [
+            f"{tokens}: {s} document {d}: its header names {n!r}, the per-file table {table_names.get((s, d))!r}"
+            for (s, d), n in sorted(named.items())
+            if table_names.get((s, d)) != n
         ]
 
 
-def _token_metadata(tokens: Path) -> Iterable[tuple[Path, pa.Table]]:
-    """Tables naming the files inside tokenized documents: Parquet files with ``repo_name`` in the tokens folder,
-    and the ``tokenize`` stage's per-file table beside it (``<work>/tokenize/data`` beside the
-    tokens folder, ``schema.TOKENIZED_FILES``)."""
-    for f in [*sorted(tokens.rglob("*.parquet")), *sorted((tokens.parent / DATA).glob("*.parquet"))]:
-        t = _read(f, ("repo_name", "github_id", "shard"))
-        if t is not None:
-            yield f, t
-
-
-def _stale_tokens(work: Path, matcher: Matcher) -> str | None:
-    """Token files cannot be edited row by row: say which ones still hold opted-out files, if any."""
-    hits, shards = 0, set()
-    for _, t in _token_metadata(tokens_dir(work)) if tokens_dir(work).is_dir() else ():
-        hit = pc.is_valid(matcher.match_table(t))
-        hits += pc.sum(hit).as_py() or 0
-        if "shard" in t.column_names:
-            shards.update(t["shard"].filter(hit).to_pylist())
-    if not hits:
-        return None
-    return (
-        f"tokenized output holds {hits} opted-out files (token shards {sorted(shards)}): remove "
-        f"{work / 'tokenize'} and rerun the tokenize stage"
-    )
-
-
 def verify(
-    registry_path: str | Path, release: str | Path, work: str | Path | None = None, tokens: str | Path | None = None
+    registry_path: str | Path,
+    release: str | Path,
+    work: str | Path | None = None,
+    tokens: str | Path | None = None,
+    until: dt.date | None = None,
 ) -> VerifyReport:
-    """Prove no opted-out row remains anywhere we can read (see the module docstring)."""
-    matcher = Matcher(load_registry(registry_path))
-    release = Path(release)
+    """Prove no opted-out repository is named anywhere we can read (see the module docstring)."""
+    registry, _ = load_registry(registry_path).until(until)
+    matcher = Matcher(registry)
+    release = Path(release).resolve()
     report = VerifyReport()
     if (release / JOURNAL).exists():
         report.problems.append(f"{release / JOURNAL}: an interrupted apply; run apply again to finish it")
@@ -628,21 +927,25 @@ def verify(
         t = _read(f, ("repo_name", "github_id"))
         if t is not None:
             _scan(report, matcher, str(f), t)
+    texts = sorted(p for ext in ("json", "md") for p in release.rglob(f"*.{ext}"))
     if work is not None:
-        work = Path(work)
-        for _table_dir, files in _content_tables(work, [release, tokens_dir(work)]):
-            for f in files:
-                _scan(report, matcher, str(f), _read(f, ("repo_name", "github_id")))
-    if tokens is None and work is not None and tokens_dir(work).is_dir():
-        tokens = tokens_dir(work)
+        work = Path(work).resolve()
+        tables = work_tables(work, [release, work / "tokenize" / DATA])
+        for table in tables:
+            for _f, n, leaks in scan_table(table, tables, matcher):
+                report.add(leaks, n)
+        seen = {f.resolve() for t in tables for f in t.files}
+        for f in sorted(work.rglob("*.parquet")):  # any other Parquet file naming repositories
+            if f.resolve() in seen or f.resolve().is_relative_to(release) or f.parent == work / "tokenize" / DATA:
+                continue
+            t = _read(f, ("repo_name", "github_id"))
+            if t is not None:
+                _scan(report, matcher, str(f), t)
+        texts += text_files(work, [release])
+        if tokens is None and tokens_dir(work).is_dir():
+            tokens = tokens_dir(work)
+    for p in texts:
+        report.add(scan_text(p, matcher))
     if tokens is not None:
-        found = False
-        for f, t in _token_metadata(Path(tokens)):
-            found = True
-            _scan(report, matcher, str(f), t)
-        if not found:
-            report.problems.append(
-                f"{tokens}: no metadata naming the repositories of the tokenized documents "
-                "(Parquet with repo_name); the tokens cannot be verified"
-            )
+        _verify_tokens(report, matcher, Path(tokens).resolve(), release)
     return report

@@ -72,6 +72,24 @@ def registry_date(optout: StageStats | None) -> str | None:
     return str(value) if value else None
 
 
+#: The card's opt-out section, whose paragraph ``stackv2 optout apply`` replaces to state the cutoff it honoured.
+OPTOUT_HEADING = "## Opt-out"
+
+
+def optout_statement(registry: str | None, cutoff: str | None = None) -> str:
+    """The card's opt-out paragraph: the build's registry date, or the cutoff applied to the released data."""
+    if cutoff:
+        return (
+            f"Opt-out requests dated on or before **{cutoff}** are honoured: their repositories were removed from "
+            "every file of this dataset (`stackv2 optout apply`; the manifest's `cutoff`)."
+        )
+    if registry:
+        return (
+            f"Repositories whose owners opted out in the registry dated **{registry}** were removed before download."
+        )
+    return "No opt-out registry was applied to this build."
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
@@ -156,11 +174,7 @@ def dataset_card(
     for st in funnel:
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(st.rejected.items())) or "-"
         funnel_rows.append((st.stage, f"{st.rows_in:,}", f"{st.rows_out:,}", f"{st.rows_rejected:,}", reasons))
-    optout = (
-        f"Repositories whose owners opted out in the registry dated **{registry}** were removed before download."
-        if registry
-        else "No opt-out registry was applied to this build."
-    )
+    optout = optout_statement(registry)
     if product.repo_level:
         content = "Unlike the published `-ids` tables, every file carries its `content` (after PII redaction)."
         layout = (
@@ -211,7 +225,7 @@ Every stage keeps the rows it does not pass on, with a reason; rows in = rows ou
 
 {_table(("stage", "rows in", "rows out", "rejected", "by reason"), funnel_rows)}
 
-## Opt-out
+{OPTOUT_HEADING}
 
 {optout}
 
