@@ -240,7 +240,6 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
     ``compose`` stages recorded; the ``optout`` stage's registry is taken as recorded (the file may have grown)."""
     if not args.config:
         return None
-    from pipelines._job import marker
     from pipelines.runner import load_stage, selected_stages, stage_hash
     from stackv2.optout.training import RunConfigMismatch
     from stackv2.stats import StageStats
@@ -257,8 +256,9 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
         if name == "optout":
             stage = dataclasses.replace(stage, fingerprint=lambda _cfg: recorded)
         upstream = stage_hash(stage, cfg, upstream)
-        done = marker(work / name) if name in _TRAINING_STAGES else {"config_hash": upstream}
-        if done is None or done.get("config_hash") != upstream:
+        marker = work / name / "_SUCCESS"  # every stage's marker holds its config hash
+        recorded_hash = json.loads(marker.read_text()).get("config_hash") if marker.exists() else None
+        if name in _TRAINING_STAGES and recorded_hash != upstream:
             raise RunConfigMismatch(
                 f"{args.config} is not the config {work} was built with (stage {name}'s config hash differs): "
                 "pass the run's config, or leave --config out (then nothing is promoted into the training products)"
