@@ -263,3 +263,26 @@ def test_apply_killed_at_any_rename_is_finished_by_the_next(tmp_path, tokenizer,
         oo.apply(path, release, work, report=tmp_path / "audit.json")
         assert snapshot(work) == expected, f"killed at rename {k} of {n} ({calls[k]})"
         shutil.rmtree(tmp_path / f"k{k}")
+
+
+def test_cli_until_and_a_config_that_is_not_the_runs(tmp_path, tokenizer, capsys):
+    from pipelines import cli
+
+    release, work = build_tokens(tmp_path, tokenizer)
+    path = registry(tmp_path, REGISTRY)
+    config = tmp_path / "run.yaml"
+    config.write_text("filter:\n  max_line_length: 999\n")
+    args = ["optout", "apply", "--registry", str(path), "--release", str(release), "--work", str(work)]
+    before = snapshot(work)
+    assert cli.main([*args, "--config", str(config)]) == 2  # the work folder has no filter stage built with it
+    assert "is not the config" in capsys.readouterr().err and snapshot(work) == before
+    with pytest.raises(SystemExit) as bad_date:
+        cli.main([*args, "--until", "2023-13-01"])
+    assert bad_date.value.code == 2 and "not an ISO date" in capsys.readouterr().err
+    assert cli.main([*args, "--until", "2023-11-01"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cutoff"] == "2023-11-01" and [r["id"] for r in out["ignored_after_cutoff"]] == ["r2"]
+    verify = ["optout", "verify", "--registry", str(path), "--release", str(release), "--work", str(work)]
+    assert cli.main([*verify, "--until", "2023-11-01"]) == 0
+    assert cli.main(verify) == 1
+    assert "LEAK" in capsys.readouterr().out
