@@ -1,22 +1,23 @@
 """Opt-out on a released dataset: ``stackv2 optout apply | check | verify`` (pyarrow only, no Spark).
 
-* ``apply``: removes every row the registry matches from the shards listed in each product's ``manifest.json``
-  (``stackv2.release``: a release folder holds one folder per product; a product folder alone works too),
-  rewriting only the shards that change. In a file-level product, where no released file holds a removed file's
-  content any more, the best remaining duplicate that is not itself opted out and may be released (walking its
-  near-duplicate cluster by rank, each blob's exact duplicates in the exact-dedup order) is promoted from the
-  dedup stages' rejected rows (``promotion_sources``) and added to a shard of its language. Repository-level
-  products lose the repositories' rows and get no promotion (a promoted file would have to pass the training
-  filters, PII redaction and composition first). New shards are written beside the old ones, then one journal
-  commits the renames and the new manifests. With ``--work`` the content-bearing tables of the work folder are
-  purged too (their ``_stats.json`` recounted). An audit report (JSON) lists per request the repositories and
-  files removed, the shards touched and the promotions.
+* ``apply``: removes every row the registry matches (up to a cutoff date, ``--until``) from the shards listed in
+  each product's ``manifest.json`` (``stackv2.release``: a release folder holds one folder per product; a product
+  folder alone works too), rewriting only the shards that change. In a file-level product, where no released file
+  holds a removed file's content any more, the best remaining duplicate that is not itself opted out and may be
+  released is promoted from the dedup stages' rejected rows (``promotion_sources``); with the run's config, a file
+  promoted into ``-dedup`` that passes the run's filter, PII and composition decisions joins its repository's row
+  in the training products (``stackv2.optout.training``). With ``--work``: the token shards lose the removed
+  repositories' documents and re-tokenize the repositories a promotion changed (``stackv2.tokenize.rewrite``), and
+  every work table naming a requester is purged (``stackv2.optout.work``). Everything is staged first, then one
+  journal commits it. An audit report (JSON) lists per request the repositories and files removed, the shards
+  touched and the promotions.
 * ``check USERNAME``: the repositories of a user or organisation in each product of a release, with file counts.
-* ``verify``: scans every Parquet file of the release (listed or not), the content-bearing work tables, and the
-  tokenized output's metadata, and fails when any row of an opted-out repository remains or when the manifest
-  does not describe the files on disk.
+* ``verify``: scans every Parquet file of the release (listed or not), every table and text file of the work
+  folder, and proves the token files hold exactly the documents their per-file table names; fails when any
+  opted-out repository is named anywhere or when a manifest does not describe its files.
 
-The decisions (what a match is, which member is promoted, where it goes) are in docs/optout.md.
+The decisions (what a match is, which member is promoted, where it goes, where the run's config comes from) are
+in docs/optout.md.
 """
 
 from __future__ import annotations
@@ -630,16 +631,16 @@ def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, 
         swhid = file_swhid(row["content_id"], row["repo_url"], row["snapshot_id"], row["revision_id"], row["path"])
         out = {**{n: row.get(n) for n in schema.names}, "product": product, "shard": shard, "swhid": swhid}
         new.append((product, row["repo_name"], pa.Table.from_pylist([out], schema)))
-    home: dict[int, Path] = {}
     sizes = {f: pq.ParquetFile(f).metadata.num_rows for f in files}
-    for i, (product, repo, _) in enumerate(new):
-        for f in files:
-            t = pq.read_table(f, columns=["product", "repo_name"])
-            if pc.any(pc.and_(pc.equal(t["product"], product), pc.equal(t["repo_name"], repo))).as_py():
-                home[i] = f
-                break
-        else:
-            home[i] = min(files, key=lambda f: (sizes[f], f.name))
+    wanted = {(product, repo) for product, repo, _ in new}
+    holder: dict[tuple[str, str], Path] = {}
+    for f in files:
+        t = pq.read_table(f, columns=["product", "repo_name"])
+        for key in zip(t["product"].to_pylist(), t["repo_name"].to_pylist(), strict=True):
+            if key in wanted:
+                holder.setdefault(key, f)
+    smallest = min(files, key=lambda f: (sizes[f], f.name))
+    home = {i: holder.get((product, repo), smallest) for i, (product, repo, _) in enumerate(new)}
 
     def edit(f: Path, table: pa.Table) -> pa.Table:
         mine = [row for i, (_, _, row) in enumerate(new) if home[i] == f]
