@@ -6,19 +6,29 @@ is a function ``StageContext -> StageResult`` that wires the stage's ``transform
 ``PIPELINE`` lists the stages in the order they run. This module does the rest, the same way for all:
 
 1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
-   stage's unique key into ``spark.shuffle_partitions`` files, sorted within each file, written to a temporary
-   folder, its part files renamed ``part-NNNNN.parquet``, then moved into place: the same input and config give
-   byte-identical files whatever the input partitioning or number of executors; the outputs' jobs run at once;
+   stage's unique key into ``spark.shuffle_partitions`` files and sorted within each file (a repeated key fails the
+   stage: rows are never merged or duplicated silently), each task attempt writing a hidden file of its own into a
+   temporary folder; the driver renames the accepted attempts' files ``part-NNNNN.parquet``, removes every other
+   file, then moves the folder into place: the same input and config give byte-identical files whatever the input
+   partitioning or number of executors, and no failed attempt's file survives; the outputs' jobs run at once;
 2. ``_stats.json`` is derived from what the writer tasks counted (rows, and rejected rows per reason) plus the
    stage's own ``extra_stats`` of the written data, and checked: rows in == rows out + rows rejected;
-3. ``_SUCCESS`` is written last, holding the stage's config hash. A rerun skips a stage whose marker carries
-   the same hash, and recomputes (after removing the partial folder) a stage without one.
+3. ``_SUCCESS`` is written last: the manifest (``stackv2.workdir``): the config hash, the stage read as input, and
+   every committed file with its size, rows and sha256.
+
+Readers read the files a manifest lists (``StageContext.read``), never a folder listing. A rerun skips a stage only
+when its manifest carries the same config hash and ``stage_problems`` finds nothing: each output folder holds
+exactly the listed files, same sizes and sha256; ``_stats.json`` counts what the outputs hold; and its rows in are
+what the stages before it wrote (``CHAIN``). Otherwise the stage is removed and redone, each problem said on one
+line, and the runner redoes every stage after it.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import secrets
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -34,12 +44,28 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import LongType
 
-from stackv2.atomic import atomic_dir, write_json
+from stackv2.atomic import atomic_dir
 from stackv2.config import RunConfig
+from stackv2.release.layout import verify_release
+from stackv2.release.products import PRODUCTS
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
-from stackv2.workdir import DATA, REJECTED, STATS, SUCCESS
-from udfs.parquet_writer import RESULT_SCHEMA, write_partitions
+from stackv2.workdir import (
+    DATA,
+    REJECTED,
+    STATS,
+    SUCCESS,
+    FileEntry,
+    Manifest,
+    ManifestError,
+    committed_files,
+    describe,
+    output_problems,
+    read_manifest,
+    release_dir,
+    write_manifest,
+)
+from udfs.parquet_writer import RESULT_SCHEMA, part_name, write_partitions
 
 #: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
 PIPELINE: tuple[str, ...] = (
@@ -66,6 +92,22 @@ def nanos_to_timestamps(df: DataFrame) -> DataFrame:
     return df
 
 
+class StageOutputError(RuntimeError):
+    """A completed stage's folder does not match its manifest."""
+
+
+def _check_outputs(stage_dir: Path) -> None:
+    """Raise unless ``stage_dir`` has completed and its output folders hold what its manifest lists."""
+    manifest = read_manifest(stage_dir)
+    if manifest is None:
+        raise FileNotFoundError(f"stage {stage_dir.name!r} has not completed in {stage_dir.parent} (no {SUCCESS})")
+    problems = output_problems(stage_dir, manifest)
+    if problems:
+        raise StageOutputError(
+            f"{stage_dir}: {problems[0]} ({len(problems)} problems in all): run stage {stage_dir.name!r} again"
+        )
+
+
 @dataclass
 class StageContext:
     spark: SparkSession
@@ -75,28 +117,44 @@ class StageContext:
     previous: str | None
     #: Config hash of this stage (inputs and settings).
     config_hash: str
+    #: Stages checked or written in this run (shared by its contexts): read without checking them again.
+    trusted: set[str] = field(default_factory=set)
+    #: The stage whose data ``input()`` read (the manifest's ``previous``: the rows this stage received).
+    input_stage: str | None = None
 
     def path(self, stage: str, output: str = DATA) -> Path:
         return self.work_dir / stage / output
 
+    def files(self, stage: str, output: str = DATA) -> list[Path]:
+        """The committed files of a stage's output; those of a stage not yet trusted in this run are checked against
+        its manifest first."""
+        if stage not in self.trusted:
+            _check_outputs(self.work_dir / stage)
+            self.trusted.add(stage)
+        return committed_files(self.path(stage, output))
+
     def read(self, stage: str, output: str = DATA) -> DataFrame:
-        p = self.path(stage, output)
-        if not (self.work_dir / stage / SUCCESS).exists():
-            raise FileNotFoundError(f"stage {stage!r} has not completed in {self.work_dir} (no {SUCCESS})")
-        return self.spark.read.parquet(str(p))
+        return self.spark.read.parquet(*(str(p) for p in self.files(stage, output)))
 
     def input(self) -> DataFrame:
-        """The previous stage's data, or for the first stage of a run the configured ``input`` dataset."""
+        """The previous stage's data, or for the first stage of a run the configured ``input`` dataset (a stage
+        output of another work folder is read through its manifest)."""
         if self.previous is not None:
+            self.input_stage = self.previous
             return self.read(self.previous)
         if not self.cfg.input:
             raise ValueError("this stage reads the output of an earlier stage: run it after one, or set `input`")
         p = Path(self.cfg.input)
         if (p / DATA).is_dir():
             p = p / DATA
-        if "://" not in self.cfg.input and not p.exists():
-            raise FileNotFoundError(f"input dataset {p} does not exist")
-        return nanos_to_timestamps(self.spark.read.parquet(str(p)))
+        paths = [str(p)]
+        if "://" not in self.cfg.input:
+            if not p.exists():
+                raise FileNotFoundError(f"input dataset {p} does not exist")
+            if (p.parent / SUCCESS).exists():  # a stage output of a work folder
+                _check_outputs(p.parent)
+                paths = [str(f) for f in committed_files(p)]
+        return nanos_to_timestamps(self.spark.read.parquet(*paths))
 
     def stats_of(self, stage: str) -> StageStats | None:
         p = self.work_dir / stage / STATS
@@ -138,26 +196,61 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def write_output(
-    out: Output, target: Path, partitions: int, count_by: str | None = None
-) -> tuple[int, dict[str, int]]:
-    """Write one output deterministically and atomically (temp folder, stable names, then rename); returns the
-    rows written and, with ``count_by``, the rows per value of that column.
+@dataclass(frozen=True)
+class Written:
+    """One committed output folder: its rows, the rows per value of the counted column, and its files."""
+
+    rows: int
+    counts: dict[str, int]
+    files: list[FileEntry]
+
+
+def write_committed(
+    out: Output, target: Path, partitions: int, count_by: str | None = None, unique: bool = False
+) -> Written:
+    """Write one output deterministically and atomically and say what it holds; with ``unique``, a key shared by
+    two rows fails the write (``udfs.parquet_writer.DuplicateKeyError``).
 
     Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
-    (``udfs.parquet_writer``): the same rows give the same bytes whatever the input partitioning or executors.
+    (``udfs.parquet_writer``) to a hidden file of its task attempt: the same rows give the same bytes whatever the
+    input partitioning or executors. The driver gives the accepted attempts' files their names, removes any other
+    file (attempts that failed, were killed or lost a race), then renames the folder into place.
     """
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
     schema = to_arrow_schema(df.schema)
     with atomic_dir(target) as tmp:
-        written = df.mapInArrow(write_partitions(str(tmp), schema, count_by=count_by), RESULT_SCHEMA).collect()
+        key = out.key if unique else ()
+        writer = write_partitions(str(tmp), schema, count_by=count_by, key=key, tag=secrets.token_hex(4))
+        written = df.mapInArrow(writer, RESULT_SCHEMA).collect()
+        files = {}
+        for r in written:
+            name = part_name(r["partition"])
+            if name in files:
+                raise RuntimeError(f"{target}: two accepted results for partition {r['partition']}")
+            size = (tmp / r["file"]).stat().st_size
+            if size != r["bytes"]:
+                raise RuntimeError(f"{target}: {r['file']} is {size} bytes, its task wrote {r['bytes']}")
+            os.replace(tmp / r["file"], tmp / name)
+            files[name] = FileEntry(name, r["bytes"], r["rows"], r["sha256"])
         # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
-        for pid in set(range(partitions)) - {r["partition"] for r in written}:
-            pq.write_table(schema.empty_table(), tmp / f"part-{pid:05d}.parquet", compression="zstd")
+        for name in sorted({part_name(i) for i in range(partitions)} - files.keys()):
+            pq.write_table(schema.empty_table(), tmp / name, compression="zstd")
+            files[name] = describe(tmp / name, rows=0)
+        for p in tmp.iterdir():
+            if p.name not in files:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
     counts: Counter[str] = Counter()
     for r in written:
         counts.update(r["counts"] or {})
-    return sum(r["rows"] for r in written), dict(counts)
+    return Written(sum(r["rows"] for r in written), dict(counts), [files[n] for n in sorted(files)])
+
+
+def write_output(
+    out: Output, target: Path, partitions: int, count_by: str | None = None
+) -> tuple[int, dict[str, int]]:
+    """``write_committed`` for a job outside the stage contract: (rows written, rows per value of ``count_by``)."""
+    written = write_committed(out, target, partitions, count_by)
+    return written.rows, written.counts
 
 
 def value_counts(df: DataFrame, column: str) -> dict[str, int]:
@@ -167,17 +260,143 @@ def value_counts(df: DataFrame, column: str) -> dict[str, int]:
     }
 
 
-def marker(stage_dir: Path) -> dict[str, Any] | None:
-    p = stage_dir / SUCCESS
-    return json.loads(p.read_text()) if p.exists() else None
+# --- checks -----------------------------------------------------------------------------------------------------
+
+StatsOf = Callable[[str], StageStats | None]
 
 
-def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], StageResult]) -> tuple[StageStats, bool]:
-    """Run one stage unless its output for this config hash is complete. Returns (stats, skipped)."""
+def as_written(stats: StageStats) -> tuple[int, int]:
+    """(rows in, rows out) as the stage wrote them. ``stackv2 optout apply`` later purges rows from the work tables,
+    recounting ``_stats.json`` and recording the rows purged per table in ``extra["optout_purged"]``."""
+    purged = stats.extra.get("optout_purged") or {}
+    return (
+        stats.rows_in + purged.get(DATA, 0) + purged.get(REJECTED, 0),
+        stats.rows_out + purged.get(DATA, 0),
+    )
+
+
+def _previous_rows(stats: StageStats, previous: str | None, stats_of: StatsOf) -> list[str]:
+    """The default chain: a stage that read its input (``StageContext.input``) from the stage run before it received
+    every row that stage passed on."""
+    if previous is None:  # it read the graph, the configured input, or other stages by name
+        return []
+    before = stats_of(previous)
+    if before is None:
+        return [f"it read stage {previous}, which has no {STATS}"]
+    rows_in, sent = as_written(stats)[0], as_written(before)[1]
+    return [] if rows_in == sent else [f"{rows_in} rows in, but {previous} passed on {sent}"]
+
+
+def _product_sources(stats: StageStats, previous: str | None, stats_of: StatsOf) -> list[str]:
+    """``shards``: each product holds every row its stage passed on, or with ``only`` some of them."""
+    problems = []
+    for product in PRODUCTS:
+        summary = stats.extra.get("products", {}).get(product.name)
+        if summary is None:
+            continue
+        source = stats_of(product.stage)
+        if source is None:
+            problems.append(f"{product.name} came from stage {product.stage}, which has no {STATS}")
+            continue
+        sent = as_written(source)[1]
+        if summary["files"] > sent or (product.only is None and summary["files"] != sent):
+            problems.append(f"{product.name} holds {summary['files']} rows, {product.stage} passed on {sent}")
+    return problems
+
+
+#: What a stage's rows in must equal: the rows the stages it read passed on. A stage not named here that read its
+#: input from the stage run before it (its manifest's ``previous``) received every row that stage passed on
+#: (``_previous_rows``); one that read the graph, a configured input or stages by name has no chain.
+CHAIN: dict[str, Callable[[StageStats, str | None, StatsOf], list[str]]] = {
+    "shards": _product_sources,
+}
+
+
+def _load_stats(stage_dir: Path) -> StageStats | None:
+    try:
+        return StageStats.load(stage_dir / STATS)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def stage_problems(work: Path, name: str, manifest: Manifest | None = None, deep: bool = True) -> list[str]:
+    """What does not hold in the completed stage ``name`` of ``work``, one line each (empty: it can be trusted).
+
+    Its outputs against its manifest (``stackv2.workdir.output_problems``: exact file set, sizes, and sha256 when
+    ``deep``, else footer row counts); its ``_stats.json`` against its outputs and its own balance; its rows in
+    against the stages it read (``CHAIN``); for ``shards``, the release against its manifests."""
+    stage_dir = work / name
+    if manifest is None:
+        try:
+            manifest = read_manifest(stage_dir)
+        except ManifestError as e:
+            return [f"stage {name}: {e}"]
+        if manifest is None:
+            return [f"stage {name}: not complete (no {SUCCESS})"]
+    problems = output_problems(stage_dir, manifest, deep)
+    stats = _load_stats(stage_dir)
+    if stats is None:
+        problems.append(f"{STATS} is missing or unreadable")
+    else:
+        held = {out: manifest.rows(out) for out in (DATA, REJECTED) if out in manifest.outputs}
+        counted = {DATA: stats.rows_out, REJECTED: stats.rows_rejected}
+        problems += [
+            f"{STATS} counts {counted[o]} rows in {o}/, which holds {n}" for o, n in held.items() if counted[o] != n
+        ]
+        if stats.rows_in != stats.rows_out + stats.rows_rejected:
+            problems.append(f"{STATS}: {stats.rows_in} in != {stats.rows_out} out + {stats.rows_rejected} rejected")
+        chain = CHAIN.get(name, _previous_rows)
+        problems += chain(stats, manifest.previous, lambda s: _load_stats(work / s))
+        if name == "shards":
+            for product in stats.extra.get("products", {}):
+                folder = release_dir(work) / product
+                try:
+                    problems += [f"release/{product}/{p}" for p in verify_release(folder)]
+                except (OSError, ValueError) as e:
+                    problems.append(f"release/{product}: no readable manifest ({type(e).__name__})")
+    return [f"stage {name}: {p}" for p in problems]
+
+
+def resume_state(work: Path, name: str, config_hash: str) -> tuple[bool, list[str]]:
+    """(whether stage ``name`` is complete for ``config_hash`` and can be skipped; if it completed but cannot, why,
+    one line each). A stage never completed, or completed with another config, is simply run."""
+    try:
+        manifest = read_manifest(work / name)
+    except ManifestError as e:
+        return False, [f"stage {name}: {e}"]
+    if manifest is None or manifest.config_hash != config_hash:
+        return False, []
+    problems = stage_problems(work, name, manifest)
+    return not problems, problems
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_stage(
+    ctx: StageContext,
+    name: str,
+    build: Callable[[StageContext], StageResult],
+    *,
+    redo: str | None = None,
+    log: Callable[[str], None] = _log,
+) -> tuple[StageStats, bool]:
+    """Run one stage unless it is complete for this config hash and checks (``resume_state``); with ``redo`` (why),
+    run it whatever its state. Returns (stats, skipped)."""
     stage_dir = ctx.work_dir / name
-    done = marker(stage_dir)
-    if done is not None and done.get("config_hash") == ctx.config_hash:
-        return StageStats.load(stage_dir / STATS), True
+    if redo is None:
+        complete, problems = resume_state(ctx.work_dir, name, ctx.config_hash)
+        if complete:
+            ctx.trusted.add(name)
+            return StageStats.load(stage_dir / STATS), True
+        for p in problems:
+            log(f"[stackv2] {p}")
+        if problems:
+            log(f"[stackv2] stage {name}: redoing it")
+    elif (stage_dir / SUCCESS).exists():
+        log(f"[stackv2] stage {name}: redoing it ({redo})")
+    ctx.trusted.discard(name)
     shutil.rmtree(stage_dir, ignore_errors=True)
     stage_dir.mkdir(parents=True)
     t0 = time.monotonic()
@@ -191,18 +410,24 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     with ThreadPoolExecutor(len(outputs), thread_name_prefix=f"write-{name}") as pool:
         futures = {
             out_name: pool.submit(
-                write_output, out, stage_dir / out_name, partitions, "reason" if out_name == REJECTED else None
+                write_committed,
+                out,
+                stage_dir / out_name,
+                partitions,
+                count_by="reason" if out_name == REJECTED else None,
+                unique=out_name == DATA,
             )
             for out_name, out in outputs.items()
         }
-    counts = {out_name: future.result() for out_name, future in futures.items()}  # raises the first failure
+    written = {out_name: future.result() for out_name, future in futures.items()}  # raises the first failure
 
     stats = StageStats(stage=name, config_hash=ctx.config_hash, extra=dict(result.extra))
-    stats.rows_out = counts[DATA][0]
-    if REJECTED in counts:
-        stats.rejected = counts[REJECTED][1]
+    stats.rows_out = written[DATA].rows
+    if REJECTED in written:
+        stats.rejected = written[REJECTED].counts
     if result.extra_stats is not None:
-        stats.extra.update(result.extra_stats(ctx.spark.read.parquet(str(stage_dir / DATA))))
+        data_files = [str(stage_dir / DATA / f.name) for f in written[DATA].files]
+        stats.extra.update(result.extra_stats(ctx.spark.read.parquet(*data_files)))
     stats.seconds = round(time.monotonic() - t0, 2)
     if result.rows_in is not None:
         stats.rows_in = result.rows_in
@@ -213,5 +438,27 @@ def run_stage(ctx: StageContext, name: str, build: Callable[[StageContext], Stag
     # What the stage cached (e.g. dedup's exact-dedup rows and sketches) is read by no later stage: stages pass
     # data through their written outputs only.
     ctx.spark.catalog.clearCache()
-    write_json(stage_dir / SUCCESS, {"stage": name, "config_hash": ctx.config_hash})
+    outputs_written = {out_name: w.files for out_name, w in written.items()}
+    write_manifest(stage_dir, Manifest(name, ctx.config_hash, ctx.input_stage, outputs_written))
+    ctx.trusted.add(name)
     return stats, False
+
+
+def check_work(work: Path, deep: bool = True) -> tuple[list[str], dict[str, Any]]:
+    """``stackv2 check``: the problems of every stage folder of ``work`` (``stage_problems``, in pipeline order)
+    without running anything, and what was checked (stages, files, bytes)."""
+    problems: list[str] = []
+    checked: dict[str, Any] = {"stages": [], "files": 0, "bytes": 0}
+    for name in PIPELINE:
+        if not (work / name).is_dir():
+            continue
+        checked["stages"].append(name)
+        problems += stage_problems(work, name, deep=deep)
+        try:
+            manifest = read_manifest(work / name)
+        except ManifestError:
+            continue
+        for files in manifest.outputs.values() if manifest else ():
+            checked["files"] += len(files)
+            checked["bytes"] += sum(f.bytes for f in files)
+    return problems, checked

@@ -377,6 +377,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import shlex
+
+    from pipelines._job import check_work
+    from stackv2.workdir import work_lock
+
+    work = Path(args.work)
+    if not work.is_dir():
+        raise FileNotFoundError(f"work folder {work} does not exist")
+    t0 = time.monotonic()
+    with work_lock(work, shlex.join(["stackv2", *sys.argv[1:]])):
+        problems, checked = check_work(work, deep=not args.quick)
+    for p in problems:
+        print(p)
+    state = "PROBLEMS" if problems else "OK"
+    print(
+        f"{state}: {len(checked['stages'])} stages ({', '.join(checked['stages']) or 'none'}), {checked['files']} "
+        f"files ({checked['bytes'] / 1e6:.1f} MB) checked in {time.monotonic() - t0:.1f}s, {len(problems)} problems"
+    )
+    return 1 if problems else 0
+
+
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     from stackv2.tokenize.sample import train_on_release
     from stackv2.workdir import DATA, trained_tokenizer
@@ -612,6 +634,17 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")
     _config_args(p, what="its work_dir and spark settings")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "check",
+        help="check a work folder against its manifests, without running anything (exit 1 on problems)",
+        description="Each completed stage: its output folders hold exactly the files its _SUCCESS lists (sizes, "
+        "sha256), its _stats.json counts what they hold, and its rows in are what the stages before it passed on "
+        "(docs/resume.md). One line per problem; a rerun of the pipeline redoes the stages named.",
+    )
+    p.add_argument("work", help="the work folder")
+    p.add_argument("--quick", action="store_true", help="sizes and Parquet footers only, no sha256 (reads little)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("provenance", help="the full SWHID of released files (origin, snapshot, revision, path)")
     p.add_argument("--work", default=None, help="work folder (default: the config's work_dir)")

@@ -16,13 +16,14 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines._job import DATA, PIPELINE, STATS, SUCCESS
+from pipelines._job import DATA, PIPELINE, STATS
 from pipelines._session import spark_session
 from stackv2.config import SparkConfig
-from stackv2.release.card import ReleaseSummary
+from stackv2.release.card import ReleaseSummary, malware_note
 from stackv2.report.render import ReportData, render
 from stackv2.schema import PII_COUNT_FIELDS
 from stackv2.stats import StageStats
+from stackv2.workdir import ManifestError, committed_files
 
 REPORT_DIR = "report"
 CLUSTERS = ("near_dedup", "clusters")
@@ -61,6 +62,14 @@ def cluster_size_histogram(clusters: DataFrame) -> dict[int, int]:
     return {r["size"]: r["n"] for r in sizes.groupBy("size").agg(F.count("*").alias("n")).collect()}
 
 
+def _committed(table: Path) -> list[str]:
+    """The files of a completed stage's table (its manifest's list), none when the stage has not completed."""
+    try:
+        return [str(f) for f in committed_files(table)]
+    except (FileNotFoundError, ManifestError):
+        return []
+
+
 def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
     funnel, missing = stage_stats(work)
     by_stage = {s.stage: s for s in funnel}
@@ -70,16 +79,22 @@ def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
     data.products = {name: ReleaseSummary.from_dict(s) for name, s in products.items()}
 
     clusters = work.joinpath(*CLUSTERS)
-    if (clusters.parent / SUCCESS).exists() and clusters.is_dir():
-        data.cluster_sizes = cluster_size_histogram(spark().read.parquet(str(clusters)))
+    files = _committed(clusters)
+    if files:
+        data.cluster_sizes = cluster_size_histogram(spark().read.parquet(*files))
     else:
         data.missing.append(f"{clusters}: no complete near-duplicate clusters table")
+
+    if "malware" in by_stage:
+        data.malware_note = malware_note(by_stage["malware"])
+        data.malware_signatures = dict(by_stage["malware"].extra.get("top_signatures", {}))
 
     pii = by_stage.get(PII_STAGE)
     if pii is not None:
         data.pii_counts = pii_counts_from_stats(pii)
-        if data.pii_counts is None and (work / PII_STAGE / SUCCESS).exists():
-            data.pii_counts = pii_counts_from_table(spark().read.parquet(str(work / PII_STAGE / DATA)))
+        files = _committed(work / PII_STAGE / DATA) if data.pii_counts is None else []
+        if files:
+            data.pii_counts = pii_counts_from_table(spark().read.parquet(*files))
         if data.pii_counts is None:
             data.missing.append(f"stage {PII_STAGE!r}: no per-type counts in its stats or its output columns")
     return data

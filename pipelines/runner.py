@@ -1,12 +1,18 @@
 """Chains the stages of a run with resume: ``stackv2 run --config run.yaml``.
 
 A run executes the configured subset of ``_job.PIPELINE`` in that order; each stage reads the output of the stage
-run just before it (``StageContext.input``) and may read any earlier stage by name.
+run just before it (``StageContext.input``) and may read any earlier stage by name. It holds the work folder's lock
+(``stackv2.workdir.work_lock``) throughout: a second run on the same folder stops at once, naming the first.
+
+Resume: a stage complete for its config hash whose outputs check (``_job.resume_state``) is skipped; any other is
+run, and once one stage has run, every stage after it runs too (what they read has been rewritten).
 """
 
 from __future__ import annotations
 
 import importlib
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +21,7 @@ from pipelines._job import PIPELINE, Stage, StageContext, run_stage
 from pipelines._session import spark_session
 from stackv2.config import ConfigError, RunConfig, stable_hash, to_dict
 from stackv2.stats import StageStats
+from stackv2.workdir import work_lock
 
 
 def load_stage(name: str) -> Stage:
@@ -38,8 +45,9 @@ def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
     )
 
 
-def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[StageStats]:
-    """Run the configured stages with resume; returns each stage's stats in order."""
+def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print, command: str | None = None) -> list[StageStats]:
+    """Run the configured stages with resume; returns each stage's stats in order. ``command`` is what the work
+    folder's lock records as the run holding it (default: this process's command line)."""
     if "://" in cfg.work_dir:
         raise ConfigError(
             f"work_dir {cfg.work_dir!r}: stage outputs need a local or mounted shared folder "
@@ -48,21 +56,25 @@ def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print) -> list[Sta
     work = Path(cfg.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     names = selected_stages(cfg)
-    spark = spark_session(cfg.spark)
-    results: list[StageStats] = []
-    upstream, previous = "", None
-    for name in names:
-        stage = load_stage(name)
-        h = stage_hash(stage, cfg, upstream)
-        ctx = StageContext(spark=spark, cfg=cfg, work_dir=work, previous=previous, config_hash=h)
-        t0 = time.monotonic()
-        log(f"[stackv2] stage {name} ...")
-        stats, skipped = run_stage(ctx, name, stage.run)
-        what = "skipped (complete for this config)" if skipped else f"done in {time.monotonic() - t0:.1f}s"
-        log(
-            f"[stackv2] stage {name}: {what}: {stats.rows_in} in, {stats.rows_out} out, "
-            f"{stats.rows_rejected} rejected {stats.rejected or ''}"
-        )
-        results.append(stats)
-        upstream, previous = h, name
+    with work_lock(work, command or shlex.join(["stackv2", *sys.argv[1:]]), log):
+        spark = spark_session(cfg.spark)
+        results: list[StageStats] = []
+        upstream, previous, redone = "", None, None
+        trusted: set[str] = set()
+        for name in names:
+            stage = load_stage(name)
+            h = stage_hash(stage, cfg, upstream)
+            ctx = StageContext(spark=spark, cfg=cfg, work_dir=work, previous=previous, config_hash=h, trusted=trusted)
+            t0 = time.monotonic()
+            log(f"[stackv2] stage {name} ...")
+            redo = f"stage {redone} ran before it" if redone else None
+            stats, skipped = run_stage(ctx, name, stage.run, redo=redo, log=log)
+            what = "skipped (complete for this config)" if skipped else f"done in {time.monotonic() - t0:.1f}s"
+            log(
+                f"[stackv2] stage {name}: {what}: {stats.rows_in} in, {stats.rows_out} out, "
+                f"{stats.rows_rejected} rejected {stats.rejected or ''}"
+            )
+            results.append(stats)
+            upstream, previous = h, name
+            redone = redone or (None if skipped else name)
     return results

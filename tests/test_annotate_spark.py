@@ -10,6 +10,7 @@ from pipelines._job import DATA, StageContext, run_stage
 from pipelines.stages.annotate import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import ANNOTATED, FETCHED
+from stackv2.workdir import adopt_outputs
 
 MIT = (
     "Copyright (c) 2020 Jane Doe\n\nPermission is hereby granted, free of charge, to any person obtaining a copy "
@@ -74,7 +75,7 @@ def run_annotate(spark, tmp, files: int):
     rows = fetched_rows()
     for k in range(files):
         pq.write_table(pa.Table.from_pylist(rows[k::files], schema=FETCHED), data / f"part-{k:05d}.parquet")
-    (tmp / "fetch" / "_SUCCESS").write_text("{}")
+    adopt_outputs(tmp / "fetch")
     cfg = RunConfig(work_dir=str(tmp), spark=SparkConfig(shuffle_partitions=4))
     ctx = StageContext(spark=spark, cfg=cfg, work_dir=tmp, previous="fetch", config_hash="test")
     assert ctx.input().rdd.getNumPartitions() == files

@@ -11,12 +11,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines._job import SUCCESS, StageContext, run_stage
+from pipelines._job import StageContext, run_stage
 from pipelines.components import connected_components
 from pipelines.stages import exact_dedup, near_dedup
 from stackv2 import schema
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.dedup.config import DedupConfig
+from stackv2.workdir import adopt_outputs
 
 pytestmark = pytest.mark.spark
 
@@ -105,7 +106,7 @@ def run(
     work = tmp / f"p{partitions}"
     (work / "annotate").mkdir(parents=True)
     frame(spark, rows, partitions).write.parquet(str(work / "annotate" / "data"))
-    (work / "annotate" / SUCCESS).write_text("{}")
+    adopt_outputs(work / "annotate")
     run_cfg = RunConfig(
         work_dir=str(work), fidelity=fidelity, near_dedup=cfg or DedupConfig(), spark=SparkConfig(shuffle_partitions=3)
     )

@@ -15,6 +15,7 @@ from pipelines.stages.filter import STAGE, transform
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.filters import FilterConfig
 from stackv2.schema import ANNOTATED
+from stackv2.workdir import adopt_outputs
 
 SCHEMA = ANNOTATED  # columns the rows below leave out are null
 CODE = "def add(a, b):\n    return a + b\n"
@@ -70,7 +71,7 @@ def run_filter(spark, tmp, files: int):
         pq.write_table(
             pa.Table.from_pylist(rows[k::files], schema=SCHEMA), data / f"part-{k:05d}.parquet", coerce_timestamps="us"
         )
-    (tmp / "annotate" / "_SUCCESS").write_text("{}")
+    adopt_outputs(tmp / "annotate")
     cfg = RunConfig(
         work_dir=str(tmp), spark=SparkConfig(shuffle_partitions=4), filter=FilterConfig(benchmark_files=(str(bench),))
     )

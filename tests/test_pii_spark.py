@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from pipelines._job import SUCCESS, StageContext, run_stage
+from pipelines._job import StageContext, run_stage
 from pipelines.stages.pii import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import PII_COUNT_FIELDS, PII_SPANS
+from stackv2.workdir import adopt_outputs
 from udfs.pii import COUNT_COLUMNS
 
 ROWS = [
@@ -28,7 +29,7 @@ def _input(spark, tmp_path, partitions: int):
     df.withColumn("language", df.path.substr(-2, 2)).repartition(partitions).write.parquet(
         str(tmp_path / "near_dedup" / "data")
     )
-    (tmp_path / "near_dedup" / SUCCESS).write_text("{}")
+    adopt_outputs(tmp_path / "near_dedup")
 
 
 def _run(spark, tmp_path, partitions: int):

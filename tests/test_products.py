@@ -14,6 +14,7 @@ from stackv2.release.config import GB, ComposeConfig
 from stackv2.release.products import PRODUCTS, TRAIN_FULL, TRAIN_SMOL, product
 from stackv2.release.provenance import lookup
 from stackv2.swh.swhid import file_swhid
+from stackv2.workdir import adopt_outputs
 
 CONTENT, SNP, REV = "94a9ed024d3859793618152ea559a168bbcbb5e2", "aa" * 20, "bb" * 20
 
@@ -92,17 +93,20 @@ def test_lookup(tmp_path):
         for p in ("the-stack-v2", TRAIN_FULL)
         for r, f, b in (("a/b", "/x.py", "b1"), ("a/c", "/y.py", "b2"))
     ]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "part-00000.parquet")
-    found = lookup(tmp_path, blob_id="b1")
+    table = tmp_path / "shards" / "data"
+    table.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), table / "part-00000.parquet")
+    adopt_outputs(tmp_path / "shards")
+    found = lookup(table, blob_id="b1")
     assert [(r["product"], r["swhid"]) for r in found] == [
         ("the-stack-v2", "swh:a/b/x.py"),
         (TRAIN_FULL, "swh:a/b/x.py"),
     ]
     assert "content" not in found[0]
-    assert lookup(tmp_path, repo_name="a/c", product=TRAIN_FULL)[0]["path"] == "/y.py"
-    assert lookup(tmp_path, path="/nope") == []
+    assert lookup(table, repo_name="a/c", product=TRAIN_FULL)[0]["path"] == "/y.py"
+    assert lookup(table, path="/nope") == []
     with pytest.raises(ValueError, match="give a blob id"):
-        lookup(tmp_path, product=TRAIN_FULL)
+        lookup(table, product=TRAIN_FULL)
     with pytest.raises(FileNotFoundError, match="shards stage"):
         lookup(tmp_path / "missing", blob_id="b1")
 

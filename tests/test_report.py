@@ -16,6 +16,7 @@ from stackv2.release.card import release_summary
 from stackv2.release.products import THE_STACK_V2, TRAIN_FULL
 from stackv2.report.render import ReportData, render
 from stackv2.stats import StageStats
+from stackv2.workdir import adopt_outputs
 
 GROUPS = [
     {"language": lang, "license_type": lt, "length_bin": b, "files": f, "bytes": f * 2**b}
@@ -114,17 +115,17 @@ def test_tables_are_aggregated_with_spark(spark, tmp_path):
     StageStats("near_dedup", rows_in=9, rows_out=6, rejected={"near_duplicate": 3}).save(
         work / "near_dedup" / "_stats.json"
     )
-    (work / "near_dedup" / "_SUCCESS").write_text("{}")
     members = [("c1", "a"), ("c1", "b"), ("c2", "c"), ("c2", "d"), ("c2", "e"), ("c3", "f"), ("c3", "g")]
     spark.createDataFrame(members, "cluster_id string, blob_id string").repartition(2).write.parquet(
         str(work / "near_dedup" / "clusters")
     )
     (work / "pii").mkdir()
     StageStats("pii", rows_in=6, rows_out=6).save(work / "pii" / "_stats.json")
-    (work / "pii" / "_SUCCESS").write_text("{}")
     spark.createDataFrame(
         [(2, 0, "a"), (1, 4, "b"), (0, 0, "c")], "pii_email int, pii_key int, path string"
     ).repartition(2).write.parquet(str(work / "pii" / "data"))
+    adopt_outputs(work / "near_dedup")
+    adopt_outputs(work / "pii")
     page = report(work, spark)
     numbers = json.loads((page.parent / "report.json").read_text())
     assert numbers["cluster_sizes"] == {"2": 2, "3": 1}

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines._job import STATS, SUCCESS, Stage, StageContext, run_stage
+from pipelines._job import STATS, Stage, StageContext, run_stage
 from pipelines.runner import load_stage
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.release.config import ShardsConfig
@@ -22,7 +22,7 @@ from stackv2.release.layout import MANIFEST, SORT_KEY, language_dir, read_manife
 from stackv2.release.products import PRODUCTS, THE_STACK_V2, THE_STACK_V2_DEDUP, TRAIN_FULL, TRAIN_SMOL
 from stackv2.schema import RELEASE, RELEASE_REPOS
 from stackv2.stats import StageStats
-from stackv2.workdir import REPORT, release_dir
+from stackv2.workdir import REPORT, adopt_outputs, release_dir
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -106,7 +106,7 @@ def run_shards(spark, tmp: Path, table: pa.Table, files: int, partitions: int) -
         for i in range(files):
             pq.write_table(rows.slice(i * step, step), src / f"part-{i}.parquet", coerce_timestamps="us")
         StageStats(stage, rows_in=rows.num_rows, rows_out=rows.num_rows).save(work / stage / STATS)
-        (work / stage / SUCCESS).write_text("{}")
+        adopt_outputs(work / stage)
     cfg = RunConfig(work_dir=str(work), shards=CFG, spark=SparkConfig(shuffle_partitions=partitions))
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     stage: Stage = load_stage("shards")

@@ -28,6 +28,7 @@ from stackv2.tokenize.tokenizer import (
     token_dtype,
     train_tokenizer,
 )
+from stackv2.workdir import adopt_outputs
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -239,8 +240,8 @@ def test_tokenize_shard_is_deterministic_for_a_seed(tmp_path, encoder):
 
 def test_sample_release_is_seeded_and_bounded(tmp_path):
     """The sample comes from the shards stage's row table, from one product's rows only."""
-    data = tmp_path / "data"
-    data.mkdir()
+    data = tmp_path / "shards" / "data"
+    data.mkdir(parents=True)
     for lang, k in (("Python", 0), ("C", 1)):
         rows = [
             {"blob_id": f"{lang}{i}", "length_bytes": 10, "content": f"{lang} file {i}", "product": product}
@@ -248,6 +249,7 @@ def test_sample_release_is_seeded_and_bounded(tmp_path):
             for product in ("train", "other")
         ]
         pq.write_table(pa.Table.from_pylist(rows), data / f"part-0000{k}.parquet")
+    adopt_outputs(data.parent)
     a = sample_release(data, 200, seed=1, product="train")
     assert len(a) == 20 and a == sample_release(data, 200, seed=1, product="train")
     assert a != sample_release(data, 200, seed=2, product="train")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import cli
-from pipelines._job import SUCCESS, StageContext, run_stage
+from pipelines._job import StageContext, run_stage
 from pipelines.stages.tokenize import STAGE, shard_totals
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.release.products import THE_STACK_V2, TRAIN_FULL
@@ -22,7 +22,7 @@ from stackv2.tokenize.format import restore
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.stream import MISSING_CONTENT, TokenSink
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
-from stackv2.workdir import tokens_dir, trained_tokenizer
+from stackv2.workdir import adopt_outputs, tokens_dir, trained_tokenizer
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -75,7 +75,7 @@ def make_release(work: Path, files: int) -> None:
         part = [{**r, "product": p} for i, r in enumerate(rows) if i % files == k for p in (TRAIN_FULL, THE_STACK_V2)]
         table = pa.Table.from_pylist(part, schema=SCHEMA.append(pa.field("product", pa.string())))
         pq.write_table(table, work / "shards" / "data" / f"part-{k:05d}.parquet")
-    (work / "shards" / SUCCESS).write_text("{}")
+    adopt_outputs(work / "shards")
 
 
 def run(spark, work: Path, input_files: int, engine: str) -> StageStats:

@@ -1,8 +1,14 @@
-"""Write each Spark partition as one Parquet file with pyarrow, named by partition index.
+"""Write each Spark partition as one Parquet file with pyarrow, and say which file holds it.
 
 Spark's own writer (parquet-mr) stores column encodings in JVM hash-set order, which changes from one JVM to
 the next, so two runs over the same rows give different bytes. pyarrow's writer is deterministic: with the
 rows hash-partitioned and sorted by a unique key, the same input and config give byte-identical files.
+
+A task attempt writes a hidden file of its own (``.part-NNNNN.parquet.tmp-<write>-<attempt>``) and reports its
+name, size, rows and sha256; it renames nothing. The driver renames the file of the attempt Spark accepted and
+removes every other one (``pipelines._job.write_output``), so a frozen or killed attempt can never leave its file
+among the committed ones. The rows arrive sorted on the output's key, so a repeated key is the row just before:
+the writer refuses it, and a stage can never merge or duplicate rows silently.
 """
 
 from __future__ import annotations
@@ -15,48 +21,108 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stackv2.atomic import atomic_path
+from stackv2.release.layout import sha256_file
 
-RESULT_SCHEMA = "partition int, rows long, bytes long, counts map<string, long>"
+RESULT_SCHEMA = "partition int, file string, rows long, bytes long, sha256 string, counts map<string, long>"
 _RESULT = pa.schema(
     [
         ("partition", pa.int32()),
+        ("file", pa.string()),
         ("rows", pa.int64()),
         ("bytes", pa.int64()),
+        ("sha256", pa.string()),
         ("counts", pa.map_(pa.string(), pa.int64())),
     ]
 )
 
 
+class DuplicateKeyError(ValueError):
+    """Two rows of one output share its unique key."""
+
+
+def part_name(partition: int) -> str:
+    return f"part-{partition:05d}.parquet"
+
+
+def _same_as_previous(keys: pa.Table) -> pa.Array:
+    """Per row from the second on: whether every key column equals the row before's (nulls equal nulls)."""
+    same = None
+    for column in keys.columns:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        a, b = column.slice(1), column.slice(0, len(column) - 1)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+        eq = (
+            both_null
+            if pa.types.is_null(column.type)
+            else pc.fill_null(pc.or_kleene(pc.equal(a, b), both_null), False)
+        )
+        same = eq if same is None else pc.and_(same, eq)
+    return same
+
+
+def check_unique(batch: pa.RecordBatch, key: tuple[str, ...], last: pa.Table | None) -> pa.Table | None:
+    """Raise ``DuplicateKeyError`` if a row of ``batch`` (sorted on ``key``) repeats the key of the row before it,
+    ``last`` being the previous batch's last key; returns this batch's last key."""
+    if not key or not batch.num_rows:
+        return last
+    keys = pa.Table.from_batches([batch.select(list(key))])
+    if last is not None:
+        keys = pa.concat_tables([last, keys])
+    same = _same_as_previous(keys)
+    if pc.any(same).as_py():
+        n = pc.sum(same.cast(pa.int64())).as_py()
+        first = keys.slice(pc.index(same, True).as_py() + 1, 1).to_pylist()[0]
+        raise DuplicateKeyError(f"{n} rows repeat the key of the row before them, e.g. {first}: {key} must be unique")
+    return keys.slice(keys.num_rows - 1)
+
+
 def write_partitions(
-    folder: str, schema: pa.Schema, compression: str = "zstd", count_by: str | None = None
+    folder: str,
+    schema: pa.Schema,
+    compression: str = "zstd",
+    count_by: str | None = None,
+    key: tuple[str, ...] = (),
+    tag: str = "",
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` function writing its partition to ``folder/part-NNNNN.parquet``; yields one stats row,
-    with the rows per value of the string column ``count_by`` (e.g. the reject reasons: counted while writing
-    saves reading the output back)."""
+    """A ``mapInArrow`` function writing its partition (sorted on ``key``, which must be unique) to a hidden file of
+    its own in ``folder``; yields one row: the file, its rows, bytes and sha256, and with ``count_by`` the rows per
+    value of that string column (e.g. the reject reasons: counted while writing saves reading the output back).
+    ``tag`` names the write, so attempts of another write of the same folder cannot collide with these."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         ctx = TaskContext.get()
         pid = ctx.partitionId()
-        path = os.path.join(folder, f"part-{pid:05d}.parquet")
-        rows, counts = 0, Counter()
-        with (
-            atomic_path(path, tag=ctx.attemptNumber()) as tmp,
-            pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=True) as writer,
-        ):
-            for batch in batches:
-                if batch.num_rows:
-                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-                    rows += batch.num_rows
-                    if count_by is not None:
-                        if batch.column(count_by).null_count:
-                            raise ValueError(f"{batch.column(count_by).null_count} rows without a {count_by}")
-                        for vc in pc.value_counts(batch.column(count_by)).to_pylist():
-                            counts[vc["values"]] += vc["counts"]
+        name = f".{part_name(pid)}.tmp-{tag}-{ctx.taskAttemptId()}"
+        path = os.path.join(folder, name)
+        rows, counts, last = 0, Counter(), None
+        try:
+            with pq.ParquetWriter(path, schema, compression=compression, write_statistics=True) as writer:
+                for batch in batches:
+                    if batch.num_rows:
+                        last = check_unique(batch, key, last)
+                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+                        rows += batch.num_rows
+                        if count_by is not None:
+                            if batch.column(count_by).null_count:
+                                raise ValueError(f"{batch.column(count_by).null_count} rows without a {count_by}")
+                            for vc in pc.value_counts(batch.column(count_by)).to_pylist():
+                                counts[vc["values"]] += vc["counts"]
+            sha256 = sha256_file(path)  # just written: read back from the page cache
+        except BaseException:
+            if os.path.exists(path):
+                os.unlink(path)
+            raise
         yield pa.RecordBatch.from_pydict(
-            {"partition": [pid], "rows": [rows], "bytes": [os.path.getsize(path)], "counts": [list(counts.items())]},
+            {
+                "partition": [pid],
+                "file": [name],
+                "rows": [rows],
+                "bytes": [os.path.getsize(path)],
+                "sha256": [sha256],
+                "counts": [list(counts.items())],
+            },
             schema=_RESULT,
         )
 

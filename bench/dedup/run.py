@@ -29,6 +29,7 @@ from stackv2 import schema
 from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.minhash import MinHasher
 from stackv2.dedup.shingle import ngrams, shingle_hash_sets, shingle_hashes
+from stackv2.workdir import adopt_outputs
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "work" / "bench-dedup"
@@ -92,7 +93,7 @@ def write_corpus(work: Path, docs) -> None:
     table = pa.Table.from_pylist(rows, schema=INPUT)
     (work / "corpus" / "data").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, work / "corpus" / "data" / "part-00000.parquet")
-    (work / "corpus" / "_SUCCESS").write_text("{}")
+    adopt_outputs(work / "corpus")
     (work / "shards").mkdir(exist_ok=True)
     half = (len(rows) + 1) // 2
     for i, start in enumerate((0, half)):

@@ -41,6 +41,7 @@ def _stage(work: Path, cfg: DedupConfig) -> list[list]:
     from pipelines._session import spark_session
     from pipelines.stages import near_dedup
     from stackv2.config import RunConfig, SparkConfig, stable_hash, to_dict
+    from stackv2.workdir import committed_files
 
     spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8)
     run_cfg = RunConfig(work_dir=str(work), spark=spark_cfg, near_dedup=cfg)
@@ -50,7 +51,8 @@ def _stage(work: Path, cfg: DedupConfig) -> list[list]:
     )
     run_stage(ctx, "near_dedup", near_dedup.run)
     index = {b: i for i, b in enumerate(pq.read_table(work / "corpus" / "data", columns=["blob_id"])[0].to_pylist())}
-    rows = spark.read.parquet(str(work / "near_dedup" / "clusters")).select("blob_id", "cluster_id").collect()
+    clusters = map(str, committed_files(work / "near_dedup" / "clusters"))
+    rows = spark.read.parquet(*clusters).select("blob_id", "cluster_id").collect()
     spark.stop()
     return [[index[r["blob_id"]], r["cluster_id"]] for r in rows]
 

@@ -22,13 +22,14 @@ import pyarrow.dataset as ds
 from pipelines._job import PIPELINE
 from pipelines.runner import run_pipeline
 from stackv2.config import REFERENCE, REFERENCE_RULES, RunConfig, apply_overrides, from_dict, to_dict
+from stackv2.workdir import committed_files
 
 STAGES = PIPELINE[: PIPELINE.index("shards") + 1]
 
 
 def released(work: Path) -> dict[str, set[tuple[str, str, str]]]:
     """Product -> its released files, from the shards stage's row table."""
-    t = ds.dataset(work / "shards" / "data", format="parquet").to_table(
+    t = ds.dataset(committed_files(work / "shards" / "data"), format="parquet").to_table(
         columns=["product", "repo_name", "path", "blob_id"]
     )
     out: dict[str, set[tuple[str, str, str]]] = {}

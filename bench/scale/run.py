@@ -34,6 +34,7 @@ from pipelines._job import PIPELINE, STATS, SUCCESS
 from pipelines.runner import run_pipeline
 from stackv2.config import RunConfig, from_dict, to_dict
 from stackv2.stats import StageStats
+from stackv2.workdir import committed_files
 
 #: Stages the scale run covers by default: everything up to the release shards (tokenize needs a tokenizer).
 DEFAULT_STAGES = ("extract", "fetch", "annotate", "exact_dedup", "near_dedup", "filter", "pii", "compose", "shards")
@@ -127,7 +128,7 @@ def task_metrics(event_dir: Path) -> dict[str, dict[str, float]]:
 def content_bytes(folder: Path) -> int:
     """Sum of the ``length`` column (bytes of file content) of a stage output, 0 when it has none."""
     total = 0
-    for part in sorted(folder.glob("part-*.parquet")):
+    for part in committed_files(folder):
         f = pq.ParquetFile(part)
         if "length" in f.schema_arrow.names:
             total += sum(v for v in f.read(columns=["length"]).column(0).to_pylist() if v)

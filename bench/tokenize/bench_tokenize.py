@@ -89,15 +89,16 @@ def datatrove_run(rows: list[FileRow], tok_path: Path, out: Path) -> Callable[[]
 
 
 def spark_stage(rows: list[FileRow], tok_path: Path, work: Path, engine: str) -> Callable[[], int]:
-    from pipelines._job import SUCCESS, StageContext, run_stage
+    from pipelines._job import StageContext, run_stage
     from pipelines._session import spark_session
     from pipelines.stages.tokenize import STAGE
     from stackv2.config import RunConfig, SparkConfig
+    from stackv2.workdir import adopt_outputs
 
     cores = os.cpu_count() or 1
     (work / "shards" / "data").mkdir(parents=True, exist_ok=True)  # the shards stage's row table
     pq.write_table(pa.Table.from_pylist([r._asdict() for r in rows]), work / "shards" / "data" / "part-00000.parquet")
-    (work / "shards" / SUCCESS).write_text("{}")
+    adopt_outputs(work / "shards")
     cfg = RunConfig(
         work_dir=str(work),
         spark=SparkConfig(master=f"local[{cores}]", shuffle_partitions=cores, driver_memory="2g"),

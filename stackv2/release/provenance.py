@@ -9,6 +9,8 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from stackv2.workdir import committed_files
+
 COLUMNS = ("product", "repo_name", "path", "blob_id", "swhid")
 
 
@@ -25,9 +27,10 @@ def lookup(
     given = {k: v for k, v in wanted.items() if v is not None}
     if not given.keys() - {"product"}:
         raise ValueError("give a blob id, a repository or a path to look up")
-    files = sorted(Path(rows).glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{rows}: no row table (*.parquet): run the shards stage first")
+    try:
+        files = committed_files(rows)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{rows}: no row table: run the shards stage first") from None
     condition = None
     for column, value in given.items():
         term = pc.field(column) == value

@@ -18,13 +18,15 @@ import xxhash
 
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.tokenizer import train_tokenizer
+from stackv2.workdir import committed_files
 
 
 def release_files(data_dir: str | Path) -> list[Path]:
-    files = sorted(Path(data_dir).rglob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no released rows (*.parquet) under {data_dir}: run the shards stage first")
-    return files
+    """The files of the ``shards`` stage's row table, as its manifest lists them."""
+    try:
+        return committed_files(data_dir)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no released rows in {data_dir}: run the shards stage first") from None
 
 
 def sample_release(data_dir: str | Path, budget_bytes: int, seed: int, product: str) -> list[str]:
