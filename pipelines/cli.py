@@ -441,10 +441,11 @@ def cmd_class_archive(args: argparse.Namespace) -> int:
 def cmd_gharchive_build(args: argparse.Namespace) -> int:
     from pipelines._session import spark_session
     from pipelines.gharchive import build
+    from stackv2.gharchive import on_screen
 
     cfg = load_config(args.config, args.overrides)
     summary = build(spark_session(cfg.spark), args.events, args.out, partitions=cfg.spark.shuffle_partitions)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(on_screen(summary), indent=2))
     return 0
 
 

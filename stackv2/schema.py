@@ -238,6 +238,11 @@ GITHUB_METADATA = pa.schema(
     ]
 )
 
+#: What ``stackv2 gharchive build`` writes (one row per GitHub id and name, docs/gharchive.md): ``GITHUB_METADATA``,
+#: then ``latest_event_at``, the pair's latest event of any type, by which a reader chooses among the ids that held
+#: one name. A separate schema, so that hand-made tables with ``GITHUB_METADATA``'s columns stay valid.
+GHARCHIVE_METADATA = pa.schema([*GITHUB_METADATA, pa.field("latest_event_at", pa.timestamp("us"))])
+
 #: Columns ``dedup`` adds to the rows it keeps (both null for files in no near-duplicate cluster).
 DEDUP_FIELDS: list[pa.Field] = [pa.field("cluster_id", STRING), pa.field("is_representative", pa.bool_())]
 
