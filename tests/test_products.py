@@ -56,7 +56,13 @@ def test_products_name_their_stages():
         "the-stack-v2-dedup",
         "the-stack-v2-train-full",
         "the-stack-v2-train-smol",
+        "jupyter-scripts",
+        "jupyter-structured",
     ]
+    assert {p.name for p in PRODUCTS if p.redacted} == {p.name for p in PRODUCTS} - {
+        "the-stack-v2",
+        "the-stack-v2-dedup",
+    }
     assert product(TRAIN_SMOL).only == "train_smol" and product(TRAIN_FULL).repo_level
     with pytest.raises(ValueError, match="unknown product"):
         product("the-stack-v3")

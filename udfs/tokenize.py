@@ -14,10 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 from pyspark import TaskContext
 
+from stackv2.notebooks.format import script_document, structured_document
+from stackv2.release.products import JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
-from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
+from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_notebooks, tokenize_shard
 from stackv2.tokenize.tokenizer import load_tokenizer
 
 _OUT_ROWS = 4096
@@ -47,6 +49,38 @@ def tokenize_partitions(
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
         sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
         records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
+        while chunk := list(islice(records, _OUT_ROWS)):
+            yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        sink.close()
+
+    return run
+
+
+def tokenize_notebook_partitions(
+    cfg: TokenizeConfig, tokenizer_path: str, out_dir: str, product: str
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """Batches of notebook rows (``FileRow`` columns, ``content`` the script; ``cells`` for the structured form) ->
+    one token shard per partition, ``<product>-part-NNNNN``, of one document per notebook in StarCoder2's form for
+    ``product`` (``jupyter-scripts`` or ``jupyter-structured``)."""
+
+    def documents(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[FileRow, list]]:
+        for batch in batches:
+            cells = batch.column("cells").to_pylist() if product == JUPYTER_STRUCTURED else None
+            for i, row in enumerate(_rows(iter([batch]))):
+                if cells is None:
+                    yield row, script_document(row.content)
+                else:
+                    yield row, structured_document((c["kind"], c["text"]) for c in cells[i])
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        docs = documents(batches)
+        first = next(docs, None)
+        if first is None:
+            return
+        name = f"{product}-{token_shard_name(TaskContext.get().partitionId())}"
+        encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
+        sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
+        records = tokenize_notebooks(chain([first], docs), encoder, cfg, sink, name)
         while chunk := list(islice(records, _OUT_ROWS)):
             yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
         sink.close()

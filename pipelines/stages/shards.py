@@ -28,7 +28,14 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
 from stackv2.atomic import atomic_dir
-from stackv2.release.card import ReleaseSummary, dataset_card, registry_date, release_index, release_summary
+from stackv2.release.card import (
+    ReleaseSummary,
+    dataset_card,
+    malware_note,
+    registry_date,
+    release_index,
+    release_summary,
+)
 from stackv2.release.config import ShardsConfig
 from stackv2.release.layout import (
     CARD,
@@ -123,6 +130,7 @@ def transform(
     """Write one product's ``rows`` (``INPUT``) under ``root`` (a new folder): (the released rows with the ``shard``
     holding each, the summary, one entry per shard written)."""
     spark = rows.sparkSession
+    root.mkdir(parents=True, exist_ok=True)  # an empty product still has its folder, manifest and card
     groups = [
         r.asDict()
         for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin"))
@@ -181,7 +189,11 @@ def transform(
 
 def _product_rows(ctx: StageContext, product: Product) -> DataFrame:
     rows = ctx.read(product.stage)
-    return conform(rows.where(F.col(product.only)) if product.only else rows, INPUT)
+    if product.only:
+        rows = rows.where(F.col(product.only))
+    if product.content != "content":
+        rows = rows.withColumns({"content": F.col(product.content), "length_bytes": F.octet_length(product.content)})
+    return conform(rows, INPUT)
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -194,13 +206,14 @@ def run(ctx: StageContext) -> StageResult:
             root = tmp / product.name
             rows, summary, entries = transform(_product_rows(ctx, product), product.repo_level, root, ctx.cfg.shards)
             write_manifest(root, entries, config_hash=ctx.config_hash, created_from=product.stage)
-            funnel = [s for s in map(ctx.stats_of, PIPELINE[: PIPELINE.index(product.stage) + 1]) if s is not None]
+            upstream = PIPELINE[: PIPELINE.index(product.stage) + 1]
             card = dataset_card(
                 summary,
-                funnel,
+                [s for s in map(ctx.stats_of, upstream) if s is not None],
                 config_hash=ctx.config_hash,
                 registry=registry_date(ctx.stats_of("optout")),
                 product=product,
+                malware=malware_note(ctx.stats_of("malware")) if "malware" in upstream else "",
             )
             (root / CARD).write_text(card)
             summaries[product.name] = summary

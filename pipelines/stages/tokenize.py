@@ -28,17 +28,20 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
+from pipelines.stages.notebooks import HAS_SCRIPT, HAS_STRUCTURED
 from pipelines.stages.shards import PRODUCT_COL
 from stackv2.config import RunConfig, to_dict
+from stackv2.release.products import JUPYTER_SCRIPTS, JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
+from stackv2.tokenize.format import NOTEBOOK_SENTINELS
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.sample import train_on_release
 from stackv2.tokenize.stream import MISSING_CONTENT, FileRow
-from stackv2.tokenize.tokenizer import load_tokenizer
+from stackv2.tokenize.tokenizer import load_tokenizer, token_ids
 from stackv2.workdir import tokens_dir, trained_tokenizer
 from udfs.arrow import to_spark_schema
-from udfs.tokenize import tokenize_partitions
+from udfs.tokenize import tokenize_notebook_partitions, tokenize_partitions
 
 KEY = ("repo_name", "path")
 MANIFEST = "manifest.json"
@@ -104,6 +107,20 @@ def transform(rows: DataFrame, cfg: TokenizeConfig, tokenizer: Path, out: Path, 
     return files.localCheckpoint()  # tokenize once; a recomputation would rewrite the same bytes
 
 
+def notebook_documents(
+    notebooks: DataFrame, cfg: TokenizeConfig, tokenizer: Path, out: Path, partitions: int
+) -> DataFrame:
+    """The notebooks stage's rows as documents of both notebook products, in token shards named after the product;
+    returns their per-file rows (one per notebook and form)."""
+    forms = []
+    for product, has in ((JUPYTER_SCRIPTS, HAS_SCRIPT), (JUPYTER_STRUCTURED, HAS_STRUCTURED)):
+        rows = notebooks.where(F.col(has)).select(*FileRow._fields, "cells").repartition(partitions, "blob_id")
+        ordered = rows.sortWithinPartitions(F.xxhash64(F.lit(cfg.seed), "blob_id"), "blob_id", "repo_name", "path")
+        writer = tokenize_notebook_partitions(cfg, str(tokenizer), str(out), product)
+        forms.append(ordered.mapInArrow(writer, to_spark_schema(TOKENIZED_FILES)))
+    return forms[0].unionByName(forms[1]).localCheckpoint()
+
+
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.tokenize
     tok_path = tokenizer_path(ctx.cfg).resolve()
@@ -119,7 +136,13 @@ def run(ctx: StageContext) -> StageResult:
     rows = ctx.read("shards").where(F.col(PRODUCT_COL) == cfg.product).select(*FileRow._fields)
     rows_in = rows.count()
     rejected = rows.where(F.col("content").isNull()).drop("content").withColumn("reason", F.lit(MISSING_CONTENT))
-    files = transform(rows.where(F.col("content").isNotNull()), cfg, tok_path, out, ctx.cfg.spark.shuffle_partitions)
+    partitions = ctx.cfg.spark.shuffle_partitions
+    files = transform(rows.where(F.col("content").isNotNull()), cfg, tok_path, out, partitions)
+    if cfg.notebooks and ctx.stats_of("notebooks") is not None:
+        token_ids(load_tokenizer(tok_path), NOTEBOOK_SENTINELS)  # a clear error before any task, if one is missing
+        notebooks = notebook_documents(ctx.read("notebooks"), cfg, tok_path, out, partitions)
+        rows_in += notebooks.count()
+        files = files.unionByName(notebooks)
     shutil.copyfile(tok_path, out / "tokenizer.json")
     manifest = {
         "shards": shard_totals(out, cfg.formats),
@@ -129,7 +152,7 @@ def run(ctx: StageContext) -> StageResult:
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return StageResult(
-        data=Output(files, KEY),
+        data=Output(files, ("shard", "document", "position")),
         rejected=Output(rejected, KEY),
         rows_in=rows_in,
         extra={

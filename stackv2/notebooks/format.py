@@ -14,15 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stackv2.notebooks.convert import CODE, OUTPUT, TEXT
-from stackv2.tokenize.format import EOS, Part
+from stackv2.tokenize.format import (
+    EMPTY_OUTPUT,
+    EOS,
+    JUPYTER_CODE,
+    JUPYTER_OUTPUT,
+    JUPYTER_SCRIPT,
+    JUPYTER_START,
+    JUPYTER_TEXT,
+    NOTEBOOK_SENTINELS,
+    Part,
+)
 
-JUPYTER_SCRIPT = "<jupyter_script>"
-JUPYTER_START = "<jupyter_start>"
-EMPTY_OUTPUT = "<empty_output>"
 #: The sentinel before each kind of structured part.
-KIND_SENTINELS = {TEXT: "<jupyter_text>", CODE: "<jupyter_code>", OUTPUT: "<jupyter_output>"}
+KIND_SENTINELS = {TEXT: JUPYTER_TEXT, CODE: JUPYTER_CODE, OUTPUT: JUPYTER_OUTPUT}
 #: Every sentinel a notebook document uses (all are StarCoder2 special tokens, docs/spec.md §10.3).
-SENTINELS = (EOS, JUPYTER_SCRIPT, JUPYTER_START, EMPTY_OUTPUT, *KIND_SENTINELS.values())
+SENTINELS = (EOS, *NOTEBOOK_SENTINELS)
 
 
 def script_document(script: str) -> list[Part]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stackv2 import __version__
+from stackv2.malware.database import TEST_DATABASE
 from stackv2.release.layout import DATA_DIR, MANIFEST, UNKNOWN_LANGUAGE_DIR, language_dir
 from stackv2.release.products import Product
 from stackv2.stats import StageStats
@@ -126,6 +127,30 @@ CITATION = """@article{lozhkov2024starcoder,
 }"""
 
 
+#: The malware note of a product made before the scan.
+NOT_SCANNED = "Not scanned: the malware scan runs on the training sets, after PII redaction, as the paper's did."
+
+
+def malware_note(malware: StageStats | None) -> str:
+    """What the ``malware`` stage scanned with, for a card (from the stage's stats)."""
+    if malware is None:
+        return "Not scanned for malware: the malware stage did not run."
+    if not malware.extra.get("enabled"):
+        return "Not scanned for malware: the scan was off (`malware.enabled`), as it is without a signature database."
+    versions = dict(malware.extra.get("versions", {}))
+    engine = versions.pop("engine", "ClamAV")
+    note = f"Scanned with {engine}; databases: " + ", ".join(f"`{k}` ({v})" for k, v in sorted(versions.items()))
+    if set(versions) == {TEST_DATABASE}:
+        note += (
+            ". That is only a test database built with `sigtool` (the EICAR test file), not ClamAV's official "
+            "signatures: the scan ran, but it could not have found real malware."
+        )
+    found = malware.extra.get("top_signatures", {})
+    if found:
+        note += " Files removed, by signature: " + ", ".join(f"{k} {v:,}" for k, v in found.items()) + "."
+    return note
+
+
 def dataset_card(
     summary: ReleaseSummary,
     funnel: Sequence[StageStats],
@@ -133,6 +158,7 @@ def dataset_card(
     config_hash: str,
     registry: str | None,
     product: Product,
+    malware: str = "",
 ) -> str:
     """A product's ``README.md``: a Hub card (YAML header, with one config per language for file-level products)
     and the numbers."""
@@ -175,18 +201,19 @@ def dataset_card(
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(st.rejected.items())) or "-"
         funnel_rows.append((st.stage, f"{st.rows_in:,}", f"{st.rows_out:,}", f"{st.rows_rejected:,}", reasons))
     optout = optout_statement(registry)
+    redaction = (
+        " (after PII redaction)."
+        if product.redacted
+        else ", as archived (no PII redaction: the published ids point to the archive's contents)."
+    )
+    content = "Unlike the published id tables, every row carries its `content`" + redaction
     if product.repo_level:
-        content = "Unlike the published `-ids` tables, every file carries its `content` (after PII redaction)."
         layout = (
             f"- `{DATA_DIR}/train-NNNNN-of-MMMMM.parquet` ({summary.shards} shard(s)): one row per repository, the "
-            f"fields of\n  `bigcode/{product.name}-ids` with its `files` (each with `content`) and `num_files`."
+            f"fields of\n  `{product.published}` with its `files` (each with `content`) and `num_files`."
         )
         example = 'ds = load_dataset("path/to/this/folder", split="train", streaming=True)'
     else:
-        content = (
-            "Unlike the published id tables, every row carries its `content`, as archived (no PII redaction, as in "
-            "the contents the published ids point to)."
-        )
         layout = (
             f"- `{DATA_DIR}/<Language>/train-NNNNN-of-MMMMM.parquet` ({summary.shards} shard(s)): one row per file, "
             "the 26\n  columns of `bigcode/the-stack-v2` in their published order, plus `content`."
@@ -196,7 +223,7 @@ def dataset_card(
 # {product.name}
 
 {product.description[0].upper() + product.description[1:]}: a code dataset in the layout of
-[{product.name}](https://huggingface.co/datasets/bigcode/{product.name}), rebuilt from the Software Heritage archive
+[{product.published}](https://huggingface.co/datasets/{product.published}), rebuilt from the Software Heritage archive
 by `stackv2` {__version__}: **{summary.files:,} files** ({human_bytes(summary.bytes)} of UTF-8 text) from
 **{summary.repos:,} repositories** in **{len(summary.languages)} languages**. {content}
 
@@ -228,6 +255,10 @@ Every stage keeps the rows it does not pass on, with a reason; rows in = rows ou
 {OPTOUT_HEADING}
 
 {optout}
+
+## Malware
+
+{malware or NOT_SCANNED}
 
 ## Reproduce
 

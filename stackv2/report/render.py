@@ -38,6 +38,9 @@ class ReportData:
     cluster_sizes: dict[int, int] | None = None
     #: PII type -> redactions
     pii_counts: dict[str, int] | None = None
+    #: What the malware scan used, and the signatures that matched (the paper's Table 26): files per signature.
+    malware_note: str = ""
+    malware_signatures: dict[str, int] = field(default_factory=dict)
     #: What could not be read, one line each (shown on the page, kept in the JSON).
     missing: list[str] = field(default_factory=list)
 
@@ -49,6 +52,8 @@ class ReportData:
             if self.cluster_sizes is not None
             else None,
             "pii_counts": dict(sorted(self.pii_counts.items())) if self.pii_counts is not None else None,
+            "malware_note": self.malware_note,
+            "malware_signatures": dict(self.malware_signatures),
             "missing": list(self.missing),
         }
 
@@ -258,6 +263,12 @@ def render(data: ReportData, out: Path) -> Path:
         f"<style>{_CSS}</style></head><body><h1>stackv2 build report</h1>{lead}"
         + "\n".join(parts)
         + licenses
+        + (f"<h2>Malware</h2><p>{html.escape(data.malware_note)}</p>" if data.malware_note else "")
+        + (
+            _html_table(("signature", "files"), [(k, f"{v:,}") for k, v in data.malware_signatures.items()])
+            if data.malware_signatures
+            else ""
+        )
         + (f"<h2>Inputs not found</h2><ul>{missing}</ul>" if missing else "")
         + f"<p>The same numbers: <a href='{JSON_NAME}'>{JSON_NAME}</a>.</p></body></html>\n"
     )

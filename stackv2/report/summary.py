@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stackv2.release.card import malware_note
 from stackv2.stats import StageStats
 
 
@@ -42,6 +43,18 @@ def run_summary(stats: list[StageStats], work_dir: Path) -> str:
         p = by_stage["pii"].extra
         counts = ", ".join(f"{k} {v}" for k, v in sorted(p.get("redactions", {}).items()) if v)
         lines.append(f"PII: {p.get('files_with_pii', 0):,} files redacted ({counts or 'nothing found'})")
+    if "malware" in by_stage:
+        m = by_stage["malware"]
+        top = ", ".join(f"{k} {v}" for k, v in m.extra.get("top_signatures", {}).items())
+        lines.append(
+            f"malware: {malware_note(m)}" if not top else f"malware: {m.rows_rejected:,} files removed ({top})"
+        )
+    if "notebooks" in by_stage:
+        n = by_stage["notebooks"]
+        lines.append(
+            f"notebooks: {n.rows_in:,} in the-stack-v2, {n.extra.get('scripts', 0):,} scripts and "
+            f"{n.extra.get('structured', 0):,} structured kept"
+        )
     if "shards" in by_stage:
         for name, p in by_stage["shards"].extra.get("products", {}).items():
             files = sum(v["files"] for v in p.get("languages", {}).values())

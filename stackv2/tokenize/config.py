@@ -33,6 +33,9 @@ class TokenizeConfig:
     #: The product whose rows become the token files (``stackv2.release.products``): StarCoder2 trained on
     #: ``the-stack-v2-train-full`` (15B) and ``-train-smol`` (3B, 7B).
     product: str = "the-stack-v2-train-full"
+    #: Also the notebook products, in StarCoder2's forms (``jupyter-scripts``, ``jupyter-structured``: one document
+    #: per notebook, in token shards of their own), when the ``notebooks`` stage ran.
+    notebooks: bool = True
     #: An HF ``tokenizer.json``; empty means ``<work_dir>/tokenizer/tokenizer.json`` (``stackv2 tokenizer train``).
     tokenizer: str = ""
     #: Vocabulary size of a trained tokenizer, sentinels included (docs/spec.md §10.3).

@@ -33,6 +33,14 @@ REPO_NAME = "<repo_name>"
 FILE_SEP = "<file_sep>"
 #: The sentinels a repository-context document uses.
 SENTINELS = (EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, REPO_NAME, FILE_SEP)
+#: The sentinels of notebook documents (``stackv2.notebooks.format``; docs/spec.md §10.2).
+JUPYTER_SCRIPT = "<jupyter_script>"
+JUPYTER_START = "<jupyter_start>"
+JUPYTER_TEXT = "<jupyter_text>"
+JUPYTER_CODE = "<jupyter_code>"
+JUPYTER_OUTPUT = "<jupyter_output>"
+EMPTY_OUTPUT = "<empty_output>"
+NOTEBOOK_SENTINELS = (JUPYTER_SCRIPT, JUPYTER_START, JUPYTER_TEXT, JUPYTER_CODE, JUPYTER_OUTPUT, EMPTY_OUTPUT)
 
 PSM = "psm"
 SPM = "spm"

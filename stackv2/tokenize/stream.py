@@ -17,7 +17,7 @@ import numpy as np
 
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.datatrove_files import DatatroveWriter
-from stackv2.tokenize.format import Document, format_repo
+from stackv2.tokenize.format import EOS, Document, FileChunk, Part, format_repo
 from stackv2.tokenize.megatron import MegatronWriter
 from stackv2.tokenize.tokenizer import DocumentEncoder, EncodedDocument
 
@@ -109,3 +109,36 @@ def tokenize_shard(
                 "fim": chunk.fim,
                 "metadata": doc.metadata,
             }
+
+
+def tokenize_notebooks(
+    rows: Iterable[tuple[FileRow, list[Part]]],
+    encoder: DocumentEncoder,
+    cfg: TokenizeConfig,
+    sink: TokenSink,
+    shard: str,
+) -> Iterator[dict[str, Any]]:
+    """One document per notebook (``stackv2.notebooks.format``: a script or structured parts, ending in EOS) written
+    to ``sink``; yields one ``schema.TOKENIZED_FILES`` record per notebook, in document order."""
+    pending: deque[FileRow] = deque()
+
+    def documents() -> Iterator[Document]:
+        for row, parts in rows:
+            pending.append(row)
+            body = tuple(parts[:-1] if parts and parts[-1] == Part(EOS, True) else parts)  # Document adds the EOS
+            yield Document(row.repo_name, False, (), (FileChunk(0, None, body),))
+
+    for _, enc in encode_stream(documents(), encoder, cfg.batch_bytes):
+        row = pending.popleft()
+        yield {
+            "repo_name": row.repo_name,
+            "path": row.path,
+            "blob_id": row.blob_id,
+            "language": row.language,
+            "shard": shard,
+            "document": sink.add(enc.ids),
+            "position": 0,
+            "tokens": len(enc.ids),
+            "fim": None,
+            "metadata": False,
+        }

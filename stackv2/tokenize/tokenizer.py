@@ -24,7 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from stackv2.pii.config import PLACEHOLDERS as PII_PLACEHOLDERS
-from stackv2.tokenize.format import EOS, SENTINELS, Document, Part
+from stackv2.tokenize.format import EOS, NOTEBOOK_SENTINELS, SENTINELS, Document, Part
 
 #: StarCoder2's special tokens in vocabulary order (docs/spec.md §10.3).
 SPECIAL_TOKENS = (
@@ -116,7 +116,9 @@ class DocumentEncoder:
         tokenizer.encode_special_tokens = True
         self.tokenizer = tokenizer
         self.dtype = token_dtype(tokenizer.get_vocab_size())
-        self.special_ids = token_ids(tokenizer, SENTINELS)
+        # Notebook sentinels only where the tokenizer has them: ``notebook_ids`` checks before notebooks are encoded.
+        notebook = {t: i for t in NOTEBOOK_SENTINELS if (i := tokenizer.token_to_id(t)) is not None}
+        self.special_ids = {**token_ids(tokenizer, SENTINELS), **notebook}
         self.placeholder_ids = token_ids(tokenizer, PLACEHOLDERS)
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
