@@ -8,12 +8,15 @@ structural checks catch what a build would only find much later."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -22,7 +25,7 @@ import pytest
 import yaml
 from gitutil import git
 
-from pipelines._job import PIPELINE
+from pipelines._job import PIPELINE, stage_problems
 from stackv2.swh.archive import build_archive
 from tests.sparkcluster import spark_home
 
@@ -89,14 +92,16 @@ def archive(tmp_path_factory) -> Path:
     return root / "archive"
 
 
-def run_pipeline(archive: Path, work: Path, master: str, conf: dict[str, str]) -> str:
+def run_pipeline(
+    archive: Path, work: Path, master: str, conf: dict[str, str], stages: list[str] = STAGES, spark: dict | None = None
+) -> str:
     cfg = {
         "work_dir": str(work),
         "graph": str(archive / "orc"),
         "content_store": str(archive),
-        "stages": STAGES,
+        "stages": stages,
         "optout": {"registry": str(archive / "optout.jsonl")},
-        "spark": {"master": master, "shuffle_partitions": 3, "driver_memory": "1g", "conf": conf},
+        "spark": {"master": master, "shuffle_partitions": 3, "driver_memory": "1g", "conf": conf, **(spark or {})},
     }
     path = work.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
@@ -195,6 +200,97 @@ def test_cluster_run_is_byte_identical_to_local(archive, spark_cluster, tmp_path
     assert local.keys() == cluster.keys()
     differ = [k for k in local if local[k] != cluster[k]]
     assert not differ, f"cluster output differs from local[2]: {differ}"
+
+
+def _python_fds(prefix: str) -> dict[int, str]:
+    """pid -> the open file under ``prefix`` of every Python process holding one (what a writer task has open)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if "python" not in (proc / "comm").read_text():
+                continue
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith(prefix):
+                    found[int(proc.name)] = target
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _executor_of(pid: int) -> int:
+    """The executor JVM above a Python worker (worker -> daemon -> java)."""
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
+            return pid
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    raise AssertionError("no executor JVM above the writer")
+
+
+@pytest.fixture(scope="module")
+def wide_archive(tmp_path_factory) -> Path:
+    """One repository of 3000 files: data parts of ~1000 rows, written one row group per row below."""
+    root = tmp_path_factory.mktemp("wide-archive")
+    files = {f"pkg{i // 100}/m{i}.py": f"x = {i}\n".encode() for i in range(3000)}
+    build_archive(root / "archive", git_repos=[make_repo(root / "wide", "https://github.com/ada/wide", files)])
+    (root / "archive" / "optout.jsonl").write_text(json.dumps(OPTOUT) + "\n")
+    return root / "archive"
+
+
+@pytest.mark.spark
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_frozen_then_killed_writer_leaves_nothing_in_the_output(wide_archive, spark_cluster, tmp_path):
+    """The probe's fault on a real cluster: a writer task of ``optout`` has its Python worker frozen (SIGSTOP) in
+    the middle of its part file, then its executor killed; Spark retries the task on another executor and the
+    stage commits. The dead attempt's file is nowhere in the output, the folder checks against its manifest and
+    the bytes are those of a local run.
+
+    ``optout`` because its writers read only files and shuffle outputs, which Spark recomputes when an executor
+    is lost; ``extract``'s local checkpoints die with their executor and fail the stage (docs/resume.md)."""
+    stages, slow = ["extract", "optout"], {"arrow_batch_size": 1}  # a row group per row: parts take seconds
+    run_pipeline(wide_archive, tmp_path / "local", "local[2]", {}, stages=stages, spark=slow)
+    work = tmp_path / "cluster"
+    prefix = str(work / "optout" / ".data.tmp") + "/.part-"
+    frozen: dict = {}
+
+    def freeze_one_writer() -> None:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and not frozen:
+            for pid, target in _python_fds(prefix).items():
+                os.kill(pid, signal.SIGSTOP)
+                frozen.update(worker=pid, executor=_executor_of(pid), file=Path(target).name)
+                os.kill(frozen["executor"], signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=freeze_one_writer, daemon=True)
+    watcher.start()
+    try:
+        log = run_pipeline(
+            wide_archive,
+            work,
+            spark_cluster.master_url,
+            {"spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2"},
+            stages=stages,
+            spark=slow,
+        )
+    finally:
+        watcher.join(timeout=5)
+        if frozen:  # usually gone with its executor's Python daemon already
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen["worker"], signal.SIGKILL)
+    assert frozen, f"no writer was caught in the middle of its part file\n{log[-3000:]}"
+    data = work / "optout" / "data"
+    assert sorted(p.name for p in data.iterdir()) == [f"part-{i:05d}.parquet" for i in range(3)]
+    assert frozen["file"].startswith(".part-") and not [p for p in work.rglob("*") if p.name == frozen["file"]]
+    assert stage_problems(work, "extract") == stage_problems(work, "optout") == []
+    local, cluster = outputs(tmp_path / "local"), outputs(work)
+    assert local.keys() == cluster.keys() and all(local[k] == cluster[k] for k in local)
 
 
 # --- docker/ ------------------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""A run killed mid-way and rerun skips completed stages and ends with byte-identical output."""
+"""A run killed mid-way (``kill -9`` of the driver) and rerun: a second run started meanwhile is refused in one
+line naming the first, the rerun takes over the dead run's lock, skips the completed stages and ends with
+byte-identical output."""
 
 import os
 import signal
@@ -68,6 +70,10 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marker.exists(), "extract never completed"
+    concurrent = stackv2("run", "--config", str(killed_cfg))
+    refused, _ = concurrent.communicate(timeout=120)
+    assert concurrent.returncode == 2 and refused.count("\n") == 1, refused
+    assert refused.startswith(f"stackv2 run: error: work folder {tmp_path / 'killed'} is in use by pid {first.pid} ")
     os.killpg(first.pid, signal.SIGKILL)  # the driver and its JVM, in the middle of (or right before) fetch
     first.wait()
     assert not (tmp_path / "killed/fetch/_SUCCESS").exists()
@@ -75,6 +81,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     second = stackv2("run", "--config", str(killed_cfg))
     out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out[-3000:]
+    assert f"taking over the lock of pid {first.pid}" in out
     assert "stage extract: skipped" in out
     for stage in ("extract", "fetch"):
         clean_files = files_of(tmp_path / "clean" / stage)
