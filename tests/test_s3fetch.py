@@ -196,3 +196,111 @@ def test_oversized_object_refused_before_reading(s3server):
     reader = S3Reader(_cfg(s3server.endpoint_url, max_compressed=100_000), BUCKET)
     (outcome,) = list(fetch(reader, [("c" * 40, None, None)]))
     assert outcome.reason == TOO_LARGE and "compressed" in outcome.detail
+
+
+def _self_signed(tmp_path):
+    """A certificate for localhost (its own CA) and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_pem, key_pem
+
+
+def test_https_endpoint(s3server, corpus, tmp_path, monkeypatch):
+    """TLS in front of SeaweedFS (a certificate the reader trusts through ``SSL_CERT_FILE``): non-blocking
+    handshakes, reads of TLS records, signed requests; the same outcomes as over plain HTTP."""
+    import asyncio
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+
+    async def pipe(src, dst):
+        try:
+            while data := await src.read(1 << 16):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def client(reader, writer):
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", s3server.s3_port)
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    server = loop.run_until_complete(asyncio.start_server(client, "localhost", 0, ssl=ctx))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        reader = S3Reader(_cfg(f"https://localhost:{port}", unsigned=False, concurrency=4), BUCKET)
+        _check_outcomes(corpus, list(fetch(reader, _requests(corpus))))
+        _check_outcomes(corpus[:5], list(fetch(reader, _requests(corpus[:5]))))  # idle TLS connections reused
+        reader.close()
+        assert reader.retries == 0
+    finally:
+
+        async def shutdown():
+            server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_slow_answers_time_out_and_are_retried(s3server, corpus):
+    proxy = FaultProxy("127.0.0.1", s3server.s3_port, latency=2.0).start()
+    try:
+        reader = S3Reader(_cfg(proxy.endpoint_url, read_timeout=0.2, max_attempts=2, backoff_base=0.01), BUCKET)
+        outcomes = list(fetch(reader, _requests(corpus[:4])))
+    finally:
+        proxy.stop()
+    assert [o.detail for o in outcomes] == ["timeout after 2 attempts"] * 4
+    assert reader.retries == 4
+
+
+def test_fetch_one_and_idle_connections_kept(s3server, corpus):
+    reader = S3Reader(_cfg(s3server.endpoint_url, concurrency=2), BUCKET)
+    good = corpus[0]
+    outcome, nbytes = reader.fetch_one(good.blob_id, good.content_id, good.src_encoding)
+    assert outcome.content == good.text and nbytes == len(good.stored)
+    assert len(reader._idle) == 1
+    _check_outcomes(corpus, list(fetch(reader, _requests(corpus))))
+    assert len(reader._idle) == 2
+    reader.close()
+    assert reader._idle == []

@@ -22,9 +22,13 @@ Credentials are never logged: error details carry only the HTTP status and the S
 
 from __future__ import annotations
 
-import http.client
+import contextlib
+import errno
+import heapq
+import os
 import random
 import re
+import selectors
 import socket
 import ssl
 import sys
@@ -35,10 +39,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from stackv2.swh.config import FetchConfig
 from stackv2.swh.content_store import CONTENT_PREFIX
+from stackv2.swh.s3wire import BodyTooLarge, ProtocolError, ResponseParser, SigV4Signer
 from stackv2.text.decode import FETCH_ERROR, MISSING_OBJECT, TOO_LARGE, BlobOutcome, process_blob
 
 #: The public bucket of SWH content objects (docs/spec.md §1.6).
@@ -129,143 +134,362 @@ class RetryBudget:
             return True
 
 
+# Connection states.
+_CONNECTING, _HANDSHAKE, _SENDING, _RECEIVING, _IDLE = range(5)
+#: Seconds between checks of the connections' deadlines.
+_TICK = 0.5
+#: A non-blocking socket that cannot go on now (TLS may want to read in order to write, or the reverse).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class _Job:
+    """One requested object: its request, its tries so far, and once settled its (outcome, compressed bytes)."""
+
+    __slots__ = ("attempts", "blob_id", "content_id", "encoding", "result")
+
+    def __init__(self, blob_id: str, content_id: str | None, encoding: str | None) -> None:
+        self.blob_id, self.content_id, self.encoding = blob_id, content_id, encoding
+        self.attempts = 0
+        self.result: tuple[BlobOutcome, int] | None = None
+
+
+class _Conn:
+    """One keep-alive connection, its state and the job it carries."""
+
+    __slots__ = ("deadline", "job", "out", "parser", "sock", "state")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock: socket.socket = sock
+        self.state = _CONNECTING
+        self.job: _Job | None = None
+        self.out = b""
+        self.parser: ResponseParser | None = None
+        self.deadline = deadline
+
+
 class S3Reader:
-    """GETs ``<prefix><sha1>`` from ``bucket`` over persistent connections, one per worker thread; thread-safe.
+    """GETs ``<prefix><sha1>`` from ``bucket`` over up to ``cfg.concurrency`` keep-alive connections, all driven
+    by one event loop in the calling thread (non-blocking sockets, ``selectors``). Each ``stream``/``fetch`` call
+    runs its own loop, so the reader is thread-safe; idle connections wait for the next call until ``close``.
     Defaults: the public SWH bucket (docs/spec.md §1.6)."""
 
     def __init__(self, cfg: FetchConfig, bucket: str = SWH_BUCKET, prefix: str = CONTENT_PREFIX) -> None:
         self.cfg, self.prefix = cfg, prefix
         self.endpoint, creds = resolve_endpoint(cfg, bucket)
-        self._signer = None
-        if creds is not None:
-            from botocore.auth import S3SigV4Auth
-
-            self._signer = S3SigV4Auth(creds, "s3", self.endpoint.region)
-        self._local = threading.local()
-        self._ssl = ssl.create_default_context() if self.endpoint.scheme == "https" else None
+        ep = self.endpoint
+        self.host_header = ep.url.split("://", 1)[1]
+        self._signer = SigV4Signer(creds, ep.region, self.host_header) if creds is not None else None
+        self._ssl = ssl.create_default_context() if ep.scheme == "https" else None
+        self._path = quote(f"{ep.base_path}{prefix}", safe="/~")
+        self._addresses: list[tuple] = []
+        self._turn = 0
         self.budget = RetryBudget(cfg.retry_budget_min, cfg.retry_budget_ratio)
-        self._conns: set[http.client.HTTPConnection] = set()
-        self._conns_lock = threading.Lock()
-
-    def _conn(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            ep, timeout = self.endpoint, self.cfg.connect_timeout
-            if self._ssl is not None:
-                conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=timeout, context=self._ssl)
-            else:
-                conn = http.client.HTTPConnection(ep.host, ep.port, timeout=timeout)
-            conn.connect()
-            conn.sock.settimeout(self.cfg.read_timeout)
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.add(conn)
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._conns_lock:
-                self._conns.discard(conn)
-
-    def _headers(self, path: str) -> dict[str, str]:
-        if self._signer is None:
-            return {}
-        from botocore.awsrequest import AWSRequest
-
-        req = AWSRequest(method="GET", url=self.endpoint.url + path)
-        self._signer.add_auth(req)
-        return dict(req.headers.items())
-
-    def _get_once(self, path: str) -> bytes | None:
-        """One GET: the body, ``None`` for a missing key; raises RetryableError / FetchFailed / TooLarge."""
-        try:
-            conn = self._conn()
-            conn.request("GET", path, headers=self._headers(path))
-            resp = conn.getresponse()
-            status = resp.status
-            length = resp.getheader("Content-Length")
-            if status == 200 and length is not None and int(length) > self.cfg.max_compressed:
-                self._drop()  # do not read the body: the connection is not reusable
-                raise _Oversize(f"stored object is {int(length)} bytes compressed")
-            body = resp.read(self.cfg.max_compressed + 1)
-            if not resp.isclosed():
-                self._drop()
-                if status == 200:
-                    raise _Oversize(f"stored object exceeds {self.cfg.max_compressed} bytes compressed")
-            if resp.will_close:
-                self._drop()
-        except (OSError, http.client.HTTPException) as e:  # timeouts, resets, refused, bad status lines
-            self._drop()
-            raise RetryableError(type(e).__name__) from None
-        if status == 200:
-            return body
-        m = _ERROR_CODE.search(body[:4096])
-        code = m.group(1).decode("ascii", "replace") if m else ""
-        if status == 404 or code == "NoSuchKey":
-            return None
-        if status in RETRY_STATUS:
-            raise RetryableError(f"HTTP {status} {code}".strip())
-        region = resp.getheader("x-amz-bucket-region")
-        hint = f" (the bucket is in {region}: pass --region {region})" if region else ""
-        raise FetchFailed(f"HTTP {status} {code}{hint}".strip())
-
-    def get(self, sha1: str) -> bytes | None:
-        """The stored gzip bytes of ``sha1``, ``None`` if missing; retries transient failures with backoff."""
-        path = f"{self.endpoint.base_path}{self.prefix}{sha1}"
-        self.budget.request()
-        attempt = 0
-        while True:
-            try:
-                return self._get_once(path)
-            except RetryableError as e:
-                attempt += 1
-                if attempt >= self.cfg.max_attempts:
-                    raise FetchFailed(f"{e} after {attempt} attempts") from None
-                if not self.budget.try_spend():
-                    raise FetchFailed(f"{e}; retry budget exhausted") from None
-                cap = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**attempt)
-                time.sleep(random.uniform(0, cap))
-
-    def fetch_one(
-        self, blob_id: str, content_id: str | None = None, encoding: str | None = None
-    ) -> tuple[BlobOutcome, int]:
-        """Get and process one blob; returns its outcome and the compressed bytes transferred."""
-        try:
-            gz = self.get(blob_id)
-        except _Oversize as e:
-            return BlobOutcome(reason=TOO_LARGE, detail=str(e)), 0
-        except FetchFailed as e:
-            return BlobOutcome(reason=FETCH_ERROR, detail=str(e)), 0
-        if gz is None:
-            return BlobOutcome(reason=MISSING_OBJECT), 0
-        out = process_blob(
-            blob_id,
-            gz,
-            content_id=content_id,
-            max_length=self.cfg.max_length,
-            verify=self.cfg.verify_hashes,
-            encoding=encoding,
-        )
-        return out, len(gz)
+        self._idle: list[_Conn] = []
+        self._lock = threading.Lock()
 
     @property
     def retries(self) -> int:
         return self.budget.spent
 
+    def fetch_one(
+        self, blob_id: str, content_id: str | None = None, encoding: str | None = None
+    ) -> tuple[BlobOutcome, int]:
+        """Get and process one blob; returns its outcome and the compressed bytes transferred."""
+        with contextlib.closing(self.stream([(blob_id, content_id, encoding)], 1)) as results:
+            return next(results)
+
+    def stream(self, requests: Iterable[Request], window: int) -> Iterator[tuple[BlobOutcome, int]]:
+        """(outcome, compressed bytes) of every request, in input order, with at most ``window`` requests
+        admitted ahead of the one being yielded."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        loop = _Loop(self, idle)
+        try:
+            yield from loop.run(requests, window)
+        finally:
+            with self._lock:
+                self._idle.extend(loop.close())
+
     def close(self) -> None:
-        """Close every worker's connection."""
-        with self._conns_lock:
-            conns, self._conns = self._conns, set()
-        for conn in conns:
-            conn.close()
+        """Close the idle connections (a ``stream`` closes its busy ones when it ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.sock.close()
+
+    def request(self, blob_id: str) -> bytes:
+        """The bytes of ``GET <prefix><blob_id>``, signed unless the reader is unsigned."""
+        path = f"{self._path}{blob_id}"
+        auth = self._signer.headers(path) if self._signer is not None else ""
+        return f"GET {path} HTTP/1.1\r\nHost: {self.host_header}\r\n{auth}\r\n".encode()
+
+    def connect(self) -> socket.socket:
+        """A non-blocking socket connecting to the next of the endpoint's addresses (resolved once, and again
+        after a failed connection; several addresses are taken in turn)."""
+        if not self._addresses:
+            ep = self.endpoint
+            self._addresses = [(a[0], a[4]) for a in socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)]
+        self._turn = (self._turn + 1) % len(self._addresses)
+        family, addr = self._addresses[self._turn]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex(addr)
+            if err not in (0, errno.EINPROGRESS):
+                raise OSError(err, os.strerror(err))
+        except OSError:
+            sock.close()
+            self._addresses = []
+            raise
+        return sock
+
+    def outcome(self, job: _Job, resp: ResponseParser) -> tuple[BlobOutcome, int]:
+        """What a complete response means for its job; raises ``RetryableError`` for answers worth another try."""
+        status = resp.status
+        if status == 200:
+            gz = resp.body
+            out = process_blob(
+                job.blob_id,
+                gz,
+                content_id=job.content_id,
+                max_length=self.cfg.max_length,
+                verify=self.cfg.verify_hashes,
+                encoding=job.encoding,
+            )
+            return out, len(gz)
+        m = _ERROR_CODE.search(resp.body[:4096])
+        code = m.group(1).decode("ascii", "replace") if m else ""
+        if status == 404 or code == "NoSuchKey":
+            return BlobOutcome(reason=MISSING_OBJECT), 0
+        if status in RETRY_STATUS:
+            raise RetryableError(f"HTTP {status} {code}".strip())
+        region = resp.headers.get("x-amz-bucket-region")
+        hint = f" (the bucket is in {region}: pass --region {region})" if region else ""
+        return BlobOutcome(reason=FETCH_ERROR, detail=f"HTTP {status} {code}{hint}".strip()), 0
 
 
-class _Oversize(Exception):
-    """The compressed object is above ``max_compressed``: rejected ``too_large`` without reading it."""
+class _Loop:
+    """One ``S3Reader.stream`` call: jobs in input order, jobs waiting for a connection or for their retry time,
+    and the connections, each advanced by its socket's readiness. Retries wait in a timer heap, never in a sleep,
+    so the other transfers go on meanwhile."""
+
+    def __init__(self, reader: S3Reader, idle: list[_Conn]) -> None:
+        self.reader, self.cfg = reader, reader.cfg
+        self.sel = selectors.DefaultSelector()
+        self.idle = idle
+        for conn in idle:
+            self.sel.register(conn.sock, selectors.EVENT_READ, conn)
+        self.busy: set[_Conn] = set()
+        self.ready: deque[_Job] = deque()
+        self.timers: list[tuple[float, int, _Job]] = []
+        self._seq = 0
+
+    def run(self, requests: Iterable[Request], window: int) -> Iterator[tuple[BlobOutcome, int]]:
+        order: deque[_Job] = deque()
+        pending = iter(requests)
+        more, check_at = True, 0.0
+        while True:
+            while more and len(order) < window:
+                req = next(pending, None)
+                if req is None:
+                    more = False
+                    break
+                job = _Job(*req)
+                self.reader.budget.request()
+                order.append(job)
+                self.ready.append(job)
+            if order and order[0].result is not None:
+                paused = time.monotonic()
+                yield order.popleft().result
+                held = time.monotonic() - paused
+                if held > 1.0:  # the consumer held the loop: that time is no server's delay
+                    for conn in self.busy:
+                        conn.deadline += held
+                continue
+            if not order:
+                return
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now:
+                self.ready.append(heapq.heappop(self.timers)[2])
+            self._dispatch(now)
+            wait = _TICK if not self.timers else min(_TICK, max(self.timers[0][0] - now, 0.0))
+            for key, _ in self.sel.select(wait):
+                conn = key.data
+                if conn.state == _IDLE:
+                    self._on_idle_event(conn)
+                else:
+                    self._step(conn)
+            now = time.monotonic()
+            if now >= check_at:  # timeouts are checked every tick: they fire up to a tick late
+                check_at = now + _TICK
+                for conn in [c for c in self.busy if c.deadline < now]:
+                    self._settle(conn, RetryableError("timeout"))
+
+    def _dispatch(self, now: float) -> None:
+        """Give waiting jobs to idle connections, then to new ones up to ``concurrency``."""
+        while self.ready and (self.idle or len(self.busy) < self.cfg.concurrency):
+            job = self.ready.popleft()
+            if self.idle:
+                conn = self.idle.pop()
+                conn.job = job
+                self._start(conn, now)
+            else:
+                try:
+                    sock = self.reader.connect()
+                except OSError as e:
+                    self._retry(job, RetryableError(type(e).__name__))
+                    continue
+                conn = _Conn(sock, now + self.cfg.connect_timeout)
+                conn.job = job
+                self.sel.register(sock, selectors.EVENT_WRITE, conn)  # writable once connected (or failed)
+                self.busy.add(conn)
+                continue
+            self.busy.add(conn)
+            self._step(conn)
+
+    def _on_idle_event(self, conn: _Conn) -> None:
+        """An idle connection became readable: the server closed it (or sent what nobody asked for), so drop it;
+        unless it was TLS housekeeping (a session ticket), which leaves no application data."""
+        try:
+            conn.sock.recv(1)
+        except _WOULD_BLOCK:
+            return
+        except OSError:
+            pass
+        self.idle.remove(conn)
+        self._drop(conn)
+
+    def _start(self, conn: _Conn, now: float) -> None:
+        conn.out = self.reader.request(conn.job.blob_id)
+        conn.parser = ResponseParser(self.cfg.max_compressed)
+        conn.state, conn.deadline = _SENDING, now + self.cfg.read_timeout
+
+    def _step(self, conn: _Conn) -> None:
+        """Advance a busy connection as far as its socket allows; settle its job when the answer is complete."""
+        try:
+            resp = self._advance(conn)
+        except BodyTooLarge as e:
+            if e.status == 200:
+                self._settle(conn, (BlobOutcome(reason=TOO_LARGE, detail=_too_large(e, self.cfg)), 0))
+            elif e.status in RETRY_STATUS:
+                self._settle(conn, RetryableError(f"HTTP {e.status}"))
+            else:
+                self._settle(conn, (BlobOutcome(reason=FETCH_ERROR, detail=f"HTTP {e.status}"), 0))
+            return
+        except (OSError, ProtocolError) as e:  # refused, reset, TLS failures, malformed or cut answers
+            self._settle(conn, RetryableError(type(e).__name__))
+            return
+        if resp is not None:
+            try:
+                result: tuple[BlobOutcome, int] | RetryableError = self.reader.outcome(conn.job, resp)
+            except RetryableError as e:
+                result = e
+            self._settle(conn, result, reusable=resp.keep_alive and not resp.extra)
+
+    def _advance(self, conn: _Conn) -> ResponseParser | None:
+        """The complete response once there is one; ``None`` while waiting for the socket."""
+        sel, sock = self.sel, conn.sock
+        if conn.state == _CONNECTING:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.reader._addresses = []
+                raise OSError(err, os.strerror(err))
+            now = time.monotonic()
+            if self.reader._ssl is not None:
+                sel.unregister(sock)
+                conn.sock = sock = self.reader._ssl.wrap_socket(
+                    sock, server_hostname=self.reader.endpoint.host, do_handshake_on_connect=False
+                )
+                sel.register(sock, selectors.EVENT_WRITE, conn)
+                conn.state = _HANDSHAKE
+            else:
+                self._start(conn, now)
+        if conn.state == _HANDSHAKE:
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                sel.modify(sock, selectors.EVENT_READ, conn)
+                return None
+            except ssl.SSLWantWriteError:
+                sel.modify(sock, selectors.EVENT_WRITE, conn)
+                return None
+            self._start(conn, time.monotonic())
+        if conn.state == _SENDING:
+            try:
+                sent = sock.send(conn.out)
+            except _WOULD_BLOCK:
+                sent = 0
+            conn.out = conn.out[sent:]
+            if conn.out:
+                sel.modify(sock, selectors.EVENT_WRITE, conn)
+                return None
+            conn.state = _RECEIVING
+            if sel.get_key(sock).events != selectors.EVENT_READ:
+                sel.modify(sock, selectors.EVENT_READ, conn)
+            return None  # the answer cannot be there yet: wait for it rather than try a read
+        parser = conn.parser
+        while True:
+            try:
+                data = sock.recv(parser.wanted())
+            except _WOULD_BLOCK:
+                return None
+            except ssl.SSLZeroReturnError:
+                data = b""
+            if data:
+                parser.feed(data)
+            else:
+                parser.eof()
+            if parser.done:
+                conn.deadline = 0.0
+                return parser
+            conn.deadline = time.monotonic() + self.cfg.read_timeout
+
+    def _settle(self, conn: _Conn, result: tuple[BlobOutcome, int] | Exception, reusable: bool = False) -> None:
+        """Record a job's result (or schedule its retry), then keep the connection for the next job or close it."""
+        job = conn.job
+        if isinstance(result, RetryableError):
+            self._retry(job, result)
+        else:
+            job.result = result
+        conn.job, conn.parser, conn.out = None, None, b""
+        self.busy.discard(conn)
+        if reusable:
+            conn.state = _IDLE
+            self.idle.append(conn)
+        else:
+            self._drop(conn)
+
+    def _retry(self, job: _Job, error: RetryableError) -> None:
+        """Schedule another try after a full-jitter backoff, unless the object's tries or the budget are spent."""
+        job.attempts += 1
+        if job.attempts >= self.cfg.max_attempts:
+            job.result = BlobOutcome(reason=FETCH_ERROR, detail=f"{error} after {job.attempts} attempts"), 0
+        elif not self.reader.budget.try_spend():
+            job.result = BlobOutcome(reason=FETCH_ERROR, detail=f"{error}; retry budget exhausted"), 0
+        else:
+            cap = min(self.cfg.backoff_max, self.cfg.backoff_base * 2**job.attempts)
+            self._seq += 1
+            heapq.heappush(self.timers, (time.monotonic() + random.uniform(0, cap), self._seq, job))
+
+    def _drop(self, conn: _Conn) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn.sock)
+        conn.sock.close()
+
+    def close(self) -> list[_Conn]:
+        """Close the busy connections; returns the idle ones, reusable by a later stream."""
+        for conn in self.busy:
+            conn.sock.close()
+        self.busy.clear()
+        self.sel.close()
+        return self.idle
+
+
+def _too_large(e: BodyTooLarge, cfg: FetchConfig) -> str:
+    if e.length is not None:
+        return f"stored object is {e.length} bytes compressed"
+    return f"stored object exceeds {cfg.max_compressed} bytes compressed"
 
 
 @dataclass
@@ -307,26 +531,28 @@ Request = tuple[str, str | None, str | None]
 
 
 def fetch(
-    reader: S3Reader, requests: Iterable[Request], *, window: int | None = None, progress: Progress | None = None
+    reader: Any, requests: Iterable[Request], *, window: int | None = None, progress: Progress | None = None
 ) -> Iterator[BlobOutcome]:
     """Fetch and process every request, ``reader.cfg.concurrency`` at a time, yielding outcomes in input order.
 
-    At most ``window`` (default 4 x concurrency) requests are submitted ahead of the one being yielded, so
-    memory stays bounded whatever the input length.
+    At most ``window`` (default 4 x concurrency) requests are admitted ahead of the one being yielded, so
+    memory stays bounded whatever the input length. An ``S3Reader`` runs them on its event loop; any other
+    reader with ``fetch_one`` (``stackv2.swh.reader.StoreReader``) on a pool of threads.
     """
     window = window or 4 * reader.cfg.concurrency
+    results = reader.stream(requests, window) if isinstance(reader, S3Reader) else _pooled(reader, requests, window)
+    for outcome, nbytes in results:
+        if progress is not None:
+            progress.add(outcome, nbytes)
+        yield outcome
+
+
+def _pooled(reader: Any, requests: Iterable[Request], window: int) -> Iterator[tuple[BlobOutcome, int]]:
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(reader.cfg.concurrency, thread_name_prefix="s3fetch") as pool:
+    with ThreadPoolExecutor(reader.cfg.concurrency, thread_name_prefix="fetch") as pool:
         for req in requests:
             pending.append(pool.submit(reader.fetch_one, *req))
             if len(pending) >= window:
-                yield _done(pending.popleft(), progress)
+                yield pending.popleft().result()
         while pending:
-            yield _done(pending.popleft(), progress)
-
-
-def _done(fut: Future, progress: Progress | None) -> BlobOutcome:
-    outcome, nbytes = fut.result()
-    if progress is not None:
-        progress.add(outcome, nbytes)
-    return outcome
+            yield pending.popleft().result()
