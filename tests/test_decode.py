@@ -67,6 +67,14 @@ def test_content_hashes_equal_git():
     }
 
 
+@given(st.binary(max_size=5000))
+def test_content_hashes_equal_swh_models(data):
+    from swh.model.hashutil import MultiHash
+
+    expected = MultiHash.from_data(data, hash_names=("sha1", "sha1_git")).digest()
+    assert content_hashes(data) == {k: v.hex() for k, v in expected.items()}
+
+
 def test_process_blob_reasons():
     ok = b"print('hi')\n"
     out = process_blob(sha1(ok), gzip.compress(ok), max_length=1000)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cchardet
-from swh.model.hashutil import MultiHash
 
 #: Reasons a blob is rejected by fetch (besides ``missing_object`` / ``fetch_error`` from the store).
 TOO_LARGE = "too_large"
@@ -202,8 +202,12 @@ def decode_content(raw: bytes) -> tuple[str, str] | None:
 
 
 def content_hashes(data: bytes) -> dict[str, str]:
-    """``sha1`` (the S3 key, ``blob_id``) and ``sha1_git`` (``content_id``) of raw bytes, by swh-model."""
-    return {k: v.hex() for k, v in MultiHash.from_data(data, hash_names=("sha1", "sha1_git")).digest().items()}
+    """``sha1`` (the S3 key, ``blob_id``) and ``sha1_git`` (``content_id``) of raw bytes, as swh-model defines them
+    (``sha1_git`` is git's blob id: the sha1 of ``b"blob <length>\\0"`` + the bytes). hashlib straight over the
+    buffer: swh-model's ``MultiHash`` reads it back through a file object, ~5 µs more per file."""
+    git = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)  # identifiers, not security
+    git.update(data)
+    return {"sha1": hashlib.sha1(data, usedforsecurity=False).hexdigest(), "sha1_git": git.hexdigest()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,4 +266,5 @@ def decode_blob(raw: bytes, encoding: str | None = None) -> BlobOutcome:
     if decoded is None:
         return BlobOutcome(reason=UNDECODABLE, detail=f"encoding {encoding or 'detected'} failed")
     text, enc = decoded
-    return BlobOutcome(content=text, src_encoding=enc, length_bytes=len(text.encode("utf-8")))
+    length_bytes = len(text) if text.isascii() else len(text.encode("utf-8"))  # isascii: O(1), no copy
+    return BlobOutcome(content=text, src_encoding=enc, length_bytes=length_bytes)
