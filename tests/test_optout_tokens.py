@@ -17,6 +17,7 @@ import pytest
 from test_optout_release import DEDUP, PY1, REGISTRY, TRAIN, build, registry, snapshot, write_parquet
 
 from stackv2.config import RunConfig, to_dict
+from stackv2.notebooks.format import script_document
 from stackv2.optout import release as oo
 from stackv2.optout.training import TrainingRules
 from stackv2.release import layout as rel
@@ -25,7 +26,7 @@ from stackv2.stats import StageStats
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.rewrite import check_shards, shard_files
-from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
+from stackv2.tokenize.stream import FileRow, TokenSink, shard_name, tokenize_notebooks, tokenize_shard
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer, train_tokenizer
 from stackv2.workdir import tokens_dir
 
@@ -36,6 +37,9 @@ SHARDS = {
     "part-00001": ["bob/new-name", "dave/copy"],
     "part-00002": ["frank/f"],
 }
+#: A notebook shard beside them (the lightest shard: repositories added by a promotion must not land there).
+NOTEBOOKS = shard_name(0, "jupyter-scripts")
+NOTEBOOK_REPOS = ["Alice/proj", "dave/copy", "frank/f"]
 GIDS = {"Alice/proj": 10, "bob/new-name": 42, "carol/c": 11, "dave/copy": 12, "zoe/z": 14, "frank/f": 15}
 ANNOTATIONS = {"alpha_fraction": 0.6, "alphanum_fraction": 0.7, "avg_line_length": 30.0, "max_line_length": 60}
 
@@ -89,6 +93,14 @@ def build_tokens(root: Path, tok: Path) -> tuple[Path, Path]:
         records += list(tokenize_shard(rows, encoder, cfg, sink, name))
         sink.close()
         totals.append({"name": name, "documents": sink.documents, "tokens": sink.tokens})
+    sink = TokenSink(tokens, NOTEBOOKS, cfg.formats, encoder.dtype, "tokenizer.json")
+    notebooks = [
+        (FileRow(r, "/nb.ipynb", f"nb-{r}", "Python", f"# %%\nx = {i}\n"), script_document(f"# %%\nx = {i}\n"))
+        for i, r in enumerate(NOTEBOOK_REPOS)
+    ]
+    records += list(tokenize_notebooks(notebooks, encoder, cfg, sink, NOTEBOOKS))
+    sink.close()
+    totals.append({"name": NOTEBOOKS, "documents": sink.documents, "tokens": sink.tokens})
     shutil.copyfile(tok, tokens / "tokenizer.json")
     (tokens / "manifest.json").write_text(
         json.dumps({"shards": totals, "formats": list(cfg.formats), "tokenize": to_dict(cfg), "config_hash": "h"})
@@ -121,24 +133,27 @@ def files_table(work: Path) -> pa.Table:
 
 def doc_of(work: Path, repo: str) -> tuple[str, int]:
     t = files_table(work).filter(pa.compute.equal(files_table(work)["repo_name"], repo)).to_pylist()
-    return t[0]["shard"], t[0]["document"]
+    [(shard, doc)] = {(r["shard"], r["document"]) for r in t if r["shard"] != NOTEBOOKS}
+    return shard, doc
 
 
 def test_apply_drops_documents_keeps_shared_blobs_and_untouched_shards(tmp_path, tokenizer):
     release, work = build_tokens(tmp_path, tokenizer)
     tokens = tokens_dir(work)
-    before = {n: documents(tokens, n) for n in SHARDS}
+    before = {n: documents(tokens, n) for n in [*SHARDS, NOTEBOOKS]}
     untouched = {p: (tokens / p).read_bytes() for p in shard_files(tokens, "part-00002", ("megatron", "datatrove"))}
     zoe_doc = before["part-00000"][doc_of(work, "zoe/z")[1]]
     path = registry(tmp_path, REGISTRY)
     assert oo.verify(path, release, work).exit_code() == 1
 
     audit = oo.apply(path, release, work)
-    assert audit["tokens"]["documents_dropped"] == 2  # Alice/proj, bob/new-name (renamed: matched by github_id)
-    assert audit["tokens"]["shards_rewritten"] == ["part-00000", "part-00001"]
+    # Alice/proj's repository and notebook documents, bob/new-name's (renamed: matched by github_id)
+    assert audit["tokens"]["documents_dropped"] == 3
+    assert audit["tokens"]["shards_rewritten"] == [NOTEBOOKS, "part-00000", "part-00001"]
     assert {p: (tokens / p).read_bytes() for p in untouched} == untouched  # byte-identical
-    after = {n: documents(tokens, n) for n in SHARDS}
+    after = {n: documents(tokens, n) for n in [*SHARDS, NOTEBOOKS]}
     assert len(after["part-00000"]) == 2 and len(after["part-00001"]) == 1
+    assert after[NOTEBOOKS] == before[NOTEBOOKS][1:]  # Alice's notebook gone, the others byte-identical
     # zoe/z shares Alice's blob and keeps it: same document, same ids, in the table and the tokens.
     assert after["part-00000"][doc_of(work, "zoe/z")[1]] == zoe_doc
     t = files_table(work)
@@ -147,14 +162,14 @@ def test_apply_drops_documents_keeps_shared_blobs_and_untouched_shards(tmp_path,
     assert check_shards(tokens, t)[0] == []
     assert not (tokens / oo.TOKEN_STAGING).exists()
     stats = StageStats.load(work / "tokenize/_stats.json").check()
-    assert stats.rows_out == t.num_rows and stats.extra["documents"] == 4
+    assert stats.rows_out == t.num_rows and stats.extra["documents"] == 6
     # The spans of Alice's file leave with it (joined through pii/data); carol's stay.
     assert pq.read_table(work / "pii/spans")["directory_id"].to_pylist() == ["dir-carol/c"]
     assert audit["work_purged"]["pii/spans"] == 1
 
     report = oo.verify(path, release, work)
     assert report.ok, (report.leaks, report.problems)
-    assert report.documents_checked == 4
+    assert report.documents_checked == 6
 
 
 def test_promoted_file_enters_training_and_its_repository_is_retokenized(tmp_path, tokenizer):
@@ -168,6 +183,7 @@ def test_promoted_file_enters_training_and_its_repository_is_retokenized(tmp_pat
     pq.write_table(t, work / "near_dedup/rejected/part-00000.parquet")
     tokens = tokens_dir(work)
     frank = documents(tokens, "part-00002")
+    notebooks = documents(tokens, NOTEBOOKS)
     dave_before = documents(tokens, "part-00001")[doc_of(work, "dave/copy")[1]]
 
     rules = TrainingRules(RunConfig(), work)
@@ -192,6 +208,8 @@ def test_promoted_file_enters_training_and_its_repository_is_retokenized(tmp_pat
     )
     assert "<EMAIL>" in decoded and "gmail" not in decoded
     assert documents(tokens, "part-00002") == frank
+    # Alice's notebook leaves; dave/copy's is not a training file and stays as it was (not re-tokenized).
+    assert documents(tokens, NOTEBOOKS) == notebooks[1:]
     assert check_shards(tokens, files_table(work))[0] == []
     assert oo.verify(tmp_path / "registry.jsonl", release, work).ok
 
@@ -220,7 +238,7 @@ def test_until_honours_requests_up_to_the_cutoff(tmp_path, tokenizer):
     path = registry(tmp_path, REGISTRY)  # r1 (alice) 2023-11-01, r2 (bob) 2023-11-02
     audit = oo.apply(path, release, work, until=dt.date(2023, 11, 1))
     assert audit["cutoff"] == "2023-11-01" and [r["id"] for r in audit["ignored_after_cutoff"]] == ["r2"]
-    assert audit["tokens"]["documents_dropped"] == 1
+    assert audit["tokens"]["documents_dropped"] == 2  # alice's repository and notebook
     for product in (DEDUP, TRAIN):
         manifest = rel.read_manifest(release / product)
         assert manifest["cutoff"] == "2023-11-01"

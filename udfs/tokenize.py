@@ -19,14 +19,10 @@ from stackv2.release.products import JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
-from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_notebooks, tokenize_shard
+from stackv2.tokenize.stream import FileRow, TokenSink, shard_name, tokenize_notebooks, tokenize_shard
 from stackv2.tokenize.tokenizer import load_tokenizer
 
 _OUT_ROWS = 4096
-
-
-def token_shard_name(partition: int) -> str:
-    return f"part-{partition:05d}"
 
 
 def _rows(batches: Iterator[pa.RecordBatch]) -> Iterator[FileRow]:
@@ -45,7 +41,7 @@ def tokenize_partitions(
         first = next(rows, None)
         if first is None:
             return
-        name = token_shard_name(TaskContext.get().partitionId())
+        name = shard_name(TaskContext.get().partitionId())
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
         sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
         records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
@@ -77,7 +73,7 @@ def tokenize_notebook_partitions(
         first = next(docs, None)
         if first is None:
             return
-        name = f"{product}-{token_shard_name(TaskContext.get().partitionId())}"
+        name = shard_name(TaskContext.get().partitionId(), product)
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
         sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
         records = tokenize_notebooks(chain([first], docs), encoder, cfg, sink, name)

@@ -653,14 +653,21 @@ def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, 
 
 
 def _token_repo_ids(release: Path, product: str | None) -> dict[str, int | None]:
-    """repo_name -> github_id of the repositories of the tokenized product (the per-file table has no ids)."""
-    if product is None or not (release / product / rel.MANIFEST).exists():
-        return {}
+    """repo_name -> github_id of the repositories of the tokenized product and of the notebook products, whose
+    documents the token files hold too (the per-file table has no ids)."""
+    notebooks = [
+        p
+        for p in _manifests(release)
+        if Path(p).name in (products_mod.JUPYTER_SCRIPTS, products_mod.JUPYTER_STRUCTURED)
+    ]
     out: dict[str, int | None] = {}
-    for s in rel.read_manifest(release / product)["shards"]:
-        t = _read(release / product / s["path"], ("repo_name", "github_id"))
-        if t is not None and "github_id" in t.column_names:
-            out.update(zip(t["repo_name"].to_pylist(), t["github_id"].to_pylist(), strict=True))
+    for folder in ([product] if product else []) + notebooks:
+        if not (release / folder / rel.MANIFEST).exists():
+            continue
+        for s in rel.read_manifest(release / folder)["shards"]:
+            t = _read(release / folder / s["path"], ("repo_name", "github_id"))
+            if t is not None and "github_id" in t.column_names:
+                out.update(zip(t["repo_name"].to_pylist(), t["github_id"].to_pylist(), strict=True))
     return out
 
 
@@ -735,7 +742,7 @@ def _stage_tokens(
         journal.json[stats_path] = stats.to_dict()
     return {
         "product": product,
-        "documents_dropped": len(rewrite.dropped),
+        "documents_dropped": rewrite.documents_dropped,
         "retokenized": rewrite.retokenized,
         "added": rewrite.added,
         "shards_rewritten": sorted(rewrite.shards),

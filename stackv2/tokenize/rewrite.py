@@ -31,9 +31,9 @@ from stackv2.config import from_dict
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
-from stackv2.tokenize.format import EOS, FILE_SEP, REPO_NAME
+from stackv2.tokenize.format import EOS, FILE_SEP, JUPYTER_SCRIPT, JUPYTER_START, REPO_NAME
 from stackv2.tokenize.megatron import MegatronReader
-from stackv2.tokenize.stream import FileRow, TokenSink, tokenize_shard
+from stackv2.tokenize.stream import FileRow, TokenSink, holds_repositories, tokenize_shard
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
 
 #: The token folder's manifest and tokenizer, as the ``tokenize`` stage writes them.
@@ -105,6 +105,8 @@ class TokenRewrite:
     files: pa.Table | None = None
     #: Repositories whose documents were dropped / re-tokenized / added.
     dropped: list[str] = field(default_factory=list)
+    #: How many documents were dropped (a repository's, its notebooks').
+    documents_dropped: int = 0
     retokenized: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
 
@@ -113,10 +115,12 @@ def plan_rewrite(
     manifest: Mapping[str, Any], files: pa.Table, drop: pa.ChunkedArray | pa.Array, changed: Mapping[str, Any]
 ) -> TokenRewrite:
     """Plan an edit from the per-file table ``files`` (with a ``_part`` column): ``drop`` marks the rows whose
-    repositories leave; ``changed`` names the repositories to re-tokenize (or add, when the shards lack them)."""
+    repositories leave; ``changed`` names the repositories to re-tokenize (or add, when the shards lack them).
+    Notebook documents are only ever dropped: a changed repository's training files are its repository document."""
     plan = TokenRewrite()
     drop = pc.fill_null(drop, False)
-    is_changed = pc.is_in(files["repo_name"], value_set=pa.array(sorted(changed), pa.string()))
+    in_repo_shard = pa.array([holds_repositories(s) for s in files["shard"].to_pylist()], pa.bool_())
+    is_changed = pc.and_(pc.is_in(files["repo_name"], value_set=pa.array(sorted(changed), pa.string())), in_repo_shard)
     gone = pc.or_(drop, is_changed)
     edits: dict[str, dict[int, str | None]] = defaultdict(dict)  # shard -> old document -> None (drop) / repo
     touched = files.filter(gone).select(["repo_name", "shard", "document"]).to_pylist()
@@ -124,11 +128,13 @@ def plan_rewrite(
     for r in touched:
         edits[r["shard"]][r["document"]] = None if r["repo_name"] in dropped else r["repo_name"]
     plan.dropped = sorted(dropped)
+    plan.documents_dropped = sum(repo is None for doc in edits.values() for repo in doc.values())
     held = {repo for doc in edits.values() for repo in doc.values() if repo}
     plan.retokenized = sorted(held)
     plan.added = sorted(set(changed) - held - dropped)
     documents = {s["name"]: s["documents"] for s in manifest["shards"]}
-    lightest = min(manifest["shards"], key=lambda s: (s["tokens"], s["name"]), default={"name": "part-00000"})["name"]
+    repo_shards = [s for s in manifest["shards"] if holds_repositories(s["name"])]
+    lightest = min(repo_shards, key=lambda s: (s["tokens"], s["name"]), default={"name": "part-00000"})["name"]
     if plan.added:
         edits.setdefault(lightest, {})
     for name, doc_edits in sorted(edits.items()):
@@ -245,13 +251,15 @@ def check_shards(tokens: Path, files: pa.Table) -> tuple[list[str], list[tuple[s
 
     Per shard: the manifest's totals equal the index files'; every format holds the same ids; each document is
     named by the table, with its files' tokens adding up to the document's length; it ends with
-    ``<|endoftext|>`` and holds one ``<file_sep>`` per file of the table. The repository names decoded from the
-    documents' headers are returned for the caller to match against the registry and the table.
+    ``<|endoftext|>`` and holds one ``<file_sep>`` per file of the table (a notebook shard's documents: one file,
+    no ``<file_sep>``, starting with a notebook sentinel). The repository names decoded from the documents'
+    headers are returned for the caller to match against the registry and the table.
     """
     manifest = read_manifest(tokens)
     formats = tuple(manifest["formats"])
     encoder = DocumentEncoder(load_tokenizer(tokens / TOKENIZER))
     eos, sep, name_id = (encoder.special_ids[t] for t in (EOS, FILE_SEP, REPO_NAME))
+    notebook_starts = {encoder.special_ids[t] for t in (JUPYTER_SCRIPT, JUPYTER_START)}
     problems: list[str] = []
     headers: list[tuple[str, int, str]] = []
     listed = {s["name"] for s in manifest["shards"]}
@@ -301,8 +309,11 @@ def check_shards(tokens: Path, files: pa.Table) -> tuple[list[str], list[tuple[s
                 why.append(f"{len(ids)} tokens, the table's files {r['tokens_sum']}")
             if not len(ids) or ids[-1] != eos:
                 why.append("no <|endoftext|> at the end")
-            if int((ids == sep).sum()) != file_counts[(name, d)]:
-                why.append(f"{int((ids == sep).sum())} <file_sep>, {file_counts[(name, d)]} files in the table")
+            if holds_repositories(name):
+                if int((ids == sep).sum()) != file_counts[(name, d)]:
+                    why.append(f"{int((ids == sep).sum())} <file_sep>, {file_counts[(name, d)]} files in the table")
+            elif file_counts[(name, d)] != 1 or (ids == sep).any() or not len(ids) or ids[0] not in notebook_starts:
+                why.append(f"not one notebook: {file_counts[(name, d)]} files in the table")
             has_header = bool(len(ids)) and ids[0] == name_id
             if has_header:
                 end = int(np.argmax(ids == sep)) if (ids == sep).any() else len(ids)

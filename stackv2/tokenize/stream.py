@@ -77,6 +77,16 @@ class FileRow(NamedTuple):
     content: str
 
 
+def shard_name(partition: int, notebooks: str | None = None) -> str:
+    """``part-NNNNN`` holds repository documents; ``<product>-part-NNNNN`` one notebook product's documents."""
+    return f"{notebooks}-part-{partition:05d}" if notebooks else f"part-{partition:05d}"
+
+
+def holds_repositories(shard: str) -> bool:
+    """Whether a shard (named by ``shard_name``) holds repository documents rather than notebooks."""
+    return shard.startswith("part-")
+
+
 def tokenize_shard(
     rows: Iterable[FileRow], encoder: DocumentEncoder, cfg: TokenizeConfig, sink: TokenSink, shard: str
 ) -> Iterator[dict[str, Any]]:
