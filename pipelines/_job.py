@@ -46,6 +46,7 @@ from pyspark.sql.types import LongType
 
 from stackv2.atomic import atomic_dir
 from stackv2.config import RunConfig
+from stackv2.release.card import ReleaseSummary
 from stackv2.release.layout import verify_release
 from stackv2.release.products import PRODUCTS
 from stackv2.schema import RELEASE
@@ -300,9 +301,9 @@ def _product_sources(stats: StageStats, previous: str | None, stats_of: StatsOf)
         if source is None:
             problems.append(f"{product.name} came from stage {product.stage}, which has no {STATS}")
             continue
-        sent = as_written(source)[1]
-        if summary["files"] > sent or (product.only is None and summary["files"] != sent):
-            problems.append(f"{product.name} holds {summary['files']} rows, {product.stage} passed on {sent}")
+        held, sent = ReleaseSummary.from_dict(summary).files, as_written(source)[1]
+        if held > sent or (product.only is None and held != sent):
+            problems.append(f"{product.name} holds {held} rows, {product.stage} passed on {sent}")
     return problems
 
 

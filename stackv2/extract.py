@@ -2,6 +2,12 @@
 §1.3-§1.5).
 
 Repositories (rows with a null ``path``) are rejected with the first six, tree entries with the rest.
+
+Names are bytes in the archive (``directory_entry.name``, ``snapshot_branch.name``), as git stores them. Paths are
+joined as bytes and decoded as strict UTF-8 once, per file: a file whose path does not decode is rejected
+``undecodable_name``, its rejected row showing the path with U+FFFD for each bad sequence (what BigCode's Spark 3
+``decode`` put in its released path). Branch names are compared as bytes with the names sought, so an
+undecodable one is never chosen and never fails the stage (docs/fidelity.md).
 """
 
 #: No visit of the origin with status ``full`` (nothing complete was archived).
@@ -18,6 +24,13 @@ DUPLICATE_DIRECTORY = "duplicate_directory"
 UNRESOLVED_SWHID = "unresolved_swhid"
 #: A tree entry pointing at a revision (a git submodule): its files belong to another repository.
 SUBMODULE = "submodule"
+#: A symbolic link (git mode 120000, ``directory_entry.perms``): its blob is the target path, not a file's content.
+SYMLINK = "symlink"
+#: The file's path (any of its names) is not valid UTF-8.
+UNDECODABLE_NAME = "undecodable_name"
+#: Another entry of the same directory has the same name (SWH archives such malformed trees as they are): the
+#: first by (type, target) is kept, so a (directory_id, path) never stands for two rows.
+DUPLICATE_NAME = "duplicate_name"
 #: SWH listed the blob but did not archive its bytes (``skipped_content``).
 SKIPPED_CONTENT = "skipped_content"
 #: A file entry whose blob is in neither ``content`` nor ``skipped_content``.

@@ -7,13 +7,16 @@ one repository per revision (latest revision date, then branch name) -> one per 
 priority (GitHub license, stars, forks, earlier revision, older GitHub id, earlier visit). Or, with ``swhids``,
 the given snp/rel/rev/dir SWHIDs as roots.
 
-Tree traversal: iterative joins on ``directory_entry`` (``extract.max_depth`` levels), paths with a leading
-``/``, then joined to ``content`` for ``blob_id`` (sha1), ``content_id`` (sha1_git) and ``length``.
+Tree traversal: iterative joins on ``directory_entry`` (``extract.max_depth`` levels), paths joined as bytes with
+a leading ``/`` and decoded once per file (strict UTF-8), then joined to ``content`` for ``blob_id`` (sha1),
+``content_id`` (sha1_git) and ``length``. Names are never decoded to compare them: branches are matched as bytes,
+and the entries of a directory are unique by name (bytes) before any path is built, so no two rows share a
+(directory_id, path) and nothing is merged.
 
 Rejected (repository-level rows have a null ``path``): ``no_full_visit``, ``no_default_branch``,
 ``missing_revision``, ``duplicate_revision``, ``duplicate_directory``, ``unresolved_swhid``; entry-level:
-``submodule``, ``skipped_content`` (SWH did not archive the bytes), ``missing_content``, ``too_deep``,
-``skew_guard``.
+``submodule``, ``symlink``, ``duplicate_name``, ``undecodable_name`` (its path shown with U+FFFD),
+``skipped_content`` (SWH did not archive the bytes), ``missing_content``, ``too_deep``, ``skew_guard``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from pathlib import Path
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.frames import sort_order
 from stackv2.config import RunConfig
 from stackv2.extract import (
     DUPLICATE_DIRECTORY,
+    DUPLICATE_NAME,
     DUPLICATE_REVISION,
     MISSING_CONTENT,
     MISSING_REVISION,
@@ -40,10 +45,13 @@ from stackv2.extract import (
     SKEW_GUARD,
     SKIPPED_CONTENT,
     SUBMODULE,
+    SYMLINK,
     TOO_DEEP,
+    UNDECODABLE_NAME,
     UNRESOLVED_SWHID,
 )
 from stackv2.schema import EXTRACT_REJECTED, FILE_INDEX, FILE_KEY, GITHUB_METADATA, GRAPH_TABLES
+from stackv2.swh.archive.graph import LINK_PERMS
 from stackv2.swh.config import ExtractConfig
 from stackv2.swh.swhid import read_roots
 from udfs.arrow import conform
@@ -102,17 +110,27 @@ def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
 
 
 def _rejected(df: DataFrame, reason: str) -> DataFrame:
+    if "path" in df.columns and isinstance(df.schema["path"].dataType, BinaryType):
+        df = df.withColumn("path", _shown(F.col("path")))
     return conform(df.withColumn("reason", F.lit(reason)), EXTRACT_REJECTED)
+
+
+def _shown(path: F.Column) -> F.Column:
+    """A path of bytes as text: strict UTF-8, each invalid sequence as U+FFFD (as Spark 3's ``decode`` did)."""
+    return F.make_valid_utf8(path.cast("string"))
+
+
+def _bytes(text: str) -> F.Column:
+    return F.lit(bytearray(text.encode()))
 
 
 def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame, DataFrame]:
     """One branch per origin: the GitHub default branch, else the first fallback name present (with
-    ``all_fallback_branches``, every fallback name present)."""
-    fallback = F.array_position(F.array(*[F.lit(b) for b in ecfg.fallback_branches]), F.col("branch_name"))
-    wanted = F.when(
-        F.col("default_branch").isNotNull(),
-        F.when(F.col("branch_name") == F.concat(F.lit("refs/heads/"), "default_branch"), 1),
-    )
+    ``all_fallback_branches``, every fallback name present). Branch names are bytes (``branch``): compared with the
+    names sought, encoded, so a name that is not UTF-8 is never chosen."""
+    fallback = F.array_position(F.array(*[_bytes(b) for b in ecfg.fallback_branches]), F.col("branch"))
+    default = F.encode(F.concat(F.lit("refs/heads/"), "default_branch"), "UTF-8")
+    wanted = F.when(F.col("default_branch").isNotNull(), F.when(F.col("branch") == default, 1))
     candidates = candidates.withColumn(
         "branch_rank", F.coalesce(wanted, F.when(F.col("default_branch").isNull() & (fallback > 0), fallback))
     )
@@ -122,7 +140,9 @@ def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame,
     if ecfg.all_fallback_branches:
         kept = kept | F.col("default_branch").isNull()
     chosen = ranked.where(kept & F.col("branch_rank").isNotNull()).drop("rn", "branch_rank")
-    none = ranked.where(F.col("rn") == 1).where(F.col("branch_rank").isNull())
+    # A chosen name equals a UTF-8 name sought: it decodes.
+    chosen = chosen.withColumn("branch_name", F.decode("branch", "UTF-8")).drop("branch")
+    none = ranked.where(F.col("rn") == 1).where(F.col("branch_rank").isNull()).drop("branch")
     return chosen, none
 
 
@@ -155,7 +175,7 @@ def _snapshot_roots(
     branches = (
         read_graph_table(spark, cfg.graph, "snapshot_branch")
         .where(F.col("target_type") == "revision")
-        .select("snapshot_id", F.decode("name", "UTF-8").alias("branch_name"), F.col("target").alias("revision_id"))
+        .select("snapshot_id", F.col("name").alias("branch"), F.col("target").alias("revision_id"))
     )
     visits = visits.withColumn("repo_name", _repo_name(F.col("origin")))
     candidates = visits.join(branches, "snapshot_id", "left").join(
@@ -249,25 +269,40 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
     return ranked.where("rn = 1").drop("rn"), rejects, n_roots
 
 
-def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
-    """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects."""
-    # Read and hash-partition the entries once: every level's join then shuffles only the (small) frontier.
-    entries = (
+def _entries(spark: SparkSession, cfg: RunConfig) -> DataFrame:
+    """``directory_entry`` as (node, name, type, target, perms, dup), hash-partitioned on ``node`` and kept on disk:
+    every level's join then shuffles only the (small) frontier. ``dup``: not the first entry of its directory with
+    its name (by type, then target); the window reuses the partitioning, so it costs a sort, not a shuffle."""
+    same_name = Window.partitionBy("node", "name").orderBy("type", "target", "perms")
+    return (
         read_graph_table(spark, cfg.graph, "directory_entry")
-        .select(F.col("directory_id").alias("node"), F.decode("name", "UTF-8").alias("name"), "type", "target")
+        .select(F.col("directory_id").alias("node"), "name", "type", "target", "perms")
         .repartition(cfg.spark.shuffle_partitions, "node")
+        .withColumn("dup", F.row_number().over(same_name) > 1)
         .persist(StorageLevel.DISK_ONLY)
     )
-    frontier = roots.select("directory_id", F.col("directory_id").alias("node"), F.lit("").alias("path"))
+
+
+def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
+    """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects. Paths are
+    bytes until every level is done; a path that is not UTF-8 rejects its file ``undecodable_name``."""
+    entries = _entries(spark, cfg)
+    frontier = roots.select("directory_id", F.col("directory_id").alias("node"), _bytes("").alias("path"))
     files, rejects = [], []
     limit = cfg.extract.max_paths_per_directory
     for _ in range(cfg.extract.max_depth):
         step = (
             frontier.join(entries, "node")
-            .select("directory_id", F.concat_ws("/", "path", "name").alias("path"), "type", "target")
+            .select(
+                "directory_id", F.concat("path", _bytes("/"), "name").alias("path"), "type", "target", "perms", "dup"
+            )
             .localCheckpoint()
         )
-        files.append(step.where(F.col("type") == "file").drop("type"))
+        rejects.append(_rejected(step.where("dup"), DUPLICATE_NAME))
+        step = step.where(~F.col("dup"))
+        link = F.col("perms") == LINK_PERMS
+        files.append(step.where((F.col("type") == "file") & ~link).select("directory_id", "path", "target"))
+        rejects.append(_rejected(step.where((F.col("type") == "file") & link), SYMLINK))
         rejects.append(_rejected(step.where(F.col("type") == "rev"), SUBMODULE))
         subdirs = step.where(F.col("type") == "dir").select("directory_id", F.col("target").alias("node"), "path")
         if limit > 0:
@@ -283,7 +318,10 @@ def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[D
     else:
         rejects.append(_rejected(frontier.withColumnRenamed("node", "target"), TOO_DEEP))
     entries.unpersist()  # every level above is checkpointed
-    return reduce(DataFrame.unionByName, files), rejects
+    paths = reduce(DataFrame.unionByName, files)
+    text = paths.withColumn("path", F.col("path").cast("string"))
+    rejects.append(_rejected(paths.where(~F.is_valid_utf8(F.col("path").cast("string"))), UNDECODABLE_NAME))
+    return text.where(F.is_valid_utf8("path")), rejects
 
 
 def transform(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, DataFrame, dict[str, int]]:
@@ -319,7 +357,9 @@ def run(ctx: StageContext) -> StageResult:
     index, rejected, extra = transform(ctx.spark, ctx.cfg)
     return StageResult(
         data=Output(index, FILE_KEY),
-        rejected=Output(rejected, ("reason", "origin", "directory_id", "path", "revision_id", "snapshot_id")),
+        rejected=Output(
+            rejected, ("reason", "origin", "directory_id", "path", "revision_id", "snapshot_id", "target")
+        ),
         extra=extra,
         extra_stats=lambda df: {
             "bytes": df.agg(F.sum("length")).first()[0] or 0,

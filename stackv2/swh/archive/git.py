@@ -179,12 +179,14 @@ def add_git_repo(builder: GraphBuilder, repo: Path, origin_url: str | None = Non
         _git(repo, "rev-parse", "--git-dir")
     except ArchiveError:
         raise ArchiveError(f"{repo} is not a git repository (git rev-parse --git-dir failed)") from None
-    listing = _git(repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(refname)").decode()
-    refs = [line.split(" ", 2) for line in listing.splitlines()]
+    # Ref names are bytes, as git stores them: kept as bytes, never decoded (so are tree entry names, git_directory).
+    listing = _git(repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(refname)")
+    refs = [
+        (sha.decode(), kind.decode(), ref) for sha, kind, ref in (line.split(b" ", 2) for line in listing.splitlines())
+    ]
     if not refs:
         raise ArchiveError(f"{repo} has no commits (no branches or tags to archive)")
-    objects = _git(repo, "rev-list", "--objects", "--all").decode().splitlines()
-    shas = {line.split(" ", 1)[0] for line in objects if line}
+    shas = set(_git(repo, "rev-list", "--objects", "--no-object-names", "--all").decode().split())
     shas |= {sha for sha, kind, _ in refs if kind == "tag"}
     builders = {
         "blob": lambda s, b: builder.add_content(b),
@@ -201,7 +203,7 @@ def add_git_repo(builder: GraphBuilder, repo: Path, origin_url: str | None = Non
         "blob": SnapshotTargetType.CONTENT,
     }
     branches: dict[bytes, SnapshotBranch | None] = {
-        ref.encode(): SnapshotBranch(target=bytes.fromhex(sha), target_type=kinds[kind]) for sha, kind, ref in refs
+        ref: SnapshotBranch(target=bytes.fromhex(sha), target_type=kinds[kind]) for sha, kind, ref in refs
     }
     head = subprocess.run(["git", "-C", str(repo), "symbolic-ref", "-q", "HEAD"], capture_output=True, check=False)
     if head.returncode == 0 and head.stdout.strip() in branches:

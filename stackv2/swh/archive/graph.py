@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,14 +192,17 @@ class GraphBuilder:
 
 
 def add_tree(builder: GraphBuilder, files: dict[tuple[str, ...], bytes]) -> bytes:
-    """Build (bottom-up) the directory holding ``files`` (path tuple -> id of a blob); returns its id."""
+    """Build (bottom-up) the directory holding ``files`` (path tuple -> id of a blob); returns its id. Names are
+    stored as the file system's bytes (``os.fsencode``: a name that is not UTF-8 keeps its bytes)."""
     subdirs: dict[str, dict[tuple[str, ...], bytes]] = {}
     entries = []
     for parts, target in files.items():
         if len(parts) == 1:
-            entries.append(DirectoryEntry(name=parts[0].encode(), type="file", target=target, perms=FILE_PERMS))
+            entries.append(DirectoryEntry(name=os.fsencode(parts[0]), type="file", target=target, perms=FILE_PERMS))
         else:
             subdirs.setdefault(parts[0], {})[parts[1:]] = target
     for name, sub in subdirs.items():
-        entries.append(DirectoryEntry(name=name.encode(), type="dir", target=add_tree(builder, sub), perms=DIR_PERMS))
+        entries.append(
+            DirectoryEntry(name=os.fsencode(name), type="dir", target=add_tree(builder, sub), perms=DIR_PERMS)
+        )
     return builder.add_directory(Directory(entries=tuple(entries)))
