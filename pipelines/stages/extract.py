@@ -31,6 +31,7 @@ from pyspark.sql.types import BinaryType
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.frames import sort_order
+from pipelines.gharchive import one_per_name, read_github_metadata
 from stackv2.config import RunConfig
 from stackv2.extract import (
     DUPLICATE_DIRECTORY,
@@ -83,11 +84,15 @@ def _repo_name(origin: F.Column) -> F.Column:
 
 
 def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
+    """The GitHub metadata (a built table, or GH Archive event files turned into one: ``pipelines.gharchive``) as
+    extract joins it; one row per repository name unless ``extract.all_github_rows``."""
     if cfg.github_metadata:
-        gh = spark.read.parquet(cfg.github_metadata)
+        gh = read_github_metadata(spark, cfg.github_metadata)
         missing = set(GITHUB_METADATA.names) - set(gh.columns)
         if missing:
             raise GraphError(f"GitHub metadata {cfg.github_metadata} lacks columns {sorted(missing)}")
+        if not cfg.extract.all_github_rows:
+            gh = one_per_name(gh)
     else:
         gh = spark.createDataFrame([], conform(spark.range(0), GITHUB_METADATA).schema)
     return gh.select(
@@ -101,12 +106,6 @@ def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
         F.col("event_created_at").alias("gha_event_created_at"),
         F.col("language").alias("gha_language"),
     )
-    if cfg.extract.all_github_rows:
-        return gh
-    latest = Window.partitionBy("repo_name").orderBy(
-        F.col("gha_event_created_at").desc_nulls_last(), F.col("github_id").asc_nulls_last()
-    )
-    return gh.withColumn("_n", F.row_number().over(latest)).where(F.col("_n") == 1).drop("_n")
 
 
 def _rejected(df: DataFrame, reason: str) -> DataFrame:

@@ -38,8 +38,8 @@ class ExtractConfig:
     #: Spark's ascending order did in BigCode's window (a repository unknown to GitHub wins a tie); off: last.
     root_nulls_first: bool = False
     #: Several GitHub metadata rows for one repository name (a renamed or recreated repository): keep them all and
-    #: let the dedup windows choose (BigCode joined on the name alone); off: the row with the latest event, then
-    #: the smallest ``github_id``, so the name's current owner.
+    #: let the dedup windows choose (BigCode joined on the name alone); off: the id with the latest event under
+    #: that name, then the larger id, so the name's current owner (``pipelines.gharchive.one_per_name``).
     all_github_rows: bool = False
     #: Tree depth the traversal follows (docs/spec.md §1.5).
     max_depth: int = 64
