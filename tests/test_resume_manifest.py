@@ -224,3 +224,35 @@ def test_writer_refuses_a_repeated_key_across_batches():
     with pytest.raises(DuplicateKeyError):
         check_unique(batch([("b", None), ("b", None)]), key, None)
     assert check_unique(batch([("a", "/x"), ("a", "/x")]), (), None) is None  # no key: nothing checked
+
+
+def test_an_optout_purge_keeps_the_stages_checking(tmp_path):
+    """``stackv2 optout apply --work`` rewrites committed files in place: the manifests it writes with them describe
+    the new files, and the recounted stats still chain (``optout_purged``)."""
+    from stackv2.atomic import write_json
+    from stackv2.optout.registry import Matcher, load_registry
+    from stackv2.optout.work import stage_purge
+
+    work = tmp_path / "work"
+    for name, previous, n in (("optout", None, 12), ("fetch", "optout", 12)):
+        folder = work / name / "data"
+        folder.mkdir(parents=True)
+        for i in range(2):
+            ids = list(range(i, n, 2))
+            repos = ["alice/a" if k % 3 == 0 else "bob/b" for k in ids]
+            pq.write_table(
+                pa.table({"repo_name": repos, "path": [f"/{k}.py" for k in ids]}), folder / f"part-{i}.parquet"
+            )
+        StageStats(name, rows_in=n, rows_out=n).save(work / name / "_stats.json")
+        adopt_outputs(work / name, config_hash=name, previous=previous)
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text(json.dumps({"id": "r1", "date": "2023-11-01", "user": "alice", "repos": "all"}) + "\n")
+
+    change = stage_purge(work, Matcher(load_registry(registry)), [])
+    for staged, final in change.renames:
+        staged.replace(final)
+    for path, obj in change.stats.items():
+        write_json(path, obj, indent=2)
+    assert change.purged == {"optout/data": 4, "fetch/data": 4}
+    assert check_work(work)[0] == []
+    assert read_manifest(work / "fetch").rows("data") == 8

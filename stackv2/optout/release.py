@@ -45,6 +45,7 @@ from stackv2.optout.registry import Matcher, Registry, Request, load_registry, o
 from stackv2.optout.training import TrainingRules
 from stackv2.optout.work import (
     Leak,
+    manifest_after,
     scan_table,
     scan_text,
     stage_purge,
@@ -63,7 +64,7 @@ from stackv2.tokenize.rewrite import MANIFEST as TOKEN_MANIFEST
 from stackv2.tokenize.rewrite import check_shards, file_stats, plan_rewrite, stage_rewrite
 from stackv2.tokenize.rewrite import read_manifest as read_token_manifest
 from stackv2.tokenize.stream import FileRow
-from stackv2.workdir import DATA, OPTOUT_AUDIT, STATS, tokens_dir
+from stackv2.workdir import DATA, OPTOUT_AUDIT, STATS, SUCCESS, tokens_dir
 
 #: The commit record of an ``apply`` in progress (staged files -> their places, and the JSON and text to write).
 JOURNAL = ".optout-journal.json"
@@ -730,6 +731,10 @@ def _stage_tokens(
         if not t.equals(tables[i]):
             journal.renames.append((write_like(f, t), f))
             changed_parts.append(f)
+    staged = {f: tmp for tmp, f in journal.renames if f in changed_parts}
+    manifest = manifest_after(work / "tokenize", {DATA: staged}) if staged else None
+    if manifest is not None:
+        journal.json[work / "tokenize" / SUCCESS] = manifest
     stats_path = work / "tokenize" / STATS
     if changed_parts and stats_path.exists():
         stats = StageStats.load(stats_path)

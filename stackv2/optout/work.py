@@ -27,7 +27,16 @@ import pyarrow.parquet as pq
 from stackv2.atomic import temp_path
 from stackv2.optout.registry import Matcher
 from stackv2.stats import StageStats
-from stackv2.workdir import DATA, OPTOUT_AUDIT, REJECTED, STATS
+from stackv2.workdir import (
+    DATA,
+    OPTOUT_AUDIT,
+    REJECTED,
+    STATS,
+    SUCCESS,
+    ManifestError,
+    committed_files,
+    read_manifest,
+)
 
 #: The columns that tie a row without ``repo_name`` to its stage's ``data`` row.
 FILE_KEY = ("directory_id", "path")
@@ -50,8 +59,12 @@ def match_rows(t: pa.Table, matcher: Matcher) -> pa.ChunkedArray | pa.Array:
 
 
 def table_files(table_dir: Path) -> list[Path]:
-    """The Parquet files of a stage's table (the one place that lists them: switch here to the ``_SUCCESS`` list)."""
-    return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
+    """The Parquet files of a stage's table: those its stage's manifest lists (``stackv2.workdir.committed_files``);
+    for a stage that has not completed (or wrote no manifest), its folder's non-hidden Parquet files."""
+    try:
+        return committed_files(table_dir)
+    except (FileNotFoundError, ManifestError):
+        return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
 
 
 @dataclass(frozen=True)
@@ -140,9 +153,26 @@ def write_like(path: Path, table: pa.Table, like: Path | None = None) -> Path:
     return tmp
 
 
+def manifest_after(stage_dir: Path, replaced: dict[str, dict[Path, Path]]) -> dict[str, Any] | None:
+    """The stage's manifest (``_SUCCESS``, JSON) once staged files have replaced committed ones, so the stage still
+    checks after the change (docs/resume.md): ``replaced`` maps an output to {committed file: the staged file taking
+    its place}. None when the stage has no manifest."""
+    try:
+        manifest = read_manifest(stage_dir)
+    except ManifestError:
+        return None
+    if manifest is None:
+        return None
+    for output, files in replaced.items():
+        if output in manifest.outputs:
+            manifest.redescribe(output, {f.name: new for f, new in files.items()})
+    return manifest.to_dict()
+
+
 @dataclass
 class WorkChange:
-    """New files staged beside their originals, the stages' recounted stats, and rows purged per table."""
+    """New files staged beside their originals, the stages' recounted stats and manifests (JSON files to write, by
+    path), and rows purged per table."""
 
     renames: list[tuple[Path, Path]] = field(default_factory=list)
     stats: dict[Path, dict[str, Any]] = field(default_factory=dict)
@@ -210,6 +240,13 @@ def stage_purge(
                 change.purged[table.folder.relative_to(work).as_posix()] = n
             per_stage.setdefault(table.folder.parent, []).append((table.folder.name, new_files, n))
     for stage_dir, changed in per_stage.items():
+        staged = {
+            name: {f: new for f, new in zip(table_files(stage_dir / name), files, strict=True) if new != f}
+            for name, files, _ in changed
+        }
+        manifest = manifest_after(stage_dir, staged)
+        if manifest is not None:
+            change.stats[stage_dir / SUCCESS] = manifest
         if not (stage_dir / STATS).exists():
             continue
         stats = StageStats.load(stage_dir / STATS)
