@@ -3,19 +3,24 @@
 Why not one ``boto3`` ``get_object`` per blob (the dataset card's recipe)? botocore spends ~1 ms of CPU per call
 and the card's loop has one request in flight, so users report ~22 blobs/s per process. Here:
 
-* many requests in flight per process: a pool of worker threads, each with its own persistent
-  ``http.client`` connection (keep-alive; the parse and the socket I/O are all a GET needs);
+* many requests in flight per process, on one event loop: up to ``concurrency`` keep-alive connections with
+  non-blocking sockets (``selectors``), each carrying one request at a time. No thread per connection: handing the
+  GIL between 64 threads, futures and ``http.client``'s parsing cost more CPU than the GETs themselves
+  (docs/fetch.md, "CPU per object");
+* what goes on the wire is ``s3wire``'s: one preformatted request, SigV4-signed with a key derived once per day
+  (the same headers as botocore's ``S3SigV4Auth``), or unsigned for public buckets (``unsigned=True``), and an
+  incremental HTTP/1.1 response parser;
 * boto3's standard settings still decide *where* and *who*: endpoint (``AWS_ENDPOINT_URL_S3``, config files),
-  region and the credential chain are resolved once through botocore, and each request is signed by
-  botocore's own SigV4 signer (~50 µs) — or sent unsigned for public buckets (``unsigned=True``);
-* exponential backoff with full jitter on throttling (503 SlowDown), other 5xx, 429, timeouts and dropped
-  connections, bounded per object (``max_attempts``) and per run (a retry budget, so an outage does not turn
-  into a retry storm);
+  region and the credential chain are resolved once through botocore, whose credentials object is asked for its
+  current (refreshed) values once a second;
+* exponential backoff with full jitter on throttling (503 SlowDown), other 5xx, 429, timeouts, dropped
+  connections and malformed answers, bounded per object (``max_attempts``) and per run (a retry budget, so an
+  outage does not turn into a retry storm); a waiting retry sits in a timer heap while other transfers go on;
 * bounded memory: a response larger than ``max_compressed`` is refused from its ``Content-Length`` without
   reading it, decompression stops at the size cap (``text.decode.gunzip_bounded``), and ``fetch`` keeps at most
-  ``window`` results in flight, yielding them in input order;
+  ``window`` requests admitted ahead of the one being yielded, yielding them in input order;
 * every object goes through ``text.decode.process_blob`` (bounded gunzip, sha1/sha1_git check, binary check,
-  decoding), so reasons are the same as for every other fetcher.
+  decoding), in the loop's thread as its answer completes, so reasons are the same as for every other fetcher.
 
 Credentials are never logged: error details carry only the HTTP status and the S3 error code.
 """
@@ -244,6 +249,17 @@ class S3Reader:
             raise
         return sock
 
+    def connected(self, sock: socket.socket) -> socket.socket:
+        """The socket once its connection is up (raises if it failed), wrapped in TLS for https (the handshake is
+        the caller's to drive)."""
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._addresses = []
+            raise OSError(err, os.strerror(err))
+        if self._ssl is None:
+            return sock
+        return self._ssl.wrap_socket(sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False)
+
     def outcome(self, job: _Job, resp: ResponseParser) -> tuple[BlobOutcome, int]:
         """What a complete response means for its job; raises ``RetryableError`` for answers worth another try."""
         status = resp.status
@@ -391,20 +407,14 @@ class _Loop:
         """The complete response once there is one; ``None`` while waiting for the socket."""
         sel, sock = self.sel, conn.sock
         if conn.state == _CONNECTING:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                self.reader._addresses = []
-                raise OSError(err, os.strerror(err))
-            now = time.monotonic()
-            if self.reader._ssl is not None:
+            tls = self.reader.connected(sock)
+            if tls is sock:
+                self._start(conn, time.monotonic())
+            else:
                 sel.unregister(sock)
-                conn.sock = sock = self.reader._ssl.wrap_socket(
-                    sock, server_hostname=self.reader.endpoint.host, do_handshake_on_connect=False
-                )
+                conn.sock = sock = tls
                 sel.register(sock, selectors.EVENT_WRITE, conn)
                 conn.state = _HANDSHAKE
-            else:
-                self._start(conn, now)
         if conn.state == _HANDSHAKE:
             try:
                 sock.do_handshake()
