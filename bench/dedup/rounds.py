@@ -1,4 +1,4 @@
-"""Interleaved repeats of the ×k comparison: wall time of each system, its outputs removed before each run.
+"""Interleaved repeats of the ×k comparison: wall and CPU time of each system, its outputs removed before each run.
 
 Run after ``bench.dedup.run`` has written the corpus (``work/bench-dedup/x<k>``); scores are not recomputed
 (every system is deterministic, ``run.py`` has them). On a machine whose speed drifts, neighbouring runs are what
@@ -17,7 +17,7 @@ import sys
 
 from bench.dedup.run import WORK, measure
 
-OUTPUTS = ("dedup", "datatrove", "text-dedup")
+OUTPUTS = ("near_dedup", "datatrove", "text-dedup")
 
 
 def main() -> None:
@@ -35,13 +35,14 @@ def main() -> None:
         for name, cmd in commands.items():
             for out in OUTPUTS:
                 shutil.rmtree(work / out, ignore_errors=True)
-            wall, peak = measure(cmd, work / f"{name}.log")
+            wall, peak, cpu = measure(cmd, work / f"{name}.log")
             print(
                 json.dumps(
                     {
                         "round": r + 1,
                         "system": name,
                         "wall_s": round(wall, 1),
+                        "cpu_s": round(cpu, 1),
                         "peak_mib": round(peak),
                         "load1": round(os.getloadavg()[0], 1),
                     }

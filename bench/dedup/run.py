@@ -1,8 +1,8 @@
 """Near-dedup benchmark: our Spark stage vs datatrove, rensa, datasketch (and text-dedup when given a python).
 
 For each scale: write the corpus, compute the exact ground truth, run every system in its own process (wall
-time, peak RSS of its whole process tree sampled from /proc every 50 ms, and the load average when it ends: on a
-shared machine wall times mean little without it), score it. Also times the
+time, CPU seconds and peak RSS of its whole process tree, sampled from /proc every 50 ms, and the load average
+when it ends: on a shared machine wall times mean little without it), score it. Also times the
 signature engines alone (shingling, our numpy MinHash, rensa's batched digests) on the ×1 corpus.
 
     python -m bench.dedup.run --scales 1 4 16 [--systems ours datatrove rensa datasketch]
@@ -36,8 +36,11 @@ WORK = REPO / "work" / "bench-dedup"
 INPUT = pa.schema([*schema.FETCHED, pa.field("language", pa.string()), pa.field("license_type", pa.string())])
 
 
-def _tree_rss_kib(root: int) -> int:
-    """RSS KiB of ``root`` and all its descendants."""
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and all its descendants."""
     kids: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -46,32 +49,51 @@ def _tree_rss_kib(root: int) -> int:
             except OSError:
                 continue
             kids.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo.extend(kids.get(pid, []))
+    return out
+
+
+def _sample(pids: list[int], cpu: dict[int, float]) -> int:
+    """RSS KiB of ``pids``; records each one's own CPU seconds so far (user + system) in ``cpu``."""
+    total = 0
+    for pid in pids:
         try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         except OSError:
-            pass
+            continue
+        cpu[pid] = (int(stat[11]) + int(stat[12])) / _TICKS  # utime, stime (fields 14, 15 of stat)
     return total
 
 
-def measure(cmd: list[str], log: Path) -> tuple[float, float]:
-    """(wall seconds, peak MiB of the process tree sampled every 50 ms); raises if the command fails."""
+def measure(cmd: list[str], log: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak MiB of the process tree, CPU seconds of the tree); raises if the command fails.
+
+    Every 50 ms the tree is walked for its RSS and each process's own CPU time so far. CPU seconds is the larger
+    of two lower bounds: the sum of each process's last sample (misses up to 50 ms per process, and processes
+    that lived less), and the root's ``wait4`` usage (exact for the root and the descendants reaped down the
+    line, misses orphans such as a JVM nobody waits for)."""
     t0 = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_kib(proc.pid))
+    peak, cpu = 0, {}
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, _sample(_tree(proc.pid), cpu))
         time.sleep(0.05)
     wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"{cmd} failed:\n{log.read_text(errors='replace')[-3000:]}")
-    return wall, peak / 1024
+    return wall, peak / 1024, max(sum(cpu.values()), usage.ru_utime + usage.ru_stime)
 
 
 def write_corpus(work: Path, docs) -> None:
@@ -219,7 +241,7 @@ def main() -> None:
                 ("text-dedup", [sys.executable, "-m", "bench.dedup.textdedup", args.text_dedup_python, str(work)])
             )
         for name, cmd in systems:
-            wall, peak = measure(cmd, work / f"{name}.log")
+            wall, peak, cpu = measure(cmd, work / f"{name}.log")
             predicted = dict(json.loads((work / f"{name}.json").read_text()))
             row = {
                 "scale": k,
@@ -227,6 +249,7 @@ def main() -> None:
                 "mb": round(mb, 1),
                 "system": name,
                 "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1),
                 "load1": round(os.getloadavg()[0], 1),
                 "peak_mib": round(peak),
                 **truth.score(labels, predicted),

@@ -118,6 +118,8 @@ def datatrove(work: Path) -> list[list]:
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
 
+    from bench.dedup.datatrove_ids import RecordIds, read_ids
+
     out = work / "datatrove"
     config = MinhashConfig(n_grams=CFG.ngram_size, num_buckets=CFG.bands, hashes_per_bucket=CFG.rows, seed=CFG.seed)
     shards = sorted((work / "shards").glob("*.parquet"))
@@ -126,7 +128,14 @@ def datatrove(work: Path) -> list[list]:
         return ParquetReader(str(work / "shards"), text_key="content", id_key="blob_id")
 
     stages = [
-        ([reader(), MinhashDedupSignature(output_folder=str(out / "sigs"), config=config)], len(shards)),
+        (
+            [
+                reader(),
+                RecordIds(str(out / "ids")),
+                MinhashDedupSignature(output_folder=str(out / "sigs"), config=config),
+            ],
+            len(shards),
+        ),
         (
             [MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=config)],
             CFG.bands,
@@ -153,8 +162,8 @@ def datatrove(work: Path) -> list[list]:
         ).run()
     index = {b: i for i, b in enumerate(pq.read_table(work / "corpus" / "data", columns=["blob_id"])[0].to_pylist())}
     result = []
-    for rank, shard in enumerate(shards):
-        ids = pq.read_table(shard, columns=["blob_id"])[0].to_pylist()
+    for rank in range(len(shards)):
+        ids = read_ids(out / "ids", rank)  # datatrove's document numbers -> blob_id (not the Parquet rows)
         path = out / "remove" / f"{rank:06d}.clusters"
         if path.exists():
             values = memoryview(path.read_bytes()).cast("I")
