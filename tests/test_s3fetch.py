@@ -268,6 +268,10 @@ def test_https_endpoint(s3server, corpus, tmp_path, monkeypatch):
         _check_outcomes(corpus[:5], list(fetch(reader, _requests(corpus[:5]))))  # idle TLS connections reused
         reader.close()
         assert reader.retries == 0
+        monkeypatch.delenv("SSL_CERT_FILE")  # the same server, its certificate no longer trusted: final, no retry
+        reader = S3Reader(_cfg(f"https://localhost:{port}", unsigned=False, concurrency=4), BUCKET)
+        (outcome,) = fetch(reader, _requests(corpus[:1]))
+        assert outcome.reason == FETCH_ERROR and outcome.detail.startswith("TLS: ") and reader.retries == 0
     finally:
 
         async def shutdown():

@@ -393,6 +393,9 @@ class _Loop:
             else:
                 self._settle(conn, (BlobOutcome(reason=FETCH_ERROR, detail=f"HTTP {e.status}"), 0))
             return
+        except ssl.SSLCertVerificationError as e:  # no retry fixes a certificate nobody trusts
+            self._settle(conn, (BlobOutcome(reason=FETCH_ERROR, detail=f"TLS: {e.verify_message}"), 0))
+            return
         except (OSError, ProtocolError) as e:  # refused, reset, TLS failures, malformed or cut answers
             self._settle(conn, RetryableError(type(e).__name__))
             return
