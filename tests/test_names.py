@@ -117,6 +117,7 @@ def test_extract_rejects_undecodable_names_and_links_and_merges_nothing(spark, r
     rejected = pq.read_table(committed_files(work / "extract" / "rejected")).to_pylist()
 
     assert sorted(r["path"] for r in data) == ["/café.py", "/ok.py"]
+    assert not pq.read_schema(committed_files(work / "extract" / "data")[0]).field("path").nullable  # as before
     assert {r["branch_name"] for r in data} == {"refs/heads/main"}  # the non-UTF-8 branch neither chosen nor fatal
     shown = lambda name: "/" + name.decode("utf-8", "replace")  # noqa: E731 - what Spark 3's decode gave
     assert sorted((r["reason"], r["path"]) for r in rejected) == sorted(

@@ -293,7 +293,13 @@ def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[D
         step = (
             frontier.join(entries, "node")
             .select(
-                "directory_id", F.concat("path", _bytes("/"), "name").alias("path"), "type", "target", "perms", "dup"
+                "directory_id",
+                # never null, as the text paths were (a null name, which the export never has, joins as "")
+                F.concat("path", _bytes("/"), F.coalesce("name", _bytes(""))).alias("path"),
+                "type",
+                "target",
+                "perms",
+                "dup",
             )
             .localCheckpoint()
         )
