@@ -45,12 +45,20 @@ def test_demo_runs_every_stage(tmp_path):
         assert stats["rows_in"] == stats["rows_out"] + stats["rows_rejected"], stage
     extract = json.loads((work / "extract/_stats.json").read_text())
     assert extract["extra"]["repositories"] == 6 and extract["rows_out"] > 50
-    # the four products, each in its folder with a manifest and a card; the training sets grouped by repository
+    # every product, each in its folder with a manifest and a card; the training sets grouped by repository
     release = release_dir(work)
+    notebooks = json.loads((work / "notebooks/_stats.json").read_text())
     for product in PRODUCTS:
         folder = release / product.name
         assert (folder / "manifest.json").is_file() and (folder / "README.md").is_file(), product.name
         shards = sorted((folder / "data").rglob("*.parquet"))
+        listed = json.loads((folder / "manifest.json").read_text())["shards"]
+        assert len(listed) == len(shards), product.name
+        if product.stage == "notebooks":  # as many rows as the stage counted; the demo's notebook has no outputs
+            kind = "scripts" if product.content == "content" else "structured"
+            assert sum(s["rows"] for s in listed) == notebooks["extra"][kind], product.name
+            if not shards:
+                continue
         schema = RELEASE_REPOS if product.repo_level else RELEASE
         table = pq.read_table(shards[0])
         assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in schema], product.name
