@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.dataset as ds
 
-from bench.fidelity.bigcode_run import BIGCODE_DATASET_COMMIT, DEFAULT_MIRRORS, load_module, script_source
+from bench.fidelity.bigcode_run import (
+    BIGCODE_DATASET_COMMIT,
+    DEFAULT_MIRRORS,
+    GraphFrameShim,
+    load_module,
+    script_source,
+)
 from stackv2.release.products import THE_STACK_V2, THE_STACK_V2_DEDUP
 from stackv2.workdir import committed_files
 
@@ -117,6 +125,7 @@ def their_clusters(theirs: Path, bigcode_dataset: str) -> dict[File, int]:
     file of their ``the-stack-v2`` (same seeded permutations, same bands), buckets per language, union-find (the
     components ``GraphFrame.connectedComponents`` finds). Files in no cluster are left out."""
     path = "near_deduplication/bigcode-v2/intra_dedup.py"
+    sys.modules.setdefault("graphframes", SimpleNamespace(GraphFrame=GraphFrameShim))  # imported, not used here
     m = load_module("intra_dedup", script_source(bigcode_dataset, BIGCODE_DATASET_COMMIT, path), path)
     perms = (
         m.RNG.randint(1, m.MOD_PRIME, size=(250,), dtype=m.DTYPE),

@@ -114,7 +114,7 @@ def capped_repartition(limit: int):
     """``DataFrame.repartition`` with at most ``limit`` partitions. The scripts' counts (512 per traversal level,
     4096 for the dedup graph, 256+ per saved language) are sized for a cluster; on a local session each empty task
     costs time. A partition count decides the layout of rows, not which rows are kept."""
-    from pyspark.sql import DataFrame
+    from pyspark.sql.classic.dataframe import DataFrame  # the class sessions make (pyspark.sql.DataFrame is its base)
 
     original = DataFrame.repartition
 
@@ -233,17 +233,18 @@ def near_dedup(source: str, filename: str, spark, out: Path, partitions: int) ->
     return counts
 
 
-def file_lists(spark, out: Path) -> dict[str, int]:
-    """``OUT/files/<product>.parquet``: (repo_name, path, blob_id) of each product."""
-    sources = {
-        "the-stack-v2": spark.read.parquet(str(out / "licensed_files")),
-        "the-stack-v2-dedup": spark.read.option("mergeSchema", "true").parquet(str(out / "deduped" / "*")),
-    }
+def file_lists(out: Path) -> dict[str, int]:
+    """``OUT/files/<product>.parquet``: (repo_name, path, blob_id) of each product. Read with pyarrow: Spark reads
+    the language folders of ``deduped`` only one by one (each has its own ``__pid__`` partitions)."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
     counts = {}
-    for product, df in sources.items():
-        rows = df.select("repo_name", "path", "blob_id")
-        rows.toPandas().to_parquet(out / "files" / f"{product}.parquet", index=False)
-        counts[product] = rows.count()
+    for product, folder in (("the-stack-v2", "licensed_files"), ("the-stack-v2-dedup", "deduped")):
+        files = ds.dataset(out / folder, format="parquet", ignore_prefixes=[".", "_SUCCESS"])  # not __pid__=N
+        rows = files.to_table(columns=["repo_name", "path", "blob_id"])
+        pq.write_table(rows, out / "files" / f"{product}.parquet")
+        counts[product] = len(rows)
     return counts
 
 
@@ -320,16 +321,18 @@ def run(
                 "output_path": str(out / "detected_licenses"),
             },
         )
-    t0 = time.monotonic()
-    summary["the_stack_v2_rows"] = unreleased_step(spark, out)
-    seconds["unreleased_step"] = round(time.monotonic() - t0, 1)
-    t0 = time.monotonic()
-    path = "near_deduplication/bigcode-v2/intra_dedup.py"
-    summary["deduped_per_language"] = near_dedup(
-        script_source(bigcode_dataset, BIGCODE_DATASET_COMMIT, path), path, spark, out, partitions
-    )
-    seconds["intra_dedup"] = round(time.monotonic() - t0, 1)
-    summary["products"] = file_lists(spark, out)
+    if not (resume and (out / "intra_dedup.done").exists()):
+        t0 = time.monotonic()
+        summary["the_stack_v2_rows"] = unreleased_step(spark, out)
+        seconds["unreleased_step"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        path = "near_deduplication/bigcode-v2/intra_dedup.py"
+        summary["deduped_per_language"] = near_dedup(
+            script_source(bigcode_dataset, BIGCODE_DATASET_COMMIT, path), path, spark, out, partitions
+        )
+        seconds["intra_dedup"] = round(time.monotonic() - t0, 1)
+        (out / "intra_dedup.done").touch()
+    summary["products"] = file_lists(out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     capped.stop()
     return summary
