@@ -125,3 +125,35 @@ def test_tree_levels_stop_after_the_first_empty_level(tmp_path):
         )
     levels = tree_levels(str(tmp_path))(64)
     assert list(levels) == [0, 1, 2]
+
+
+def test_chosen_copy_dropped_after_the_dedup():
+    """BigCode chose the GPL copy and dropped it: the blob is released by our copy only (``license_first``)."""
+    ours_copy, gpl_copy = ("x/a", "u.py", "blob"), ("y/b", "u.py", "blob")
+    repos = {"x/a": repo("D1", "R1", license=None), "y/b": repo("D2", "R2", license="GPL-3.0", stars=9)}
+    ours = side(repos, [ours_copy])
+    theirs = side(repos, [])
+    theirs.chosen["blob"] = gpl_copy
+    assert classify(ours_copy, THE_STACK_V2, ours, theirs) == "exact dedup: chosen copy not released"
+    assert d.rule("exact dedup: chosen copy not released") == "exact_dedup.license_first"
+    repos["y/b"] = repo("D2", "R2", license=None)  # equal keys: BigCode's choice was arrival order
+    assert classify(ours_copy, THE_STACK_V2, ours, theirs) == "tie: exact dedup"
+
+
+def test_corrected_differences_name_their_rule():
+    """A difference reference mode does not have is one of the rules the modes differ in; one it has keeps its
+    class (here a tie)."""
+    tied, tied_theirs = ("x/a", "t.py", "t"), ("x/a", "copy/t.py", "t")
+    relicensed = ("x/a", "l.py", "l")
+    repos = {"x/a": repo("D1", "R1")}
+    corrected = side(repos, [tied, relicensed])
+    theirs = side(repos, [tied_theirs])
+    theirs.license_type[relicensed] = "non_permissive"
+    facts = d.Facts(theirs=theirs, ours={"corrected": corrected}, clusters={})
+    reference = {tied}  # reference mode releases the tied copy too, and agrees with BigCode on l.py
+    r = d.compare("corrected", THE_STACK_V2, {tied, relicensed}, {tied_theirs}, facts, PERMISSIVE, reference)
+    assert r["classes"]["ours"] == {
+        "tie: exact dedup": 1,
+        "annotate.license.bigcode_deadline: license type: permissive / non_permissive": 1,
+    }
+    assert r["classes"]["theirs"] == {"tie: exact dedup": 1}

@@ -158,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {"files": a.files, "not_carried": not_carried, "seconds": seconds, "products": []}
     for mode, products in ours.items():
         for product in PRODUCTS:
+            reference = ours[REFERENCE][product] if mode != REFERENCE else None
             report["products"].append(
-                bigcode_diff.compare(mode, product, products[product], theirs_files[product], facts, permissive)
+                bigcode_diff.compare(
+                    mode, product, products[product], theirs_files[product], facts, permissive, reference
+                )
             )
     (out / "bigcode.json").write_text(json.dumps(report, indent=2) + "\n")
     print(bigcode_diff.markdown(report))

@@ -80,6 +80,8 @@ class Side:
     license_type: dict[File, str] = field(default_factory=dict)  # every file that reached the license decision
     language: dict[str, str | None] = field(default_factory=dict)  # blob -> language
     stack: dict[str, File] = field(default_factory=dict)  # blob -> its copy in the-stack-v2
+    #: blob -> the copy the exact dedup chose, released or not (BigCode's ``detected_licenses`` holds only those).
+    chosen: dict[str, File] = field(default_factory=dict)
     dedup: set[File] = field(default_factory=set)
 
     def repo_by_dir(self) -> dict[str, list[str]]:
@@ -95,6 +97,7 @@ def their_side(theirs: Path) -> Side:
         side.repos[r["full_name"]] = {k: r.get(k) for k in REPO_KEYS} | {"license": r["license_spdx_id"]}
     for r in _parquet(theirs / "detected_licenses", ["repo_name", "path", "blob_id", "license_type"]):
         side.license_type[(r["repo_name"], r["path"], r["blob_id"])] = r["license_type"]
+        side.chosen[r["blob_id"]] = (r["repo_name"], r["path"], r["blob_id"])
     for f in sorted((theirs / "file_contents").rglob("*.json.gz")):
         with gzip.open(f, "rt") as lines:
             for line in lines:
@@ -199,13 +202,15 @@ def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: di
         return "repository: another origin of the tree"
     in_b_stack = b.stack.get(blob) == f
     if product == THE_STACK_V2 or not in_b_stack:
-        copy = b.stack.get(blob)
+        copy = b.stack.get(blob) or b.chosen.get(blob)  # released, or chosen and then dropped
         if copy is not None and copy != f:
             if _exact_key(theirs.repos.get(repo, a.repos[repo]), permissive) == _exact_key(
                 theirs.repos.get(copy[0], b.repos[copy[0]]), permissive
             ):
                 return "tie: exact dedup"
-            return "exact dedup: another copy"
+            return (
+                "exact dedup: another copy" if b.stack.get(blob) == copy else "exact dedup: chosen copy not released"
+            )
         if a.license_type.get(f) != b.license_type.get(f):
             return f"license type: {a.license_type.get(f)} / {b.license_type.get(f)}"
         if a.language.get(blob) != b.language.get(blob):
@@ -223,20 +228,53 @@ def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: di
     return "filter or compose"
 
 
+#: The setting of ``stackv2.config.REFERENCE_RULES`` (docs/fidelity.md) that decides each class of difference.
+RULES = {
+    "license type": "annotate.license.bigcode_deadline",
+    "exact dedup: chosen copy not released": "exact_dedup.license_first",
+    "near dedup": "near_dedup.arithmetic or near_dedup.short_files",
+    "repository": "extract.origin_pattern, all_fallback_branches, root_nulls_first or all_github_rows",
+    "follows from -dedup": "as in -dedup",
+}
+
+
+def rule(cls: str) -> str | None:
+    return next((r for prefix, r in RULES.items() if cls.startswith(prefix)), None)
+
+
 def _near_key(f: File, theirs: Side) -> tuple:
     repo = theirs.repos.get(f[0])
     lt = theirs.license_type.get(f)
     return (LICENSE_ORDER.index(lt) if lt in LICENSE_ORDER else None, *(_counts_dates(repo) if repo else ()))
 
 
-def compare(mode: str, product: str, ours: set[File], theirs: set[File], facts: Facts, permissive) -> dict:
-    """Counts and classes of one product in one mode."""
+def compare(
+    mode: str,
+    product: str,
+    ours: set[File],
+    theirs: set[File],
+    facts: Facts,
+    permissive,
+    reference: set[File] | None = None,
+) -> dict:
+    """Counts and classes of one product in one mode. With ``reference`` (the product in reference mode; the two
+    modes differ only in ``REFERENCE_RULES``), a difference that reference mode does not have is one of those
+    rules': its class is prefixed with the rule (``RULES``), or ``unlisted`` when no rule decides that class."""
     side = facts.ours[mode]
     classes: dict[str, dict[str, int]] = {OURS: defaultdict(int), THEIRS: defaultdict(int)}
+
+    def label(f: File, cls: str) -> str:
+        if reference is None or (f in reference) == (f in ours):
+            return cls
+        return f"{rule(cls) or 'unlisted'}: {cls}"
+
     for f in ours - theirs:
-        classes[OURS][classify(f, product, side, facts.theirs, facts.theirs, facts.clusters, permissive)] += 1
+        classes[OURS][
+            label(f, classify(f, product, side, facts.theirs, facts.theirs, facts.clusters, permissive))
+        ] += 1
     for f in theirs - ours:
-        classes[THEIRS][classify(f, product, facts.theirs, side, facts.theirs, facts.clusters, permissive)] += 1
+        cls = classify(f, product, facts.theirs, side, facts.theirs, facts.clusters, permissive)
+        classes[THEIRS][label(f, cls)] += 1
     both, either = len(ours & theirs), len(ours | theirs)
     ties = sum(n for c in classes.values() for k, n in c.items() if k in TIES)
     return {
