@@ -86,7 +86,7 @@ def test_license_and_language():
 def test_near_dedup_members():
     a, b = ("x/a", "u.py", "b1"), ("y/b", "v.py", "b2")
     repos = {"x/a": repo("D1", "R1"), "y/b": repo("D2", "R2")}
-    clusters = {a: 7, b: 7}
+    clusters = {"b1": 7, "b2": 7}
     ours = side(repos, [a, b], dedup=[a])
     theirs = side(repos, [a, b], dedup=[b])
     assert classify(a, THE_STACK_V2_DEDUP, ours, theirs, clusters) == "tie: near dedup"
@@ -94,7 +94,8 @@ def test_near_dedup_members():
     assert classify(a, THE_STACK_V2_DEDUP, ours, theirs, clusters) == "near dedup: another member"
     assert classify(a, THE_STACK_V2_DEDUP, ours, theirs, {}) == "near dedup: clusters differ"
     # a training-set difference whose file already differs in -dedup
-    assert classify(a, TRAIN_FULL, ours, theirs, clusters) == "follows from -dedup"
+    assert classify(a, TRAIN_FULL, ours, theirs, clusters) == "follows from -dedup: near dedup: another member"
+    assert d.is_tie("follows from -dedup: tie: near dedup") and not d.is_tie("follows from -dedup: language")
 
 
 def test_compare_counts_and_ties():

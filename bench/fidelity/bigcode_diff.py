@@ -47,6 +47,11 @@ TIES = ("tie: revision window", "tie: root-directory window", "tie: exact dedup"
 File = tuple[str, str, str]
 
 
+def is_tie(cls: str) -> bool:
+    """A tie, or a training-set difference that follows from a tie in ``-dedup``."""
+    return cls.removeprefix("follows from -dedup: ") in TIES
+
+
 def _rows(table) -> list[dict]:
     return table.to_pylist()
 
@@ -123,10 +128,12 @@ def our_side(work: Path) -> Side:
     return side
 
 
-def their_clusters(theirs: Path, bigcode_dataset: str) -> dict[File, int]:
-    """File -> cluster of BigCode's near-dedup, recomputed with ``intra_dedup.py``'s functions: its MinHash of each
+def their_clusters(theirs: Path, bigcode_dataset: str) -> dict[str, int]:
+    """Blob -> cluster of BigCode's near-dedup, recomputed with ``intra_dedup.py``'s functions: its MinHash of each
     file of their ``the-stack-v2`` (same seeded permutations, same bands), buckets per language, union-find (the
-    components ``GraphFrame.connectedComponents`` finds). Files in no cluster are left out."""
+    components ``GraphFrame.connectedComponents`` finds). Keyed by blob: ``the-stack-v2`` holds one copy per blob,
+    so the blob names the file on either side, also where the exact dedup chose another copy. Files in no cluster
+    are left out."""
     path = "near_deduplication/bigcode-v2/intra_dedup.py"
     sys.modules.setdefault("graphframes", SimpleNamespace(GraphFrame=GraphFrameShim))  # imported, not used here
     m = load_module("intra_dedup", script_source(bigcode_dataset, BIGCODE_DATASET_COMMIT, path), path)
@@ -153,19 +160,14 @@ def their_clusters(theirs: Path, bigcode_dataset: str) -> dict[File, int]:
     clustered = defaultdict(list)
     for i in range(len(rows)):
         clustered[root(i)].append(i)
-    return {
-        (rows[i]["repo_name"], rows[i]["path"], rows[i]["blob_id"]): c
-        for c, members in clustered.items()
-        if len(members) > 1
-        for i in members
-    }
+    return {rows[i]["blob_id"]: c for c, members in clustered.items() if len(members) > 1 for i in members}
 
 
 @dataclass
 class Facts:
     theirs: Side
     ours: dict[str, Side]
-    clusters: dict[File, int]
+    clusters: dict[str, int]
 
     @classmethod
     def load(cls, theirs: Path, works: dict[str, Path], bigcode_dataset: str = DEFAULT_MIRRORS["bigcode_dataset"]):
@@ -186,7 +188,7 @@ def _root_key(repo: dict) -> tuple:
     return (repo["license"], *_counts_dates(repo)[:3], repo["github_id"], repo["visit_date"])
 
 
-def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: dict[File, int], permissive) -> str:
+def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: dict[str, int], permissive) -> str:
     """Why file ``f``, released by side ``a`` in ``product``, is not released by side ``b``."""
     repo, _, blob = f
     if repo not in b.repos:
@@ -218,13 +220,14 @@ def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: di
         return "exact dedup: chosen copy not released"
     if product == THE_STACK_V2_DEDUP or (f in a.dedup) != (f in b.dedup):
         if product != THE_STACK_V2_DEDUP:
-            return "follows from -dedup"
-        c = clusters.get(f)
-        kept = [g for g in b.dedup if clusters.get(g) == c] if c is not None else []
+            return f"follows from -dedup: {classify(f, THE_STACK_V2_DEDUP, a, b, theirs, clusters, permissive)}"
+        c = clusters.get(blob)
+        kept = [g for g in b.dedup if clusters.get(g[2]) == c] if c is not None else []
         if c is None or not kept:
             return "near dedup: clusters differ"
-        near = _near_key(f, theirs)
-        return "tie: near dedup" if all(_near_key(g, theirs) == near for g in kept) else "near dedup: another member"
+        near = _near_key(f, theirs, a)
+        tie = all(_near_key(g, theirs, b) == near for g in kept)
+        return "tie: near dedup" if tie else "near dedup: another member"
     return "filter or compose"
 
 
@@ -234,17 +237,20 @@ RULES = {
     "exact dedup: chosen copy not released": "exact_dedup.license_first",
     "near dedup": "near_dedup.arithmetic or near_dedup.short_files",
     "repository": "extract.origin_pattern, all_fallback_branches, root_nulls_first or all_github_rows",
-    "follows from -dedup": "as in -dedup",
 }
 
 
 def rule(cls: str) -> str | None:
+    """The rule that decides class ``cls`` (a training-set difference: the rule of its ``-dedup`` difference)."""
+    cls = cls.removeprefix("follows from -dedup: ")
     return next((r for prefix, r in RULES.items() if cls.startswith(prefix)), None)
 
 
-def _near_key(f: File, theirs: Side) -> tuple:
-    repo = theirs.repos.get(f[0])
-    lt = theirs.license_type.get(f)
+def _near_key(f: File, theirs: Side, side: Side) -> tuple:
+    """``--rank``'s key of ``f`` (a file of ``side``): BigCode's repository data and license type where it has them
+    (a copy its exact dedup did not choose has no license type there: ``side``'s)."""
+    repo = theirs.repos.get(f[0]) or side.repos.get(f[0])
+    lt = theirs.license_type.get(f) or side.license_type.get(f)
     return (LICENSE_ORDER.index(lt) if lt in LICENSE_ORDER else None, *(_counts_dates(repo) if repo else ()))
 
 
@@ -276,7 +282,7 @@ def compare(
         cls = classify(f, product, facts.theirs, side, facts.theirs, facts.clusters, permissive)
         classes[THEIRS][label(f, cls)] += 1
     both, either = len(ours & theirs), len(ours | theirs)
-    ties = sum(n for c in classes.values() for k, n in c.items() if k in TIES)
+    ties = sum(n for c in classes.values() for k, n in c.items() if is_tie(k))
     return {
         "mode": mode,
         "product": product,
@@ -294,13 +300,14 @@ def compare(
 
 def markdown(report: dict) -> str:
     lines = [
-        "| mode | product | ours | BigCode | both | ours only | BigCode only | both / either | ties |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| mode | product | ours | BigCode | both | ours only | BigCode only | both / either | ties "
+        "| both / (either − ties) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["products"]:
         lines.append(
             f"| {r['mode']} | {r['product']} | {r['ours']:,} | {r['theirs']:,} | {r['both']:,} | {r['ours_only']:,} "
-            f"| {r['theirs_only']:,} | {r['agreement']:.2%} | {r['ties']:,} |"
+            f"| {r['theirs_only']:,} | {r['agreement']:.2%} | {r['ties']:,} | {r['agreement_without_ties']:.2%} |"
         )
     lines.append("")
     for r in report["products"]:
