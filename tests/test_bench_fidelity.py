@@ -150,7 +150,7 @@ def test_corrected_differences_name_their_rule():
     corrected = side(repos, [tied, relicensed])
     theirs = side(repos, [tied_theirs])
     theirs.license_type[relicensed] = "non_permissive"
-    facts = d.Facts(theirs=theirs, ours={"corrected": corrected}, clusters={})
+    facts = d.Facts(theirs=theirs, ours={"corrected": corrected, "reference": side(repos, [tied])}, clusters={})
     reference = {tied}  # reference mode releases the tied copy too, and agrees with BigCode on l.py
     r = d.compare("corrected", THE_STACK_V2, {tied, relicensed}, {tied_theirs}, facts, PERMISSIVE, reference)
     assert r["classes"]["ours"] == {

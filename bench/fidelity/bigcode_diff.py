@@ -265,22 +265,21 @@ def compare(
 ) -> dict:
     """Counts and classes of one product in one mode. With ``reference`` (the product in reference mode; the two
     modes differ only in ``REFERENCE_RULES``), a difference that reference mode does not have is one of those
-    rules': its class is prefixed with the rule (``RULES``), or ``unlisted`` when no rule decides that class."""
-    side = facts.ours[mode]
+    rules': its class is prefixed with the rule (``RULES``), or ``unlisted`` when no rule decides that class; one
+    that reference mode has too gets reference mode's class."""
     classes: dict[str, dict[str, int]] = {OURS: defaultdict(int), THEIRS: defaultdict(int)}
 
-    def label(f: File, cls: str) -> str:
-        if reference is None or (f in reference) == (f in ours):
-            return cls
-        return f"{rule(cls) or 'unlisted'}: {cls}"
+    def label(f: File, ours_only: bool) -> str:
+        shared = reference is None or (f in reference) == (f in ours)
+        side = facts.ours["reference" if reference is not None and shared else mode]
+        a, b = (side, facts.theirs) if ours_only else (facts.theirs, side)
+        cls = classify(f, product, a, b, facts.theirs, facts.clusters, permissive)
+        return cls if shared else f"{rule(cls) or 'unlisted'}: {cls}"
 
     for f in ours - theirs:
-        classes[OURS][
-            label(f, classify(f, product, side, facts.theirs, facts.theirs, facts.clusters, permissive))
-        ] += 1
+        classes[OURS][label(f, True)] += 1
     for f in theirs - ours:
-        cls = classify(f, product, facts.theirs, side, facts.theirs, facts.clusters, permissive)
-        classes[THEIRS][label(f, cls)] += 1
+        classes[THEIRS][label(f, False)] += 1
     both, either = len(ours & theirs), len(ours | theirs)
     ties = sum(n for c in classes.values() for k, n in c.items() if is_tie(k))
     return {
