@@ -11,9 +11,11 @@ relative path. Deterministic (seeded) choices give the duplicate structure of a 
   its identifiers renamed (every 5-gram shingle changes, so MinHash sees a new document, as it should).
 
 Each repository also gets a real license text at its root (60 % of them), so annotate's license detection works,
-and 5 % of the repositories have a fork (same tree, another origin), which extract deduplicates.
+and 5 % of the repositories have a fork (same tree, another origin), which extract deduplicates. With
+``--gharchive`` it also writes GH Archive hourly event files for them under ``<out>/gharchive``
+(``bench.scale.gharchive_events``: stars, forks, licenses, default branches, some repositories without events).
 
-    python -m bench.scale.generate --files 200000 --out /data/scale/full
+    python -m bench.scale.generate --files 200000 --out /data/scale/full [--gharchive]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from swh.model.model import (
     TimestampWithTimezone,
 )
 
+from bench.scale.gharchive_events import write_events
 from stackv2.swh.archive.graph import GraphBuilder, add_tree
 from stackv2.swh.config import ArchiveConfig
 from stackv2.swh.content_store import open_store
@@ -72,6 +75,8 @@ class ScaleSpec:
     #: Share of repositories that have a fork: another origin with the same tree (extract keeps one).
     forks: float = 0.05
     license_share: float = 0.6
+    #: Also write GH Archive event files for the repositories (``bench.scale.gharchive_events``).
+    gharchive: bool = False
 
 
 def pool(root: Path) -> tuple[dict[str, list[Path]], list[Path]]:
@@ -117,6 +122,7 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
     person = Person.from_fullname(b"scale <scale@example.org>")
     when = TimestampWithTimezone.from_datetime(builder.visit_date)
     t0, made = time.monotonic(), 0
+    repos: list[tuple[str, str | None]] = []  # (origin, its fork's origin): GH Archive's events describe them
     while made < spec.files:
         n = min(rng.randint(*spec.repo_files), spec.files - made)
         repo: dict[tuple[str, ...], bytes] = {}
@@ -164,9 +170,11 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
                 }
             )
         )
-        builder.add_visit(f"https://github.com/scale-{counts['repos'] % 97}/repo-{counts['repos']}", snap)
+        repos.append((f"https://github.com/scale-{counts['repos'] % 97}/repo-{counts['repos']}", None))
+        builder.add_visit(repos[-1][0], snap)
         if counts["repos"] % round(1 / spec.forks) == 0:  # every 20th repository, the first one included
-            builder.add_visit(f"https://github.com/fork-{counts['repos'] % 89}/repo-{counts['repos']}", snap)
+            repos[-1] = (repos[-1][0], f"https://github.com/fork-{counts['repos'] % 89}/repo-{counts['repos']}")
+            builder.add_visit(repos[-1][1], snap)
             counts["forks"] += 1
         counts["repos"] += 1
         if progress and counts["repos"] % 100 == 0:
@@ -180,6 +188,8 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
         "content_store": str(out),
         "seconds": round(time.monotonic() - t0, 1),
     }
+    if spec.gharchive:
+        summary["gharchive"] = write_events(repos, out / "gharchive", spec.seed)
     (out / "generate.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -194,8 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=ScaleSpec.seed)
     p.add_argument("--source", type=Path, default=None, help="folder of real files (default: site-packages)")
+    p.add_argument("--gharchive", action="store_true", help="also write GH Archive event files under OUT/gharchive")
     a = p.parse_args(argv)
-    summary = generate(ScaleSpec(files=a.files, seed=a.seed), a.out, a.source or site_packages())
+    spec = ScaleSpec(files=a.files, seed=a.seed, gharchive=a.gharchive)
+    summary = generate(spec, a.out, a.source or site_packages())
     print(json.dumps(summary, indent=2))
 
 
