@@ -25,7 +25,7 @@ from functools import reduce
 from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType
 
@@ -108,7 +108,7 @@ def _github(spark: SparkSession, cfg: RunConfig) -> DataFrame:
     )
 
 
-def _rejected(df: DataFrame, reason: str) -> DataFrame:
+def _rejected(df: DataFrame, reason: str | Column) -> DataFrame:
     if "path" in df.columns and isinstance(df.schema["path"].dataType, BinaryType):
         df = df.withColumn("path", _shown(F.col("path")))
     return conform(df.withColumn("reason", F.lit(reason)), EXTRACT_REJECTED)
@@ -282,61 +282,167 @@ def _entries(spark: SparkSession, cfg: RunConfig) -> DataFrame:
     )
 
 
-def list_files(spark: SparkSession, cfg: RunConfig, roots: DataFrame) -> tuple[DataFrame, list[DataFrame]]:
-    """Traverse trees from ``roots(directory_id)``: (directory_id, path, target) of every file, + rejects. Paths are
-    bytes until every level is done; a path that is not UTF-8 rejects its file ``undecodable_name``."""
+#: A frontier of more rows than this has the rows of each directory merged before it is expanded (see
+#: ``list_files``); a smaller one is expanded as it is: merging costs a shuffle and a checkpoint per level, which
+#: the thin levels of deep trees would pay for nothing.
+MERGE_MIN_ROWS = 1000
+
+
+def _by_node(frontier: DataFrame) -> DataFrame:
+    """``frontier`` (reach, node, rel, mult) with its node's ``rows`` and ``paths`` (rows and (root, path) pairs)
+    and whether the row is the node's ``first`` (by reach, rel)."""
+    node = Window.partitionBy("node")
+    return (
+        frontier.withColumn("rows", F.count(F.lit(1)).over(node))
+        .withColumn("paths", F.sum("mult").over(node))
+        .withColumn("first", F.row_number().over(node.orderBy("reach", "rel")) == 1)
+    )
+
+
+def _resolve(base: DataFrame, mounts: list[DataFrame]) -> DataFrame:
+    """(reach, directory_id, prefix): every (root, path) pair each reach id stands for. Roots stand for themselves
+    (``base``); a subtree merged at some depth stands for the pairs of the rows merged into it (``mounts``: reach,
+    src, rel), found hop by hop from the roots (each pair once: merges only point at shallower reaches)."""
+    if not mounts:
+        return base
+    edges = reduce(DataFrame.unionByName, mounts).localCheckpoint()
+    layer, layers = base, [base]
+    while True:
+        layer = (
+            edges.join(layer.withColumnRenamed("reach", "src"), "src")
+            .select("reach", "directory_id", F.concat("prefix", "rel").alias("prefix"))
+            .localCheckpoint()
+        )
+        if layer.isEmpty():
+            return reduce(DataFrame.unionByName, layers)
+        layers.append(layer)
+
+
+def _guard(hot: DataFrame, reach: DataFrame, limit: int, anchor: Column) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """The skew guard for the directories ``hot`` reached by more than ``limit`` (root, path) pairs at one depth:
+    their pairs spelled out, the first ``limit`` by (root, path) kept as one merged row each (frontier, mounts),
+    the others rejected (directory_id, path, target)."""
+    pairs = hot.join(reach, "reach").select("node", "directory_id", F.concat("prefix", "rel").alias("path"))
+    w = Window.partitionBy("node").orderBy("directory_id", "path")
+    ranked = pairs.withColumn("rn", F.row_number().over(w)).localCheckpoint()
+    kept = ranked.where(F.col("rn") <= limit)
+    mounts = kept.select(anchor.alias("reach"), F.col("directory_id").alias("src"), F.col("path").alias("rel"))
+    frontier = kept.groupBy("node").agg(F.count(F.lit(1)).alias("mult"))
+    frontier = frontier.select(anchor.alias("reach"), "node", _bytes("").alias("rel"), "mult")
+    over = ranked.where(F.col("rn") > limit).select("directory_id", "path", F.col("node").alias("target"))
+    return frontier, mounts, over
+
+
+def list_files(
+    spark: SparkSession, cfg: RunConfig, roots: DataFrame
+) -> tuple[DataFrame, DataFrame, list[DataFrame], dict[str, list[int]]]:
+    """Traverse the trees under ``roots(directory_id)`` level by level, each subtree once per depth it is reached at.
+
+    A frontier row (reach, node, rel, mult) stands for ``mult`` (root, path) pairs: those of its ``reach`` id with
+    ``rel`` appended. A root's reach is itself. When several rows reach one directory at one depth (a subtree that
+    forks share, a vendored library), they are merged into one row whose reach is a new id (node@depth) standing for
+    all their pairs, so the subtree below is expanded once, not once per fork. Returns:
+
+    * the listing (reach, rel, type, target, reason): every entry but the directories descended into, and the
+      directories ``too_deep`` to descend into; ``reason`` set on the rejected (``duplicate_name``, ``symlink``,
+      ``submodule``); paths are bytes;
+    * the reach table (reach, directory_id, prefix) that turns it into (directory_id, prefix || rel) rows, once, at
+      the end;
+    * the ``skew_guard`` rejects (directory_id, path, target) and the rows and (root, path) pairs of each level.
+
+    A level is one join of the frontier with ``directory_entry``, checkpointed once; the listing is one union of
+    the levels' checkpoints, so the plans after the loop stay small however deep the trees."""
     entries = _entries(spark, cfg)
-    frontier = roots.select("directory_id", F.col("directory_id").alias("node"), _bytes("").alias("path"))
-    files, rejects = [], []
+    link = F.col("perms") == LINK_PERMS
+    reason = (
+        F.when(F.col("dup"), DUPLICATE_NAME)
+        .when(F.col("type") == "rev", SUBMODULE)
+        .when((F.col("type") == "file") & link, SYMLINK)
+    )
+    subdir = (F.col("type") == "dir") & F.col("reason").isNull()
+    base = roots.select(F.col("directory_id").alias("reach"), "directory_id", _bytes("").alias("prefix"))
+    frontier = base.select(
+        "reach", F.col("reach").alias("node"), F.col("prefix").alias("rel"), F.lit(1).cast("long").alias("mult")
+    )
     limit = cfg.extract.max_paths_per_directory
-    for _ in range(cfg.extract.max_depth):
+    levels: dict[str, list[int]] = {"rows": [], "paths": []}
+    listed, mounts, guarded = [], [], []
+    sc = spark.sparkContext
+    for depth in range(1, cfg.extract.max_depth + 1):
+        sc.setJobDescription(f"extract level {depth}")
+        seen = Observation()
         step = (
             frontier.join(entries, "node")
             .select(
-                "directory_id",
+                "reach",
                 # never null, as the text paths were (a null name, which the export never has, joins as "")
-                F.concat("path", _bytes("/"), F.coalesce("name", _bytes(""))).alias("path"),
+                F.concat("rel", _bytes("/"), F.coalesce("name", _bytes(""))).alias("rel"),
                 "type",
                 "target",
-                "perms",
-                "dup",
+                reason.alias("reason"),
+                "mult",
+            )
+            .observe(
+                seen,
+                F.count(F.lit(1)).alias("rows"),
+                F.sum("mult").alias("paths"),
+                F.count(F.when(subdir, 1)).alias("dirs"),
+                F.sum(F.when(subdir, F.col("mult"))).alias("dir_paths"),
             )
             .localCheckpoint()
         )
-        rejects.append(_rejected(step.where("dup"), DUPLICATE_NAME))
-        step = step.where(~F.col("dup"))
-        link = F.col("perms") == LINK_PERMS
-        files.append(step.where((F.col("type") == "file") & ~link).select("directory_id", "path", "target"))
-        rejects.append(_rejected(step.where((F.col("type") == "file") & link), SYMLINK))
-        rejects.append(_rejected(step.where(F.col("type") == "rev"), SUBMODULE))
-        subdirs = step.where(F.col("type") == "dir").select("directory_id", F.col("target").alias("node"), "path")
-        if limit > 0:
-            w = Window.partitionBy("node").orderBy("directory_id", "path")
-            subdirs = subdirs.withColumn("rn", F.row_number().over(w))
-            rejects.append(
-                _rejected(subdirs.where(F.col("rn") > limit).withColumnRenamed("node", "target"), SKEW_GUARD)
-            )
-            subdirs = subdirs.where(F.col("rn") <= limit).drop("rn")
-        frontier = subdirs.localCheckpoint()
-        if frontier.isEmpty():
+        got = seen.get
+        levels["rows"].append(got["rows"])
+        levels["paths"].append(got["paths"] or 0)
+        listed.append(step.where(~subdir).drop("mult"))
+        frontier = step.where(subdir).select("reach", F.col("target").alias("node"), "rel", "mult")
+        if got["dirs"] == 0:
             break
+        if got["dirs"] > MERGE_MIN_ROWS or (got["dir_paths"] or 0) > limit:
+            sc.setJobDescription(f"extract level {depth} merge")
+            rows = _by_node(frontier).localCheckpoint()
+            anchor = F.concat("node", F.lit(f"@{depth}"))
+            hot = F.col("paths") > limit
+            merged = (F.col("rows") > 1) & ~hot
+            mounts.append(rows.where(merged).select(anchor.alias("reach"), F.col("reach").alias("src"), "rel"))
+            frontier = rows.where(~hot & (~merged | F.col("first"))).select(
+                F.when(merged, anchor).otherwise(F.col("reach")).alias("reach"),
+                "node",
+                F.when(merged, _bytes("")).otherwise(F.col("rel")).alias("rel"),
+                F.when(merged, F.col("paths")).otherwise(F.col("mult")).alias("mult"),
+            )
+            if (got["dir_paths"] or 0) > limit and not rows.where(hot).isEmpty():
+                kept, more, over = _guard(rows.where(hot), _resolve(base, mounts), limit, anchor)
+                frontier = frontier.unionByName(kept).localCheckpoint()
+                mounts.append(more.localCheckpoint())
+                guarded.append(over)
     else:
-        rejects.append(_rejected(frontier.withColumnRenamed("node", "target"), TOO_DEEP))
+        listed.append(
+            frontier.select(
+                "reach",
+                "rel",
+                F.lit("dir").alias("type"),
+                F.col("node").alias("target"),
+                F.lit(TOO_DEEP).alias("reason"),
+            )
+        )
+    sc.setJobDescription(None)
     entries.unpersist()  # every level above is checkpointed
-    paths = reduce(DataFrame.unionByName, files)
-    text = paths.withColumn("path", F.col("path").cast("string"))
-    rejects.append(_rejected(paths.where(~F.is_valid_utf8(F.col("path").cast("string"))), UNDECODABLE_NAME))
-    return text.where(F.is_valid_utf8("path")), rejects
+    # One task per partition of every level is many small tasks at the deep, thin levels: read them in P tasks.
+    listing = reduce(DataFrame.unionByName, listed).coalesce(cfg.spark.shuffle_partitions)
+    return listing, _resolve(base, mounts), guarded, levels
 
 
 def transform(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, DataFrame, dict[str, int]]:
-    """(file index, rejected rows, counts of roots and repositories) from the graph export ``cfg.graph``."""
+    """(file index, rejected rows, counts of roots and repositories) from the graph export ``cfg.graph``.
+
+    Contents are joined to the listing before its paths are spelled out per (root, path), so a file of a subtree
+    many forks share is looked up once."""
     if not cfg.graph:
         raise GraphError("no graph given: set `graph` in the config (or --graph) to an SWH graph export folder")
     repos, rejects, n_roots = select_repositories(spark, cfg)
     repos = repos.localCheckpoint()
-    files, more = list_files(spark, cfg, repos.select("directory_id"))
-    rejects += more
+    listing, reach, guarded, levels = list_files(spark, cfg, repos.select("directory_id"))
     content = (
         read_graph_table(spark, cfg.graph, "content")
         .select(
@@ -348,14 +454,36 @@ def transform(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, DataFrame
         .dropDuplicates(["target"])
     )
     skipped = (
-        read_graph_table(spark, cfg.graph, "skipped_content").select(F.col("sha1_git").alias("target")).distinct()
+        read_graph_table(spark, cfg.graph, "skipped_content")
+        .select(F.col("sha1_git").alias("target"), F.lit(True).alias("skipped"))
+        .dropDuplicates(["target"])
     )
-    joined = files.join(content, "target", "left")
-    missing = joined.where(F.col("blob_id").isNull()).select("directory_id", "path", "target")
-    rejects.append(_rejected(missing.join(skipped, "target", "left_semi"), SKIPPED_CONTENT))
-    rejects.append(_rejected(missing.join(skipped, "target", "left_anti"), MISSING_CONTENT))
-    index = conform(joined.where(F.col("blob_id").isNotNull()).join(repos, "directory_id"), FILE_INDEX)
-    return index, reduce(DataFrame.unionByName, rejects), {"roots": n_roots, "repositories": repos.count()}
+    file = (F.col("type") == "file") & F.col("reason").isNull()
+    looked_up = listing.join(content, "target", "left").join(skipped, "target", "left")
+    looked_up = looked_up.withColumn(
+        "reason",
+        F.when(file & F.col("blob_id").isNull() & F.col("skipped").isNotNull(), SKIPPED_CONTENT)
+        .when(file & F.col("blob_id").isNull(), MISSING_CONTENT)
+        .otherwise(F.col("reason")),
+    )
+    rows = looked_up.join(reach, "reach").withColumn("path", F.concat("prefix", "rel"))
+    # A path that is not UTF-8 rejects its file, whatever its content (the name is checked first).
+    undecodable = (F.col("type") == "file") & (
+        F.col("reason").isNull() | F.col("reason").isin(SKIPPED_CONTENT, MISSING_CONTENT)
+    )
+    rows = rows.withColumn(
+        "reason",
+        F.when(undecodable & ~F.is_valid_utf8(F.col("path").cast("string")), UNDECODABLE_NAME).otherwise(
+            F.col("reason")
+        ),
+    )
+    # Coalesced: set on every row here, and non-null in the schema as the other rejects' literal reasons are.
+    rejects.append(_rejected(rows.where(F.col("reason").isNotNull()), F.coalesce("reason", F.lit(""))))
+    rejects.extend(_rejected(g, SKEW_GUARD) for g in guarded)
+    kept = rows.where(F.col("reason").isNull()).withColumn("path", F.col("path").cast("string"))
+    index = conform(kept.join(repos, "directory_id"), FILE_INDEX)
+    extra = {"roots": n_roots, "repositories": repos.count(), "levels": levels["rows"], "level_paths": levels["paths"]}
+    return index, reduce(DataFrame.unionByName, rejects), extra
 
 
 def run(ctx: StageContext) -> StageResult:
