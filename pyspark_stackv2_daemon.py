@@ -1,6 +1,8 @@
 """Entry point of Spark's Python daemon (``spark.python.daemon.module``, set in ``pipelines/_session.py``):
 ``pyspark.daemon`` unchanged, except that pyspark and py4j are imported from the installed packages rather than
-from the copies Spark zips onto the worker path, when both are the same version.
+from the copies Spark zips onto the worker path, when both are the same version; and that the models its worker
+environment names (``stackv2.preload``) are loaded before the first worker is forked, so that all the workers of
+an executor share one copy of them.
 
 Spark puts ``pyspark.zip`` and py4j's source zip first on every Python worker's path. Python cannot cache
 bytecode for modules inside a zip, so every daemon (and every worker, for the modules it imports after the fork)
@@ -17,6 +19,8 @@ import os
 import re
 import sys
 import zipfile
+
+from stackv2.preload import load_from_environment
 
 _VERSION = re.compile(r"""__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""")
 
@@ -59,8 +63,23 @@ def prefer_installed_packages(path: list[str]) -> list[str]:
     return [entry for entry in path if entry not in moved] + moved
 
 
+def preload_models() -> None:
+    """Load what ``STACKV2_PRELOAD`` names, before the daemon tells the JVM its port (standard output is that
+    channel: it points at standard error meanwhile, so nothing a loader prints can reach the JVM)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        load_from_environment(dict(os.environ))
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 if __name__ == "__main__":
     sys.path[:] = prefer_installed_packages(sys.path)
+    preload_models()
     from pyspark import daemon  # imports the worker module named in sys.argv[1]
 
     daemon.manager()

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
 from pyspark.sql import SparkSession
 
 from stackv2.config import SparkConfig
+from stackv2.preload import PRELOAD_ENV, Preload
 
 DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 #: The option that makes a driver JVM map a class archive (``pipelines.class_archive``); drivers given one of
 #: their own are left alone.
 USE_OPTION = "-XX:SharedArchiveFile"
+#: "false" turns off ``preloading``: every Python worker then loads the models it needs itself.
+PRELOAD_OPTION = "spark.stackv2.preloadModels"
 
 #: Settings every run gets; ``SparkConfig`` fields and ``SparkConfig.conf`` override them.
 BASE_CONF: dict[str, str] = {
@@ -24,6 +29,12 @@ BASE_CONF: dict[str, str] = {
     # on 2 cores). Outputs keep their layout: ``_job.write_output`` repartitions to an explicit number, which AQE
     # never coalesces.
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    # No join is broadcast on a size estimate: the driver collects a broadcast table whole, and estimates of
+    # checkpointed frames and Python functions' outputs are far too small (fetch's fetched content, 224 MiB at
+    # 20k files, was planned as a broadcast under 10 MB: the driver held every file's content). A table whose size
+    # is bounded by something else than the files (shards' folders and shards) is broadcast with an explicit hint.
+    # docs/scaling.md "Memory".
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.orc.impl": "native",
     "spark.sql.parquet.compression.codec": "zstd",
@@ -43,6 +54,7 @@ BASE_CONF: dict[str, str] = {
     "spark.python.worker.module": "pyspark_stackv2_worker",
     # pyspark.daemon importing pyspark from the installed package, not from Spark's zip (~0.3 s per daemon start).
     "spark.python.daemon.module": "pyspark_stackv2_daemon",
+    PRELOAD_OPTION: "true",
     # Published HF tables store TIMESTAMP(NANOS), which Spark cannot read as timestamps: read them as longs and
     # let ``StageContext.input`` convert the known timestamp columns.
     "spark.sql.legacy.parquet.nanosAsLong": "true",
@@ -101,3 +113,24 @@ def spark_session(cfg: SparkConfig, class_archive: bool = True) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def preloading(spark: SparkSession, models: Preload | None) -> Iterator[None]:
+    """Python functions created in this block run in workers forked from a daemon that loaded ``models`` first
+    (``stackv2.preload``): one copy per executor instead of one per worker. A function's worker environment is
+    ``SparkContext.environment`` as it is when the function is created, and Spark starts one daemon per distinct
+    environment. Nothing changes with ``models`` None or ``spark.stackv2.preloadModels`` false."""
+    env = spark.sparkContext.environment
+    if models is None or spark.sparkContext.getConf().get(PRELOAD_OPTION, "true") != "true":
+        yield
+        return
+    before = env.get(PRELOAD_ENV)
+    env[PRELOAD_ENV] = models.encode()
+    try:
+        yield
+    finally:
+        if before is None:
+            del env[PRELOAD_ENV]
+        else:
+            env[PRELOAD_ENV] = before

@@ -252,16 +252,18 @@ def test_verify_keeps_only_exactly_similar_pairs(spark):
     verified, large = near_dedup.verified_components(components, sketched, cfg, components.count())
     assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     assert large.isEmpty()
-    assert "BroadcastHashJoin" in verified._jdf.queryExecution().executedPlan().toString()  # a small node map
-    # the same when the node map is too large to broadcast (a sort-merge join)
-    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    # no broadcast by default (``_session.BASE_CONF``): a sort-merge join
+    assert "Broadcast" not in verified._jdf.queryExecution().executedPlan().toString()
+    # the same where broadcasts are allowed and the node map is small enough
+    default = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "10MB")
     try:
         verified, _ = near_dedup.verified_components(components, sketched, cfg, components.count())
         plan = verified._jdf.queryExecution().executedPlan().toString()
         assert {(r["node"], r["component"]) for r in verified.collect()} == {("x1", "x1"), ("x2", "x1")}
     finally:
-        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
-    assert "Broadcast" not in plan
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", default)
+    assert "BroadcastHashJoin" in plan
     # a component over the size limit is left as LSH made it
     verified, large = near_dedup.verified_components(
         components, sketched, dataclasses.replace(cfg, verify_max_members=2), components.count()

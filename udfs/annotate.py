@@ -3,7 +3,9 @@ also carries each path's per-blob annotations, so the stage joins them back to t
 
 The expensive state (ScanCode's index, the fastText model, enry's library, the line-statistics tables) lives in
 module-level caches of ``stackv2.detect``: built once per Python worker, which Spark reuses across tasks, and
-only when a partition needs it (the ScanCode index loads on the first license file).
+only when a partition needs it (the ScanCode index loads on the first license file). The stage has the index and
+the model loaded by the daemon that forks the workers instead (``stackv2.preload``): the caches then hold them
+from the start, one copy per executor.
 """
 
 from __future__ import annotations

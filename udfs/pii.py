@@ -1,7 +1,8 @@
 """PII adapter: a ``mapInArrow`` function that redacts ``content`` and appends per-type counts and the spans.
 
 The presidio engine is built once per Python worker (``stackv2.pii.engine.get_engine`` caches it; Spark reuses
-workers across tasks), on the first batch that needs it.
+workers across tasks), on the first batch that needs it; or, in the stage, once per executor by the daemon that
+forks the workers (``stackv2.preload``).
 """
 
 from __future__ import annotations

@@ -3,14 +3,21 @@ CPU seconds, task time, shuffle bytes written/read, spill, and the peak memory o
 
 Where the numbers come from:
 
-* stage boundaries: the runner's log callback, which also tags every Spark job with the stage name
-  (``setJobGroup``), so each task of Spark's event log is attributed to a pipeline stage;
+* stage boundaries: the runner's log callback, which records when each stage starts (``_stage_starts.jsonl`` in
+  the work folder); each Spark job, and so each task of Spark's event log, belongs to the stage running when the
+  job was submitted (stages run one after the other; a job group would miss the jobs a stage submits from other
+  threads, such as its output writes);
 * task time, shuffle and spill: Spark's event log (``SparkListenerTaskEnd`` task metrics), the same numbers the
   Spark UI and History Server show;
-* memory and CPU: the resident set size and user + system CPU time (``/proc``) of this process and every
-  descendant (the JVM, its Python workers), RSS sampled every 0.2 s, CPU read at stage boundaries. CPU seconds
-  do not grow when other processes compete for the cores (wall time and task time do): they are what the
-  projection scales;
+* memory and CPU: the resident set size, the proportional set size and user + system CPU time (``/proc``) of
+  this process and every descendant (the JVM, its Python daemons and workers), memory sampled every 0.2 s, CPU
+  read at stage boundaries. A sum of RSS counts every page shared by forked processes (the models a daemon loads
+  before forking its workers) once per process; PSS splits each shared page between its sharers, so its sum is
+  the memory the tree really holds. CPU seconds do not grow when other processes compete for the cores (wall
+  time and task time do): they are what the projection scales;
+* driver heap: the JVM's GC log (``-Xlog:gc``): the most heap left in use after a collection, per stage (after a
+  full collection that is the live data; the driver's memory must not grow with the files);
+* task results: the event log's ``Result Size`` of every task (what each task sends back to the driver);
 * rows and bytes: the stages' ``_stats.json`` and the ``length`` column of their Parquet outputs.
 
     python -m bench.scale.run --archive /data/scale/full --work /data/scale/full-work --label full
@@ -21,30 +28,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from pipelines._job import PIPELINE, STATS, SUCCESS
+from pipelines._session import BASE_CONF, DRIVER_OPTIONS
 from pipelines.runner import run_pipeline
 from stackv2.config import RunConfig, from_dict, to_dict
 from stackv2.stats import StageStats
 from stackv2.workdir import committed_files
 
+#: The driver's GC log and the stages' start times, in the work folder.
+GC_LOG = "_gc.log"
+STARTS = "_stage_starts.jsonl"
 #: Stages the scale run covers by default: everything up to the release shards (tokenize needs a tokenizer).
 DEFAULT_STAGES = ("extract", "fetch", "annotate", "exact_dedup", "near_dedup", "filter", "pii", "compose", "shards")
 
 
-def tree_usage(root: int) -> tuple[int, float]:
-    """(resident bytes, CPU seconds) of ``root`` and all its descendants. CPU counts user + system time of the
-    live processes and of the children they reaped (Python workers that exited), so it only grows."""
+def proportional_bytes(pid: int) -> int:
+    """PSS of a process (``/proc/<pid>/smaps_rollup``): its private pages plus its share of each shared page."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_usage(root: int, pss: bool = False) -> tuple[int, dict[tuple[int, int], float], int]:
+    """(resident bytes, CPU seconds (user + system) of each process by (pid, start time), proportional bytes when
+    ``pss`` else 0) of ``root`` and all its descendants."""
     children: dict[int, list[int]] = defaultdict(list)
-    usage: dict[int, tuple[int, int]] = {}
+    usage: dict[int, tuple[int, float, int]] = {}
     page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -55,36 +80,56 @@ def tree_usage(root: int) -> tuple[int, float]:
         except OSError:
             continue
         children[int(fields[1])].append(int(d))
-        usage[int(d)] = (int(fields[21]) * page, sum(int(x) for x in fields[11:15]))
-    rss = cpu = 0
+        usage[int(d)] = (int(fields[21]) * page, (int(fields[11]) + int(fields[12])) / tick, int(fields[19]))
+    rss = proportional = 0
+    cpu: dict[tuple[int, int], float] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
-        r, c = usage.get(pid, (0, 0))
-        rss, cpu = rss + r, cpu + c
+        if pid in usage:
+            r, c, started = usage[pid]
+            rss, cpu[(pid, started)] = rss + r, c
+            if pss:
+                proportional += proportional_bytes(pid)
         todo.extend(children.get(pid, ()))
-    return rss, cpu / tick
+    return rss, cpu, proportional
 
 
 class MemorySampler(threading.Thread):
-    """Peak tree RSS per stage, sampled; and CPU seconds per stage (``mark`` starts the next stage)."""
+    """Peak tree RSS and PSS per stage, sampled; CPU seconds and start times per stage (``mark`` starts the next).
+
+    CPU counts every process ever seen in the tree, those that exited with the last value read (their parents do
+    not add them: pyspark's daemon ignores SIGCHLD, so the time of the workers it forked is never reaped into its
+    own), so it only grows; what a worker spends after the last sample before it exits is missed."""
 
     def __init__(self, interval: float = 0.2):
         super().__init__(daemon=True)
         self.interval, self.peaks, self.current = interval, defaultdict(int), "setup"
+        self.pss_peaks: dict[str, int] = defaultdict(int)
         self.cpu: dict[str, float] = defaultdict(float)
-        self._cpu_mark = tree_usage(os.getpid())[1]
+        self.starts: list[tuple[str, float]] = [("setup", time.time())]
+        self._seen: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+        self._cpu_mark = self._cpu_total(tree_usage(os.getpid())[1])
         self._halt = threading.Event()
 
+    def _cpu_total(self, cpu: dict[tuple[int, int], float]) -> float:
+        with self._lock:
+            self._seen.update(cpu)
+            return sum(self._seen.values())
+
     def mark(self, stage: str) -> None:
-        now = tree_usage(os.getpid())[1]
+        now = self._cpu_total(tree_usage(os.getpid())[1])
         self.cpu[self.current] += now - self._cpu_mark
         self.current, self._cpu_mark = stage, now
+        self.starts.append((stage, time.time()))
 
     def run(self) -> None:
         while not self._halt.is_set():
-            rss = tree_usage(os.getpid())[0]
+            rss, cpu, pss = tree_usage(os.getpid(), pss=True)
+            self._cpu_total(cpu)
             self.peaks[self.current] = max(self.peaks[self.current], rss)
+            self.pss_peaks[self.current] = max(self.pss_peaks[self.current], pss)
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -93,8 +138,14 @@ class MemorySampler(threading.Thread):
         self.join()
 
 
-def task_metrics(event_dir: Path) -> dict[str, dict[str, float]]:
-    """Sum of task metrics per job group (= pipeline stage) from the Spark event log(s) in ``event_dir``."""
+def stage_at(starts: list[tuple[str, float]], at: float) -> str:
+    """The stage running at ``at`` (seconds since the epoch), ``starts`` being (stage, start) in time order."""
+    return next((name for name, t in reversed(starts) if t <= at), "setup")
+
+
+def task_metrics(event_dir: Path, starts: list[tuple[str, float]]) -> dict[str, dict[str, float]]:
+    """Sum of task metrics per pipeline stage (``stage_at`` the job's submission) from the Spark event log(s) in
+    ``event_dir``."""
     stage_group: dict[int, str] = {}
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for log in sorted(
@@ -108,7 +159,7 @@ def task_metrics(event_dir: Path) -> dict[str, dict[str, float]]:
                     continue
                 kind = ev.get("Event")
                 if kind == "SparkListenerJobStart":
-                    group = (ev.get("Properties") or {}).get("spark.jobGroup.id", "other")
+                    group = stage_at(starts, ev["Submission Time"] / 1e3)
                     for sid in ev.get("Stage IDs", []):
                         stage_group[sid] = group
                 elif kind == "SparkListenerTaskEnd" and ev.get("Task Metrics"):
@@ -122,7 +173,39 @@ def task_metrics(event_dir: Path) -> dict[str, dict[str, float]]:
                     g["spill_bytes"] += m.get("Disk Bytes Spilled", 0)
                     g["input_bytes"] += m.get("Input Metrics", {}).get("Bytes Read", 0)
                     g["peak_execution_memory"] = max(g["peak_execution_memory"], m.get("Peak Execution Memory", 0))
+                    g["result_bytes"] += m.get("Result Size", 0)
+                    g["max_result_bytes"] = max(g["max_result_bytes"], m.get("Result Size", 0))
     return {k: dict(v) for k, v in out.items()}
+
+
+#: A collection in a unified ``-Xlog:gc`` line: ``[<time>] GC(7) Pause Young (Allocation Failure) 300M->52M(981M)``.
+_GC = re.compile(r"^\[([^\]]+)\].*GC\(\d+\) Pause (\w+).*?(\d+)M->(\d+)M\((\d+)M\)")
+
+
+def heap_after_gc(gc_log: Path, starts: list[tuple[str, float]]) -> dict[str, dict[str, int]]:
+    """Per stage (by wall clock, ``starts`` as ``read_starts``): the most heap in use after a collection,
+    after a full collection, and the heap's size, in bytes, from the driver's GC log."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    if not gc_log.exists():
+        return {}
+    for line in gc_log.read_text(errors="replace").splitlines():
+        m = _GC.match(line)
+        if not m:
+            continue
+        stage = stage_at(starts, datetime.fromisoformat(m[1]).timestamp())
+        g, after, size = out[stage], int(m[4]) << 20, int(m[5]) << 20
+        g["heap_after_gc_bytes"] = max(g["heap_after_gc_bytes"], after)
+        if m[2] == "Full":
+            g["heap_after_full_gc_bytes"] = max(g["heap_after_full_gc_bytes"], after)
+        g["heap_bytes"] = max(g["heap_bytes"], size)
+    return {k: dict(v) for k, v in out.items()}
+
+
+def read_starts(work: Path) -> list[tuple[str, float]]:
+    """(stage, start time) of every stage the runner started in ``work``, in time order."""
+    path = work / STARTS
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(r["stage"], r["time"]) for r in map(json.loads, lines)]
 
 
 def content_bytes(folder: Path) -> int:
@@ -155,6 +238,7 @@ def run(
                 "spark.eventLog.enabled": "true",
                 "spark.eventLog.dir": events.as_uri(),
                 "spark.eventLog.compress": "false",
+                DRIVER_OPTIONS: f"{BASE_CONF[DRIVER_OPTIONS]} -Xlog:gc:file={work / GC_LOG}:time",
             },
         }
     )
@@ -166,12 +250,11 @@ def run(
     def log(msg: str) -> None:
         print(msg, flush=True)
         if msg.endswith(" ...") and msg.startswith("[stackv2] stage "):
-            from pyspark import SparkContext
-
             name = msg.split()[2]
-            SparkContext.getOrCreate().setJobGroup(name, f"stackv2 stage {name}")
             sampler.mark(name)
             bounds.append((name, time.monotonic()))
+            with (work / STARTS).open("a") as f:
+                f.write(json.dumps({"stage": name, "time": sampler.starts[-1][1]}) + "\n")
 
     t0 = time.monotonic()
     error = None
@@ -191,6 +274,7 @@ def run(
     walls = {
         name: (bounds[i + 1][1] if i + 1 < len(bounds) else end) - start for i, (name, start) in enumerate(bounds)
     }
+    heap = heap_after_gc(work / GC_LOG, read_starts(work))
     return {
         "archive": str(archive),
         "work": str(work),
@@ -201,11 +285,15 @@ def run(
         "cpus": os.cpu_count(),
         "load_average_end": os.getloadavg(),
         "total_wall_seconds": round(end - t0, 1),
+        # the whole tree from start to end: Spark's and the models' start-up ("setup") included
+        "total_cpu_seconds": round(sum(sampler.cpu.values()), 1),
         "peak_rss_bytes": max(sampler.peaks.values(), default=0),
+        "peak_pss_bytes": max(sampler.pss_peaks.values(), default=0),
+        "peak_heap_after_gc_bytes": max((h["heap_after_gc_bytes"] for h in heap.values()), default=0),
         "generate": json.loads((archive / "generate.json").read_text())
         if (archive / "generate.json").exists()
         else None,
-        "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks),
+        "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks, sampler.pss_peaks, heap),
     }
 
 
@@ -215,10 +303,12 @@ def stage_rows(
     walls: dict[str, float] | None = None,
     cpu: dict[str, float] | None = None,
     peaks: dict[str, int] | None = None,
+    pss_peaks: dict[str, int] | None = None,
+    heap: dict[str, dict[str, int]] | None = None,
 ) -> list[dict]:
     """One row per completed stage. Without ``walls`` (a run that was killed: ``--summarize``), wall time is the
     stage's own ``_stats.json`` seconds and CPU and memory are unknown."""
-    metrics = task_metrics(work / "_eventlog")
+    metrics = task_metrics(work / "_eventlog", read_starts(work))
     rows = []
     for name in stages:
         if not (work / name / SUCCESS).exists() or (walls is not None and name not in walls):
@@ -240,26 +330,38 @@ def stage_rows(
                 "mb_per_second": round(bytes_in / 1e6 / wall, 3),
                 "cpu_seconds": round(cpu[name], 1) if cpu and name in cpu else None,
                 "peak_rss_bytes": peaks.get(name) if peaks else None,
+                "peak_pss_bytes": pss_peaks.get(name) if pss_peaks else None,
+                **(heap or {}).get(name, {}),
                 **{k: round(v, 2) for k, v in metrics.get(name, {}).items()},
             }
         )
     return rows
 
 
+HEAP_KEYS = ("heap_after_gc_bytes", "heap_after_full_gc_bytes")
+
+
 def markdown(result: dict, label: str) -> str:
     head = (
         "| run | stage | rows in | rows out | MB in | wall s | CPU s | rows/s | MB/s | task s "
-        "| shuffle write MB | shuffle read MB | spill MB | peak RSS GB |\n|" + "---|" * 14
+        "| shuffle write MB | shuffle read MB | spill MB | peak RSS GiB | peak PSS GiB | heap after GC MiB "
+        "| heap after full GC MiB | largest task result KiB |\n|" + "---|" * 18
     )
+
+    def gib(r: dict, key: str) -> str:
+        return f"{r[key] / 2**30:.2f}" if r.get(key) else "n/a"
+
     lines = [head]
     for r in result["stages"]:
         cpu = "n/a" if r["cpu_seconds"] is None else r["cpu_seconds"]
-        rss = "n/a" if not r["peak_rss_bytes"] else f"{r['peak_rss_bytes'] / 1e9:.2f}"
+        heap, full = (f"{r[k] >> 20}" if r.get(k) else "-" for k in HEAP_KEYS)
         lines.append(
             f"| {label} | {r['stage']} | {r['rows_in']} | {r['rows_out']} | {r['bytes_in'] / 1e6:.1f} "
             f"| {r['wall_seconds']} | {cpu} | {r['rows_per_second']} | {r['mb_per_second']} "
             f"| {r.get('task_seconds', 0):.0f} | {r.get('shuffle_write_bytes', 0) / 1e6:.1f} "
-            f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} | {rss} |"
+            f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} "
+            f"| {gib(r, 'peak_rss_bytes')} | {gib(r, 'peak_pss_bytes')} | {heap} | {full} "
+            f"| {r.get('max_result_bytes', 0) / 1024:.1f} |"
         )
     return "\n".join(lines)
 

@@ -8,8 +8,9 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
    the per-blob annotations pass through (``udfs.annotate.repo_annotations``);
 3. that joined back to the rows on ``(directory_id, path)`` (null-safe, so no row can vanish in a join).
 
-Content moves twice: into the per-blob groups, and in the one join back (not at all when Spark broadcasts the
-per-path table). Each step's output is read once, so nothing is computed twice and nothing is checkpointed.
+Content moves twice: into the per-blob groups, and in the one join back. Each step's output is read once, so
+nothing is computed twice and nothing is checkpointed. The per-blob step's workers share one ScanCode index and
+fastText model per executor, loaded by their daemon (``stackv2.preload``).
 bench/annotate/previous.py keeps the earlier plan (three content shuffles and a checkpoint) for comparison.
 """
 
@@ -19,8 +20,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
+from pipelines._session import preloading
 from pipelines.frames import attach
 from stackv2.detect.config import AnnotateConfig
+from stackv2.preload import for_annotate
 from stackv2.schema import ANNOTATED, FILE_KEY
 from udfs.annotate import BLOB_ANNOTATIONS, REPO_ANNOTATIONS, REPO_INPUT, annotate_blobs, repo_annotations
 from udfs.arrow import conform, to_spark_schema
@@ -39,7 +42,8 @@ def unique_blobs(rows: DataFrame) -> DataFrame:
 
 
 def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
+    with preloading(rows.sparkSession, for_annotate(cfg)):  # one ScanCode index and fastText model per executor
+        per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     per_path = (
         attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
         .select(*REPO_INPUT.names)

@@ -13,7 +13,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from pipelines._job import Output, Stage, StageContext, StageResult
+from pipelines._session import preloading
 from stackv2.pii.config import PiiConfig, model_fingerprint
+from stackv2.preload import for_pii
 from stackv2.schema import FILE_KEY, PII_COUNT_FIELDS, PII_SPANS
 from udfs.arrow import conform, to_spark_schema
 from udfs.pii import OUTPUT_FIELDS, SPANS_COLUMN, redact_batches
@@ -25,7 +27,8 @@ SPANS_KEY = ("directory_id", "path", "start")
 def transform(rows: DataFrame, cfg: PiiConfig) -> DataFrame:
     """Rows with ``content`` redacted, the count columns and a ``pii_spans`` list column."""
     out_schema = StructType(rows.schema.fields + to_spark_schema(pa.schema(OUTPUT_FIELDS)).fields)
-    return rows.mapInArrow(redact_batches(cfg), out_schema)
+    with preloading(rows.sparkSession, for_pii(cfg)):  # one presidio engine per executor
+        return rows.mapInArrow(redact_batches(cfg), out_schema)
 
 
 def spans_table(redacted: DataFrame) -> DataFrame:

@@ -11,8 +11,6 @@ import re
 from importlib import resources
 from pathlib import Path
 
-import enry
-
 from stackv2.detect.config import NaturalConfig
 
 _HTML_SKIP = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -35,6 +33,10 @@ def _model(path: str):
 
 
 def is_prose(language: str | None, cfg: NaturalConfig) -> bool:
+    # go-enry starts Go's runtime (threads) when imported: not at this module's import, which the process that
+    # forks the Spark workers does to load the model (stackv2.preload); forked threads do not survive a fork.
+    import enry
+
     return language is not None and (language in cfg.extra_languages or enry.get_language_type(language) == "prose")
 
 
