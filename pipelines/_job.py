@@ -7,16 +7,19 @@ is a function ``StageContext -> StageResult`` that wires the stage's ``transform
 
 1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
    stage's unique key into ``spark.shuffle_partitions`` files and sorted within each file (a repeated key fails the
-   stage: rows are never merged or duplicated silently), each task attempt writing a hidden file of its own into a
-   temporary folder; the driver renames the accepted attempts' files ``part-NNNNN.parquet``, removes every other
-   file, then moves the folder into place: the same input and config give byte-identical files whatever the input
-   partitioning or number of executors, and no failed attempt's file survives; the outputs' jobs run at once;
+   stage: rows are never merged or duplicated silently), each task attempt writing a hidden file of its own into the
+   output's staging folder; the driver gives the accepted attempts' files their names ``part-NNNNN.parquet`` in the
+   output folder (a rename on a local disk, a server-side copy on an object store): the same input and config give
+   byte-identical files whatever the input partitioning or number of executors; the outputs' jobs run at once;
 2. ``_stats.json`` is derived from what the writer tasks counted (rows, and rejected rows per reason) plus the
    stage's own ``extra_stats`` of the written data, and checked: rows in == rows out + rows rejected;
 3. ``_SUCCESS`` is written last: the manifest (``stackv2.workdir``): the config hash, the stage read as input, and
-   every committed file with its size, rows and sha256.
+   every committed file with its size, rows and sha256. It is the commit (one atomic write, no rename needed); the
+   staging folders, with any failed or late attempt's file, are removed after it.
 
-Readers read the files a manifest lists (``StageContext.read``), never a folder listing. A rerun skips a stage only
+The work folder is a local folder or a URI (``s3://bucket/run``; ``stackv2.storage``). Readers read the files a
+manifest lists (``StageContext.read``, ``read_parquet``: Spark's reader for local files, pyarrow inside the tasks
+for an object store), never a folder listing. A rerun skips a stage only
 when its manifest carries the same config hash and ``stage_problems`` finds nothing: each output folder holds
 exactly the listed files, same sizes and sha256; ``_stats.json`` counts what the outputs hold; and its rows in are
 what the stages before it wrote (``CHAIN``). Otherwise the stage is removed and redone, each problem said on one
@@ -25,13 +28,12 @@ line, and the runner redoes every stage after it.
 
 from __future__ import annotations
 
-import os
+import hashlib
 import secrets
-import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,16 +43,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import LongType
 
-from stackv2.atomic import atomic_dir
 from stackv2.config import RunConfig
 from stackv2.release.card import ReleaseSummary
 from stackv2.release.layout import verify_release
 from stackv2.release.products import PRODUCTS
 from stackv2.schema import RELEASE
 from stackv2.stats import StageStats
+from stackv2.storage import Location, location, parquet_file
 from stackv2.workdir import (
     DATA,
     REJECTED,
@@ -60,12 +62,13 @@ from stackv2.workdir import (
     Manifest,
     ManifestError,
     committed_files,
-    describe,
     output_problems,
     read_manifest,
     release_dir,
+    staging_dir,
     write_manifest,
 )
+from udfs.parquet_reader import URI, as_spark_reads, read_files
 from udfs.parquet_writer import RESULT_SCHEMA, part_name, write_partitions
 
 #: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
@@ -99,7 +102,21 @@ class StageOutputError(RuntimeError):
     """A completed stage's folder does not match its manifest."""
 
 
-def _check_outputs(stage_dir: Path) -> None:
+def read_parquet(spark: SparkSession, files: Sequence[str | Path | Location]) -> DataFrame:
+    """The rows of the given Parquet files (a manifest's list): Spark's own reader when they are local (or on a
+    mounted folder), else pyarrow inside the tasks, one task per file (``udfs.parquet_reader``: no Hadoop connector
+    needed), with the schema and types Spark's reader would give."""
+    locs = [location(f) for f in files]
+    if not locs or all(f.is_local for f in locs):
+        return spark.read.parquet(*(f.path for f in locs))
+    schema = from_arrow_schema(as_spark_reads(parquet_file(locs[0]).schema_arrow), prefer_timestamp_ntz=True)
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000"))
+    uris = spark.sparkContext.parallelize([(f.uri,) for f in locs], len(locs))
+    reader = read_files(to_arrow_schema(schema), batch_rows)
+    return spark.createDataFrame(uris, f"{URI} string").mapInArrow(reader, schema)
+
+
+def _check_outputs(stage_dir: Location) -> None:
     """Raise unless ``stage_dir`` has completed and its output folders hold what its manifest lists."""
     manifest = read_manifest(stage_dir)
     if manifest is None:
@@ -115,7 +132,8 @@ def _check_outputs(stage_dir: Path) -> None:
 class StageContext:
     spark: SparkSession
     cfg: RunConfig
-    work_dir: Path
+    #: A local folder or a URI (a path given is taken as its ``Location``).
+    work_dir: Location
     #: The stage run just before this one in the pipeline (None for the first).
     previous: str | None
     #: Config hash of this stage (inputs and settings).
@@ -125,10 +143,13 @@ class StageContext:
     #: The stage whose data ``input()`` read (the manifest's ``previous``: the rows this stage received).
     input_stage: str | None = None
 
-    def path(self, stage: str, output: str = DATA) -> Path:
+    def __post_init__(self) -> None:
+        self.work_dir = location(self.work_dir)
+
+    def path(self, stage: str, output: str = DATA) -> Location:
         return self.work_dir / stage / output
 
-    def files(self, stage: str, output: str = DATA) -> list[Path]:
+    def files(self, stage: str, output: str = DATA) -> list[Location]:
         """The committed files of a stage's output; those of a stage not yet trusted in this run are checked against
         its manifest first."""
         if stage not in self.trusted:
@@ -137,31 +158,40 @@ class StageContext:
         return committed_files(self.path(stage, output))
 
     def read(self, stage: str, output: str = DATA) -> DataFrame:
-        return self.spark.read.parquet(*(str(p) for p in self.files(stage, output)))
+        return read_parquet(self.spark, self.files(stage, output))
 
     def input(self) -> DataFrame:
         """The previous stage's data, or for the first stage of a run the configured ``input`` dataset (a stage
-        output of another work folder is read through its manifest)."""
+        output of another work folder is read through its manifest; on an object store, any other dataset is its
+        non-hidden ``.parquet`` files)."""
         if self.previous is not None:
             self.input_stage = self.previous
             return self.read(self.previous)
         if not self.cfg.input:
             raise ValueError("this stage reads the output of an earlier stage: run it after one, or set `input`")
-        p = Path(self.cfg.input)
+        p = location(self.cfg.input)
         if (p / DATA).is_dir():
             p = p / DATA
-        paths = [str(p)]
-        if "://" not in self.cfg.input:
-            if not p.exists():
-                raise FileNotFoundError(f"input dataset {p} does not exist")
-            if (p.parent / SUCCESS).exists():  # a stage output of a work folder
-                _check_outputs(p.parent)
-                paths = [str(f) for f in committed_files(p)]
-        return nanos_to_timestamps(self.spark.read.parquet(*paths))
+        if not p.exists():
+            raise FileNotFoundError(f"input dataset {p} does not exist")
+        if (p.parent / SUCCESS).exists():  # a stage output of a work folder
+            _check_outputs(p.parent)
+            return nanos_to_timestamps(read_parquet(self.spark, committed_files(p)))
+        if p.is_local:
+            return nanos_to_timestamps(self.spark.read.parquet(p.path))
+        files = [p] if p.is_file() else [f for f in p.files() if f.suffix == ".parquet" and _visible(f, p)]
+        return nanos_to_timestamps(read_parquet(self.spark, files))
 
     def stats_of(self, stage: str) -> StageStats | None:
-        p = self.work_dir / stage / STATS
-        return StageStats.load(p) if p.exists() else None
+        try:
+            return StageStats.load(self.work_dir / stage / STATS)
+        except FileNotFoundError:
+            return None
+
+
+def _visible(f: Location, folder: Location) -> bool:
+    """Whether a file below ``folder`` is data to Spark's reader (no hidden or ``_`` name on its way)."""
+    return not any(part.startswith((".", "_")) for part in f.relative_to(folder).split("/"))
 
 
 @dataclass(frozen=True)
@@ -209,39 +239,53 @@ class Written:
 
 
 def write_committed(
-    out: Output, target: Path, partitions: int, count_by: str | None = None, unique: bool = False
+    out: Output, target: str | Path | Location, partitions: int, count_by: str | None = None, unique: bool = False
 ) -> Written:
-    """Write one output deterministically and atomically and say what it holds; with ``unique``, a key shared by
-    two rows fails the write (``udfs.parquet_writer.DuplicateKeyError``).
+    """Write one output deterministically and say what it holds; with ``unique``, a key shared by two rows fails the
+    write (``udfs.parquet_writer.DuplicateKeyError``).
 
     Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
-    (``udfs.parquet_writer``) to a hidden file of its task attempt: the same rows give the same bytes whatever the
-    input partitioning or executors. The driver gives the accepted attempts' files their names, removes any other
-    file (attempts that failed, were killed or lost a race), then renames the folder into place.
+    (``udfs.parquet_writer``) to a hidden file of its task attempt in the output's staging folder: the same rows give
+    the same bytes whatever the input partitioning or executors. The driver checks each accepted attempt's file
+    against what its task reported and gives it its name in ``target`` (``Location.move_or_copy``). The staging
+    folder, holding any other attempt's file, is left for the caller to remove once it has committed (a manifest,
+    ``run_stage``); on an error it and ``target`` are removed here.
     """
+    target = location(target)
+    staging = staging_dir(target)
     df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
     schema = to_arrow_schema(df.schema)
-    with atomic_dir(target) as tmp:
+    staging.delete_tree()
+    try:
         key = out.key if unique else ()
-        writer = write_partitions(str(tmp), schema, count_by=count_by, key=key, tag=secrets.token_hex(4))
+        writer = write_partitions(staging.uri, schema, count_by=count_by, key=key, tag=secrets.token_hex(4))
         written = df.mapInArrow(writer, RESULT_SCHEMA).collect()
+        target.delete_tree()
+        target.mkdir()
         files = {}
         for r in written:
             name = part_name(r["partition"])
             if name in files:
                 raise RuntimeError(f"{target}: two accepted results for partition {r['partition']}")
-            size = (tmp / r["file"]).stat().st_size
+            staged = staging / r["file"]
+            size = staged.size()
             if size != r["bytes"]:
                 raise RuntimeError(f"{target}: {r['file']} is {size} bytes, its task wrote {r['bytes']}")
-            os.replace(tmp / r["file"], tmp / name)
+            staged.move_or_copy(target / name)
             files[name] = FileEntry(name, r["bytes"], r["rows"], r["sha256"])
         # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
-        for name in sorted({part_name(i) for i in range(partitions)} - files.keys()):
-            pq.write_table(schema.empty_table(), tmp / name, compression="zstd")
-            files[name] = describe(tmp / name, rows=0)
-        for p in tmp.iterdir():
-            if p.name not in files:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        missing = sorted({part_name(i) for i in range(partitions)} - files.keys())
+        if missing:
+            empty = pa.BufferOutputStream()
+            pq.write_table(schema.empty_table(), empty, compression="zstd")
+            data = empty.getvalue().to_pybytes()
+            for name in missing:
+                (target / name).write_bytes(data)
+                files[name] = FileEntry(name, len(data), 0, hashlib.sha256(data).hexdigest())
+    except BaseException:
+        staging.delete_tree()
+        target.delete_tree()
+        raise
     counts: Counter[str] = Counter()
     for r in written:
         counts.update(r["counts"] or {})
@@ -249,10 +293,12 @@ def write_committed(
 
 
 def write_output(
-    out: Output, target: Path, partitions: int, count_by: str | None = None
+    out: Output, target: str | Path | Location, partitions: int, count_by: str | None = None
 ) -> tuple[int, dict[str, int]]:
-    """``write_committed`` for a job outside the stage contract: (rows written, rows per value of ``count_by``)."""
+    """``write_committed`` for a job outside the stage contract: (rows written, rows per value of ``count_by``).
+    With no manifest to commit them, the files take their names one after another."""
     written = write_committed(out, target, partitions, count_by)
+    staging_dir(target).delete_tree()
     return written.rows, written.counts
 
 
@@ -315,19 +361,22 @@ CHAIN: dict[str, Callable[[StageStats, str | None, StatsOf], list[str]]] = {
 }
 
 
-def _load_stats(stage_dir: Path) -> StageStats | None:
+def _load_stats(stage_dir: Location) -> StageStats | None:
     try:
         return StageStats.load(stage_dir / STATS)
     except (OSError, ValueError, TypeError):
         return None
 
 
-def stage_problems(work: Path, name: str, manifest: Manifest | None = None, deep: bool = True) -> list[str]:
+def stage_problems(
+    work: str | Path | Location, name: str, manifest: Manifest | None = None, deep: bool = True
+) -> list[str]:
     """What does not hold in the completed stage ``name`` of ``work``, one line each (empty: it can be trusted).
 
     Its outputs against its manifest (``stackv2.workdir.output_problems``: exact file set, sizes, and sha256 when
     ``deep``, else footer row counts); its ``_stats.json`` against its outputs and its own balance; its rows in
     against the stages it read (``CHAIN``); for ``shards``, the release against its manifests."""
+    work = location(work)
     stage_dir = work / name
     if manifest is None:
         try:
@@ -360,9 +409,10 @@ def stage_problems(work: Path, name: str, manifest: Manifest | None = None, deep
     return [f"stage {name}: {p}" for p in problems]
 
 
-def resume_state(work: Path, name: str, config_hash: str) -> tuple[bool, list[str]]:
+def resume_state(work: str | Path | Location, name: str, config_hash: str) -> tuple[bool, list[str]]:
     """(whether stage ``name`` is complete for ``config_hash`` and can be skipped; if it completed but cannot, why,
     one line each). A stage never completed, or completed with another config, is simply run."""
+    work = location(work)
     try:
         manifest = read_manifest(work / name)
     except ManifestError as e:
@@ -392,6 +442,7 @@ def run_stage(
         complete, problems = resume_state(ctx.work_dir, name, ctx.config_hash)
         if complete:
             ctx.trusted.add(name)
+            _remove_staging(stage_dir)  # left by a run that stopped right after committing
             return StageStats.load(stage_dir / STATS), True
         for p in problems:
             log(f"[stackv2] {p}")
@@ -400,8 +451,8 @@ def run_stage(
     elif (stage_dir / SUCCESS).exists():
         log(f"[stackv2] stage {name}: redoing it ({redo})")
     ctx.trusted.discard(name)
-    shutil.rmtree(stage_dir, ignore_errors=True)
-    stage_dir.mkdir(parents=True)
+    stage_dir.delete_tree()
+    stage_dir.mkdir()
     t0 = time.monotonic()
     result = build(ctx)
     partitions = ctx.cfg.spark.shuffle_partitions
@@ -429,8 +480,8 @@ def run_stage(
     if REJECTED in written:
         stats.rejected = written[REJECTED].counts
     if result.extra_stats is not None:
-        data_files = [str(stage_dir / DATA / f.name) for f in written[DATA].files]
-        stats.extra.update(result.extra_stats(ctx.spark.read.parquet(*data_files)))
+        data_files = [stage_dir / DATA / f.name for f in written[DATA].files]
+        stats.extra.update(result.extra_stats(read_parquet(ctx.spark, data_files)))
     stats.seconds = round(time.monotonic() - t0, 2)
     if result.rows_in is not None:
         stats.rows_in = result.rows_in
@@ -443,13 +494,22 @@ def run_stage(
     ctx.spark.catalog.clearCache()
     outputs_written = {out_name: w.files for out_name, w in written.items()}
     write_manifest(stage_dir, Manifest(name, ctx.config_hash, ctx.input_stage, outputs_written))
+    _remove_staging(stage_dir)
     ctx.trusted.add(name)
     return stats, False
 
 
-def check_work(work: Path, deep: bool = True) -> tuple[list[str], dict[str, Any]]:
+def _remove_staging(stage_dir: Location) -> None:
+    """Remove the staging folders of a committed stage (``stackv2.workdir.staging_dir``: attempts' leftovers)."""
+    for p in stage_dir.list():
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
+            p.delete_tree()
+
+
+def check_work(work: str | Path | Location, deep: bool = True) -> tuple[list[str], dict[str, Any]]:
     """``stackv2 check``: the problems of every stage folder of ``work`` (``stage_problems``, in pipeline order)
     without running anything, and what was checked (stages, files, bytes)."""
+    work = location(work)
     problems: list[str] = []
     checked: dict[str, Any] = {"stages": [], "files": 0, "bytes": 0}
     for name in PIPELINE:

@@ -105,7 +105,7 @@ def _config(args: argparse.Namespace, base: dict) -> RunConfig:
 
 
 def _run(cfg: RunConfig, dry_run: bool) -> int:
-    from pipelines.runner import run_pipeline
+    from pipelines.runner import run_pipeline, work_location
     from stackv2.report.summary import run_summary
 
     if dry_run:
@@ -113,7 +113,7 @@ def _run(cfg: RunConfig, dry_run: bool) -> int:
         return 0
     _output_dir(cfg.work_dir)
     stats = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(run_summary(stats, Path(cfg.work_dir).resolve()))
+    print(run_summary(stats, work_location(cfg.work_dir)))
     if any(s.stage == "shards" for s in stats):
         from pipelines._session import spark_session
         from pipelines.run_report import report
@@ -377,11 +377,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_provenance(args: argparse.Namespace) -> int:
     from stackv2.release.provenance import lookup
+    from stackv2.storage import location
     from stackv2.workdir import DATA
 
     cfg = load_config(args.config, args.overrides)
     found = lookup(
-        Path(args.work or cfg.work_dir) / "shards" / DATA,
+        location(args.work or cfg.work_dir) / "shards" / DATA,
         blob_id=args.blob_id,
         repo_name=args.repo,
         path=args.path,
@@ -406,9 +407,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     import shlex
 
     from pipelines._job import check_work
+    from stackv2.storage import location
     from stackv2.workdir import work_lock
 
-    work = Path(args.work)
+    work = location(args.work)
     if not work.is_dir():
         raise FileNotFoundError(f"work folder {work} does not exist")
     t0 = time.monotonic()
@@ -425,14 +427,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from stackv2.storage import location
     from stackv2.tokenize.sample import train_on_release
     from stackv2.workdir import DATA, trained_tokenizer
 
     cfg = load_config(args.config, args.overrides)
-    work = args.work or cfg.work_dir
+    work = location(args.work or cfg.work_dir)
     t0 = time.monotonic()
-    target = Path(args.out) if args.out else trained_tokenizer(work)
-    info = train_on_release(Path(work) / "shards" / DATA, cfg.tokenize, target)
+    target = args.out or trained_tokenizer(work)
+    info = train_on_release(work / "shards" / DATA, cfg.tokenize, target)
     print(json.dumps({**info, "seconds": round(time.monotonic() - t0, 1)}, indent=2))
     return 0
 

@@ -1,10 +1,11 @@
 """``stackv2 report --work DIR``: gather a work folder's numbers and render them (``stackv2.report.render``) into
 ``<work>/report/`` (``index.html``, PNGs, ``report.json``).
 
-Numbers come from each stage's ``_stats.json`` (the funnel; the release summary the ``shards`` stage keeps in its
-``extra["products"]``) and from two tables aggregated with Spark: ``near_dedup/clusters`` (one row per cluster member)
-and, when the ``pii`` stage's stats carry no counts, the ``pii`` output's ``pii_<type>`` columns. Spark starts
-only when one of those tables is there. A stage that has not run is listed as missing, never an error.
+The work folder may be local or a URI (``stackv2.storage``). Numbers come from each stage's ``_stats.json`` (the
+funnel; the release summary the ``shards`` stage keeps in its ``extra["products"]``) and from two tables aggregated
+with Spark: ``near_dedup/clusters`` (one row per cluster member) and, when the ``pii`` stage's stats carry no counts,
+the ``pii`` output's ``pii_<type>`` columns. Spark starts only when one of those tables is there. A stage that has not
+run is listed as missing, never an error.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines._job import DATA, PIPELINE, STATS
+from pipelines._job import DATA, PIPELINE, STATS, read_parquet
 from pipelines._session import spark_session
 from stackv2.config import SparkConfig
 from stackv2.release.card import ReleaseSummary, malware_note
 from stackv2.report.render import ReportData, render
 from stackv2.schema import PII_COUNT_FIELDS
 from stackv2.stats import StageStats
+from stackv2.storage import Location, like, location
 from stackv2.workdir import ManifestError, committed_files
 
 REPORT_DIR = "report"
@@ -32,9 +34,9 @@ PII_STAGE = "pii"
 PII_STATS_KEY = "redactions"
 
 
-def stage_stats(work: Path) -> tuple[list[StageStats], list[str]]:
+def stage_stats(work: Path | Location) -> tuple[list[StageStats], list[str]]:
     """Stats of every stage that ran: pipeline order first, then any other stage folder; and the stages missing."""
-    found = {p.parent.name: p for p in work.glob(f"*/{STATS}")}
+    found = {d.name: d / STATS for d in location(work).list() if (d / STATS).is_file()}
     order = [n for n in PIPELINE if n in found] + sorted(set(found) - set(PIPELINE))
     missing = [f"stage {n!r} has no {STATS} (not run)" for n in PIPELINE if n not in found]
     return [StageStats.load(found[n]) for n in order], missing
@@ -62,15 +64,16 @@ def cluster_size_histogram(clusters: DataFrame) -> dict[int, int]:
     return {r["size"]: r["n"] for r in sizes.groupBy("size").agg(F.count("*").alias("n")).collect()}
 
 
-def _committed(table: Path) -> list[str]:
+def _committed(table: Location) -> list[Location]:
     """The files of a completed stage's table (its manifest's list), none when the stage has not completed."""
     try:
-        return [str(f) for f in committed_files(table)]
+        return committed_files(table)
     except (FileNotFoundError, ManifestError):
         return []
 
 
-def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
+def gather(work: Path | Location, spark: Callable[[], SparkSession]) -> ReportData:
+    work = location(work)
     funnel, missing = stage_stats(work)
     by_stage = {s.stage: s for s in funnel}
     data = ReportData(funnel=funnel, missing=missing)
@@ -78,10 +81,10 @@ def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
     products: Any = shards.extra.get("products", {}) if shards else {}
     data.products = {name: ReleaseSummary.from_dict(s) for name, s in products.items()}
 
-    clusters = work.joinpath(*CLUSTERS)
+    clusters = work / "/".join(CLUSTERS)
     files = _committed(clusters)
     if files:
-        data.cluster_sizes = cluster_size_histogram(spark().read.parquet(*files))
+        data.cluster_sizes = cluster_size_histogram(read_parquet(spark(), files))
     else:
         data.missing.append(f"{clusters}: no complete near-duplicate clusters table")
 
@@ -94,16 +97,18 @@ def gather(work: Path, spark: Callable[[], SparkSession]) -> ReportData:
         data.pii_counts = pii_counts_from_stats(pii)
         files = _committed(work / PII_STAGE / DATA) if data.pii_counts is None else []
         if files:
-            data.pii_counts = pii_counts_from_table(spark().read.parquet(*files))
+            data.pii_counts = pii_counts_from_table(read_parquet(spark(), files))
         if data.pii_counts is None:
             data.missing.append(f"stage {PII_STAGE!r}: no per-type counts in its stats or its output columns")
     return data
 
 
-def report(work_dir: str | Path, spark: SparkSession | None = None, spark_cfg: SparkConfig | None = None) -> Path:
+def report(
+    work_dir: str | Path | Location, spark: SparkSession | None = None, spark_cfg: SparkConfig | None = None
+) -> Path | Location:
     """Render the report of ``work_dir``; returns the HTML page. Uses ``spark`` if given, else starts a session
     (``spark_cfg``, default settings if None) only if a table has to be aggregated."""
-    work = Path(work_dir)
+    work = location(work_dir)
     if not work.is_dir():
         raise FileNotFoundError(f"work folder {work} does not exist")
     session: list[SparkSession] = [spark] if spark is not None else []
@@ -113,4 +118,4 @@ def report(work_dir: str | Path, spark: SparkSession | None = None, spark_cfg: S
             session.append(spark_session(spark_cfg or SparkConfig()))
         return session[0]
 
-    return render(gather(work, get_spark), work / REPORT_DIR)
+    return render(gather(work, get_spark), like(work_dir, work / REPORT_DIR))

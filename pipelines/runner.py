@@ -2,7 +2,8 @@
 
 A run executes the configured subset of ``_job.PIPELINE`` in that order; each stage reads the output of the stage
 run just before it (``StageContext.input``) and may read any earlier stage by name. It holds the work folder's lock
-(``stackv2.workdir.work_lock``) throughout: a second run on the same folder stops at once, naming the first.
+(``stackv2.workdir.work_lock``) throughout: a second run on the same folder stops at once, naming the first. The
+work folder is a local (or mounted) folder or a URI such as ``s3://bucket/run`` (``stackv2.storage``, docs/deploy.md).
 
 Resume: a stage complete for its config hash whose outputs check (``_job.resume_state``) is skipped; any other is
 run, and once one stage has run, every stage after it runs too (what they read has been rewritten).
@@ -21,6 +22,7 @@ from pipelines._job import PIPELINE, Stage, StageContext, run_stage
 from pipelines._session import spark_session
 from stackv2.config import ConfigError, RunConfig, stable_hash, to_dict
 from stackv2.stats import StageStats
+from stackv2.storage import Location, is_remote, location
 from stackv2.workdir import work_lock
 
 
@@ -45,23 +47,24 @@ def stage_hash(stage: Stage, cfg: RunConfig, upstream: str) -> str:
     )
 
 
+def work_location(work_dir: str) -> Location:
+    """The configured work folder: a URI as given, a local path resolved."""
+    return location(work_dir if is_remote(work_dir) else Path(work_dir).resolve())
+
+
 def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print, command: str | None = None) -> list[StageStats]:
     """Run the configured stages with resume; returns each stage's stats in order. ``command`` is what the work
     folder's lock records as the run holding it (default: this process's command line)."""
-    if "://" in cfg.work_dir:
-        raise ConfigError(
-            f"work_dir {cfg.work_dir!r}: stage outputs need a local or mounted shared folder "
-            "(object stores cannot rename atomically; see docs/deploy.md)"
-        )
-    work = Path(cfg.work_dir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_location(cfg.work_dir)
+    work.mkdir()
     names = selected_stages(cfg)
-    with work_lock(work, command or shlex.join(["stackv2", *sys.argv[1:]]), log):
+    with work_lock(work, command or shlex.join(["stackv2", *sys.argv[1:]]), log) as lock:
         spark = spark_session(cfg.spark)
         results: list[StageStats] = []
         upstream, previous, redone = "", None, None
         trusted: set[str] = set()
         for name in names:
+            lock.check()
             stage = load_stage(name)
             h = stage_hash(stage, cfg, upstream)
             ctx = StageContext(spark=spark, cfg=cfg, work_dir=work, previous=previous, config_hash=h, trusted=trusted)

@@ -1,10 +1,10 @@
-"""One way to write a file or a folder so that readers see the old version or the new one, never a part of it:
-write under a temporary name beside the target, then rename over it (``os.replace``: atomic on one file system).
+"""One way to write a file or a folder so that readers see the old version or the new one, never a part of it.
 
-Temporary names are hidden (``.<name>.tmp`` plus an optional tag), so Spark, pyarrow datasets and our own folder
-scans never take one for data. A writer that may race another writer of the same target (Spark task attempts)
-gives a tag of its own; one that must find its temporary file again after a crash (``optout apply``'s journal)
-uses the untagged name.
+A local file is written under a temporary name beside the target, then renamed over it (``os.replace``: atomic on
+one file system; ``temp_path``/``atomic_path`` in ``stackv2.storage``). A file on an object store is one upload,
+which appears whole or not at all. ``write_bytes``, ``write_text`` and ``write_json`` take either (a path or a
+``stackv2.storage`` location or URI); ``atomic_dir`` is local only (object stores have no folders to swap: a set
+of files is committed by a manifest written last, ``stackv2.workdir``).
 """
 
 from __future__ import annotations
@@ -17,25 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from stackv2.storage import Location, atomic_path, location, temp_path
 
-def temp_path(target: str | Path, tag: str | int = "") -> Path:
-    """The temporary name of ``target``: ``.<name>.tmp`` (``.<name>.tmp-<tag>`` with a tag), beside it."""
-    target = Path(target)
-    return target.with_name(f".{target.name}.tmp" + (f"-{tag}" if tag != "" else ""))
-
-
-@contextmanager
-def atomic_path(target: str | Path, tag: str | int = "") -> Iterator[Path]:
-    """Yield the temporary path to write; on success it replaces ``target``, on an error it is removed."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target, tag)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_dir", "atomic_path", "temp_path", "write_bytes", "write_json", "write_text"]
 
 
 @contextmanager
@@ -55,15 +39,20 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes(target: str | Path, data: bytes, tag: str | int = "") -> None:
-    with atomic_path(target, tag) as tmp:
+def write_bytes(target: str | os.PathLike | Location, data: bytes, tag: str | int = "") -> None:
+    """Replace ``target`` by ``data`` at once; ``tag`` names a local temporary file of its own (racing writers)."""
+    target = location(target)
+    if not target.is_local:
+        target.write_bytes(data)
+        return
+    with atomic_path(target.path, tag) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(target: str | Path, text: str, tag: str | int = "") -> None:
+def write_text(target: str | os.PathLike | Location, text: str, tag: str | int = "") -> None:
     write_bytes(target, text.encode(), tag)
 
 
-def write_json(target: str | Path, obj: Any, **dumps: Any) -> None:
+def write_json(target: str | os.PathLike | Location, obj: Any, **dumps: Any) -> None:
     """``obj`` as JSON (``json.dumps`` options in ``dumps``) and a final newline."""
     write_text(target, json.dumps(obj, **dumps) + "\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stackv2.atomic import write_json
+from stackv2.storage import Location, location
 
 
 class AccountingError(RuntimeError):
@@ -66,9 +67,9 @@ class StageStats:
         d = {k: v for k, v in d.items() if k != "rows_rejected"}
         return cls(**d)
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | Location) -> None:
         write_json(path, self.to_dict(), indent=2, sort_keys=True, default=str)
 
     @classmethod
-    def load(cls, path: Path) -> StageStats:
-        return cls.from_dict(json.loads(path.read_text()))
+    def load(cls, path: Path | Location) -> StageStats:
+        return cls.from_dict(json.loads(location(path).read_text()))

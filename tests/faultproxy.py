@@ -61,8 +61,11 @@ class FaultProxy:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = _content_length(head)
-                body = await reader.readexactly(length) if length else b""
+                head, expects = _without_expect(head)
+                if expects:  # answer it here, as a load balancer does: the client then sends its body
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
+                body = await _read_body(reader, head)
                 self.requests += 1
                 draw = self._rng.random()
                 if self.latency:
@@ -125,6 +128,36 @@ def _content_length(head: bytes) -> int:
         if name.strip().lower() == b"content-length":
             return int(value.strip())
     return 0
+
+
+async def _read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
+    """A request's body as sent: ``Content-Length`` bytes, or a chunked body with its trailers (the AWS C++ SDK
+    streams uploads as ``aws-chunked`` with a checksum trailer)."""
+    if b"transfer-encoding: chunked" not in head.lower():
+        length = _content_length(head)
+        return await reader.readexactly(length) if length else b""
+    body = []
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        body.append(size_line)
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        body.append(await reader.readexactly(size + 2))
+    while True:  # trailers, then the blank line that ends the body
+        line = await reader.readuntil(b"\r\n")
+        body.append(line)
+        if line == b"\r\n":
+            return b"".join(body)
+
+
+def _without_expect(head: bytes) -> tuple[bytes, bool]:
+    """The request head without its ``Expect: 100-continue`` line (boto3 and the AWS C++ SDK send one with a PUT
+    body), and whether it had one. The proxy reads the whole body before it forwards a request or answers 503, so it
+    answers the expectation itself; upstream never sees it."""
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines if line.split(b":", 1)[0].strip().lower() != b"expect"]
+    return b"\r\n".join(kept), len(kept) != len(lines)
 
 
 async def _relay_response(up: asyncio.StreamReader, client: asyncio.StreamWriter, is_head: bool) -> None:

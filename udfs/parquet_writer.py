@@ -4,16 +4,17 @@ Spark's own writer (parquet-mr) stores column encodings in JVM hash-set order, w
 the next, so two runs over the same rows give different bytes. pyarrow's writer is deterministic: with the
 rows hash-partitioned and sorted by a unique key, the same input and config give byte-identical files.
 
-A task attempt writes a hidden file of its own (``.part-NNNNN.parquet.tmp-<write>-<attempt>``) and reports its
-name, size, rows and sha256; it renames nothing. The driver renames the file of the attempt Spark accepted and
-removes every other one (``pipelines._job.write_output``), so a frozen or killed attempt can never leave its file
-among the committed ones. The rows arrive sorted on the output's key, so a repeated key is the row just before:
-the writer refuses it, and a stage can never merge or duplicate rows silently.
+A task attempt writes a hidden file of its own (``.part-NNNNN.parquet.tmp-<write>-<attempt>``) into the output's
+staging folder (``stackv2.workdir.staging_dir``, local or on an object store: ``stackv2.storage``) and reports its
+name, size, rows and sha256, hashed as the bytes pass (nothing is read back); it renames nothing. The driver gives
+the file of the attempt Spark accepted its name and removes every other one (``pipelines._job.write_committed``),
+so a frozen or killed attempt can never leave its file among the committed ones. The rows arrive sorted on the output's
+key, so a repeated key is the row just before: the writer refuses it, and a stage can never merge or duplicate rows
+silently.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stackv2.release.layout import sha256_file
+from stackv2.storage import HashingWriter, location
 
 RESULT_SCHEMA = "partition int, file string, rows long, bytes long, sha256 string, counts map<string, long>"
 _RESULT = pa.schema(
@@ -85,9 +86,10 @@ def write_partitions(
     tag: str = "",
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A ``mapInArrow`` function writing its partition (sorted on ``key``, which must be unique) to a hidden file of
-    its own in ``folder``; yields one row: the file, its rows, bytes and sha256, and with ``count_by`` the rows per
-    value of that string column (e.g. the reject reasons: counted while writing saves reading the output back).
-    ``tag`` names the write, so attempts of another write of the same folder cannot collide with these."""
+    its own in ``folder`` (a local path or a URI); yields one row: the file, its rows, bytes and sha256, and with
+    ``count_by`` the rows per value of that string column (e.g. the reject reasons: counted while writing saves reading
+    the output back). ``tag`` names the write, so attempts of another write of the same folder cannot collide with
+    these."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -95,10 +97,11 @@ def write_partitions(
         ctx = TaskContext.get()
         pid = ctx.partitionId()
         name = f".{part_name(pid)}.tmp-{tag}-{ctx.taskAttemptId()}"
-        path = os.path.join(folder, name)
+        path = location(folder) / name
         rows, counts, last = 0, Counter(), None
+        out = HashingWriter(path.open_output())
         try:
-            with pq.ParquetWriter(path, schema, compression=compression, write_statistics=True) as writer:
+            with out, pq.ParquetWriter(out, schema, compression=compression, write_statistics=True) as writer:
                 for batch in batches:
                     if batch.num_rows:
                         last = check_unique(batch, key, last)
@@ -109,18 +112,16 @@ def write_partitions(
                                 raise ValueError(f"{batch.column(count_by).null_count} rows without a {count_by}")
                             for vc in pc.value_counts(batch.column(count_by)).to_pylist():
                                 counts[vc["values"]] += vc["counts"]
-            sha256 = sha256_file(path)  # just written: read back from the page cache
         except BaseException:
-            if os.path.exists(path):
-                os.unlink(path)
+            path.delete()
             raise
         yield pa.RecordBatch.from_pydict(
             {
                 "partition": [pid],
                 "file": [name],
                 "rows": [rows],
-                "bytes": [os.path.getsize(path)],
-                "sha256": [sha256],
+                "bytes": [out.bytes],
+                "sha256": [out.sha256],
                 "counts": [list(counts.items())],
             },
             schema=_RESULT,

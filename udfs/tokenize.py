@@ -2,14 +2,14 @@
 
 The tokenizer is loaded once per partition. The shard is named after the partition index, which the stage
 fixes by hash-partitioning on ``repo_name`` into ``spark.shuffle_partitions`` partitions, so the token files
-do not depend on how the input was split. Writing is idempotent: a retried task rewrites the same bytes.
+do not depend on how the input was split. Writing is idempotent: a retried task rewrites the same bytes. The token
+folder and the tokenizer may be local or URIs (``stackv2.storage``; ``TokenSink`` uploads each file whole).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from itertools import chain, islice
-from pathlib import Path
 
 import pyarrow as pa
 from pyspark import TaskContext
@@ -17,6 +17,7 @@ from pyspark import TaskContext
 from stackv2.notebooks.format import script_document, structured_document
 from stackv2.release.products import JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
+from stackv2.storage import location
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.fast import make_encoder
 from stackv2.tokenize.stream import FileRow, TokenSink, shard_name, tokenize_notebooks, tokenize_shard
@@ -43,10 +44,14 @@ def tokenize_partitions(
             return
         name = shard_name(TaskContext.get().partitionId())
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
-        sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
-        records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
-        while chunk := list(islice(records, _OUT_ROWS)):
-            yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        sink = TokenSink(out_dir, name, cfg.formats, encoder.dtype, location(tokenizer_path).name)
+        try:
+            records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
+            while chunk := list(islice(records, _OUT_ROWS)):
+                yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        except BaseException:
+            sink.discard()
+            raise
         sink.close()
 
     return run
@@ -75,10 +80,14 @@ def tokenize_notebook_partitions(
             return
         name = shard_name(TaskContext.get().partitionId(), product)
         encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
-        sink = TokenSink(Path(out_dir), name, cfg.formats, encoder.dtype, Path(tokenizer_path).name)
-        records = tokenize_notebooks(chain([first], docs), encoder, cfg, sink, name)
-        while chunk := list(islice(records, _OUT_ROWS)):
-            yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        sink = TokenSink(out_dir, name, cfg.formats, encoder.dtype, location(tokenizer_path).name)
+        try:
+            records = tokenize_notebooks(chain([first], docs), encoder, cfg, sink, name)
+            while chunk := list(islice(records, _OUT_ROWS)):
+                yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+        except BaseException:
+            sink.discard()
+            raise
         sink.close()
 
     return run

@@ -7,8 +7,10 @@ the report's histograms. Shards are filled with whole repositories in key order 
 bytes per folder), Spark puts each shard in one partition, sorted, and ``write_shards`` writes it with pyarrow
 (exact ``schema.RELEASE``/``RELEASE_REPOS`` types, row groups cut from the rows alone), so the bytes do not depend
 on the input partitioning. File-level products have one folder per language, repository-level ones one folder.
-Everything is written under a temporary folder, renamed to ``release`` once every manifest and card is complete
-(``stackv2.atomic.atomic_dir``). The work folder must be visible to the executors (local or shared disk).
+The writer tasks write their files into the stage's staging folder (``<work>/shards/.release.tmp``, each attempt a
+file of its own); the driver gives the accepted ones their release names under ``release/`` (a rename locally, a
+server-side copy on an object store), then writes each product's manifest and card; the stage's ``_SUCCESS``
+commits the whole release, whose products ``stage_problems`` checks against their manifests.
 
 The stage's ``data`` output is every released row of every product (``schema.RELEASE`` + ``product`` + ``shard``,
 the file holding the row, + ``swhid``, the file's full SWHID with its origin, snapshot, revision and path): the row
@@ -18,8 +20,8 @@ row is rejected: rows in (the products' rows) = rows out, and the rows in the wr
 
 from __future__ import annotations
 
-from functools import partial, reduce
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from functools import reduce
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
@@ -27,7 +29,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
-from stackv2.atomic import atomic_dir
 from stackv2.release.card import (
     ReleaseSummary,
     dataset_card,
@@ -57,7 +58,8 @@ from stackv2.release.layout import (
 from stackv2.release.products import PRODUCTS, Product
 from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
 from stackv2.stats import AccountingError
-from stackv2.workdir import release_dir
+from stackv2.storage import Location, location
+from stackv2.workdir import release_dir, staging_dir
 from udfs.arrow import conform, to_spark_schema
 from udfs.provenance import SWHID_COLUMN, add_swhids
 
@@ -81,11 +83,25 @@ def _length_bin() -> F.Column:
     return F.when(F.col("length_bytes") > 0, F.floor(F.log2(F.col("length_bytes") + 0.5))).otherwise(-1).cast("int")
 
 
+def _shard_writer(
+    root: str, schema: pa.Schema, cfg: ShardsConfig
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """``write_shards`` as a ``mapInArrow`` function, each task attempt writing files of its own."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        yield from write_shards(batches, root, schema, cfg, tag=str(TaskContext.get().taskAttemptId()))
+
+    return run
+
+
 def _write(
-    df: DataFrame, root: Path, schema: pa.Schema, sort_key: tuple[str, ...], partitions: int, cfg: ShardsConfig
+    df: DataFrame, staging: Location, schema: pa.Schema, sort_key: tuple[str, ...], partitions: int, cfg: ShardsConfig
 ) -> list[dict]:
-    """Each shard in one partition, sorted, written by ``write_shards``; returns the ``WRITTEN`` rows."""
-    writer = partial(write_shards, root=str(root), schema=schema, cfg=cfg)
+    """Each shard in one partition, sorted, written by ``write_shards`` under ``staging``; returns the ``WRITTEN``
+    rows."""
+    writer = _shard_writer(staging.uri, schema, cfg)
     out = (
         df.repartition(max(1, partitions), DIR_COL, SHARD_COL)
         .sortWithinPartitions(DIR_COL, SHARD_COL, *sort_key)
@@ -125,12 +141,14 @@ def _repo_rows(rows: DataFrame) -> DataFrame:
 
 
 def transform(
-    rows: DataFrame, repo_level: bool, root: Path, cfg: ShardsConfig
+    rows: DataFrame, repo_level: bool, root: Location, cfg: ShardsConfig, staging: Location | None = None
 ) -> tuple[DataFrame, ReleaseSummary, list[ShardEntry]]:
-    """Write one product's ``rows`` (``INPUT``) under ``root`` (a new folder): (the released rows with the ``shard``
-    holding each, the summary, one entry per shard written)."""
+    """Write one product's ``rows`` (``INPUT``) under ``root`` (a new folder; the tasks write under ``staging``,
+    default ``root``'s staging folder): (the released rows with the ``shard`` holding each, the summary, one entry
+    per shard written)."""
     spark = rows.sparkSession
-    root.mkdir(parents=True, exist_ok=True)  # an empty product still has its folder, manifest and card
+    root, staging = location(root), location(staging) if staging is not None else staging_dir(root)
+    root.mkdir()  # an empty product still has its folder, manifest and card
     groups = [
         r.asDict()
         for r in rows.groupBy("language", "license_type", _length_bin().alias("length_bin"))
@@ -160,16 +178,19 @@ def transform(
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
     rows = rows.join(shards, [DIR_COL, REPO_COL])
     if repo_level:
-        written = _write(_repo_rows(rows), root, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
+        written = _write(_repo_rows(rows), staging, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
     else:
         payload = rows.select(DIR_COL, SHARD_COL, NBYTES_COL, *RELEASE.names)
-        written = _write(payload, root, RELEASE, SORT_KEY, expected, cfg)
+        written = _write(payload, staging, RELEASE, SORT_KEY, expected, cfg)
 
     names = final_paths(written)
     entries = []
     for w in written:
         rel = names[w["path"]]
-        Path(w["path"]).rename(root / rel)
+        staged = location(w["path"])
+        if staged.size() != w["bytes"]:
+            raise RuntimeError(f"{staged}: {staged.size()} bytes, its task wrote {w['bytes']}")
+        staged.move_or_copy(root / rel)
         entries.append(ShardEntry(rel, w["rows"], w["bytes"], w["sha256"]))
     if sum(w["files"] for w in written) != rows_in:
         raise AccountingError(f"stage 'shards': {rows_in} rows in, {sum(w['files'] for w in written)} in the shards")
@@ -198,27 +219,29 @@ def _product_rows(ctx: StageContext, product: Product) -> DataFrame:
 
 def run(ctx: StageContext) -> StageResult:
     release = release_dir(ctx.work_dir)
+    staging = staging_dir(release)  # removed with the stage's other staging folders once it has committed
     done = [p for p in PRODUCTS if ctx.stats_of(p.stage) is not None]
     summaries: dict[str, ReleaseSummary] = {}
     data: list[DataFrame] = []
-    with atomic_dir(release) as tmp:
-        for product in done:
-            root = tmp / product.name
-            rows, summary, entries = transform(_product_rows(ctx, product), product.repo_level, root, ctx.cfg.shards)
-            write_manifest(root, entries, config_hash=ctx.config_hash, created_from=product.stage)
-            upstream = PIPELINE[: PIPELINE.index(product.stage) + 1]
-            card = dataset_card(
-                summary,
-                [s for s in map(ctx.stats_of, upstream) if s is not None],
-                config_hash=ctx.config_hash,
-                registry=registry_date(ctx.stats_of("optout")),
-                product=product,
-                malware=malware_note(ctx.stats_of("malware")) if "malware" in upstream else "",
-            )
-            (root / CARD).write_text(card)
-            summaries[product.name] = summary
-            data.append(rows.withColumn(PRODUCT_COL, F.lit(product.name)))
-        (tmp / CARD).write_text(release_index([(p, summaries[p.name]) for p in done]))
+    for product in done:
+        root = release / product.name
+        rows, summary, entries = transform(
+            _product_rows(ctx, product), product.repo_level, root, ctx.cfg.shards, staging / product.name
+        )
+        write_manifest(root, entries, config_hash=ctx.config_hash, created_from=product.stage)
+        upstream = PIPELINE[: PIPELINE.index(product.stage) + 1]
+        card = dataset_card(
+            summary,
+            [s for s in map(ctx.stats_of, upstream) if s is not None],
+            config_hash=ctx.config_hash,
+            registry=registry_date(ctx.stats_of("optout")),
+            product=product,
+            malware=malware_note(ctx.stats_of("malware")) if "malware" in upstream else "",
+        )
+        (root / CARD).write_text(card)
+        summaries[product.name] = summary
+        data.append(rows.withColumn(PRODUCT_COL, F.lit(product.name)))
+    (release / CARD).write_text(release_index([(p, summaries[p.name]) for p in done]))
     files = sum(s.files for s in summaries.values())
     return StageResult(
         data=Output(reduce(DataFrame.unionByName, data), (PRODUCT_COL, *SORT_KEY)),

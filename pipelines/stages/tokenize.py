@@ -10,15 +10,15 @@ shuffle), and turns each partition into one token shard (``udfs.tokenize``):
 The ``data`` output has one row per release file (``schema.TOKENIZED_FILES``): where it went and how many
 tokens it took, so the stats give tokens per language. Rejected: ``missing_content``.
 
-The token files are written by the executors straight into the work folder, so on a cluster ``work_dir`` must be
-a file system every node sees (a shared mount).
+The token files are written by the executors straight into the work folder (local, mounted, or an object store:
+each file is uploaded whole, ``stackv2.tokenize.stream.TokenSink``); the driver then reads their indexes for the
+manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,10 @@ from pipelines.stages.shards import PRODUCT_COL
 from stackv2.config import RunConfig, to_dict
 from stackv2.release.products import JUPYTER_SCRIPTS, JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
+from stackv2.storage import Location, location
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.format import NOTEBOOK_SENTINELS
-from stackv2.tokenize.megatron import MegatronReader
+from stackv2.tokenize.megatron import read_index
 from stackv2.tokenize.sample import train_on_release
 from stackv2.tokenize.stream import MISSING_CONTENT, FileRow
 from stackv2.tokenize.tokenizer import load_tokenizer, token_ids
@@ -47,19 +48,31 @@ KEY = ("repo_name", "path")
 MANIFEST = "manifest.json"
 
 
-def tokenizer_path(cfg: RunConfig) -> Path:
-    """``tokenize.tokenizer``, else where ``stackv2 tokenizer train`` puts it."""
-    return Path(cfg.tokenize.tokenizer) if cfg.tokenize.tokenizer else trained_tokenizer(cfg.work_dir)
+def tokenizer_path(cfg: RunConfig) -> Location:
+    """``tokenize.tokenizer``, else where ``stackv2 tokenizer train`` puts it (a local path resolved)."""
+    where = cfg.tokenize.tokenizer or trained_tokenizer(cfg.work_dir)
+    p = location(where)
+    return location(Path(p.path).resolve()) if p.is_local else p
 
 
-def shard_totals(out: Path, formats: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Documents and tokens of every shard, read from the files on disk (index files only)."""
+def _listed(folder: Location, suffix: str) -> list[Location]:
+    return [f for f in folder.files(recursive=False) if f.name.endswith(suffix) and not f.name.startswith(".")]
+
+
+def shard_totals(out: str | Path | Location, formats: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Documents and tokens of every shard, read from the files written (index files only)."""
+    out = location(out)
     if MEGATRON in formats:
-        readers = {p.stem: MegatronReader(p.with_suffix("")) for p in sorted((out / MEGATRON).glob("*.idx"))}
-        return [{"name": k, "documents": len(r), "tokens": r.num_tokens} for k, r in readers.items()]
+        totals = []
+        for p in _listed(out / MEGATRON, ".idx"):
+            _, lengths, _, _ = read_index(p.read_bytes(), p.uri)
+            totals.append(
+                {"name": p.name.removesuffix(".idx"), "documents": len(lengths), "tokens": int(lengths.sum())}
+            )
+        return totals
     totals = []
-    for p in sorted((out / DATATROVE).glob("*.ds.index")):
-        ends = np.fromfile(p, dtype="<u8")
+    for p in _listed(out / DATATROVE, ".ds.index"):
+        ends = np.frombuffer(p.read_bytes(), dtype="<u8")
         totals.append(
             {
                 "name": p.name.removesuffix(".ds.index"),
@@ -97,18 +110,18 @@ def token_stats(manifest: dict[str, Any]) -> Callable[[DataFrame], dict[str, Any
     return stats
 
 
-def transform(rows: DataFrame, cfg: TokenizeConfig, tokenizer: Path, out: Path, partitions: int) -> DataFrame:
+def transform(rows: DataFrame, cfg: TokenizeConfig, tokenizer: Location, out: Location, partitions: int) -> DataFrame:
     """Tokenize the released ``rows`` (with content) into ``partitions`` token shards under ``out``; returns the
     per-file table (``schema.TOKENIZED_FILES``)."""
     ordered = rows.repartition(partitions, "repo_name").sortWithinPartitions(
         F.xxhash64(F.lit(cfg.seed), "repo_name"), "repo_name", "path"
     )
-    files = ordered.mapInArrow(tokenize_partitions(cfg, str(tokenizer), str(out)), to_spark_schema(TOKENIZED_FILES))
+    files = ordered.mapInArrow(tokenize_partitions(cfg, tokenizer.uri, out.uri), to_spark_schema(TOKENIZED_FILES))
     return files.localCheckpoint()  # tokenize once; a recomputation would rewrite the same bytes
 
 
 def notebook_documents(
-    notebooks: DataFrame, cfg: TokenizeConfig, tokenizer: Path, out: Path, partitions: int
+    notebooks: DataFrame, cfg: TokenizeConfig, tokenizer: Location, out: Location, partitions: int
 ) -> DataFrame:
     """The notebooks stage's rows as documents of both notebook products, in token shards named after the product;
     returns their per-file rows (one per notebook and form)."""
@@ -116,21 +129,21 @@ def notebook_documents(
     for product, has in ((JUPYTER_SCRIPTS, HAS_SCRIPT), (JUPYTER_STRUCTURED, HAS_STRUCTURED)):
         rows = notebooks.where(F.col(has)).select(*FileRow._fields, "cells").repartition(partitions, "blob_id")
         ordered = rows.sortWithinPartitions(F.xxhash64(F.lit(cfg.seed), "blob_id"), "blob_id", "repo_name", "path")
-        writer = tokenize_notebook_partitions(cfg, str(tokenizer), str(out), product)
+        writer = tokenize_notebook_partitions(cfg, tokenizer.uri, out.uri, product)
         forms.append(ordered.mapInArrow(writer, to_spark_schema(TOKENIZED_FILES)))
     return forms[0].unionByName(forms[1]).localCheckpoint()
 
 
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.tokenize
-    tok_path = tokenizer_path(ctx.cfg).resolve()
+    tok_path = tokenizer_path(ctx.cfg)
     trained = None
     if not cfg.tokenizer and not tok_path.exists():  # no tokenizer given: train the default one on the release
         trained = train_on_release(ctx.path("shards"), cfg, tok_path)
     load_tokenizer(tok_path)  # fail here, with a clear message, rather than in every task
     out = tokens_dir(ctx.work_dir)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.delete_tree()
+    out.mkdir()
 
     # The product's released rows, from the shards stage's row table (Spark cannot read the shards' ns times).
     rows = ctx.read("shards").where(F.col(PRODUCT_COL) == cfg.product).select(*FileRow._fields)
@@ -143,7 +156,7 @@ def run(ctx: StageContext) -> StageResult:
         notebooks = notebook_documents(ctx.read("notebooks"), cfg, tok_path, out, partitions)
         rows_in += notebooks.count()
         files = files.unionByName(notebooks)
-    shutil.copyfile(tok_path, out / "tokenizer.json")
+    tok_path.copy_to(out / "tokenizer.json")
     manifest = {
         "shards": shard_totals(out, cfg.formats),
         "formats": list(cfg.formats),
@@ -156,9 +169,9 @@ def run(ctx: StageContext) -> StageResult:
         rejected=Output(rejected, KEY),
         rows_in=rows_in,
         extra={
-            "tokens_dir": str(out),
+            "tokens_dir": out.uri,
             "shards": len(manifest["shards"]),
-            "tokenizer": str(tok_path),
+            "tokenizer": tok_path.uri,
             "tokenizer_trained": trained,
         },
         extra_stats=token_stats(manifest),
@@ -167,7 +180,7 @@ def run(ctx: StageContext) -> StageResult:
 
 def _tokenizer_fingerprint(cfg: RunConfig) -> str:
     """A given tokenizer file's contents are part of the stage's config hash (retraining in place reruns it)."""
-    p = Path(cfg.tokenize.tokenizer) if cfg.tokenize.tokenizer else None
+    p = location(cfg.tokenize.tokenizer) if cfg.tokenize.tokenizer else None
     return hashlib.sha256(p.read_bytes()).hexdigest() if p and p.is_file() else ""
 
 

@@ -1,4 +1,7 @@
-"""Shard layout, shard files and the manifest of a release (the package docstring describes the layout)."""
+"""Shard layout, shard files and the manifest of a release (the package docstring describes the layout).
+
+A release may live in a local folder or on an object store: files are written and read through
+``stackv2.storage`` (a ``Path`` or a ``Location`` is accepted wherever a folder is named)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from stackv2 import __version__
+from stackv2.atomic import write_text
 from stackv2.release.config import ShardsConfig
+from stackv2.storage import HashingWriter, Location, location, parquet_file
 
 #: Bytes counted per row on top of its content (ids, path, metadata), for planning shards and row groups.
 ROW_OVERHEAD_BYTES = 256
@@ -96,11 +101,11 @@ class ShardWriter:
     ``cfg.row_group_bytes``, so group boundaries depend on the rows only.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema, cfg: ShardsConfig):
-        self.path, self.schema, self.cfg = path, schema, cfg
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | Location, schema: pa.Schema, cfg: ShardsConfig):
+        self.path, self.schema, self.cfg = location(path), schema, cfg
+        self._out = HashingWriter(self.path.open_output())
         self._writer = pq.ParquetWriter(
-            path, schema, compression=cfg.compression, compression_level=cfg.compression_level
+            self._out, schema, compression=cfg.compression, compression_level=cfg.compression_level
         )
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
@@ -130,12 +135,13 @@ class ShardWriter:
         if self._pending:
             self._flush(pa.concat_tables(self._pending))
         self._writer.close()
+        self._out.close()
         return {
-            "path": str(self.path),
+            "path": self.path.uri,
             "rows": self.rows,
             "files": self.files,
-            "bytes": self.path.stat().st_size,
-            "sha256": sha256_file(self.path),
+            "bytes": self._out.bytes,
+            "sha256": self._out.sha256,
         }
 
 
@@ -148,13 +154,14 @@ def _runs(table: pa.Table) -> list[tuple[int, int]]:
 
 
 def write_shards(
-    batches: Iterable[pa.RecordBatch], root: str, schema: pa.Schema, cfg: ShardsConfig
+    batches: Iterable[pa.RecordBatch], root: str, schema: pa.Schema, cfg: ShardsConfig, tag: str = ""
 ) -> Iterator[pa.RecordBatch]:
     """Write rows sorted by (``DIR_COL``, ``SHARD_COL``, sort key) to one file per (dir, shard) run.
 
     The body of a Spark ``mapInArrow``: all rows of a shard are in one partition, contiguous. Files go to
-    ``<root>/<dir>/shard-<number>.parquet`` (renamed later by ``final_paths``); yields one ``WRITTEN`` row per file.
-    A retried task rewrites the same file with the same bytes.
+    ``<root>/<dir>/shard-<number>[-<tag>].parquet`` (``root`` a local path or a URI; ``tag`` names the task attempt,
+    so two attempts never write one file), given their release names later (``final_paths``); yields one
+    ``WRITTEN`` row per file. A retried task writes the same bytes.
     """
     open_: tuple[tuple[str, int], ShardWriter] | None = None
     for batch in batches:
@@ -164,7 +171,8 @@ def write_shards(
             if open_ is None or open_[0] != key:
                 if open_ is not None:
                     yield _close(*open_)
-                open_ = key, ShardWriter(Path(root) / key[0] / f"shard-{key[1]:05d}.parquet", schema, cfg)
+                name = f"shard-{key[1]:05d}{f'-{tag}' if tag else ''}.parquet"
+                open_ = key, ShardWriter(location(root) / key[0] / name, schema, cfg)
             open_[1].write(table.slice(start, stop - start))
     if open_ is not None:
         yield _close(*open_)
@@ -185,14 +193,14 @@ class ShardEntry:
     sha256: str
 
 
-def describe_shard(release: Path, rel_path: str) -> ShardEntry:
+def describe_shard(release: Path | Location, rel_path: str) -> ShardEntry:
     """The manifest entry of a shard as it is on disk now (call after rewriting a shard)."""
-    p = release / rel_path
-    return ShardEntry(rel_path, pq.ParquetFile(p).metadata.num_rows, p.stat().st_size, sha256_file(p))
+    p = location(release) / rel_path
+    return ShardEntry(rel_path, parquet_file(p).metadata.num_rows, p.size(), p.sha256())
 
 
 def write_manifest(
-    release: Path, shards: Iterable[ShardEntry], config_hash: str, created_from: str, **extra: Any
+    release: Path | Location, shards: Iterable[ShardEntry], config_hash: str, created_from: str, **extra: Any
 ) -> dict[str, Any]:
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -202,38 +210,39 @@ def write_manifest(
         **extra,
         "shards": [asdict(s) for s in sorted(shards, key=lambda s: s.path)],
     }
-    (release / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text(location(release) / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def read_manifest(release: Path) -> dict[str, Any]:
-    return json.loads((release / MANIFEST).read_text())
+def read_manifest(release: Path | Location) -> dict[str, Any]:
+    return json.loads((location(release) / MANIFEST).read_text())
 
 
 def manifest_entries(manifest: Mapping[str, Any]) -> list[ShardEntry]:
     return [ShardEntry(**s) for s in manifest["shards"]]
 
 
-def verify_release(release: Path) -> list[str]:
+def verify_release(release: Path | Location) -> list[str]:
     """Problems between the manifest and the files: missing, unlisted, differing bytes/sha256, or rows (read only
     where the bytes differ: same sha256 means same rows)."""
+    release = location(release)
     entries = manifest_entries(read_manifest(release))
     listed = {e.path for e in entries}
-    on_disk = {p.relative_to(release).as_posix() for p in (release / DATA_DIR).rglob("*.parquet")}
+    on_disk = {p.relative_to(release) for p in (release / DATA_DIR).files() if p.name.endswith(".parquet")}
     problems = [f"{p}: on disk, not in the manifest" for p in sorted(on_disk - listed)]
     for e in entries:
         p = release / e.path
         if e.path not in on_disk:
             problems.append(f"{e.path}: in the manifest, missing on disk")
             continue
-        size, sha = p.stat().st_size, sha256_file(p)
+        size, sha = p.size(), p.sha256()
         if sha == e.sha256:
             continue
         problems.append(f"{e.path}: sha256 is {sha}, manifest says {e.sha256}")
         if size != e.bytes:
             problems.append(f"{e.path}: {size} bytes, manifest says {e.bytes}")
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows
+            rows = parquet_file(p).metadata.num_rows
         except (pa.ArrowInvalid, OSError) as err:
             problems.append(f"{e.path}: not a readable Parquet file ({err})")
             continue

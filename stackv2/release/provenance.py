@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
+from stackv2.storage import Location, dataset
 from stackv2.workdir import committed_files
 
 COLUMNS = ("product", "repo_name", "path", "blob_id", "swhid")
 
 
 def lookup(
-    rows: str | Path,
+    rows: str | Path | Location,
     *,
     blob_id: str | None = None,
     repo_name: str | None = None,
@@ -35,5 +35,5 @@ def lookup(
     for column, value in given.items():
         term = pc.field(column) == value
         condition = term if condition is None else condition & term
-    table = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=list(COLUMNS), filter=condition)
+    table = dataset(files).to_table(columns=list(COLUMNS), filter=condition)
     return table.sort_by([(c, "ascending") for c in COLUMNS]).to_pylist()

@@ -3,12 +3,14 @@
 ``ReportData`` holds plain values gathered from a work folder (``pipelines.run_report`` does that): each stage's
 stats, the release summary of the ``shards`` stage, near-duplicate cluster sizes, PII counts. Any of them may be
 missing (a stage not run): its plot is skipped and the page says what is missing instead of failing.
-Figures are drawn with ``matplotlib.figure.Figure`` (no pyplot, no global backend state).
+Figures are drawn with ``matplotlib.figure.Figure`` (no pyplot, no global backend state). The report folder may be
+local or a URI (``stackv2.storage``): each file is written whole.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from matplotlib.figure import Figure
 from stackv2.release.card import ReleaseSummary, human_bytes
 from stackv2.release.products import TRAIN_FULL
 from stackv2.stats import StageStats
+from stackv2.storage import Location, like, location
 
 TOP_LANGUAGES = 30
 KEPT_COLOR = "#495057"
@@ -63,12 +66,14 @@ def _figure(n_bars: int, horizontal: bool) -> Figure:
     return Figure(figsize=(9, height), dpi=100, layout="constrained")
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, format="png", metadata={"Software": None})
+def _save(fig: Figure, path: Path | Location) -> Path | Location:
+    png = io.BytesIO()
+    fig.savefig(png, format="png", metadata={"Software": None})
+    location(path).write_bytes(png.getvalue())
     return path
 
 
-def plot_funnel(funnel: Sequence[StageStats], path: Path) -> Path:
+def plot_funnel(funnel: Sequence[StageStats], path: Path | Location) -> Path | Location:
     """Rows kept per stage, with the rows each stage rejected stacked after them, by reason."""
     fig = _figure(len(funnel), horizontal=True)
     ax = fig.add_subplot()
@@ -88,7 +93,7 @@ def plot_funnel(funnel: Sequence[StageStats], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_languages(release: ReleaseSummary, path: Path) -> Path:
+def plot_languages(release: ReleaseSummary, path: Path | Location) -> Path | Location:
     top = list(release.languages.items())[:TOP_LANGUAGES][::-1]
     fig = _figure(len(top), horizontal=True)
     ax = fig.add_subplot()
@@ -108,7 +113,7 @@ def _length_label(k: int) -> str:
     return f"{2 ** (k - 10 * unit)} {('B', 'KiB', 'MiB', 'GiB')[unit]}"
 
 
-def plot_lengths(release: ReleaseSummary, path: Path) -> Path:
+def plot_lengths(release: ReleaseSummary, path: Path | Location) -> Path | Location:
     bins = sorted(release.length_histogram)
     fig = _figure(len(bins), horizontal=False)
     ax = fig.add_subplot()
@@ -120,7 +125,7 @@ def plot_lengths(release: ReleaseSummary, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_clusters(cluster_sizes: Mapping[int, int], path: Path) -> Path:
+def plot_clusters(cluster_sizes: Mapping[int, int], path: Path | Location) -> Path | Location:
     sizes = sorted(cluster_sizes)
     fig = _figure(len(sizes), horizontal=False)
     ax = fig.add_subplot()
@@ -133,7 +138,7 @@ def plot_clusters(cluster_sizes: Mapping[int, int], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_pii(pii_counts: Mapping[str, int], path: Path) -> Path:
+def plot_pii(pii_counts: Mapping[str, int], path: Path | Location) -> Path | Location:
     kinds = sorted(pii_counts, key=lambda k: -pii_counts[k])
     fig = _figure(len(kinds), horizontal=False)
     ax = fig.add_subplot()
@@ -165,9 +170,10 @@ def _section(title: str, png: str | None, table: str, why_missing: str | None) -
     return "\n".join(parts)
 
 
-def render(data: ReportData, out: Path) -> Path:
+def render(data: ReportData, out: Path | Location) -> Path | Location:
     """Write the PNGs, ``report.json`` and ``index.html`` into ``out``; returns the page's path."""
-    out.mkdir(parents=True, exist_ok=True)
+    folder = location(out)
+    folder.mkdir()
     # The charts show the training set when there is one (what the tokens are made of), else the last product.
     shown = TRAIN_FULL if TRAIN_FULL in data.products else next(reversed(data.products), None)
     rel = data.products.get(shown) if shown else None
@@ -185,7 +191,7 @@ def render(data: ReportData, out: Path) -> Path:
         )
         for s in data.funnel
     ]
-    sections: list[tuple[str, str, bool, Callable[[Path], Path], str, str]] = [
+    sections: list[tuple[str, str, bool, Callable[[Path | Location], Path | Location], str, str]] = [
         (
             "Pipeline funnel",
             "funnel.png",
@@ -232,9 +238,9 @@ def render(data: ReportData, out: Path) -> Path:
     ]
     parts = []
     for title, png, present, draw, table, why in sections:
-        (out / png).unlink(missing_ok=True)
+        (folder / png).delete()
         if present:
-            draw(out / png)
+            draw(like(out, folder / png))
         parts.append(_section(title, png, table, None if present else why))
     if rel:
         lead = "<h2>Products</h2>" + _html_table(
@@ -272,6 +278,6 @@ def render(data: ReportData, out: Path) -> Path:
         + (f"<h2>Inputs not found</h2><ul>{missing}</ul>" if missing else "")
         + f"<p>The same numbers: <a href='{JSON_NAME}'>{JSON_NAME}</a>.</p></body></html>\n"
     )
-    (out / JSON_NAME).write_text(json.dumps(data.to_dict(), indent=2, sort_keys=True) + "\n")
-    (out / HTML_NAME).write_text(page)
-    return out / HTML_NAME
+    (folder / JSON_NAME).write_text(json.dumps(data.to_dict(), indent=2, sort_keys=True) + "\n")
+    (folder / HTML_NAME).write_text(page)
+    return like(out, folder / HTML_NAME)

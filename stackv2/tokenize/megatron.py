@@ -68,25 +68,30 @@ class MegatronWriter:
             self._tmp_bin.unlink(missing_ok=True)
 
 
+def read_index(index: bytes | np.ndarray, where: str) -> tuple[np.dtype, np.ndarray, np.ndarray, np.ndarray]:
+    """An ``.idx`` file's contents (bytes or a memory map) -> (token dtype, sequence lengths, sequence byte offsets,
+    document indices), the arrays views of ``index``."""
+    head = bytes(index[: len(INDEX_HEADER) + 25])
+    if head[: len(INDEX_HEADER)] != INDEX_HEADER:
+        raise ValueError(f"{where}: not a Megatron MMIDIDX index")
+    version, code, n_seq, n_doc = struct.unpack("<QBQQ", head[len(INDEX_HEADER) :])
+    if version != VERSION:
+        raise ValueError(f"{where}: index version {version}, expected {VERSION}")
+    offset = len(head)
+    lengths = np.frombuffer(index, dtype="<i4", count=n_seq, offset=offset)
+    offset += lengths.nbytes
+    pointers = np.frombuffer(index, dtype="<i8", count=n_seq, offset=offset)
+    offset += pointers.nbytes
+    return _CODE_DTYPES[code], lengths, pointers, np.frombuffer(index, dtype="<i8", count=n_doc, offset=offset)
+
+
 class MegatronReader:
     """Memory-maps ``<prefix>.idx``/``.bin``; ``reader[i]`` is sequence ``i``'s token ids (a read-only view)."""
 
     def __init__(self, prefix: str | Path):
         idx_path = f"{prefix}.idx"
-        with open(idx_path, "rb") as f:
-            if f.read(len(INDEX_HEADER)) != INDEX_HEADER:
-                raise ValueError(f"{idx_path}: not a Megatron MMIDIDX index")
-            version, code, n_seq, n_doc = struct.unpack("<QBQQ", f.read(25))
-            offset = f.tell()
-        if version != VERSION:
-            raise ValueError(f"{idx_path}: index version {version}, expected {VERSION}")
-        self.dtype = _CODE_DTYPES[code]
         idx = np.memmap(idx_path, mode="r", dtype=np.uint8)
-        self.sequence_lengths = np.frombuffer(idx, dtype="<i4", count=n_seq, offset=offset)
-        offset += self.sequence_lengths.nbytes
-        self.sequence_pointers = np.frombuffer(idx, dtype="<i8", count=n_seq, offset=offset)
-        offset += self.sequence_pointers.nbytes
-        self.document_indices = np.frombuffer(idx, dtype="<i8", count=n_doc, offset=offset)
+        self.dtype, self.sequence_lengths, self.sequence_pointers, self.document_indices = read_index(idx, idx_path)
         size = os.path.getsize(f"{prefix}.bin")
         self._bin = np.memmap(f"{prefix}.bin", mode="r", dtype=np.uint8) if size else np.zeros(0, np.uint8)
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import xxhash
 
+from stackv2.storage import Location, dataset, location
 from stackv2.tokenize.config import TokenizeConfig
 from stackv2.tokenize.tokenizer import train_tokenizer
 from stackv2.workdir import committed_files
 
 
-def release_files(data_dir: str | Path) -> list[Path]:
+def release_files(data_dir: str | Path | Location) -> list[Path] | list[Location]:
     """The files of the ``shards`` stage's row table, as its manifest lists them."""
     try:
         return committed_files(data_dir)
@@ -29,11 +29,11 @@ def release_files(data_dir: str | Path) -> list[Path]:
         raise FileNotFoundError(f"no released rows in {data_dir}: run the shards stage first") from None
 
 
-def sample_release(data_dir: str | Path, budget_bytes: int, seed: int, product: str) -> list[str]:
+def sample_release(data_dir: str | Path | Location, budget_bytes: int, seed: int, product: str) -> list[str]:
     """File contents of the sample of ``product``'s rows in ``data_dir``, in hash order."""
-    dataset = ds.dataset(release_files(data_dir), format="parquet")
+    rows = dataset(release_files(data_dir))
     mine = pc.field("product") == product
-    sizes = dataset.to_table(columns=["blob_id", "length_bytes"], filter=mine).to_pydict()
+    sizes = rows.to_table(columns=["blob_id", "length_bytes"], filter=mine).to_pydict()
     length = dict(zip(sizes["blob_id"], sizes["length_bytes"], strict=True))
     chosen, total = [], 0
     for blob in sorted(length, key=lambda b: (xxhash.xxh64_intdigest(b, seed=seed), b)):
@@ -42,7 +42,7 @@ def sample_release(data_dir: str | Path, budget_bytes: int, seed: int, product: 
         chosen.append(blob)
         total += length[blob]
     chosen_ids = pa.array(chosen, pa.string())
-    table = dataset.to_table(columns=["blob_id", "content"], filter=mine & pc.field("blob_id").isin(chosen_ids))
+    table = rows.to_table(columns=["blob_id", "content"], filter=mine & pc.field("blob_id").isin(chosen_ids))
     content: dict[str, str] = {}
     for blob, text in zip(table["blob_id"].to_pylist(), table["content"].to_pylist(), strict=True):
         if text is not None:
@@ -50,15 +50,17 @@ def sample_release(data_dir: str | Path, budget_bytes: int, seed: int, product: 
     return [content[b] for b in chosen if b in content]
 
 
-def train_on_release(data_dir: str | Path, cfg: TokenizeConfig, target: Path) -> dict[str, Any]:
+def train_on_release(
+    data_dir: str | Path | Location, cfg: TokenizeConfig, target: str | Path | Location
+) -> dict[str, Any]:
     """``stackv2 tokenizer train``: learn the vocabulary from a seeded sample of ``tokenize.product``'s rows in
-    ``data_dir`` (``tokenize.train_sample_bytes``, ``tokenize.seed``) and save it to ``target``."""
+    ``data_dir`` (``tokenize.train_sample_bytes``, ``tokenize.seed``) and save it to ``target`` (a path or URI)."""
     texts = sample_release(data_dir, cfg.train_sample_bytes, cfg.seed, cfg.product)
     tok = train_tokenizer(texts, cfg.vocab_size)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(target))
+    target = location(target)
+    target.write_text(tok.to_str(pretty=True))  # what ``Tokenizer.save`` writes
     return {
-        "tokenizer": str(target),
+        "tokenizer": target.uri,
         "vocab_size": tok.get_vocab_size(),
         "sample_files": len(texts),
         "sample_bytes": sum(len(t.encode()) for t in texts),

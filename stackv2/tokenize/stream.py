@@ -7,6 +7,8 @@ function of the input order alone.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import groupby
@@ -15,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from stackv2.storage import Location, location
 from stackv2.tokenize.config import DATATROVE, MEGATRON, TokenizeConfig
 from stackv2.tokenize.datatrove_files import DatatroveWriter
 from stackv2.tokenize.format import EOS, Document, FileChunk, Part, format_repo
@@ -38,10 +41,16 @@ def encode_stream(
 
 
 class TokenSink:
-    """One output shard: ``<out>/megatron/<name>.bin|.idx`` and/or ``<out>/datatrove/<name>.ds*``."""
+    """One output shard: ``<out>/megatron/<name>.bin|.idx`` and/or ``<out>/datatrove/<name>.ds*``, each file appearing
+    whole on ``close``. ``out`` may be a URI (``stackv2.storage``): the shard is then written to a local spool folder
+    and each file uploaded on ``close``, one upload each (``discard`` drops the spool of a shard not finished)."""
 
-    def __init__(self, out_dir: str | Path, name: str, formats: Iterable[str], dtype: np.dtype, tokenizer_name: str):
-        out = Path(out_dir)
+    def __init__(
+        self, out_dir: str | Path | Location, name: str, formats: Iterable[str], dtype: np.dtype, tokenizer_name: str
+    ):
+        self.out = location(out_dir)
+        self._spool = None if self.out.is_local else Path(tempfile.mkdtemp(prefix="stackv2-tokens-"))
+        out = self.out.local_path if self._spool is None else self._spool
         self.writers: list[MegatronWriter | DatatroveWriter] = []
         if MEGATRON in formats:
             (out / MEGATRON).mkdir(parents=True, exist_ok=True)
@@ -63,6 +72,16 @@ class TokenSink:
     def close(self) -> None:
         for w in self.writers:
             w.close()
+        if self._spool is not None:
+            try:
+                for f in sorted(p for p in self._spool.rglob("*") if p.is_file()):
+                    (self.out / f.relative_to(self._spool).as_posix()).upload(f)
+            finally:
+                self.discard()
+
+    def discard(self) -> None:
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
 
 
 #: Reason a release row is not tokenized (the release never has one; a hand-made input may).

@@ -24,6 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from stackv2.pii.config import PLACEHOLDERS as PII_PLACEHOLDERS
+from stackv2.storage import Location, location
 from stackv2.tokenize.format import EOS, NOTEBOOK_SENTINELS, SENTINELS, Document, Part
 
 #: StarCoder2's special tokens in vocabulary order (docs/spec.md §10.3).
@@ -54,14 +55,16 @@ def token_ids(tok: Tokenizer, tokens: Iterable[str]) -> dict[str, int]:
     return ids
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load ``tokenizer.json`` and check it has every sentinel and PII placeholder."""
-    p = Path(path)
-    if not p.is_file():
+def load_tokenizer(path: str | Path | Location) -> Tokenizer:
+    """Load ``tokenizer.json`` (a local path or a URI) and check it has every sentinel and PII placeholder."""
+    p = location(path)
+    try:
+        text = p.read_text()
+    except (FileNotFoundError, IsADirectoryError):
         raise TokenizerError(
             f"tokenizer file {p} does not exist: train one with `stackv2 tokenizer train` or set tokenize.tokenizer"
-        )
-    tok = Tokenizer.from_file(str(p))
+        ) from None
+    tok = Tokenizer.from_str(text)
     try:
         token_ids(tok, SENTINELS + PLACEHOLDERS)
     except TokenizerError as e:
