@@ -284,7 +284,7 @@ def _entries(spark: SparkSession, cfg: RunConfig) -> DataFrame:
 
 #: A frontier of more rows than this has the rows of each directory merged before it is expanded (see
 #: ``list_files``); a smaller one is expanded as it is: merging costs a shuffle and a checkpoint per level, which
-#: the thin levels of deep trees would pay for nothing.
+#: the thin levels of deep trees would pay for nothing (measured: docs/scaling.md, "Merge threshold").
 MERGE_MIN_ROWS = 1000
 
 
