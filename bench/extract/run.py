@@ -18,8 +18,11 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 
+import pipelines.stages.extract as extract_stage
+from bench.extract.prune import pruning
 from bench.scale.run import MemorySampler
 from pipelines.runner import run_pipeline
 from stackv2.config import RunConfig, SparkConfig
@@ -136,8 +139,14 @@ def level_rows(name: str, rows: list[int]) -> int | None:
 
 
 def sorted_levels(levels: dict[str, dict]) -> list[tuple[str, dict]]:
-    """Levels in traversal order (by the number in their description), ``rest`` last."""
-    key = lambda kv: (kv[0] == REST, [int(t) if t.isdigit() else t for t in kv[0].split()])  # noqa: E731
+    """Levels in traversal order (by the number in their description, a level's merge after it), then the other
+    ``extract ...`` groups, ``rest`` last."""
+
+    def key(kv: tuple[str, dict]) -> tuple:
+        name = kv[0]
+        numbers = [int(w) for w in name.split() if w.isdigit()]
+        return (name == REST, not name.startswith("extract level "), numbers, name)
+
     return sorted(levels.items(), key=key)
 
 
@@ -170,11 +179,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--driver-memory", default="4g")
     p.add_argument("--max-depth", type=int, default=ExtractConfig.max_depth)
+    p.add_argument("--prune", action="store_true", help="prune directory_entry first (bench.extract.prune)")
+    p.add_argument(
+        "--merge-min-rows", type=int, default=None, help="override extract.MERGE_MIN_ROWS (0: always merge)"
+    )
     p.add_argument("--label", default="run")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     a = p.parse_args(argv)
-    result = run(a.graph, a.work, a.master, a.partitions, a.driver_memory, a.max_depth)
+    if a.merge_min_rows is not None:
+        extract_stage.MERGE_MIN_ROWS = a.merge_min_rows
+    with pruning() if a.prune else nullcontext():
+        result = run(a.graph, a.work, a.master, a.partitions, a.driver_memory, a.max_depth)
     result["label"] = a.label
+    result["prune"] = a.prune
+    result["merge_min_rows"] = getattr(extract_stage, "MERGE_MIN_ROWS", None)  # None: before the merge
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,11 +7,13 @@ one repository per revision (latest revision date, then branch name) -> one per 
 priority (GitHub license, stars, forks, earlier revision, older GitHub id, earlier visit). Or, with ``swhids``,
 the given snp/rel/rev/dir SWHIDs as roots.
 
-Tree traversal: iterative joins on ``directory_entry`` (``extract.max_depth`` levels), paths joined as bytes with
-a leading ``/`` and decoded once per file (strict UTF-8), then joined to ``content`` for ``blob_id`` (sha1),
-``content_id`` (sha1_git) and ``length``. Names are never decoded to compare them: branches are matched as bytes,
-and the entries of a directory are unique by name (bytes) before any path is built, so no two rows share a
-(directory_id, path) and nothing is merged.
+Tree traversal: iterative joins on ``directory_entry`` (``extract.max_depth`` levels); on a wide level, the rows
+reaching one directory are merged into one, so a subtree that many forks share is expanded once per depth
+(``list_files``). Paths are joined as bytes with a leading ``/``, the listing is joined to ``content`` for
+``blob_id`` (sha1), ``content_id`` (sha1_git) and ``length``, then spelled out per root and decoded once per file
+(strict UTF-8). Names are never decoded to compare them: branches are matched as bytes, and the entries of a
+directory are unique by name (bytes) before any path is built, so no two rows share a (directory_id, path) and no
+two files are merged into one.
 
 Rejected (repository-level rows have a null ``path``): ``no_full_visit``, ``no_default_branch``,
 ``missing_revision``, ``duplicate_revision``, ``duplicate_directory``, ``unresolved_swhid``; entry-level:
@@ -284,7 +286,7 @@ def _entries(spark: SparkSession, cfg: RunConfig) -> DataFrame:
 
 #: A frontier of more rows than this has the rows of each directory merged before it is expanded (see
 #: ``list_files``); a smaller one is expanded as it is: merging costs a shuffle and a checkpoint per level, which
-#: the thin levels of deep trees would pay for nothing.
+#: the thin levels of deep trees would pay for nothing (measured: docs/scaling.md, "Merge threshold").
 MERGE_MIN_ROWS = 1000
 
 
