@@ -148,6 +148,7 @@ def task_metrics(event_dir: Path, starts: list[tuple[str, float]]) -> dict[str, 
     ``event_dir``."""
     stage_group: dict[int, str] = {}
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    plans: dict[int, tuple[float, str]] = {}  # SQL execution -> (start, its last physical plan)
     for log in sorted(
         p for p in event_dir.rglob("*") if p.is_file() and p.name.startswith(("events_", "app-", "local-"))
     ):
@@ -175,7 +176,23 @@ def task_metrics(event_dir: Path, starts: list[tuple[str, float]]) -> dict[str, 
                     g["peak_execution_memory"] = max(g["peak_execution_memory"], m.get("Peak Execution Memory", 0))
                     g["result_bytes"] += m.get("Result Size", 0)
                     g["max_result_bytes"] = max(g["max_result_bytes"], m.get("Result Size", 0))
+                elif "physicalPlanDescription" in ev:  # an SQL execution's start, or its adaptive re-plan
+                    start = plans.get(ev["executionId"], (ev.get("time", 0) / 1e3, ""))[0]
+                    plans[ev["executionId"]] = (start, ev["physicalPlanDescription"])
+    for start, plan in plans.values():
+        g = out[stage_at(starts, start)]
+        for size, unit, rows in _BROADCAST.findall(plan):
+            g["max_broadcast_bytes"] = max(g["max_broadcast_bytes"], float(size) * _UNITS[unit])
+            g["max_broadcast_rows"] = max(g["max_broadcast_rows"], float(rows or 0))
     return {k: dict(v) for k, v in out.items()}
+
+
+#: A broadcast table in an adaptive plan (its measured size, and rows when known):
+#: ``BroadcastQueryStage (7), Statistics(sizeInBytes=224.5 MiB, rowCount=1.44E+4)``.
+_BROADCAST = re.compile(
+    r"BroadcastQueryStage \(\d+\), Statistics\(sizeInBytes=([\d.]+) (\w+)(?:, rowCount=([\d.E+]+))?"
+)
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60}
 
 
 #: A collection in a unified ``-Xlog:gc`` line: ``[<time>] GC(7) Pause Young (Allocation Failure) 300M->52M(981M)``.
@@ -307,7 +324,8 @@ def stage_rows(
     heap: dict[str, dict[str, int]] | None = None,
 ) -> list[dict]:
     """One row per completed stage. Without ``walls`` (a run that was killed: ``--summarize``), wall time is the
-    stage's own ``_stats.json`` seconds and CPU and memory are unknown."""
+    stage's own ``_stats.json`` seconds and CPU and process memory are unknown (the driver's heap comes from its GC
+    log)."""
     metrics = task_metrics(work / "_eventlog", read_starts(work))
     rows = []
     for name in stages:
@@ -345,7 +363,7 @@ def markdown(result: dict, label: str) -> str:
     head = (
         "| run | stage | rows in | rows out | MB in | wall s | CPU s | rows/s | MB/s | task s "
         "| shuffle write MB | shuffle read MB | spill MB | peak RSS GiB | peak PSS GiB | heap after GC MiB "
-        "| heap after full GC MiB | largest task result KiB |\n|" + "---|" * 18
+        "| heap after full GC MiB | largest task result KiB | largest broadcast MiB (rows) |\n|" + "---|" * 19
     )
 
     def gib(r: dict, key: str) -> str:
@@ -361,7 +379,8 @@ def markdown(result: dict, label: str) -> str:
             f"| {r.get('task_seconds', 0):.0f} | {r.get('shuffle_write_bytes', 0) / 1e6:.1f} "
             f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} "
             f"| {gib(r, 'peak_rss_bytes')} | {gib(r, 'peak_pss_bytes')} | {heap} | {full} "
-            f"| {r.get('max_result_bytes', 0) / 1024:.1f} |"
+            f"| {r.get('max_result_bytes', 0) / 1024:.1f} "
+            f"| {r.get('max_broadcast_bytes', 0) / 2**20:.1f} ({r.get('max_broadcast_rows', 0):.0f}) |"
         )
     return "\n".join(lines)
 
@@ -394,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
             "work": str(a.work),
             "stopped": True,
             "partitions": a.partitions,
-            "stages": stage_rows(a.work, stages),
+            "stages": stage_rows(a.work, stages, heap=heap_after_gc(a.work / GC_LOG, read_starts(a.work))),
         }
     else:
         signal.signal(signal.SIGTERM, _interrupt)

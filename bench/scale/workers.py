@@ -40,6 +40,8 @@ def rollup(pid: int) -> dict[str, int]:
                     out[key] = int(rest.split()[0]) * 1024
     except OSError:
         return {}
+    if "Rss" not in out:  # exiting: its memory already released
+        return {}
     return {"rss": out["Rss"], "pss": out["Pss"], "uss": out["Private_Clean"] + out["Private_Dirty"]}
 
 
@@ -66,12 +68,17 @@ def tree(root: int) -> dict[int, tuple[int, str]]:
     return out
 
 
+def is_java(cmd: str) -> bool:
+    return "java" in cmd.split(" ", 1)[0]
+
+
 def role(cmd: str, parent_cmd: str) -> str:
-    if "java" in cmd.split(" ", 1)[0]:
+    if is_java(cmd):
         return "jvm"
     if "pyspark_stackv2_daemon" in cmd or "pyspark.daemon" in cmd:
-        # a forked worker keeps its daemon's command line: tell them apart by their parent
-        return "worker" if "daemon" in parent_cmd else "daemon"
+        # a forked worker keeps its daemon's command line: tell them apart by their parent (the JVM starts the
+        # daemons; its own command line names the daemon module too)
+        return "daemon" if is_java(parent_cmd) else "worker"
     return "driver" if "bench.scale.workers" in cmd else "other"
 
 
@@ -85,16 +92,20 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set():
             procs = tree(os.getpid())
-            pss = rss = 0
-            for pid, (ppid, cmd) in procs.items():
-                m = rollup(pid)
-                if not m:
-                    continue
-                pss, rss = pss + m["pss"], rss + m["rss"]
-                p = self.procs.setdefault(pid, {"role": role(cmd, procs.get(ppid, (0, ""))[1]), "parent": ppid})
-                for k, v in m.items():
-                    p[k] = max(p.get(k, 0), v)
-            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+            mem = {pid: m for pid in procs if (m := rollup(pid))}
+            self.peak_pss = max(self.peak_pss, sum(m["pss"] for m in mem.values()))
+            self.peak_rss = max(self.peak_rss, sum(m["rss"] for m in mem.values()))
+            for pid, m in mem.items():
+                ppid, cmd = procs[pid]
+                p = self.procs.setdefault(pid, {"pid": pid, "parent": ppid})
+                # again at every sample: spark-submit's shell, whose command line names the daemon module, becomes
+                # the JVM by exec
+                p["role"] = role(cmd, procs.get(ppid, (0, ""))[1])
+                # a worker's own pages only while its daemon still maps what they share: a daemon that has released
+                # its memory on exit leaves its workers with every page private for a moment
+                if p["role"] != "worker" or ppid in mem:
+                    for k, v in m.items():
+                        p[k] = max(p.get(k, 0), v)
             self.halt.wait(self.interval)
 
 
@@ -133,18 +144,26 @@ def measure(work: Path, stage: str, cores: int, preload: bool, out: Path) -> dic
 
 
 def table(results: list[dict]) -> str:
+    """One row per run; "PSS per extra core": the tree's peak PSS above that of the run with the fewest cores and the
+    same preload setting, per core more."""
     mib = 2**20
     lines = [
-        "| preload | cores | wall s | peak tree PSS MiB | peak tree RSS MiB | daemons PSS MiB | workers "
-        "| largest worker USS MiB | largest worker RSS MiB |",
-        "|" + "---|" * 9,
+        "| preload | cores | wall s | peak tree PSS MiB | PSS per extra core MiB | peak tree RSS MiB "
+        "| daemons PSS MiB | workers | largest worker USS MiB | largest worker RSS MiB |",
+        "|" + "---|" * 10,
     ]
     for r in results:
         workers = [p for p in r["processes"] if p["role"] == "worker"]
         daemons = [p for p in r["processes"] if p["role"] == "daemon"]
+        first = min((b for b in results if b["preload"] == r["preload"]), key=lambda b: b["cores"])
+        extra = (
+            f"{(r['peak_tree_pss'] - first['peak_tree_pss']) // (r['cores'] - first['cores']) // mib}"
+            if r["cores"] > first["cores"]
+            else "-"
+        )
         lines.append(
             f"| {'on' if r['preload'] else 'off'} | {r['cores']} | {r['seconds']} | {r['peak_tree_pss'] // mib} "
-            f"| {r['peak_tree_rss'] // mib} | {' + '.join(str(p['pss'] // mib) for p in daemons) or '-'} "
+            f"| {extra} | {r['peak_tree_rss'] // mib} | {' + '.join(str(p['pss'] // mib) for p in daemons) or '-'} "
             f"| {len(workers)} | {max((p['uss'] for p in workers), default=0) // mib} "
             f"| {max((p['rss'] for p in workers), default=0) // mib} |"
         )
