@@ -9,51 +9,24 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from swh.model.model import (
-    Person,
-    Revision,
-    RevisionType,
-    Snapshot,
-    SnapshotBranch,
-    SnapshotTargetType,
-    TimestampWithTimezone,
-)
 
 from pipelines._job import StageContext, run_stage
 from pipelines.stages.extract import STAGE
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import GHARCHIVE_METADATA
-from stackv2.swh.archive.graph import GraphBuilder, add_tree
+from stackv2.swh.archive.graph import GraphBuilder
 from stackv2.swh.content_store import LocalStore
+from tests.swh_graphs import commit, snapshot
 
 pytestmark = pytest.mark.spark
-WHEN = TimestampWithTimezone.from_datetime(dt.datetime(2023, 1, 1, tzinfo=dt.UTC))
-ME = Person.from_fullname(b"someone <someone@example.org>")
 
 
 def _revision(b: GraphBuilder, files: dict[str, bytes], message: str) -> bytes:
-    tree = add_tree(b, {tuple(p.split("/")): b.add_content(data) for p, data in files.items()})
-    rev = Revision(
-        message=message.encode(),
-        author=ME,
-        committer=ME,
-        date=WHEN,
-        committer_date=WHEN,
-        type=RevisionType.GIT,
-        directory=tree,
-        synthetic=True,
-    )
-    b.add_revision(rev)
-    return rev.id
+    return commit(b, files, message).id
 
 
 def _origin(b: GraphBuilder, url: str, branches: dict[bytes, bytes]) -> None:
-    snapshot = Snapshot(
-        branches={
-            name: SnapshotBranch(target=rev, target_type=SnapshotTargetType.REVISION) for name, rev in branches.items()
-        }
-    )
-    b.add_visit(url, b.add_snapshot(snapshot))
+    b.add_visit(url, snapshot(b, branches))
 
 
 @pytest.fixture(scope="module")

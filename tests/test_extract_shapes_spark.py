@@ -5,31 +5,20 @@ subtrees merged (as on a large frontier) and not (as on a small one), on 3 parti
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from swh.model.model import (
-    Person,
-    Revision,
-    RevisionType,
-    Snapshot,
-    SnapshotBranch,
-    SnapshotTargetType,
-    TimestampWithTimezone,
-)
 
 import pipelines.stages.extract as extract
 from pipelines._job import StageContext, run_stage
 from stackv2.config import RunConfig, SparkConfig
-from stackv2.swh.archive.graph import GraphBuilder, add_tree
+from stackv2.swh.archive.graph import GraphBuilder
 from stackv2.swh.config import ExtractConfig
 from stackv2.swh.content_store import LocalStore
+from tests.swh_graphs import commit, snapshot
 
 pytestmark = pytest.mark.spark
-WHEN = TimestampWithTimezone.from_datetime(dt.datetime(2023, 1, 1, tzinfo=dt.UTC))
-ME = Person.from_fullname(b"someone <someone@example.org>")
 MAX_DEPTH = 8
 #: A chain of 11 directories, a file in each: the files below depth 8 are never reached.
 CHAIN = {"/".join(f"d{j}" for j in range(i)) + f"/f{i}.txt": f"chain {i}\n".encode() for i in range(1, 12)}
@@ -57,22 +46,10 @@ def graph(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     b = GraphBuilder(LocalStore(root / "archive"))
     roots, snapshots = {}, {}
     for url, files in TREES.items():
-        tree = add_tree(b, {tuple(p.split("/")): b.add_content(data) for p, data in files.items()})
-        rev = Revision(
-            message=url.encode(),
-            author=ME,
-            committer=ME,
-            date=WHEN,
-            committer_date=WHEN,
-            type=RevisionType.GIT,
-            directory=tree,
-            synthetic=True,
-        )
-        b.add_revision(rev)
-        branch = SnapshotBranch(target=rev.id, target_type=SnapshotTargetType.REVISION)
-        snapshots[url] = b.add_snapshot(Snapshot(branches={b"refs/heads/master": branch}))
+        rev = commit(b, files, url)
+        snapshots[url] = snapshot(b, {b"refs/heads/master": rev.id})
         b.add_visit(url, snapshots[url])
-        roots[url] = tree.hex()
+        roots[url] = rev.directory.hex()
     b.add_visit(MIRROR, snapshots["https://github.com/up/proj"])
     b.write(root / "archive" / "orc")
     return root / "archive" / "orc", roots
