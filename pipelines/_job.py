@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -69,7 +68,7 @@ from stackv2.workdir import (
     write_manifest,
 )
 from udfs.parquet_reader import URI, as_spark_reads, read_files
-from udfs.parquet_writer import RESULT_SCHEMA, part_name, write_partitions
+from udfs.parquet_writer import RESULT_SCHEMA, empty_part, part_name, write_partitions
 
 #: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
 PIPELINE: tuple[str, ...] = (
@@ -276,9 +275,7 @@ def write_committed(
         # Spark skips the tasks of an empty input: still write every part, so the layout never depends on the data.
         missing = sorted({part_name(i) for i in range(partitions)} - files.keys())
         if missing:
-            empty = pa.BufferOutputStream()
-            pq.write_table(schema.empty_table(), empty, compression="zstd")
-            data = empty.getvalue().to_pybytes()
+            data = empty_part(schema)
             for name in missing:
                 (target / name).write_bytes(data)
                 files[name] = FileEntry(name, len(data), 0, hashlib.sha256(data).hexdigest())

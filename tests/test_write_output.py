@@ -55,3 +55,15 @@ def test_outputs_are_written_together_and_a_failed_one_fails_the_stage(spark, tm
     with pytest.raises(Exception, match="table write broke"):
         run_stage(ctx, "t", build(broken))
     assert not (tmp_path / "t" / SUCCESS).exists()
+
+
+def test_an_empty_part_has_the_same_bytes_whoever_writes_it(spark, tmp_path):
+    """A task writes the empty partitions of a non-empty input; for an empty input Spark may run no task and the
+    driver writes every part: the two give the same bytes."""
+    schema = "path string, reason string"
+    write_output(Output(spark.createDataFrame([("a", "too_long")], schema), ("path",)), tmp_path / "one", 4)
+    write_output(Output(spark.createDataFrame([], schema), ("path",)), tmp_path / "none", 4)
+    by_tasks = [p.read_bytes() for p in sorted((tmp_path / "one").iterdir()) if pq.read_metadata(p).num_rows == 0]
+    by_driver = [p.read_bytes() for p in sorted((tmp_path / "none").iterdir())]
+    assert len(by_tasks) == 3 and len(by_driver) == 4
+    assert set(by_tasks) == set(by_driver)

@@ -77,6 +77,18 @@ def check_unique(batch: pa.RecordBatch, key: tuple[str, ...], last: pa.Table | N
     return keys.slice(keys.num_rows - 1)
 
 
+def _parquet_writer(sink, schema: pa.Schema, compression: str) -> pq.ParquetWriter:
+    return pq.ParquetWriter(sink, schema, compression=compression, write_statistics=True)
+
+
+def empty_part(schema: pa.Schema, compression: str = "zstd") -> bytes:
+    """The bytes of a part without rows as a task of ``write_partitions`` writes it (no row group). The driver writes
+    these for the partitions Spark ran no task for, so a part's bytes never depend on which of the two wrote it."""
+    sink = pa.BufferOutputStream()
+    _parquet_writer(sink, schema, compression).close()
+    return sink.getvalue().to_pybytes()
+
+
 def write_partitions(
     folder: str,
     schema: pa.Schema,
@@ -101,7 +113,7 @@ def write_partitions(
         rows, counts, last = 0, Counter(), None
         out = HashingWriter(path.open_output())
         try:
-            with out, pq.ParquetWriter(out, schema, compression=compression, write_statistics=True) as writer:
+            with out, _parquet_writer(out, schema, compression) as writer:
                 for batch in batches:
                     if batch.num_rows:
                         last = check_unique(batch, key, last)
