@@ -158,3 +158,15 @@ def test_corrected_differences_name_their_rule():
         "annotate.license.bigcode_deadline: license type: permissive / non_permissive": 1,
     }
     assert r["classes"]["theirs"] == {"tie: exact dedup": 1}
+
+
+def test_license_decision_on_the_other_sides_copy():
+    """BigCode released its copy as no_license; our full ScanCode call made that copy non_permissive, so another
+    copy is ours: the license decision parted the sides first, not the ranking."""
+    mine, their_copy = ("x/a", "u.py", "blob"), ("y/b", "u.py", "blob")
+    repos = {"x/a": repo("D1", "R1", license=None), "y/b": repo("D2", "R2", license=None, stars=5)}
+    ours = side(repos, [mine])
+    ours.license_type[their_copy] = "non_permissive"
+    theirs = side(repos, [their_copy], lt="no_license")
+    assert classify(mine, THE_STACK_V2, ours, theirs) == "license type: non_permissive / no_license"
+    assert d.rule("license type: non_permissive / no_license") == "annotate.license.bigcode_deadline"

@@ -205,6 +205,10 @@ def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: di
     in_b_stack = b.stack.get(blob) == f
     if product == THE_STACK_V2 or not in_b_stack:
         copy = b.stack.get(blob) or b.chosen.get(blob)  # released, or chosen and then dropped
+        for g in (f, copy):  # the license decision of this copy or of the other side's, where both sides made it
+            la, lb = a.license_type.get(g), b.license_type.get(g)
+            if la is not None and lb is not None and la != lb:
+                return f"license type: {la} / {lb}"
         if copy is not None and copy != f:
             if _exact_key(theirs.repos.get(repo, a.repos[repo]), permissive) == _exact_key(
                 theirs.repos.get(copy[0], b.repos[copy[0]]), permissive
@@ -237,6 +241,10 @@ RULES = {
     "exact dedup: chosen copy not released": "exact_dedup.license_first",
     "near dedup": "near_dedup.arithmetic or near_dedup.short_files",
     "repository": "extract.origin_pattern, all_fallback_branches, root_nulls_first or all_github_rows",
+    # a tie broken by name in both modes moves only when a rule changed the candidates: the eligible copies, the
+    # cluster's members
+    "tie: exact dedup": "exact_dedup.license_first or annotate.license.bigcode_deadline (other candidates)",
+    "tie: near dedup": "near_dedup.arithmetic or near_dedup.short_files (other members)",
 }
 
 
