@@ -21,6 +21,10 @@ The scripts are read, unchanged, from git (a bare mirror or a checkout of ``bigc
    ``graphframes.GraphFrame`` is ``GraphFrameShim`` (connected components by union-find; the labels differ, the
    components do not, and ``--rank`` uses the label only as a grouping key).
 
+Besides paths and IO, three changes that decide no row: partition counts are capped at ``--partitions``
+(``capped_repartition``, ``capped_shuffle_partitions``: the scripts' 512 to 8192 are sized for a cluster), and
+``find_file_paths.py``'s 64 levels stop after the first empty one (``tree_levels``).
+
 Each step writes to ``OUT/<step>/`` with the scripts' own writers; ``OUT/files/<product>.parquet`` lists the
 products' (repo_name, path, blob_id).
 
