@@ -7,14 +7,21 @@ A difference is traced to the first decision at which the two sides part, in Big
   of the same root tree, it is a **tie** if the two candidates were equal on every key of the window that chose
   (the revision window, ``revision_date``/``branch_name``: a fork at its source's commit; or the root-directory
   window's six keys); otherwise the class names the rule.
-* ``exact_dedup``: the blob is released on both sides under another copy: a **tie** if BigCode's keys (GitHub
-  license permissive, stars, forks, revision date, visit date) are equal for the two copies.
-* ``license_type`` / ``language`` / ``chosen_copy_ineligible``: the blob is released on one side only.
-* ``near_dedup``: the file is in both ``the-stack-v2`` but one ``-dedup`` only. BigCode's clusters are recomputed
+* ``license type``: the sides' license decisions differ on the file or on the other side's copy of its blob.
+* ``exact dedup``: the other side chose another copy of the blob (released, or ``chosen copy not released``:
+  BigCode dropped it after choosing it): a **tie** if BigCode's keys (GitHub license permissive, stars, forks,
+  revision date, visit date) are equal for the two copies.
+* ``language``: the blob's language differs.
+* ``near dedup``: the file is in both ``the-stack-v2`` but one ``-dedup`` only. BigCode's clusters are recomputed
   with ``intra_dedup.py``'s own functions (``generate_hash_values``, its seeded permutations, its bands) and
   union-find; a **tie** when the other side kept another member of the same cluster with equal ``--rank`` keys
-  (license type, stars, forks, revision date, visit date); ``near_dedup_clusters`` when the clusters differ.
-* ``follows_from_dedup``: a training-set difference whose file already differs in ``-dedup``.
+  (license type, stars, forks, revision date, visit date); ``clusters differ`` when BigCode's cluster of the file
+  has no member the other side kept.
+* ``follows from -dedup: <class>``: a training-set difference whose file already differs in ``-dedup``;
+  ``filter or compose`` otherwise.
+
+In corrected mode, a difference reference mode does not have is labelled with the rule that decides its class
+(``RULES``), or ``unlisted``.
 """
 
 from __future__ import annotations
