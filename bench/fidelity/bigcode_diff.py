@@ -329,3 +329,28 @@ def markdown(report: dict) -> str:
             for k, n in classes.items():
                 lines.append(f"- {r['mode']} {r['product']}, {side} only: {k}: {n}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """BigCode's scripts against themselves: two ``bigcode_run`` outputs of one archive (e.g. ``--partitions 8`` and
+    ``3``) compared and classified as ours are; what differs is what BigCode's own code leaves to arrival order."""
+    import argparse
+
+    from stackv2.detect.license import load_permissive
+
+    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    p.add_argument("rerun", type=Path, help="a bigcode_run output folder, in the 'ours' column")
+    p.add_argument("baseline", type=Path, help="another one of the same archive, in the 'BigCode' column")
+    p.add_argument("--bigcode-dataset", default=DEFAULT_MIRRORS["bigcode_dataset"], help="git dir or checkout")
+    a = p.parse_args(argv)
+    baseline = their_side(a.baseline)
+    facts = Facts(baseline, {"rerun": their_side(a.rerun)}, their_clusters(a.baseline, a.bigcode_dataset))
+    rerun, base = theirs_products(a.rerun), theirs_products(a.baseline)
+    permissive = load_permissive()
+    products = [compare("rerun", q, rerun[q], base[q], facts, permissive) for q in (THE_STACK_V2, THE_STACK_V2_DEDUP)]
+    print(markdown({"products": products}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
