@@ -158,3 +158,44 @@ def test_corrected_differences_name_their_rule():
         "annotate.license.bigcode_deadline: license type: permissive / non_permissive": 1,
     }
     assert r["classes"]["theirs"] == {"tie: exact dedup": 1}
+
+
+def test_license_decision_on_the_other_sides_copy():
+    """BigCode released its copy as no_license; our full ScanCode call made that copy non_permissive, so another
+    copy is ours: the license decision parted the sides first, not the ranking."""
+    mine, their_copy = ("x/a", "u.py", "blob"), ("y/b", "u.py", "blob")
+    repos = {"x/a": repo("D1", "R1", license=None), "y/b": repo("D2", "R2", license=None, stars=5)}
+    ours = side(repos, [mine])
+    ours.license_type[their_copy] = "non_permissive"
+    theirs = side(repos, [their_copy], lt="no_license")
+    assert classify(mine, THE_STACK_V2, ours, theirs) == "license type: non_permissive / no_license"
+    assert d.rule("license type: non_permissive / no_license") == "annotate.license.bigcode_deadline"
+
+
+def test_gharchive_events_give_each_repository_its_row(tmp_path):
+    """The generated hourly files are GH Archive's shape: ``stackv2.gharchive.reduce_events`` finds each
+    repository with events, its stars, the fork's row from the ``ForkEvent``, and the license and default branch
+    from the pull requests; the same repositories and seed give the same bytes."""
+    import gzip
+    import json
+
+    from bench.scale.gharchive_events import EventsSpec, write_events
+    from stackv2.gharchive import reduce_events
+
+    repos = [(f"https://github.com/o/r{i}", "https://github.com/f/r0" if i == 0 else None) for i in range(6)]
+    spec = EventsSpec(without_events=0.0, mean_stars=5.0)
+    counts = write_events(repos, tmp_path / "a", 7, spec)
+    write_events(repos, tmp_path / "b", 7, spec)
+    files = sorted((tmp_path / "a").iterdir())
+    assert [f.read_bytes() for f in files] == [(tmp_path / "b" / f.name).read_bytes() for f in files]
+    events = [json.loads(line) for f in files for line in gzip.decompress(f.read_bytes()).splitlines()]
+    assert len(events) == counts["events"] and len(files) == counts["files"]
+    for e in events:
+        e["created_at"] = datetime.fromisoformat(e["created_at"])
+    rows = {r["full_name"]: r for r in reduce_events(events)}
+    stars = sum(e["type"] == "WatchEvent" for e in events)
+    assert sum(r["star_events_count"] for r in rows.values()) == stars
+    assert rows["o/r0"]["fork_events_count"] == 1
+    assert all(rows[f"o/r{i}"]["default_branch"] in ("main", "master") for i in range(6))
+    if "f/r0" in rows:  # the fork has a row when it got stars: its metadata comes from the ForkEvent's forkee
+        assert rows["f/r0"]["license_spdx_id"] == rows["o/r0"]["license_spdx_id"]

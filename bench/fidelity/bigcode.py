@@ -11,8 +11,9 @@ Archive hourly event files for them):
    changes which files a product holds, so they are left out);
 4. BigCode released no code for the training sets (heuristic filters, decontamination, composition): their
    ``-train-full`` and ``-train-smol`` are their ``-dedup`` files carried through our ``filter`` and ``compose``
-   stages in reference mode. The rows carried are our reference ``the-stack-v2`` rows of those files; a file of
-   their ``-dedup`` that our ``the-stack-v2`` lacks cannot be carried and is counted (``not_carried``);
+   stages in reference mode. The rows carried are our reference ``annotate`` rows of those files (every copy of
+   a blob is there, so also the copies our exact dedup did not choose); a file of their ``-dedup`` whose
+   repository our ``extract`` did not select cannot be carried and is counted (``not_carried``);
 5. per product and mode, the files (repo_name, path, blob_id) in both, ours only and theirs only; agreement is
    both / either; every difference is classified (``bench.fidelity.bigcode_diff``): a tie BigCode broke by
    arrival order, or the rule (docs/fidelity.md) that decides it.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -93,9 +95,9 @@ def run_ours(base: dict, work: Path, overrides: dict) -> float:
 
 
 def carry_theirs(reference: Path, theirs_dedup: set, target: Path) -> int:
-    """Our reference ``the-stack-v2`` rows of BigCode's ``-dedup`` files, as ``near_dedup`` output (its
+    """Our reference ``annotate`` rows of BigCode's ``-dedup`` files, as ``near_dedup`` output (its
     ``DEDUP_FIELDS`` null: no cluster), written to ``target``; returns how many of their files it lacks."""
-    rows = stage_table(reference, "exact_dedup")
+    rows = stage_table(reference, "annotate")
     keys = list(zip(*(rows[c].to_pylist() for c in FILE), strict=True))
     keep = pa.array([k in theirs_dedup for k in keys])
     rows = rows.filter(keep)
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
     theirs_files = bigcode_diff.theirs_products(theirs)
     carried = out / "theirs-carried"
+    for folder in (carried, out / "theirs-train"):  # cheap; made again from this run's files
+        shutil.rmtree(folder, ignore_errors=True)
     not_carried = carry_theirs(out / REFERENCE, theirs_files[THE_STACK_V2_DEDUP], carried / "data")
     log("their -dedup through our filter and compose")
     seconds["theirs_train"] = run_ours(

@@ -7,14 +7,21 @@ A difference is traced to the first decision at which the two sides part, in Big
   of the same root tree, it is a **tie** if the two candidates were equal on every key of the window that chose
   (the revision window, ``revision_date``/``branch_name``: a fork at its source's commit; or the root-directory
   window's six keys); otherwise the class names the rule.
-* ``exact_dedup``: the blob is released on both sides under another copy: a **tie** if BigCode's keys (GitHub
-  license permissive, stars, forks, revision date, visit date) are equal for the two copies.
-* ``license_type`` / ``language`` / ``chosen_copy_ineligible``: the blob is released on one side only.
-* ``near_dedup``: the file is in both ``the-stack-v2`` but one ``-dedup`` only. BigCode's clusters are recomputed
+* ``license type``: the sides' license decisions differ on the file or on the other side's copy of its blob.
+* ``exact dedup``: the other side chose another copy of the blob (released, or ``chosen copy not released``:
+  BigCode dropped it after choosing it): a **tie** if BigCode's keys (GitHub license permissive, stars, forks,
+  revision date, visit date) are equal for the two copies.
+* ``language``: the blob's language differs.
+* ``near dedup``: the file is in both ``the-stack-v2`` but one ``-dedup`` only. BigCode's clusters are recomputed
   with ``intra_dedup.py``'s own functions (``generate_hash_values``, its seeded permutations, its bands) and
   union-find; a **tie** when the other side kept another member of the same cluster with equal ``--rank`` keys
-  (license type, stars, forks, revision date, visit date); ``near_dedup_clusters`` when the clusters differ.
-* ``follows_from_dedup``: a training-set difference whose file already differs in ``-dedup``.
+  (license type, stars, forks, revision date, visit date); ``clusters differ`` when BigCode's cluster of the file
+  has no member the other side kept.
+* ``follows from -dedup: <class>``: a training-set difference whose file already differs in ``-dedup``;
+  ``filter or compose`` otherwise.
+
+In corrected mode, a difference reference mode does not have is labelled with the rule that decides its class
+(``RULES``), or ``unlisted``.
 """
 
 from __future__ import annotations
@@ -205,6 +212,10 @@ def classify(f: File, product: str, a: Side, b: Side, theirs: Side, clusters: di
     in_b_stack = b.stack.get(blob) == f
     if product == THE_STACK_V2 or not in_b_stack:
         copy = b.stack.get(blob) or b.chosen.get(blob)  # released, or chosen and then dropped
+        for g in (f, copy):  # the license decision of this copy or of the other side's, where both sides made it
+            la, lb = a.license_type.get(g), b.license_type.get(g)
+            if la is not None and lb is not None and la != lb:
+                return f"license type: {la} / {lb}"
         if copy is not None and copy != f:
             if _exact_key(theirs.repos.get(repo, a.repos[repo]), permissive) == _exact_key(
                 theirs.repos.get(copy[0], b.repos[copy[0]]), permissive
@@ -237,6 +248,10 @@ RULES = {
     "exact dedup: chosen copy not released": "exact_dedup.license_first",
     "near dedup": "near_dedup.arithmetic or near_dedup.short_files",
     "repository": "extract.origin_pattern, all_fallback_branches, root_nulls_first or all_github_rows",
+    # a tie broken by name in both modes moves only when a rule changed the candidates: the eligible copies, the
+    # cluster's members
+    "tie: exact dedup": "exact_dedup.license_first or annotate.license.bigcode_deadline (other candidates)",
+    "tie: near dedup": "near_dedup.arithmetic or near_dedup.short_files (other members)",
 }
 
 
@@ -314,3 +329,28 @@ def markdown(report: dict) -> str:
             for k, n in classes.items():
                 lines.append(f"- {r['mode']} {r['product']}, {side} only: {k}: {n}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """BigCode's scripts against themselves: two ``bigcode_run`` outputs of one archive (e.g. ``--partitions 8`` and
+    ``3``) compared and classified as ours are; what differs is what BigCode's own code leaves to arrival order."""
+    import argparse
+
+    from stackv2.detect.license import load_permissive
+
+    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    p.add_argument("rerun", type=Path, help="a bigcode_run output folder, in the 'ours' column")
+    p.add_argument("baseline", type=Path, help="another one of the same archive, in the 'BigCode' column")
+    p.add_argument("--bigcode-dataset", default=DEFAULT_MIRRORS["bigcode_dataset"], help="git dir or checkout")
+    a = p.parse_args(argv)
+    baseline = their_side(a.baseline)
+    facts = Facts(baseline, {"rerun": their_side(a.rerun)}, their_clusters(a.baseline, a.bigcode_dataset))
+    rerun, base = theirs_products(a.rerun), theirs_products(a.baseline)
+    permissive = load_permissive()
+    products = [compare("rerun", q, rerun[q], base[q], facts, permissive) for q in (THE_STACK_V2, THE_STACK_V2_DEDUP)]
+    print(markdown({"products": products}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

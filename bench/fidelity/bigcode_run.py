@@ -21,6 +21,11 @@ The scripts are read, unchanged, from git (a bare mirror or a checkout of ``bigc
    ``graphframes.GraphFrame`` is ``GraphFrameShim`` (connected components by union-find; the labels differ, the
    components do not, and ``--rank`` uses the label only as a grouping key).
 
+Besides paths and IO, changes that decide no ranking: partition counts are capped at ``--partitions``
+(``capped_repartition``, ``capped_shuffle_partitions``: the scripts' 512 to 8192 are sized for a cluster; a layout
+decides only which of equal candidates wins, as BigCode's own layout did), and ``find_file_paths.py``'s 64 levels
+stop after the first empty one (``tree_levels``).
+
 Each step writes to ``OUT/<step>/`` with the scripts' own writers; ``OUT/files/<product>.parquet`` lists the
 products' (repo_name, path, blob_id).
 
@@ -113,7 +118,8 @@ class GraphFrameShim:
 def capped_repartition(limit: int):
     """``DataFrame.repartition`` with at most ``limit`` partitions. The scripts' counts (512 per traversal level,
     4096 for the dedup graph, 256+ per saved language) are sized for a cluster; on a local session each empty task
-    costs time. A partition count decides the layout of rows, not which rows are kept."""
+    costs time. A partition count decides the layout of rows, so only which of equal candidates wins a tie (arrival
+    order, which BigCode's code leaves open on any cluster too), never a decision with unequal keys."""
     from pyspark.sql.classic.dataframe import DataFrame  # the class sessions make (pyspark.sql.DataFrame is its base)
 
     original = DataFrame.repartition
@@ -144,7 +150,7 @@ def tree_levels(cache_path: str):
 def capped_shuffle_partitions(limit: int):
     """``SparkSession.Builder.getOrCreate`` that leaves ``spark.sql.shuffle.partitions`` at ``limit``:
     ``intra_dedup.py`` asks for 8192, sized for a cluster; a partition count decides the layout of rows (and
-    ``monotonically_increasing_id``'s values), not which rows are kept."""
+    ``monotonically_increasing_id``'s values), so only ties, as in ``capped_repartition``."""
     from pyspark.sql import SparkSession
 
     original = SparkSession.Builder.getOrCreate
