@@ -291,9 +291,21 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
     return cfg
 
 
+def _local_only(*paths: str | None) -> None:
+    """Opt-out rewrites and scans local (or mounted) folders only: an object-store URI is one clear error."""
+    from stackv2.storage import is_remote
+
+    for p in paths:
+        if p is not None and is_remote(p):
+            raise ConfigError(
+                f"{p}: opt-out works on a local or mounted folder, not on an object store yet (docs/deploy.md)"
+            )
+
+
 def cmd_optout_apply(args: argparse.Namespace) -> int:
     from stackv2.optout.release import apply
 
+    _local_only(args.release, args.work, args.report)
     audit = apply(
         args.registry,
         args.release,
@@ -312,6 +324,7 @@ def cmd_optout_apply(args: argparse.Namespace) -> int:
 def cmd_optout_check(args: argparse.Namespace) -> int:
     from stackv2.optout.release import check
 
+    _local_only(args.release)
     found = check(args.username, args.release)
     for product, repos in found.items():
         for repo, n in repos.items():
@@ -324,6 +337,7 @@ def cmd_optout_check(args: argparse.Namespace) -> int:
 def cmd_optout_verify(args: argparse.Namespace) -> int:
     from stackv2.optout.release import verify
 
+    _local_only(args.release, args.work, args.tokens)
     report = verify(args.registry, args.release, args.work, args.tokens, until=args.until)
     for leak in report.leaks:
         print(f"LEAK {leak['file']}: {leak['repo_name']} ({leak['rows']} rows, request {leak['request']})")
