@@ -32,27 +32,34 @@ def _rows(batches: Iterator[pa.RecordBatch]) -> Iterator[FileRow]:
         yield from map(FileRow._make, zip(*cols, strict=True))
 
 
+def _into_shard(
+    items: Iterator, name: str, tokenize: Callable, cfg: TokenizeConfig, tokenizer_path: str, out_dir: str
+) -> Iterator[pa.RecordBatch]:
+    """Tokenize one partition's ``items`` with ``tokenize`` (``tokenize_shard`` or ``tokenize_notebooks``) into the
+    shard ``name``, yielding ``schema.TOKENIZED_FILES`` batches; an empty partition writes no shard."""
+    first = next(items, None)
+    if first is None:
+        return
+    encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
+    sink = TokenSink(out_dir, name, cfg.formats, encoder.dtype, location(tokenizer_path).name)
+    try:
+        records = tokenize(chain([first], items), encoder, cfg, sink, name)
+        while chunk := list(islice(records, _OUT_ROWS)):
+            yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
+    except BaseException:
+        sink.discard()
+        raise
+    sink.close()
+
+
 def tokenize_partitions(
     cfg: TokenizeConfig, tokenizer_path: str, out_dir: str
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Batches of ``FileRow`` columns, sorted by document order -> batches of ``schema.TOKENIZED_FILES``."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows = _rows(batches)
-        first = next(rows, None)
-        if first is None:
-            return
         name = shard_name(TaskContext.get().partitionId())
-        encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
-        sink = TokenSink(out_dir, name, cfg.formats, encoder.dtype, location(tokenizer_path).name)
-        try:
-            records = tokenize_shard(chain([first], rows), encoder, cfg, sink, name)
-            while chunk := list(islice(records, _OUT_ROWS)):
-                yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.close()
+        yield from _into_shard(_rows(batches), name, tokenize_shard, cfg, tokenizer_path, out_dir)
 
     return run
 
@@ -74,20 +81,7 @@ def tokenize_notebook_partitions(
                     yield row, structured_document((c["kind"], c["text"]) for c in cells[i])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        docs = documents(batches)
-        first = next(docs, None)
-        if first is None:
-            return
         name = shard_name(TaskContext.get().partitionId(), product)
-        encoder = make_encoder(load_tokenizer(tokenizer_path), cfg.engine, cfg.verify_bytes)
-        sink = TokenSink(out_dir, name, cfg.formats, encoder.dtype, location(tokenizer_path).name)
-        try:
-            records = tokenize_notebooks(chain([first], docs), encoder, cfg, sink, name)
-            while chunk := list(islice(records, _OUT_ROWS)):
-                yield pa.RecordBatch.from_pylist(chunk, schema=TOKENIZED_FILES)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.close()
+        yield from _into_shard(documents(batches), name, tokenize_notebooks, cfg, tokenizer_path, out_dir)
 
     return run
