@@ -147,6 +147,10 @@ class Location:
     def is_relative_to(self, base: Location) -> bool:
         return self == base or (self.prefix == base.prefix and self.path.startswith(base.path.rstrip("/") + "/"))
 
+    def temp(self) -> Location:
+        """This file's temporary name, beside it and hidden (``temp_path``): staged there, then moved over it."""
+        return self.parent / temp_path(self.name).name
+
     def _at(self, path: str) -> Location:
         return Location(self.prefix, path)
 
@@ -183,6 +187,12 @@ class Location:
         """The files and folders directly in this folder, by name (none when it does not exist)."""
         selector = pafs.FileSelector(self.path, allow_not_found=True)
         return sorted(self._at(i.path) for i in self.fs.get_file_info(selector))
+
+    def folders(self) -> list[Location]:
+        """The folders directly in this folder (key prefixes on an object store), by name."""
+        selector = pafs.FileSelector(self.path, allow_not_found=True)
+        infos = self.fs.get_file_info(selector)
+        return sorted(self._at(i.path) for i in infos if i.type == pafs.FileType.Directory)
 
     def files(self, recursive: bool = True) -> list[Location]:
         """The files in this folder (and, ``recursive``, in the folders below), by path."""
@@ -312,6 +322,24 @@ class Location:
                 while chunk := f.read(CHUNK):
                     out.write(chunk)
             yield path
+
+    @contextmanager
+    def local_tree(self, names: Iterable[str] | None = None) -> Iterator[Path]:
+        """A local folder holding this folder's files while the body runs: the folder itself when local, else a
+        temporary download of its files (``names``: only those, relative paths, the missing ones skipped), for
+        readers that need paths (memory maps)."""
+        if self.is_local:
+            yield self.local_path
+            return
+        wanted = None if names is None else {self / n for n in names}
+        with tempfile.TemporaryDirectory(prefix="stackv2-") as tmp:
+            for f in self.files():
+                if wanted is None or f in wanted:
+                    target = Path(tmp) / f.relative_to(self)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with open(target, "wb") as out, f.open_input_stream() as src:
+                        shutil.copyfileobj(src, out, CHUNK)
+            yield Path(tmp)
 
 
 def location(where: str | os.PathLike | Location) -> Location:

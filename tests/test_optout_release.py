@@ -418,7 +418,7 @@ def test_interrupted_apply_is_finished_by_the_next(tmp_path, monkeypatch):
         renamed.append(dst)
         real_replace(src, dst)
 
-    monkeypatch.setattr(oo.os, "replace", dies_after_one_shard)
+    monkeypatch.setattr(os, "replace", dies_after_one_shard)
     with pytest.raises(KeyboardInterrupt):
         oo.apply(path, release, work)
     monkeypatch.undo()

@@ -16,8 +16,9 @@
   folder, and proves the token files hold exactly the documents their per-file table names; fails when any
   opted-out repository is named anywhere or when a manifest does not describe its files.
 
-The decisions (what a match is, which member is promoted, where it goes, where the run's config comes from) are
-in docs/optout.md.
+The release and work folders may be local or on an object store (``stackv2.storage``): every file is read and
+written through a ``Location``, and the journal commits without renaming on a store (``_commit``). The decisions
+(what a match is, which member is promoted, where it goes, where the run's config comes from) are in docs/optout.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from stackv2.atomic import write_json, write_text
 from stackv2.config import RunConfig
@@ -45,6 +45,7 @@ from stackv2.optout.registry import Matcher, Registry, Request, load_registry, o
 from stackv2.optout.training import TrainingRules
 from stackv2.optout.work import (
     Leak,
+    by_parts,
     manifest_after,
     scan_table,
     scan_text,
@@ -59,9 +60,18 @@ from stackv2.release import products as products_mod
 from stackv2.release.card import OPTOUT_HEADING, optout_statement
 from stackv2.schema import RELEASE, RELEASE_REPOS, REPO_FIELDS, REPO_FILE
 from stackv2.stats import StageStats
+from stackv2.storage import Location, dataset, location, parquet_file, read_schema, read_table
 from stackv2.swh.swhid import file_swhid
 from stackv2.tokenize.rewrite import MANIFEST as TOKEN_MANIFEST
-from stackv2.tokenize.rewrite import check_shards, file_stats, plan_rewrite, stage_rewrite
+from stackv2.tokenize.rewrite import (
+    TOKENIZER,
+    TokenRewrite,
+    check_shards,
+    file_stats,
+    plan_rewrite,
+    shard_files,
+    stage_rewrite,
+)
 from stackv2.tokenize.rewrite import read_manifest as read_token_manifest
 from stackv2.tokenize.stream import FileRow
 from stackv2.workdir import DATA, OPTOUT_AUDIT, STATS, SUCCESS, tokens_dir
@@ -88,12 +98,12 @@ def _split(key: str) -> Key:
     return repo, path, blob
 
 
-def _read(path: Path, columns: Iterable[str]) -> pa.Table | None:
+def _read(path: Location, columns: Iterable[str]) -> pa.Table | None:
     """The given columns of a Parquet file (those it has), or None when it has no ``repo_name``."""
-    names = pq.read_schema(path).names
+    names = read_schema(path).names
     if "repo_name" not in names:
         return None
-    return pq.read_table(path, columns=[c for c in columns if c in names])
+    return read_table(path, columns=[c for c in columns if c in names])
 
 
 def _folder(shard: str) -> str:
@@ -101,19 +111,38 @@ def _folder(shard: str) -> str:
     return shard.rsplit("/", 1)[0]
 
 
-def products(release: Path) -> list[Path]:
+def _root(where: str | os.PathLike | Location) -> Location:
+    """The ``Location`` of a release or work folder given by the user (a local one with its symlinks resolved)."""
+    loc = location(where)
+    return location(Path(loc.path).resolve()) if loc.is_local else loc
+
+
+def products(release: Location) -> list[Location]:
     """The product folders of a release (its folders holding a manifest), or the folder itself when it is one."""
     if (release / rel.MANIFEST).exists():
         return [release]
-    found = sorted(p for p in release.iterdir() if (p / rel.MANIFEST).exists()) if release.is_dir() else []
+    found = [p for p in release.folders() if (p / rel.MANIFEST).exists()]
     if not found:
         raise FileNotFoundError(f"{release}: no {rel.MANIFEST} in it or in its folders: not a release")
     return found
 
 
-def _manifests(release: Path) -> dict[str, dict[str, Any]]:
+def _product_dir(release: Location, product: str) -> Location:
+    """The folder of a product named as ``_manifests`` names it."""
+    return release if product == "." else release / product
+
+
+def _product_name(release: Location, product: str) -> str:
+    """A product's own name (its folder's name)."""
+    return release.name if product == "." else Path(product).name
+
+
+def _manifests(release: Location) -> dict[str, dict[str, Any]]:
     """Product name (its folder, relative to ``release``; "." for a lone product) -> its manifest."""
-    return {folder.relative_to(release).as_posix(): rel.read_manifest(folder) for folder in products(release)}
+    return {
+        "." if folder == release else folder.relative_to(release): rel.read_manifest(folder)
+        for folder in products(release)
+    }
 
 
 def _shard_id(product: str, shard: str) -> str:
@@ -126,12 +155,12 @@ class PromotionSources:
     """Where a file-level product's removed files find their replacements."""
 
     #: The near-dedup clusters table (members by rank), or None: only exact duplicates replace a file.
-    clusters: Path | None
+    clusters: Location | None
     #: Tables of rejected rows that may be promoted (their ``exact_duplicate``/``near_duplicate`` rows).
-    rejected: tuple[Path, ...]
+    rejected: tuple[Location, ...]
 
 
-def promotion_sources(product: str, work: Path) -> PromotionSources | None:
+def promotion_sources(product: str, work: Location) -> PromotionSources | None:
     """The work tables a product's promotions come from (None: the product gets none)."""
     exact = work / "exact_dedup" / "rejected"
     if product == products_mod.THE_STACK_V2:
@@ -174,7 +203,7 @@ class ApplyPlan:
         return sorted(set(self.removals) | set(self.additions))
 
 
-def _scan_removals(release: Path, shards: list[str], matcher: Matcher) -> dict[str, list]:
+def _scan_removals(release: Location, shards: list[str], matcher: Matcher) -> dict[str, list]:
     out: dict[str, list] = {}
     for shard in shards:
         t = _read(release / shard, ID_COLUMNS)
@@ -202,18 +231,18 @@ def _with_gh_permissive(table: pa.Table) -> pa.Table:
 
 
 def _candidates(
-    rejected: tuple[Path, ...], blobs: set[str], removed: dict[str, tuple[str, str]], matcher: Matcher
+    rejected: tuple[Location, ...], blobs: set[str], removed: dict[str, tuple[str, str]], matcher: Matcher
 ) -> dict[str, list[tuple[str, pa.Table]]]:
     """blob -> [(key, full row)] of the files holding it that may be promoted, best first: the file the cluster
     table ranks (rejected ``near_duplicate``), then its exact duplicates in the exact-dedup order. Only rows that
     may be released at all (not ``non_permissive``, with a language: in reference mode a rejected exact duplicate
     may be either)."""
-    files = [str(f) for d in rejected if d.is_dir() for f in sorted(d.glob("*.parquet"))]
+    files = [f for d in rejected for f in d.files(recursive=False) if f.suffix == ".parquet"]
     wanted = pc.field("blob_id").isin(pa.array(sorted(blobs), pa.string())) & pc.field("reason").isin(
         [EXACT_DUPLICATE, NEAR_DUPLICATE]
     )
     eligible = (pc.field("license_type") != NON_PERMISSIVE) & pc.is_valid(pc.field("language"))
-    full = ds.dataset(files, format="parquet").to_table(filter=wanted & eligible & (pc.field("language") != ""))
+    full = dataset(files).to_table(filter=wanted & eligible & (pc.field("language") != ""))
     full = full.append_column("_key", _key(full))
     full = full.filter(pc.invert(pc.is_in(full["_key"], value_set=pa.array(sorted(removed), pa.string()))))
     full = full.filter(pc.is_null(matcher.match_table(full)))  # an opted-out file is never promoted
@@ -226,7 +255,7 @@ def _candidates(
 
 
 def _plan_promotions(
-    plan: ApplyPlan, release: Path, shard_bytes: dict[str, int], sources: PromotionSources, matcher: Matcher
+    plan: ApplyPlan, release: Location, shard_bytes: dict[str, int], sources: PromotionSources, matcher: Matcher
 ) -> None:
     """Replace every removed file whose content no released file holds any more by the best eligible duplicate.
 
@@ -248,7 +277,7 @@ def _plan_promotions(
     groups: dict[tuple[str | None, str], list[str]] = {}  # (cluster_id, first blob) -> blobs in rank order
     clusters_dir = sources.clusters
     if clusters_dir is not None and clusters_dir.is_dir():
-        clusters = ds.dataset(clusters_dir, format="parquet")
+        clusters = ds.dataset(clusters_dir.path, format="parquet", filesystem=clusters_dir.fs)
         hit = clusters.to_table(filter=pc.field("blob_id").isin(pa.array(sorted(removed_blobs))))
         members = clusters.to_table(filter=pc.field("cluster_id").isin(pc.unique(hit["cluster_id"])))
         for m in members.sort_by([("cluster_id", "ascending"), ("rank", "ascending")]).to_pylist():
@@ -265,7 +294,7 @@ def _plan_promotions(
     present: set[str] = set()
     repo_shard: dict[tuple[str, str], str] = {}
     for shard in sorted(shard_bytes):
-        t = pq.read_table(release / shard, columns=["repo_name", "path", "blob_id"])
+        t = read_table(release / shard, columns=["repo_name", "path", "blob_id"])
         keep = pc.invert(pc.is_in(_key(t), value_set=pa.array(sorted(removed), pa.string())))
         blobs = t["blob_id"].filter(keep)
         present.update(blobs.filter(pc.is_in(blobs, value_set=pa.array(sorted(all_blobs)))).to_pylist())
@@ -344,9 +373,9 @@ def _merge_repos(table: pa.Table, additions: list[pa.Table]) -> pa.Table:
     return out.sort_by([(k, "ascending", "at_start") for k in rel.REPO_SORT_KEY])
 
 
-def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table], schema: pa.Schema = RELEASE) -> Path:
+def _rewrite(path: Location, matcher: Matcher, additions: list[pa.Table], schema: pa.Schema = RELEASE) -> Location:
     """Write the shard without its opted-out rows and with ``additions`` next to it; return the new file."""
-    table = pq.read_table(path) if path.exists() else schema.empty_table()
+    table = read_table(path) if path.exists() else schema.empty_table()
     table = table.filter(pc.is_null(matcher.match_table(table)))
     if additions and "files" in table.column_names:
         table = _merge_repos(table, additions)
@@ -357,12 +386,14 @@ def _rewrite(path: Path, matcher: Matcher, additions: list[pa.Table], schema: pa
     return write_like(path, table)
 
 
-def _plan_product(plan: ApplyPlan, release: Path, product: str, manifest: dict, work: Path | None, m: Matcher) -> None:
+def _plan_product(
+    plan: ApplyPlan, release: Location, product: str, manifest: dict, work: Location | None, m: Matcher
+) -> None:
     """Add one product's removals and promotions to ``plan``, with shard paths relative to the release folder."""
-    folder = release / product
+    folder = _product_dir(release, product)
     shard_bytes = {s["path"]: s["bytes"] for s in manifest["shards"]}
     local = ApplyPlan(removals=_scan_removals(folder, sorted(shard_bytes), m))
-    sources = promotion_sources(folder.resolve().name, work) if work is not None else None
+    sources = promotion_sources(_product_name(release, product), work) if work is not None else None
     if sources is not None:
         _plan_promotions(local, folder, shard_bytes, sources, m)
     plan.removals.update({_shard_id(product, k): v for k, v in local.removals.items()})
@@ -375,11 +406,11 @@ def _plan_product(plan: ApplyPlan, release: Path, product: str, manifest: dict, 
     plan.warnings += [f"{product}: {w}" for w in local.warnings]
 
 
-def _repo_shards(folder: Path, shards: Iterable[str], repos: set[str]) -> dict[tuple[str, str], str]:
+def _repo_shards(folder: Location, shards: Iterable[str], repos: set[str]) -> dict[tuple[str, str], str]:
     """(repo_name, snapshot_id) -> the shard of a repository-level product holding its row, for ``repos``."""
     out: dict[tuple[str, str], str] = {}
     for shard in sorted(shards):
-        t = pq.read_table(folder / shard, columns=["repo_name", "snapshot_id"])
+        t = read_table(folder / shard, columns=["repo_name", "snapshot_id"])
         t = t.filter(pc.is_in(t["repo_name"], value_set=pa.array(sorted(repos), pa.string())))
         for r in t.to_pylist():
             out.setdefault((r["repo_name"], r["snapshot_id"]), shard)
@@ -387,11 +418,11 @@ def _repo_shards(folder: Path, shards: Iterable[str], repos: set[str]) -> dict[t
 
 
 def _plan_training(
-    plan: ApplyPlan, release: Path, manifests: dict[str, dict], rules: TrainingRules, m: Matcher
+    plan: ApplyPlan, release: Location, manifests: dict[str, dict], rules: TrainingRules, m: Matcher
 ) -> None:
     """Files promoted into ``the-stack-v2-dedup`` that the build's filter, PII and composition rules admit join
     their repository's row in the training products (a new row for a repository they lack)."""
-    by_name = {Path(p).resolve().name if p != "." else release.resolve().name: p for p in manifests}
+    by_name = {_product_name(release, p): p for p in manifests}
     targets = [by_name[n] for n in (products_mod.TRAIN_FULL, products_mod.TRAIN_SMOL) if n in by_name]
     promoted = [
         (p, full)
@@ -402,7 +433,9 @@ def _plan_training(
         return
     repos = {p.promoted["repo_name"] for p, _ in promoted}
     kept, dropped = rules.groups(sorted(repos))
-    holders = {t: _repo_shards(release / t, [s["path"] for s in manifests[t]["shards"]], repos) for t in targets}
+    holders = {
+        t: _repo_shards(_product_dir(release, t), [s["path"] for s in manifests[t]["shards"]], repos) for t in targets
+    }
     for promo, full in promoted:
         row = full.to_pylist()[0]
         decision = rules.admit(row, kept, dropped)
@@ -426,7 +459,7 @@ def _plan_training(
 
 
 def plan_apply(
-    registry: Registry, release: Path, work: Path | None = None, rules: TrainingRules | None = None
+    registry: Registry, release: Location, work: Location | None = None, rules: TrainingRules | None = None
 ) -> ApplyPlan:
     matcher = Matcher(registry)
     plan = ApplyPlan()
@@ -446,8 +479,8 @@ def plan_apply(
 def _audit(
     registry: Registry,
     plan: ApplyPlan,
-    release: Path,
-    work: Path | None,
+    release: Location,
+    work: Location | None,
     purged: dict[str, int],
     ignored: Iterable[Request] = (),
     tokens: dict[str, Any] | None = None,
@@ -506,11 +539,11 @@ def _audit(
 class Journal:
     """An apply's commit record: files staged -> their places, then JSON and text files to write."""
 
-    renames: list[tuple[Path, Path]] = field(default_factory=list)
-    json: dict[Path, Any] = field(default_factory=dict)
-    text: dict[Path, str] = field(default_factory=dict)
+    renames: list[tuple[Location, Location]] = field(default_factory=list)
+    json: dict[Location, Any] = field(default_factory=dict)
+    text: dict[Location, str] = field(default_factory=dict)
     #: Folders removed once committed (the token staging folder).
-    cleanup: list[Path] = field(default_factory=list)
+    cleanup: list[Location] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -523,33 +556,36 @@ class Journal:
     def discard(self) -> None:
         """Remove what was staged (an apply that failed before its commit point)."""
         for tmp, _ in self.renames:
-            tmp.unlink(missing_ok=True)
+            tmp.delete()
         for p in self.cleanup:
-            shutil.rmtree(p, ignore_errors=True)
+            p.delete_tree()
 
 
-def _commit(release: Path) -> None:
-    """Finish the change recorded in the journal, if any: rename the staged files, then write the manifests,
-    stats, cards and the audit, then remove the staging folder and the journal.
+def _commit(release: Location) -> None:
+    """Finish the change recorded in the journal, if any: move the staged files over the files they replace, then
+    write the manifests, stats, cards and the audit, then remove the staging folder and the journal.
 
-    The journal is written once every new file exists, so a run killed at any later point is completed by the
-    next ``apply`` (or by this call), and a run killed before it leaves everything as it was.
+    The journal is written once every new file exists (one upload on an object store, a rename on a disk): it is
+    the commit point. A run killed at any later point is completed by the next ``apply`` (or by this call), and a
+    run killed before it leaves every file as it was. Each step can be done again: a staged file still there is
+    moved (again: on an object store a move is a copy, then a delete), one already moved is skipped, and the JSON
+    and text files are whole writes of what the journal holds.
     """
     journal = release / JOURNAL
     if not journal.exists():
         return
     todo = json.loads(journal.read_text())
     for tmp, final in todo["renames"]:
-        if Path(tmp).exists():
-            Path(final).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+        staged = location(tmp)
+        if staged.exists():
+            staged.move_or_copy(location(final))
     for path, obj in todo["json"].items():
         write_json(path, obj, indent=2, default=str)
     for path, text in todo["text"].items():
         write_text(path, text)
     for folder in todo["cleanup"]:
-        shutil.rmtree(folder, ignore_errors=True)
-    journal.unlink()
+        location(folder).delete_tree()
+    journal.delete()
 
 
 def _record(manifest: dict[str, Any], registry: Registry) -> None:
@@ -561,7 +597,7 @@ def _record(manifest: dict[str, Any], registry: Registry) -> None:
     manifest["cutoff"] = max((a["cutoff"] for a in applied if a.get("cutoff")), default=None)
 
 
-def _card(folder: Path, manifest: dict[str, Any]) -> str | None:
+def _card(folder: Location, manifest: dict[str, Any]) -> str | None:
     """The product's card with its opt-out statement saying the cutoff honoured (None: no card)."""
     card = folder / rel.CARD
     if not card.exists():
@@ -579,18 +615,16 @@ def _card(folder: Path, manifest: dict[str, Any]) -> str | None:
 
 
 def _stage_release(
-    journal: Journal, plan: ApplyPlan, release: Path, matcher: Matcher, registry: Registry
-) -> dict[str, Path]:
+    journal: Journal, plan: ApplyPlan, release: Location, matcher: Matcher, registry: Registry
+) -> dict[str, Location]:
     """Stage the changed shards, the new manifests and cards; return the staged file of each changed shard."""
     manifests = _manifests(release)
     entries = {p: {s["path"]: s for s in m["shards"]} for p, m in manifests.items()}
-    staged: dict[str, Path] = {}
+    staged: dict[str, Location] = {}
     for shard in plan.shards:
         product = next(p for p in manifests if p == "." or shard.startswith(f"{p}/"))
         repo_level = "files" in (
-            pq.read_schema(release / shard).names
-            if (release / shard).exists()
-            else plan.additions[shard][0].column_names
+            read_schema(release / shard).names if (release / shard).exists() else plan.additions[shard][0].column_names
         )
         tmp = _rewrite(
             release / shard, matcher, plan.additions.get(shard, []), RELEASE_REPOS if repo_level else RELEASE
@@ -598,19 +632,22 @@ def _stage_release(
         journal.renames.append((tmp, release / shard))
         staged[shard] = tmp
         local = shard if product == "." else shard.removeprefix(f"{product}/")
-        size, rows = tmp.stat().st_size, pq.ParquetFile(tmp).metadata.num_rows
-        entries[product][local] = asdict(rel.ShardEntry(local, rows, size, rel.sha256_file(tmp)))
+        size, rows = tmp.size(), parquet_file(tmp).metadata.num_rows
+        entries[product][local] = asdict(rel.ShardEntry(local, rows, size, tmp.sha256()))
     for product, manifest in manifests.items():
         manifest["shards"] = [entries[product][p] for p in sorted(entries[product])]
         _record(manifest, registry)
-        journal.json[release / product / rel.MANIFEST] = manifest
-        card = _card(release / product, manifest)
+        folder = _product_dir(release, product)
+        journal.json[folder / rel.MANIFEST] = manifest
+        card = _card(folder, manifest)
         if card is not None:
-            journal.text[release / product / rel.CARD] = card
+            journal.text[folder / rel.CARD] = card
     return staged
 
 
-def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, pa.Table], pa.Table] | None:
+def _shards_rows(
+    plan: ApplyPlan, release: Location, work: Location
+) -> Callable[[Location, pa.Table], pa.Table] | None:
     """An edit of the shards stage's row table adding every promoted file of a file-level product (one row per
     product and file, with the ``shard`` holding it and its ``swhid``), to the part holding its repository's rows
     in that product (else the smallest part)."""
@@ -618,10 +655,10 @@ def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, 
     files = table_files(rows_dir)
     if not plan.promotions or not files:
         return None
-    names = {Path(p).resolve().name if p != "." else release.resolve().name: p for p in _manifests(release)}
+    names = {_product_name(release, p): p for p in _manifests(release)}
     product_of = {v: k for k, v in names.items()}
     new: list[tuple[str, str, pa.Table]] = []  # (product, repo, row)
-    schema = pq.read_schema(files[0])
+    schema = read_schema(files[0])
     for promo, full in zip(plan.promotions, plan.rows, strict=True):
         product, shard = next(
             (product_of[p], promo.shard.removeprefix(f"{p}/"))
@@ -632,18 +669,18 @@ def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, 
         swhid = file_swhid(row["content_id"], row["repo_url"], row["snapshot_id"], row["revision_id"], row["path"])
         out = {**{n: row.get(n) for n in schema.names}, "product": product, "shard": shard, "swhid": swhid}
         new.append((product, row["repo_name"], pa.Table.from_pylist([out], schema)))
-    sizes = {f: pq.ParquetFile(f).metadata.num_rows for f in files}
+    sizes = {f: parquet_file(f).metadata.num_rows for f in files}
     wanted = {(product, repo) for product, repo, _ in new}
-    holder: dict[tuple[str, str], Path] = {}
+    holder: dict[tuple[str, str], Location] = {}
     for f in files:
-        t = pq.read_table(f, columns=["product", "repo_name"])
+        t = read_table(f, columns=["product", "repo_name"])
         for key in zip(t["product"].to_pylist(), t["repo_name"].to_pylist(), strict=True):
             if key in wanted:
                 holder.setdefault(key, f)
     smallest = min(files, key=lambda f: (sizes[f], f.name))
     home = {i: holder.get((product, repo), smallest) for i, (product, repo, _) in enumerate(new)}
 
-    def edit(f: Path, table: pa.Table) -> pa.Table:
+    def edit(f: Location, table: pa.Table) -> pa.Table:
         mine = [row for i, (_, _, row) in enumerate(new) if home[i] == f]
         if not mine:
             return table
@@ -653,7 +690,7 @@ def _shards_rows(plan: ApplyPlan, release: Path, work: Path) -> Callable[[Path, 
     return edit
 
 
-def _token_repo_ids(release: Path, product: str | None) -> dict[str, int | None]:
+def _token_repo_ids(release: Location, product: str | None) -> dict[str, int | None]:
     """repo_name -> github_id of the repositories of the tokenized product and of the notebook products, whose
     documents the token files hold too (the per-file table has no ids)."""
     notebooks = [
@@ -663,10 +700,11 @@ def _token_repo_ids(release: Path, product: str | None) -> dict[str, int | None]
     ]
     out: dict[str, int | None] = {}
     for folder in ([product] if product else []) + notebooks:
-        if not (release / folder / rel.MANIFEST).exists():
+        folder = _product_dir(release, folder)
+        if not (folder / rel.MANIFEST).exists():
             continue
-        for s in rel.read_manifest(release / folder)["shards"]:
-            t = _read(release / folder / s["path"], ("repo_name", "github_id"))
+        for s in rel.read_manifest(folder)["shards"]:
+            t = _read(folder / s["path"], ("repo_name", "github_id"))
             if t is not None and "github_id" in t.column_names:
                 out.update(zip(t["repo_name"].to_pylist(), t["github_id"].to_pylist(), strict=True))
     return out
@@ -678,12 +716,34 @@ def _token_matches(files: pa.Table, ids: dict[str, int | None], matcher: Matcher
     return matcher.match(files["repo_name"], gid)
 
 
+def _stage_token_shards(
+    tokens: Location,
+    manifest: dict[str, Any],
+    rewrite: TokenRewrite,
+    changed: dict[str, list[FileRow]],
+    staging: Location,
+) -> tuple[list[str], dict[str, Any]]:
+    """``stage_rewrite`` on a token folder anywhere: it reads and writes local files (memory maps), so on an object
+    store the shards it copies documents from are downloaded first and the shards it writes are uploaded under
+    ``staging``. Returns the staged files (relative paths) and the new manifest."""
+    if tokens.is_local:
+        staged, new_manifest = stage_rewrite(tokens.local_path, manifest, rewrite, changed, staging.local_path)
+        return [p.as_posix() for p in staged], new_manifest
+    formats = manifest["formats"]
+    needed = [TOKENIZER, *(p.as_posix() for n in rewrite.shards for p in shard_files(Path(), n, formats))]
+    with tokens.local_tree(needed) as source, tempfile.TemporaryDirectory(prefix="stackv2-") as out:
+        staged, new_manifest = stage_rewrite(source, manifest, rewrite, changed, Path(out))
+        for p in staged:
+            (staging / p.as_posix()).upload(Path(out) / p)
+    return [p.as_posix() for p in staged], new_manifest
+
+
 def _stage_tokens(
     journal: Journal,
     plan: ApplyPlan,
-    release: Path,
-    work: Path,
-    staged: dict[str, Path],
+    release: Location,
+    work: Location,
+    staged: dict[str, Location],
     matcher: Matcher,
     registry: Registry,
 ) -> dict[str, Any] | None:
@@ -696,7 +756,7 @@ def _stage_tokens(
     manifest = read_token_manifest(tokens)
     product = manifest.get("tokenize", {}).get("product")
     parts = table_files(files_dir)
-    tables = [pq.read_table(f) for f in parts]
+    tables = [read_table(f) for f in parts]
     files = pa.concat_tables(
         [t.append_column("_part", pa.array([i] * t.num_rows, pa.int64())) for i, t in enumerate(tables)]
     )
@@ -708,15 +768,15 @@ def _stage_tokens(
         if product_dir is None or not shard.startswith(f"{product_dir}/") or not adds:
             continue
         repos = sorted({r for a in adds for r in a["repo_name"].to_pylist()})
-        t = pq.read_table(tmp, columns=["repo_name", "files"])
+        t = read_table(tmp, columns=["repo_name", "files"])
         for r in t.filter(pc.is_in(t["repo_name"], value_set=pa.array(repos, pa.string()))).to_pylist():
             changed.setdefault(r["repo_name"], []).extend(
                 FileRow(r["repo_name"], f["path"], f["blob_id"], f["language"], f["content"]) for f in r["files"]
             )
     staging = tokens / TOKEN_STAGING
-    shutil.rmtree(staging, ignore_errors=True)
+    staging.delete_tree()
     rewrite = plan_rewrite(manifest, files, drop, changed)
-    staged_tokens, new_manifest = stage_rewrite(tokens, manifest, rewrite, changed, staging)
+    staged_tokens, new_manifest = _stage_token_shards(tokens, manifest, rewrite, changed, staging)
     journal.cleanup.append(staging)
     journal.renames += [(staging / p, tokens / p) for p in staged_tokens]
     _record(new_manifest, registry)
@@ -757,9 +817,9 @@ def _stage_tokens(
 
 def apply(
     registry_path: str | Path,
-    release: str | Path,
-    work: str | Path | None = None,
-    report: str | Path | None = None,
+    release: str | os.PathLike | Location,
+    work: str | os.PathLike | Location | None = None,
+    report: str | os.PathLike | Location | None = None,
     dry_run: bool = False,
     until: dt.date | None = None,
     config: RunConfig | None = None,
@@ -774,8 +834,8 @@ def apply(
     the audit of the plan (release changes only) and write nothing.
     """
     registry, ignored = load_registry(registry_path).until(until)
-    release = Path(release).resolve()
-    work = Path(work).resolve() if work else None
+    release = _root(release)
+    work = _root(work) if work else None
     rules = TrainingRules(config, work) if config is not None and work is not None else None
     if dry_run:
         plan = plan_apply(registry, release, work, rules)
@@ -800,12 +860,11 @@ def apply(
                     f"{tokens_dir(work)}: no token manifest or per-file table: token files not edited"
                 )
         audit = _audit(registry, plan, release, work, purged, ignored, tokens)
-        out = (
-            Path(report) if report else (work or release.parent) / OPTOUT_AUDIT / f"audit-{registry.sha256[:16]}.json"
-        )
+        default = (work or release.parent) / OPTOUT_AUDIT / f"audit-{registry.sha256[:16]}.json"
+        out = _root(report) if report else default
         changed = bool(plan.shards or purged or (tokens and tokens["shards_rewritten"]))
         if changed or not out.exists():
-            journal.json[out.resolve()] = audit
+            journal.json[out] = audit
         write_json(release / JOURNAL, journal.to_dict())
     except BaseException:
         journal.discard()
@@ -818,15 +877,16 @@ def apply(
 # ------------------------------------------------------------------------------------------------------ check
 
 
-def check(username: str, release: str | Path) -> dict[str, dict[str, int]]:
+def check(username: str, release: str | os.PathLike | Location) -> dict[str, dict[str, int]]:
     """``Am I in The Stack``: per product, the file count of each repository of ``username`` (case-insensitive)."""
-    release = Path(release)
+    release = _root(release)
     out: dict[str, dict[str, int]] = {}
     for product, manifest in _manifests(release).items():
         counts: Counter[str] = Counter()
+        folder = _product_dir(release, product)
         for shard in sorted(s["path"] for s in manifest["shards"]):
-            names = pq.read_schema(release / product / shard).names
-            t = pq.read_table(release / product / shard, columns=[c for c in ("repo_name", "num_files") if c in names])
+            names = read_schema(folder / shard).names
+            t = read_table(folder / shard, columns=[c for c in ("repo_name", "num_files") if c in names])
             mine = pc.equal(owners(t["repo_name"]), username.lower())
             files = t["num_files"] if "num_files" in names else pa.array([1] * t.num_rows, pa.int64())
             for repo, n in zip(t["repo_name"].filter(mine).to_pylist(), files.filter(mine).to_pylist(), strict=True):
@@ -870,7 +930,7 @@ def _scan(report: VerifyReport, matcher: Matcher, name: str, table: pa.Table) ->
     report.add((Leak(name, repo, r, n) for (repo, r), n in sorted(found.items())), table.num_rows)
 
 
-def _verify_tokens(report: VerifyReport, matcher: Matcher, tokens: Path, release: Path) -> None:
+def _verify_tokens(report: VerifyReport, matcher: Matcher, tokens: Location, release: Location) -> None:
     """The per-file table names no opted-out repository, the token files hold exactly the documents it names
     (``check_shards``), and no document's own ``<repo_name>`` header names one."""
     files_dir = tokens.parent / DATA
@@ -886,14 +946,15 @@ def _verify_tokens(report: VerifyReport, matcher: Matcher, tokens: Path, release
     ids = _token_repo_ids(release, product_dir)
     tables = []
     for f in parts:
-        t = pq.read_table(f)
+        t = read_table(f)
         tables.append(t)
         req = _token_matches(t, ids, matcher)
         hit = pc.is_valid(req)
         found = Counter(zip(t["repo_name"].filter(hit).to_pylist(), req.filter(hit).to_pylist(), strict=True))
         report.add((Leak(str(f), repo, r, n) for (repo, r), n in sorted(found.items())), t.num_rows)
     files = pa.concat_tables(tables)
-    problems, headers = check_shards(tokens, files)
+    with tokens.local_tree() as local:  # the shards are memory-mapped: downloaded first from an object store
+        problems, headers = check_shards(local, files)
     report.problems += [f"{tokens}: {p}" for p in problems]
     report.documents_checked += len(
         pc.unique(pc.binary_join_element_wise(files["shard"], pc.cast(files["document"], pa.string()), "\x00"))
@@ -919,15 +980,15 @@ def _verify_tokens(report: VerifyReport, matcher: Matcher, tokens: Path, release
 
 def verify(
     registry_path: str | Path,
-    release: str | Path,
-    work: str | Path | None = None,
-    tokens: str | Path | None = None,
+    release: str | os.PathLike | Location,
+    work: str | os.PathLike | Location | None = None,
+    tokens: str | os.PathLike | Location | None = None,
     until: dt.date | None = None,
 ) -> VerifyReport:
     """Prove no opted-out repository is named anywhere we can read (see the module docstring)."""
     registry, _ = load_registry(registry_path).until(until)
     matcher = Matcher(registry)
-    release = Path(release).resolve()
+    release = _root(release)
     report = VerifyReport()
     if (release / JOURNAL).exists():
         report.problems.append(f"{release / JOURNAL}: an interrupted apply; run apply again to finish it")
@@ -936,20 +997,22 @@ def verify(
             report.problems += [f"{folder.name} manifest: {p}" for p in rel.verify_release(folder)]
     except FileNotFoundError as e:
         report.problems.append(str(e))
-    for f in sorted(release.rglob("*.parquet")):
+    released = release.files()
+    for f in sorted((f for f in released if f.suffix == ".parquet"), key=by_parts):
         t = _read(f, ("repo_name", "github_id"))
         if t is not None:
             _scan(report, matcher, str(f), t)
-    texts = sorted(p for ext in ("json", "md") for p in release.rglob(f"*.{ext}"))
+    texts = sorted((f for f in released if f.suffix in (".json", ".md")), key=by_parts)
     if work is not None:
-        work = Path(work).resolve()
+        work = _root(work)
         tables = work_tables(work, [release, work / "tokenize" / DATA])
         for table in tables:
             for _f, n, leaks in scan_table(table, tables, matcher):
                 report.add(leaks, n)
-        seen = {f.resolve() for t in tables for f in t.files}
-        for f in sorted(work.rglob("*.parquet")):  # any other Parquet file naming repositories
-            if f.resolve() in seen or f.resolve().is_relative_to(release) or f.parent == work / "tokenize" / DATA:
+        seen = {f for t in tables for f in t.files}
+        parquet = sorted((f for f in work.files() if f.suffix == ".parquet"), key=by_parts)
+        for f in parquet:  # any other Parquet file naming repositories
+            if f in seen or f.is_relative_to(release) or f.parent == work / "tokenize" / DATA:
                 continue
             t = _read(f, ("repo_name", "github_id"))
             if t is not None:
@@ -960,5 +1023,5 @@ def verify(
     for p in texts:
         report.add(scan_text(p, matcher))
     if tokens is not None:
-        _verify_tokens(report, matcher, Path(tokens).resolve(), release)
+        _verify_tokens(report, matcher, _root(tokens), release)
     return report

@@ -10,18 +10,18 @@ left out (its draw is the stage's Spark hash, which this pure-Python tool does n
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from stackv2.config import RunConfig, stable_hash
 from stackv2.filters import FileFilter, benchmark_patterns
 from stackv2.optout.work import table_files
 from stackv2.release.compose import SUBSAMPLED
 from stackv2.stats import StageStats
+from stackv2.storage import Location, dataset, location
 from stackv2.workdir import DATA, REJECTED, STATS
 
 #: Why a promoted file stays out of the training products although it passes the filters.
@@ -43,7 +43,8 @@ class Admission:
 class TrainingRules:
     """The ``filter``, ``pii`` and ``compose`` decisions of one run, for files it never saw in those stages."""
 
-    def __init__(self, cfg: RunConfig, work: Path):
+    def __init__(self, cfg: RunConfig, work: str | os.PathLike | Location):
+        work = location(work)
         patterns = benchmark_patterns(cfg.filter)
         recorded = _stats(work, "filter").extra.get("benchmark_hash")
         if recorded is not None and recorded != stable_hash(patterns):
@@ -59,13 +60,13 @@ class TrainingRules:
         """(repository, language) groups of ``repos`` the ``compose`` stage kept, and those it subsampled away."""
 
         def read(table: str, only_subsampled: bool) -> set[tuple[str, str]]:
-            files = [str(f) for f in table_files(self.work / "compose" / table)]
+            files = table_files(self.work / "compose" / table)
             if not files:
                 return set()
             cond = pc.field("repo_name").isin(pa.array(sorted(set(repos)), pa.string()))
             if only_subsampled:
                 cond = cond & (pc.field("reason") == SUBSAMPLED)
-            t = ds.dataset(files, format="parquet").to_table(columns=["repo_name", "language"], filter=cond)
+            t = dataset(files).to_table(columns=["repo_name", "language"], filter=cond)
             return set(zip(t["repo_name"].to_pylist(), t["language"].to_pylist(), strict=True))
 
         return read(DATA, False), read(REJECTED, True)
@@ -86,6 +87,6 @@ class TrainingRules:
         return Admission(None, content, row["language"] in self.cfg.compose.smol_languages)
 
 
-def _stats(work: Path, stage: str) -> StageStats:
+def _stats(work: Location, stage: str) -> StageStats:
     p = work / stage / STATS
     return StageStats.load(p) if p.exists() else StageStats(stage)

@@ -7,6 +7,8 @@ tokenize per-file table) or an ``origin`` URL (``extract/rejected``: a GitHub UR
 extract stage derives ``repo_name``), or when its rows are files of its stage's ``data`` by
 ``(directory_id, path)`` without a name of their own (``pii/spans``): those rows belong to whoever owns the
 ``data`` row they join.
+
+Every folder and file is a ``stackv2.storage.Location``: the work folder may be local or on an object store.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stackv2.atomic import temp_path
 from stackv2.optout.registry import Matcher
 from stackv2.stats import StageStats
+from stackv2.storage import Location, parquet_file, read_schema, read_table
 from stackv2.workdir import (
     DATA,
     OPTOUT_AUDIT,
@@ -58,19 +59,25 @@ def match_rows(t: pa.Table, matcher: Matcher) -> pa.ChunkedArray | pa.Array:
     return matcher.match(repo_names(t), t["github_id"] if "github_id" in t.column_names else None)
 
 
-def table_files(table_dir: Path) -> list[Path]:
+def by_parts(loc: Location) -> list[str]:
+    """Sort key: a path's parts in order, as ``pathlib`` sorts paths (``a/b`` before ``a-b``)."""
+    return loc.path.split("/")
+
+
+def table_files(table_dir: Location) -> list[Location]:
     """The Parquet files of a stage's table: those its stage's manifest lists (``stackv2.workdir.committed_files``);
     for a stage that has not completed (or wrote no manifest), its folder's non-hidden Parquet files."""
     try:
         return committed_files(table_dir)
     except (FileNotFoundError, ManifestError):
-        return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
+        found = table_dir.files(recursive=False)
+        return [f for f in found if f.suffix == ".parquet" and not f.name.startswith(".")]
 
 
 @dataclass(frozen=True)
 class Table:
-    folder: Path
-    files: tuple[Path, ...]
+    folder: Location
+    files: tuple[Location, ...]
     columns: tuple[str, ...]
 
     @property
@@ -79,25 +86,25 @@ class Table:
         return "repo_name" in self.columns or "origin" in self.columns
 
 
-def work_tables(work: Path, exclude: Iterable[Path] = ()) -> list[Table]:
+def work_tables(work: Location, exclude: Iterable[Location] = ()) -> list[Table]:
     """Every table of the work folder that names repositories, directly or through its stage's ``data``."""
-    skip = [p.resolve() for p in exclude]
+    skip = list(exclude)
     out = []
-    for folder in sorted(p for p in work.glob("*/*") if p.is_dir()):
-        if any(folder.resolve().is_relative_to(s) for s in skip):
+    for folder in sorted((t for stage in work.folders() for t in stage.folders()), key=by_parts):
+        if any(folder.is_relative_to(s) for s in skip):
             continue
         files = table_files(folder)
         if not files:
             continue
-        columns = tuple(pq.read_schema(files[0]).names)
+        columns = tuple(read_schema(files[0]).names)
         if {"repo_name", "origin"} & set(columns) or (set(FILE_KEY) <= set(columns) and folder.name != DATA):
             out.append(Table(folder, tuple(files), columns))
     return out
 
 
-def _read(path: Path, columns: Iterable[str]) -> pa.Table:
-    names = pq.read_schema(path).names
-    return pq.read_table(path, columns=[c for c in columns if c in names])
+def _read(path: Location, columns: Iterable[str]) -> pa.Table:
+    names = read_schema(path).names
+    return read_table(path, columns=[c for c in columns if c in names])
 
 
 def _keys(t: pa.Table) -> pa.ChunkedArray:
@@ -120,7 +127,7 @@ def _data_of(table: Table, tables: list[Table]) -> Table | None:
     return next((t for t in tables if t.folder == table.folder.parent / DATA and t.named), None)
 
 
-def hits(table: Table, f: Path, matcher: Matcher, keys: set[str]) -> pa.ChunkedArray | pa.Array:
+def hits(table: Table, f: Location, matcher: Matcher, keys: set[str]) -> pa.ChunkedArray | pa.Array:
     """Per row of file ``f`` of ``table``: whether it belongs to an opted-out repository."""
     if table.named:
         return pc.is_valid(match_rows(_read(f, NAME_COLUMNS), matcher))
@@ -143,17 +150,17 @@ def _write_options(meta: pq.FileMetaData) -> dict[str, Any]:
     }
 
 
-def write_like(path: Path, table: pa.Table, like: Path | None = None) -> Path:
+def write_like(path: Location, table: pa.Table, like: Location | None = None) -> Location:
     """Write ``table`` to ``path``'s temporary name with ``like``'s (default: ``path``'s) options; return it."""
     like = like if like is not None else path
-    options = _write_options(pq.ParquetFile(like).metadata) if like.exists() else {"compression": "zstd"}
-    tmp = temp_path(path)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp, **options)
+    options = _write_options(parquet_file(like).metadata) if like.exists() else {"compression": "zstd"}
+    tmp = path.temp()
+    with tmp.open_output() as out:
+        pq.write_table(table, out, **options)
     return tmp
 
 
-def manifest_after(stage_dir: Path, replaced: dict[str, dict[Path, Path]]) -> dict[str, Any] | None:
+def manifest_after(stage_dir: Location, replaced: dict[str, dict[Location, Location]]) -> dict[str, Any] | None:
     """The stage's manifest (``_SUCCESS``, JSON) once staged files have replaced committed ones, so the stage still
     checks after the change (docs/resume.md): ``replaced`` maps an output to {committed file: the staged file taking
     its place}. None when the stage has no manifest."""
@@ -174,19 +181,19 @@ class WorkChange:
     """New files staged beside their originals, the stages' recounted stats and manifests (JSON files to write, by
     path), and rows purged per table."""
 
-    renames: list[tuple[Path, Path]] = field(default_factory=list)
-    stats: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    renames: list[tuple[Location, Location]] = field(default_factory=list)
+    stats: dict[Location, dict[str, Any]] = field(default_factory=dict)
     purged: dict[str, int] = field(default_factory=dict)
 
 
-def recount(stats: StageStats, table: str, files: list[Path], purged: int) -> None:
+def recount(stats: StageStats, table: str, files: list[Location], purged: int) -> None:
     """Recount a stage's stats from one of its tables as it will be (``files``), so they keep adding up."""
     if table == DATA:
-        stats.rows_out = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        stats.rows_out = sum(parquet_file(f).metadata.num_rows for f in files)
     elif table == REJECTED:
         reasons: Counter[str] = Counter()
         for f in files:
-            reasons.update(pq.read_table(f, columns=["reason"])["reason"].to_pylist())
+            reasons.update(read_table(f, columns=["reason"])["reason"].to_pylist())
         stats.rejected = dict(sorted(reasons.items()))
     stats.rows_in = stats.rows_out + stats.rows_rejected
     done = stats.extra.setdefault("optout_purged", {})
@@ -194,10 +201,10 @@ def recount(stats: StageStats, table: str, files: list[Path], purged: int) -> No
 
 
 def stage_purge(
-    work: Path,
+    work: Location,
     matcher: Matcher,
-    exclude: Iterable[Path],
-    edits: dict[Path, Any] | None = None,
+    exclude: Iterable[Location],
+    edits: dict[Location, Any] | None = None,
 ) -> WorkChange:
     """Stage the work folder's tables without their opted-out rows (new files beside the old, nothing replaced).
 
@@ -207,7 +214,7 @@ def stage_purge(
     edits = edits or {}
     tables = work_tables(work, exclude)
     change = WorkChange()
-    per_stage: dict[Path, list[tuple[str, list[Path], int]]] = {}
+    per_stage: dict[Location, list[tuple[str, list[Location], int]]] = {}
     for table in tables:
         keys: set[str] = set()
         if not table.named:
@@ -224,7 +231,7 @@ def stage_purge(
             if not k and edit is None:
                 new_files.append(f)
                 continue
-            t = pq.read_table(f)
+            t = read_table(f)
             new = t.filter(pc.invert(hit))
             if edit is not None:
                 new = edit(f, new)
@@ -237,7 +244,7 @@ def stage_purge(
             new_files.append(tmp)
         if n or any(tmp != f for tmp, f in zip(new_files, table.files, strict=True)):
             if n:
-                change.purged[table.folder.relative_to(work).as_posix()] = n
+                change.purged[table.folder.relative_to(work)] = n
             per_stage.setdefault(table.folder.parent, []).append((table.folder.name, new_files, n))
     for stage_dir, changed in per_stage.items():
         staged = {
@@ -267,7 +274,7 @@ class Leak:
     rows: int
 
 
-def scan_table(table: Table, tables: list[Table], matcher: Matcher) -> Iterator[tuple[Path, int, list[Leak]]]:
+def scan_table(table: Table, tables: list[Table], matcher: Matcher) -> Iterator[tuple[Location, int, list[Leak]]]:
     """Per file of ``table``: (file, rows, leaks)."""
     keys: dict[str, tuple[str, str]] = {}
     if not table.named:  # rows tied to their stage's data: whose row is it?
@@ -300,20 +307,22 @@ def scan_table(table: Table, tables: list[Table], matcher: Matcher) -> Iterator[
 _REPO_TEXT = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9_-]{0,38})/([A-Za-z0-9._-]{1,100})")
 
 
-def text_files(work: Path, exclude: Iterable[Path]) -> list[Path]:
+def text_files(work: Location, exclude: Iterable[Location]) -> list[Location]:
     """JSON, JSONL, YAML and Markdown files the run wrote (stats, reports, manifests, cards), but the audits."""
-    skip = [p.resolve() for p in (*exclude, work / OPTOUT_AUDIT)]
+    skip = [*exclude, work / OPTOUT_AUDIT]
     return sorted(
-        p
-        for ext in ("json", "jsonl", "yaml", "md", "html")
-        for p in work.rglob(f"*.{ext}")
-        if not any(p.resolve().is_relative_to(s) for s in skip)
+        (
+            f
+            for f in work.files()
+            if f.suffix in (".json", ".jsonl", ".yaml", ".md", ".html") and not any(f.is_relative_to(s) for s in skip)
+        ),
+        key=by_parts,
     )
 
 
-def scan_text(path: Path, matcher: Matcher) -> list[Leak]:
+def scan_text(path: Location, matcher: Matcher) -> list[Leak]:
     """``owner/name`` strings of opted-out repositories in a text file (a report listing repositories)."""
-    text = path.read_text(errors="replace")
+    text = path.read_bytes().decode(errors="replace")
     if path.suffix == ".json":
         with contextlib.suppress(json.JSONDecodeError):  # JSON may escape "/" as "\/": read the strings back
             text = "\n".join(_strings(json.loads(text)))
