@@ -268,10 +268,11 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
     from pipelines.runner import load_stage, selected_stages, stage_hash
     from stackv2.optout.training import RunConfigMismatch
     from stackv2.stats import StageStats
+    from stackv2.storage import location
 
     if not args.work:
         raise ValueError("--config needs --work: the run's decisions are checked against its work folder")
-    work = Path(args.work)
+    work = location(args.work)
     cfg = load_config(args.config, args.overrides)
     optout_stats = work / "optout" / "_stats.json"
     recorded = (StageStats.load(optout_stats).extra.get("registry_sha256") if optout_stats.exists() else None) or ""
@@ -291,21 +292,9 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
     return cfg
 
 
-def _local_only(*paths: str | None) -> None:
-    """Opt-out rewrites and scans local (or mounted) folders only: an object-store URI is one clear error."""
-    from stackv2.storage import is_remote
-
-    for p in paths:
-        if p is not None and is_remote(p):
-            raise ConfigError(
-                f"{p}: opt-out works on a local or mounted folder, not on an object store yet (docs/deploy.md)"
-            )
-
-
 def cmd_optout_apply(args: argparse.Namespace) -> int:
     from stackv2.optout.release import apply
 
-    _local_only(args.release, args.work, args.report)
     audit = apply(
         args.registry,
         args.release,
@@ -324,7 +313,6 @@ def cmd_optout_apply(args: argparse.Namespace) -> int:
 def cmd_optout_check(args: argparse.Namespace) -> int:
     from stackv2.optout.release import check
 
-    _local_only(args.release)
     found = check(args.username, args.release)
     for product, repos in found.items():
         for repo, n in repos.items():
@@ -337,7 +325,6 @@ def cmd_optout_check(args: argparse.Namespace) -> int:
 def cmd_optout_verify(args: argparse.Namespace) -> int:
     from stackv2.optout.release import verify
 
-    _local_only(args.release, args.work, args.tokens)
     report = verify(args.registry, args.release, args.work, args.tokens, until=args.until)
     for leak in report.leaks:
         print(f"LEAK {leak['file']}: {leak['repo_name']} ({leak['rows']} rows, request {leak['request']})")
@@ -599,7 +586,9 @@ def _add_optout(sub: argparse._SubParsersAction) -> None:
     actions = optout.add_subparsers(dest="action", required=True)
     p = actions.add_parser("apply", help="remove opted-out repositories from a release, promoting duplicates")
     p.add_argument("--registry", required=True, help="opt-out registry (.jsonl or .yaml)")
-    p.add_argument("--release", required=True, help="release folder (one folder per product), or one product folder")
+    p.add_argument(
+        "--release", required=True, help="release folder (one folder per product) or one product folder; path or URI"
+    )
     p.add_argument("--work", default=None, help="work folder: promote from dedup tables, purge its tables and tokens")
     p.add_argument("--report", default=None, help="audit report path (default WORK/optout_audit/audit-<sha>.json)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")

@@ -139,12 +139,3 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr == f"stackv2 pii: error: {tmp_path} is not a file\n"
-
-
-@pytest.mark.parametrize("action", ["apply", "verify"])
-def test_optout_on_an_object_store_work_dir(capsys, tmp_path, action):
-    registry = tmp_path / "registry.jsonl"
-    registry.write_text("")
-    release = "s3://bucket/run/shards/release"
-    argv = ["optout", action, "--registry", str(registry), "--release", release]
-    fails_in_one_line(capsys, argv, release, "not on an object store yet")
