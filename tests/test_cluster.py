@@ -28,6 +28,7 @@ from gitutil import git
 from pipelines._job import PIPELINE, stage_problems
 from stackv2.swh.archive import build_archive
 from tests.sparkcluster import spark_home
+from tests.workfiles import outputs
 
 MIT = """MIT License
 
@@ -113,20 +114,6 @@ def run_pipeline(
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc.stderr
-
-
-def outputs(work: Path) -> dict[str, bytes]:
-    """Every file a run wrote; ``_stats.json`` without its timing."""
-    files = {}
-    for p in sorted(work.rglob("*")):
-        if p.is_file():
-            data = p.read_bytes()
-            if p.name == "_stats.json":
-                stats = json.loads(data)
-                stats.pop("seconds")
-                data = json.dumps(stats, sort_keys=True).encode()
-            files[str(p.relative_to(work))] = data
-    return files
 
 
 def finished_apps(cluster, n: int, timeout: float = 60) -> bool:

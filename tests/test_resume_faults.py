@@ -4,7 +4,6 @@ repaired to the bytes of a clean run."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import yaml
 from gitutil import git
 
 from stackv2.swh.archive import build_archive
-from stackv2.workdir import LOCK
+from tests.workfiles import outputs
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 STAGES = ["extract", "optout", "fetch", "annotate"]
@@ -24,20 +23,6 @@ STAGES = ["extract", "optout", "fetch", "annotate"]
 
 def stackv2(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=900)
-
-
-def outputs(work: Path) -> dict[str, bytes]:
-    """Every file of the work folder (hidden ones too); ``_stats.json`` without its timing."""
-    files = {}
-    for p in sorted(work.rglob("*")):
-        if p.is_file() and p.name != LOCK:
-            data = p.read_bytes()
-            if p.name == "_stats.json":
-                stats = json.loads(data)
-                stats.pop("seconds")
-                data = json.dumps(stats, sort_keys=True).encode()
-            files[str(p.relative_to(work))] = data
-    return files
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ ridden out. ``test_s3_workdir_storage.py`` tests the storage layer itself withou
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,11 +16,12 @@ import yaml
 from gitutil import git
 
 from pipelines._job import PIPELINE
-from stackv2.storage import Location, location
+from stackv2.storage import location
 from stackv2.swh.archive import build_archive
 from stackv2.workdir import LOCK, SUCCESS, committed_files
 from tests.faultproxy import FaultProxy
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.workfiles import assert_same, outputs
 
 #: Two pipeline runs on a local folder for reference, then one or two on S3 per test: minutes each on 2 cores.
 pytestmark = [pytest.mark.s3, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -109,36 +109,6 @@ def run(
     archive: Path, work: str, yaml_path: Path, env: dict[str, str], stages: list[str]
 ) -> subprocess.CompletedProcess:
     return stackv2(env, "run", "--config", str(write_config(archive, work, yaml_path, stages)))
-
-
-def outputs(work: Location) -> dict[str, bytes]:
-    """Every file a run left in its work folder (hidden ones too, but not the lock): ``_stats.json`` and the report's
-    copy of them without their timing, and the work folder's own name, which they quote, replaced by ``<work>``."""
-    files = {}
-    for f in work.files():
-        name = f.relative_to(work)
-        if name == LOCK:
-            continue
-        data = f.read_bytes()
-        if f.name == "_stats.json":
-            stats = json.loads(data)
-            stats.pop("seconds")
-            data = json.dumps(stats, sort_keys=True).encode()
-        elif name == "report/report.json":  # the report's funnel quotes each stage's stats, timing included
-            report = json.loads(data)
-            for stats in report["funnel"]:
-                stats.pop("seconds")
-            data = json.dumps(report, sort_keys=True).encode()
-        if f.suffix in (".json", ".html", ".md"):
-            data = data.replace(work.uri.encode(), b"<work>")
-        files[name] = data
-    return files
-
-
-def assert_same(local: dict[str, bytes], remote: dict[str, bytes]) -> None:
-    assert sorted(local) == sorted(remote)
-    differ = [k for k in local if local[k] != remote[k]]
-    assert not differ, f"the S3 run's files differ from the local run's: {differ}"
 
 
 @pytest.fixture(scope="module")
