@@ -58,7 +58,9 @@ def _installed(names: tuple[str, ...]) -> list[str]:
     return found
 
 
-EXPECTED_ERRORS = (ConfigError, ValueError, FileNotFoundError, RuntimeError)
+#: Errors a user can act on, printed as one line: bad config or input, a missing or unwritable file, a store's refusal
+#: (pyarrow raises ``OSError`` for S3's ACCESS_DENIED, a missing bucket, a network failure).
+EXPECTED_ERRORS = (ConfigError, ValueError, OSError, RuntimeError)
 
 
 def _output_dir(path: str | Path) -> None:

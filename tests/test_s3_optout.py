@@ -207,8 +207,9 @@ def test_an_apply_killed_at_a_journal_step_is_finished_by_the_next(pristine, ref
 
 
 def test_a_refused_key_is_named_without_the_key(pristine, env):
-    """A wrong secret: the store's refusal is reported, neither key is (``stackv2`` checks every output)."""
+    """A wrong secret: the store's refusal is one line, neither key is (``stackv2`` checks every output)."""
     wrong = {**env, "AWS_SECRET_ACCESS_KEY": "not-" + SECRET_KEY}
     proc = stackv2(wrong, "optout", "check", "alice", "--release", f"s3://{BUCKET}/nothing-here/release")
-    assert proc.returncode != 0 and "ACCESS_DENIED" in proc.stderr
+    assert proc.returncode == 2 and "ACCESS_DENIED" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "not-" + SECRET_KEY not in proc.stdout + proc.stderr
