@@ -295,17 +295,26 @@ def _run_config(args: argparse.Namespace) -> RunConfig | None:
 
 
 def cmd_optout_apply(args: argparse.Namespace) -> int:
-    from stackv2.optout.release import apply
+    """With ``--work`` (and not a dry run) the work folder's lock is held throughout: an apply rewrites that
+    folder's tables and tokens, which a run on it at the same time would read or write."""
+    import contextlib
+    import shlex
 
-    audit = apply(
-        args.registry,
-        args.release,
-        args.work,
-        args.report,
-        dry_run=args.dry_run,
-        until=args.until,
-        config=_run_config(args),
-    )
+    from stackv2.optout.release import apply
+    from stackv2.workdir import work_lock
+
+    writes_work = args.work is not None and not args.dry_run
+    command = shlex.join(["stackv2", *sys.argv[1:]])
+    with work_lock(args.work, command) if writes_work else contextlib.nullcontext():
+        audit = apply(
+            args.registry,
+            args.release,
+            args.work,
+            args.report,
+            dry_run=args.dry_run,
+            until=args.until,
+            config=_run_config(args),
+        )
     keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "tokens", "work_purged")
     keys += ("cutoff", "ignored_after_cutoff", "warnings")
     print(json.dumps({k: audit[k] for k in (*keys, "dry_run" if args.dry_run else "report")}, indent=2))

@@ -20,6 +20,7 @@ from stackv2.release.products import THE_STACK_V2_DEDUP, TRAIN_FULL
 from stackv2.schema import ANNOTATED, FETCHED, RELEASE, RELEASE_REPOS, with_reason
 from stackv2.stats import StageStats
 from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
+from tests.test_lock import hold
 
 #: The release: a file-level product (with near-dedup clusters to promote from) and a repository-level one.
 DEDUP, TRAIN = THE_STACK_V2_DEDUP, TRAIN_FULL
@@ -354,6 +355,24 @@ def test_cli_commands(built, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["files_removed"] == 2
     assert cli.main(["optout", "verify", "--registry", str(path), "--release", str(release)]) == 0
     assert capsys.readouterr().out.startswith("OK:")
+
+
+def test_cli_apply_is_refused_while_a_run_holds_the_work_folder(built, tmp_path, capsys):
+    """``optout apply --work`` takes the work folder's lock: with a run holding it, nothing is rewritten."""
+    release, work = built
+    path = registry(tmp_path, REGISTRY)
+    before = snapshot(release.parent)
+    holder = hold(work)
+    try:
+        args = ["optout", "apply", "--registry", str(path), "--release", str(release), "--work", str(work)]
+        assert cli.main(args) == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+        assert snapshot(release.parent) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.main(args) == 0  # the holder is gone: its lock is taken over
+    assert snapshot(release.parent) != before
 
 
 def test_exact_duplicates_stand_in_by_the_exact_dedup_order(built, tmp_path):
