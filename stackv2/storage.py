@@ -41,6 +41,8 @@ import pyarrow.parquet as pq
 S3_ATTEMPTS = 10
 #: Read and hash in chunks this large (a remote read pays per request, not per byte).
 CHUNK = 8 << 20
+#: The largest object S3 copies in one request (CopyObject); a larger one is copied through this machine.
+MAX_SERVER_COPY = 5 << 30
 _S3_SCHEMES = ("s3", "s3a", "s3n")
 _LOCAL = pafs.LocalFileSystem()
 
@@ -288,21 +290,24 @@ class Location:
 
     def move_or_copy(self, target: Location) -> None:
         """Give this file the name ``target`` (replacing it): a rename on a local disk, a server-side copy then a
-        delete on an object store (no rename there; an object above 5 GB cannot be copied in one request)."""
+        delete on an object store (no rename there), through this machine above ``MAX_SERVER_COPY``."""
         if self.is_local and target.is_local:
             os.makedirs(os.path.dirname(target.path), exist_ok=True)
             os.replace(self.path, target.path)
-        elif self.prefix == target.prefix:
+        elif self._copied_by_server(target):
             self.fs.move(self.path, target.path)
         else:
             self.copy_to(target)
             self.delete()
 
+    def _copied_by_server(self, target: Location) -> bool:
+        return not self.is_local and self.prefix == target.prefix and self.size() <= MAX_SERVER_COPY
+
     def copy_to(self, target: Location) -> None:
         """Copy this file to ``target`` (replacing it at once)."""
         if self.is_local:
             target.upload(self.path)
-        elif self.prefix == target.prefix and not target.is_local:
+        elif self._copied_by_server(target):
             self.fs.copy_file(self.path, target.path)
         else:
             with target.atomic_output() as out, self.open_input_stream() as f:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import stackv2.storage as storage
 import stackv2.workdir as workdir
 from pipelines._job import check_work, stage_problems
 from stackv2.atomic import write_json
@@ -111,6 +112,24 @@ def test_files_are_written_whole_listed_moved_and_removed(root):
     (root / "c.json").delete()  # nothing to remove: no error
     assert keys(root) == ["b/x.json", "d.json"]
     assert (root / "b" / "x.json").sha256() == hashlib.sha256(b'{"x": 1}\n').hexdigest()
+
+
+def test_an_object_above_the_server_copy_limit_is_moved_through_this_machine(s3env, monkeypatch):
+    """S3 copies at most 5 GiB in one request: a larger object is streamed into a new upload instead."""
+    root = location(f"s3://{BUCKET}/big-move-{os.getpid()}")
+    data = os.urandom(3 << 20)
+    spooled = []
+    through_machine = Location.atomic_output
+    monkeypatch.setattr(Location, "atomic_output", lambda self: spooled.append(self) or through_machine(self))
+    for limit, expect_spooled in ((len(data), 0), (len(data) - 1, 1)):
+        monkeypatch.setattr(storage, "MAX_SERVER_COPY", limit)
+        (root / "a").write_bytes(data)
+        (root / "a").move_or_copy(root / "b")
+        assert (root / "b").read_bytes() == data and not (root / "a").exists()
+        (root / "b").copy_to(root / "c")
+        assert (root / "c").read_bytes() == data and (root / "b").exists()
+        assert len(spooled) == 2 * expect_spooled
+        spooled.clear()
 
 
 def test_parquet_written_through_a_hashing_writer_is_the_file_pyarrow_writes(root, tmp_path):
