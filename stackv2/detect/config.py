@@ -24,9 +24,16 @@ class LicenseConfig:
     bigcode_deadline: bool = False
     #: A file of SPDX ids (one per line, ``#`` comments) replacing ``stackv2/data/permissive_licenses.txt``.
     permissive_list: str | None = None
+    #: License files per task of the license job (its task count follows the number of license files): at ~0.1 s
+    #: per file a task takes about 100 s, and a retried task repeats no more than that (docs/licenses.md).
+    files_per_task: int = 1000
+    #: The license job's workers share one index loaded by their daemon when the job has at least this many tasks;
+    #: with fewer, each worker loads its own. A daemon plus k workers hold ~1.2 + 0.2k GiB, k workers loading the
+    #: index themselves ~1.4k GiB: sharing pays from two concurrent workers on (docs/scaling.md, "Memory").
+    shared_index_min_tasks: int = 2
 
     def __post_init__(self) -> None:
-        positive(self, "annotate.license", "max_chars")
+        positive(self, "annotate.license", "max_chars", "files_per_task", "shared_index_min_tasks")
 
 
 @dataclass(frozen=True)
