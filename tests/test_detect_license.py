@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackv2.detect.config import LicenseConfig
+from stackv2.detect.config import LICENSE_JOB_OPTIONS, LicenseConfig, LicenseJobConfig
 from stackv2.detect.license import (
     LICENSE_TYPES,
     NO_LICENSE,
@@ -181,6 +181,15 @@ def test_shipped_permissive_list_is_what_the_script_generates(capsys):
 
 
 # --- propagation ------------------------------------------------------------------------------------------------
+def test_license_job_settings_come_from_spark_options():
+    """How the license job runs is set by Spark options (outside the stage's config hash); unset ones default."""
+    assert LicenseJobConfig.from_options({}) == LicenseJobConfig()
+    options = {LICENSE_JOB_OPTIONS["files_per_task"]: "50", "spark.stackv2.preloadModels": "false"}
+    assert LicenseJobConfig.from_options(options) == LicenseJobConfig(files_per_task=50)
+    with pytest.raises(ValueError, match="shared_index_min_tasks must be > 0"):
+        LicenseJobConfig.from_options({LICENSE_JOB_OPTIONS["shared_index_min_tasks"]: "0"})
+
+
 def test_base_path():
     assert base_path("/a/b/LICENSE") == "/a/b/"
     assert base_path("/LICENSE") == "/"

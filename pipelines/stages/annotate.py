@@ -4,7 +4,7 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
 1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, fastText on prose,
    line statistics (``udfs.annotate.annotate_blobs``);
 2. apart, per blob known under a license-like name (a few percent of the blobs): ScanCode
-   (``udfs.annotate.blob_licenses``), in as many tasks as ``annotate.license.files_per_task`` asks, in workers of
+   (``udfs.annotate.blob_licenses``), in as many tasks as ``LicenseJobConfig.files_per_task`` asks, in workers of
    their own that share one index through their daemon when the job has ``shared_index_min_tasks`` tasks or more
    (``stackv2.preload``), and go away with the stage; joined to step 1 by ``blob_id``;
 3. per repository (``directory_id``, small columns only: each path with its blob's annotations): licenses found
@@ -27,7 +27,7 @@ from pyspark.sql.types import BooleanType
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
 from pipelines._session import preloading
 from pipelines.frames import attach
-from stackv2.detect.config import AnnotateConfig
+from stackv2.detect.config import LICENSE_JOB_OPTIONS, AnnotateConfig, LicenseJobConfig
 from stackv2.detect.license import is_license_file
 from stackv2.preload import for_licenses
 from stackv2.schema import ANNOTATED, FILE_KEY
@@ -71,10 +71,13 @@ def license_blobs(rows: DataFrame) -> DataFrame:
 def licenses_found(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     """``BLOB_LICENSES`` of the license blobs, in one task per ``files_per_task`` of them (counted first, over the
     names alone), in workers of their own: they share a preloaded index from ``shared_index_min_tasks`` tasks on,
-    and load their own below that."""
+    and load their own below that (``LicenseJobConfig``, from the Spark options)."""
+    spark = rows.sparkSession
+    options = {key: v for key in LICENSE_JOB_OPTIONS.values() if (v := spark.conf.get(key, None)) is not None}
+    job = LicenseJobConfig.from_options(options)
     blobs = license_blobs(rows)
-    tasks = max(1, -(-blobs.select("blob_id").count() // cfg.license.files_per_task))
-    with preloading(rows.sparkSession, for_licenses(shared=tasks >= cfg.license.shared_index_min_tasks)):
+    tasks = max(1, -(-blobs.select("blob_id").count() // job.files_per_task))
+    with preloading(spark, for_licenses(shared=tasks >= job.shared_index_min_tasks)):
         return blobs.repartition(tasks).mapInArrow(blob_licenses(cfg), to_spark_schema(BLOB_LICENSES))
 
 
