@@ -120,11 +120,15 @@ def preloading(spark: SparkSession, models: Preload | None) -> Iterator[None]:
     """Python functions created in this block run in workers forked from a daemon that loaded ``models`` first
     (``stackv2.preload``): one copy per executor instead of one per worker. A function's worker environment is
     ``SparkContext.environment`` as it is when the function is created, and Spark starts one daemon per distinct
-    environment. Nothing changes with ``models`` None or ``spark.stackv2.preloadModels`` false."""
+    environment, which exits once it has had no worker for a while. Nothing changes with ``models`` None; with
+    ``spark.stackv2.preloadModels`` false the functions get a daemon of their own that loads nothing (their workers
+    load the models themselves, and go with their job)."""
     env = spark.sparkContext.environment
-    if models is None or spark.sparkContext.getConf().get(PRELOAD_OPTION, "true") != "true":
+    if models is None:
         yield
         return
+    if spark.sparkContext.getConf().get(PRELOAD_OPTION, "true") != "true":
+        models = Preload()
     before = env.get(PRELOAD_ENV)
     env[PRELOAD_ENV] = models.encode()
     try:

@@ -7,9 +7,12 @@ of the garbage collector's sight (``gc.freeze``), so the workers' collections ne
 counts still do, which copies only the pages a worker touches (measured in docs/scaling.md).
 
 A ``Preload`` names what to load and the settings it is loaded with, and reaches the daemon in its environment
-(``PRELOAD_ENV``): ``pipelines._session.preloading`` sets it for the Python functions of one stage, and Spark starts
-one daemon per distinct worker environment, so the stages that need no model keep a daemon without any.
-Everything is read from disk (the loaders below are the ones the workers would call): nothing is downloaded.
+(``PRELOAD_ENV``): ``pipelines._session.preloading`` sets it for the Python functions of one job, and Spark starts
+one daemon per distinct worker environment, so the jobs that need no model keep a daemon without any. An empty
+``Preload`` loads nothing and still gives the job workers of its own: models they load themselves never reach the
+workers later stages reuse. A daemon started for a ``Preload`` exits once it has had no worker for a while
+(``pyspark_stackv2_daemon``), so what it holds goes with its job. Everything is read from disk (the loaders below
+are the ones the workers would call): nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 
-from stackv2.detect.config import AnnotateConfig
 from stackv2.pii.config import PiiConfig
 
 #: The worker environment variable holding a ``Preload`` (``Preload.encode``).
@@ -32,8 +34,6 @@ class Preload:
 
     #: ScanCode's license index and licence database (``stackv2.detect.license``).
     scancode: bool = False
-    #: The fastText language-id model at this path (``stackv2.detect.natural``).
-    fasttext: str | None = None
     #: The presidio engine for these settings (``stackv2.pii.engine.get_engine``).
     pii: PiiConfig | None = None
 
@@ -51,10 +51,9 @@ class Preload:
         return cls(**data, pii=pii)
 
 
-def for_annotate(cfg: AnnotateConfig) -> Preload:
-    from stackv2.detect.natural import default_model_path
-
-    return Preload(scancode=True, fasttext=cfg.natural.model_path or str(default_model_path()))
+def for_licenses(shared: bool) -> Preload:
+    """The license job's workers: sharing ScanCode's index loaded by their daemon, or each loading its own."""
+    return Preload(scancode=shared)
 
 
 def for_pii(cfg: PiiConfig) -> Preload | None:
@@ -81,10 +80,6 @@ def load(models: Preload) -> None:
 
         scancode_index()
         spdx_ids("mit")  # the licence database and expression parser
-    if models.fasttext:
-        from stackv2.detect.natural import _model
-
-        _model(models.fasttext)
     if models.pii is not None:
         from stackv2.pii.engine import get_engine
 

@@ -201,3 +201,26 @@ def test_same_annotations_as_the_previous_plan(spark):
     by_key = {(r["directory_id"][0], r["path"]): r for r in new}
     assert by_key[("e", "/LICENSE.txt")]["detected_licenses"] == ["MIT"]
     assert by_key[("e", None)]["language"] is None and by_key[("e", None)]["num_lines"] == 4
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_license_job_tasks_follow_the_license_files(spark):
+    """ScanCode runs over the blobs known under a license-like name only, one task per ``files_per_task`` of them
+    (a Spark option); what it finds is the same whether one worker loads the index itself or four share their
+    daemon's."""
+    from pipelines.stages.annotate import licenses_found
+    from stackv2.detect.config import LICENSE_JOB_OPTIONS, AnnotateConfig
+
+    df = spark.createDataFrame(pa.Table.from_pylist(fetched_rows(), schema=FETCHED).to_pandas()).repartition(3)
+    one = licenses_found(df, AnnotateConfig())
+    spark.conf.set(LICENSE_JOB_OPTIONS["files_per_task"], "1")
+    try:
+        four = licenses_found(df, AnnotateConfig())
+    finally:
+        spark.conf.unset(LICENSE_JOB_OPTIONS["files_per_task"])
+    assert one.rdd.getNumPartitions() == 1 and four.rdd.getNumPartitions() == 4
+    found = sorted((r["blob_id"][:2], r["licenses"]) for r in one.collect())
+    assert found == sorted((r["blob_id"][:2], r["licenses"]) for r in four.collect())
+    # LICENSE, COPYING, README.md and the other LICENSE; no other blob reaches ScanCode.
+    assert found == [("01", ["MIT"]), ("03", ["GPL-3.0-or-later"]), ("05", []), ("13", ["MIT"])]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackv2.detect.config import LicenseConfig
+from stackv2.detect.config import LICENSE_JOB_OPTIONS, AnnotateConfig, LicenseConfig, LicenseJobConfig
 from stackv2.detect.license import (
     LICENSE_TYPES,
     NO_LICENSE,
@@ -181,6 +181,27 @@ def test_shipped_permissive_list_is_what_the_script_generates(capsys):
 
 
 # --- propagation ------------------------------------------------------------------------------------------------
+def test_license_job_settings_come_from_spark_options():
+    """How the license job runs is set by Spark options (outside the stage's config hash); unset ones default."""
+    assert LicenseJobConfig.from_options({}) == LicenseJobConfig()
+    options = {LICENSE_JOB_OPTIONS["files_per_task"]: "50", "spark.stackv2.preloadModels": "false"}
+    assert LicenseJobConfig.from_options(options) == LicenseJobConfig(files_per_task=50)
+    with pytest.raises(ValueError, match="shared_index_min_tasks must be > 0"):
+        LicenseJobConfig.from_options({LICENSE_JOB_OPTIONS["shared_index_min_tasks"]: "0"})
+
+
+def test_blob_licenses_on_three_rows():
+    """The license job's ``mapInArrow`` function: one row out per row in, a null content is no text."""
+    import pyarrow as pa
+
+    from udfs.annotate import BLOB_LICENSES, LICENSE_INPUT, blob_licenses
+
+    batch = pa.RecordBatch.from_pydict({"blob_id": ["a", "b", "c"], "content": [MIT, None, GPL_NOTICE]}, LICENSE_INPUT)
+    (out,) = blob_licenses(AnnotateConfig())(iter([batch]))
+    assert out.schema == BLOB_LICENSES
+    assert out.to_pydict() == {"blob_id": ["a", "b", "c"], "licenses": [["MIT"], [], ["GPL-3.0-or-later"]]}
+
+
 def test_base_path():
     assert base_path("/a/b/LICENSE") == "/a/b/"
     assert base_path("/LICENSE") == "/"

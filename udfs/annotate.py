@@ -1,11 +1,11 @@
-"""Annotate adapters: per-blob detectors as a ``mapInArrow`` function, license propagation per repository (which
-also carries each path's per-blob annotations, so the stage joins them back to the rows once).
+"""Annotate adapters: per-blob detectors as a ``mapInArrow`` function, ScanCode over the license files as another,
+license propagation per repository (which also carries each path's per-blob annotations, so the stage joins them
+back to the rows once).
 
 The expensive state (ScanCode's index, the fastText model, enry's library, the line-statistics tables) lives in
-module-level caches of ``stackv2.detect``: built once per Python worker, which Spark reuses across tasks, and
-only when a partition needs it (the ScanCode index loads on the first license file). The stage has the index and
-the model loaded by the daemon that forks the workers instead (``stackv2.preload``): the caches then hold them
-from the start, one copy per executor.
+module-level caches of ``stackv2.detect``: built once per Python worker, which Spark reuses across tasks. Only
+``blob_licenses`` needs the index (~1.4 GB): the stage runs it apart, in workers of their own (``stackv2.preload``),
+so the workers of every other function never hold it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow as pa
 from stackv2.detect.annotate import BLOB_COLUMNS, annotate_blob
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import extension
-from stackv2.detect.license import license_type, load_permissive, propagate
+from stackv2.detect.license import detect_licenses, license_type, load_permissive, propagate
 from stackv2.schema import ANNOTATED, ANNOTATION_FIELDS, STRING
 
 LICENSES_FIELD = pa.field("licenses", pa.list_(STRING))
@@ -31,17 +31,18 @@ BLOB_INPUT = pa.schema(
         ANNOTATED.field("src_encoding"),
     ]
 )
-#: Output of ``annotate_blobs``: ``licenses`` are those found in the blob itself (before propagation).
-BLOB_ANNOTATIONS = pa.schema(
-    [ANNOTATED.field("blob_id"), *(LICENSES_FIELD if c == "licenses" else ANNOTATED.field(c) for c in BLOB_COLUMNS)]
-)
-#: Per-blob columns ``repo_annotations`` passes through unchanged (every one of ``BLOB_COLUMNS`` but ``licenses``).
-PASSED = tuple(c for c in BLOB_COLUMNS if c != "licenses")
-#: Input of ``repo_annotations``, one group per ``directory_id``: each path with its blob's annotations.
+#: Output of ``annotate_blobs``.
+BLOB_ANNOTATIONS = pa.schema([ANNOTATED.field("blob_id"), *(ANNOTATED.field(c) for c in BLOB_COLUMNS)])
+#: Input of ``blob_licenses``: one row per blob known under a license-like name, its content once.
+LICENSE_INPUT = pa.schema([ANNOTATED.field("blob_id"), ANNOTATED.field("content")])
+#: Output of ``blob_licenses``: the licenses found in the blob itself (before propagation).
+BLOB_LICENSES = pa.schema([ANNOTATED.field("blob_id"), LICENSES_FIELD])
+#: Input of ``repo_annotations``, one group per ``directory_id``: each path with its blob's licenses and
+#: annotations (``BLOB_COLUMNS``, passed through unchanged).
 REPO_INPUT = pa.schema(
     [ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")]
     + [LICENSES_FIELD]
-    + [ANNOTATED.field(c) for c in PASSED]
+    + [ANNOTATED.field(c) for c in BLOB_COLUMNS]
 )
 #: Output of ``repo_annotations``: the row key and every annotation column.
 REPO_ANNOTATIONS = pa.schema([ANNOTATED.field("directory_id"), ANNOTATED.field("path"), *ANNOTATION_FIELDS])
@@ -60,6 +61,19 @@ def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], 
                 for c, v in annotate_blob(names or [], content, enc, cfg).items():
                     cols[c].append(v)
             yield pa.RecordBatch.from_pydict({"blob_id": batch.column("blob_id"), **cols}, schema=BLOB_ANNOTATIONS)
+
+    return run
+
+
+def blob_licenses(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """``mapInArrow`` function from ``LICENSE_INPUT`` to ``BLOB_LICENSES``: ScanCode on each license file."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            found = [detect_licenses(text or "", cfg.license) for text in batch.column("content").to_pylist()]
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("blob_id"), pa.array(found, LICENSES_FIELD.type)], schema=BLOB_LICENSES
+            )
 
     return run
 

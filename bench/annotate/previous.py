@@ -3,7 +3,8 @@
 ``bench/annotate/throughput.py --previous`` times it beside the current plan, and
 ``tests/test_annotate_spark.py`` checks that both give every row the same annotations. Same detectors and adapters
 for propagation; only the plan differs: unique blobs grouped with their content (a content shuffle), all detectors
-per blob, ``localCheckpoint``, then two joins back to the rows (by ``blob_id``, then by ``(directory_id, path)``).
+per blob (licenses from the current stage's license job), ``localCheckpoint``, then two joins back to the rows (by
+``blob_id``, then by ``(directory_id, path)``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 
 from pipelines.frames import attach
-from pipelines.stages.annotate import unique_blobs
+from pipelines.stages.annotate import blob_annotations
 from stackv2.detect.config import AnnotateConfig
 from stackv2.schema import ANNOTATED, FILE_KEY
-from udfs.annotate import BLOB_ANNOTATIONS, LICENSES_FIELD, annotate_blobs, repo_license_columns
+from udfs.annotate import LICENSES_FIELD, repo_license_columns
 from udfs.arrow import conform, to_spark_schema
 
 REPO_INPUT = pa.schema([ANNOTATED.field(c) for c in ("directory_id", "path", "gha_license_id")] + [LICENSES_FIELD])
@@ -38,7 +39,7 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
 
 
 def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS)).localCheckpoint()
+    per_blob = blob_annotations(rows, cfg).localCheckpoint()
     per_path = (
         attach(
             rows.select("directory_id", "path", "gha_license_id", "blob_id"),

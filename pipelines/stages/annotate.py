@@ -1,51 +1,101 @@
 """Stage ``annotate``: add language, vendor/generated flags, extension, licenses, natural language and line
 statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped: ``rows_in == rows_out``, no rejects.
 
-1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, ScanCode on license
-   files, fastText on prose, line statistics (``udfs.annotate.annotate_blobs``);
-2. per repository (``directory_id``, small columns only: each path with its blob's annotations): licenses found
+1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, fastText on prose,
+   line statistics (``udfs.annotate.annotate_blobs``);
+2. apart, per blob known under a license-like name (a few percent of the blobs): ScanCode
+   (``udfs.annotate.blob_licenses``), in as many tasks as ``LicenseJobConfig.files_per_task`` asks, in workers of
+   their own that share one index through their daemon when the job has ``shared_index_min_tasks`` tasks or more
+   (``stackv2.preload``), and go away with the stage; joined to step 1 by ``blob_id``;
+3. per repository (``directory_id``, small columns only: each path with its blob's annotations): licenses found
    in license files spread to the paths under their folder, then the paper's decision with ``gha_license_id``;
    the per-blob annotations pass through (``udfs.annotate.repo_annotations``);
-3. that joined back to the rows on ``(directory_id, path)`` (null-safe, so no row can vanish in a join).
+4. that joined back to the rows on ``(directory_id, path)`` (null-safe, so no row can vanish in a join).
 
-Content moves twice: into the per-blob groups, and in the one join back. Each step's output is read once, so
-nothing is computed twice and nothing is checkpointed. The per-blob step's workers share one ScanCode index and
-fastText model per executor, loaded by their daemon (``stackv2.preload``).
-bench/annotate/previous.py keeps the earlier plan (three content shuffles and a checkpoint) for comparison.
+Content moves into the per-blob groups, the license files' content into theirs, and all of it in the one join
+back. Only the license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the
+pipeline ever holds it (docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three
+content shuffles and a checkpoint) for comparison.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
 from pipelines._session import preloading
 from pipelines.frames import attach
-from stackv2.detect.config import AnnotateConfig
-from stackv2.preload import for_annotate
+from stackv2.detect.config import LICENSE_JOB_OPTIONS, AnnotateConfig, LicenseJobConfig
+from stackv2.detect.license import is_license_file
+from stackv2.preload import for_licenses
 from stackv2.schema import ANNOTATED, FILE_KEY
-from udfs.annotate import BLOB_ANNOTATIONS, REPO_ANNOTATIONS, REPO_INPUT, annotate_blobs, repo_annotations
+from udfs.annotate import (
+    BLOB_ANNOTATIONS,
+    BLOB_LICENSES,
+    REPO_ANNOTATIONS,
+    REPO_INPUT,
+    annotate_blobs,
+    blob_licenses,
+    repo_annotations,
+)
 from udfs.arrow import conform, to_spark_schema
 
 SUMMARY_TOP = 12
+#: Whether a base name makes its blob a license file (a blob is one if any of its names is).
+LICENSE_NAME = F.udf(is_license_file, BooleanType(), useArrow=True)
+
+
+def basename() -> Column:
+    return F.element_at(F.split("path", "/"), -1)
 
 
 def unique_blobs(rows: DataFrame) -> DataFrame:
     """One row per ``blob_id``: its content once, with the sorted distinct base names it appears under."""
-    basename = F.element_at(F.split("path", "/"), -1)
     return rows.groupBy("blob_id").agg(
-        F.array_sort(F.collect_set(basename)).alias("filenames"),
+        F.array_sort(F.collect_set(basename())).alias("filenames"),
         F.first("content").alias("content"),  # one blob_id, one content
         F.first("src_encoding").alias("src_encoding"),
     )
 
 
+def license_blobs(rows: DataFrame) -> DataFrame:
+    """One row per ``blob_id`` known under at least one license-like base name: its content once. Only the base
+    names cross to Python; only these rows' content is shuffled."""
+    name = F.coalesce(basename(), F.lit(""))  # a null path is no name (nor is "", a name this UDF can take)
+    named = rows.select("blob_id", "content", name.alias("name")).filter(LICENSE_NAME("name"))
+    return named.groupBy("blob_id").agg(F.first("content").alias("content"))
+
+
+def licenses_found(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+    """``BLOB_LICENSES`` of the license blobs, in one task per ``files_per_task`` of them (counted first, over the
+    names alone), in workers of their own: they share a preloaded index from ``shared_index_min_tasks`` tasks on,
+    and load their own below that (``LicenseJobConfig``, from the Spark options)."""
+    spark = rows.sparkSession
+    options = {key: v for key in LICENSE_JOB_OPTIONS.values() if (v := spark.conf.get(key, None)) is not None}
+    job = LicenseJobConfig.from_options(options)
+    blobs = license_blobs(rows)
+    tasks = max(1, -(-blobs.select("blob_id").count() // job.files_per_task))
+    with preloading(spark, for_licenses(shared=tasks >= job.shared_index_min_tasks)):
+        return blobs.repartition(tasks).mapInArrow(blob_licenses(cfg), to_spark_schema(BLOB_LICENSES))
+
+
+def blob_annotations(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+    """``BLOB_ANNOTATIONS`` of every unique blob, with the ``licenses`` found in it (empty for the blobs that are
+    no license file)."""
+    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
+    found = licenses_found(rows, cfg).withColumnRenamed("blob_id", "_found_blob_id")
+    joined = per_blob.join(found, per_blob["blob_id"].eqNullSafe(found["_found_blob_id"]), "left")
+    none = F.array().cast(joined.schema["licenses"].dataType)
+    return joined.select(*per_blob.columns, F.coalesce("licenses", none).alias("licenses"))
+
+
 def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    with preloading(rows.sparkSession, for_annotate(cfg)):  # one ScanCode index and fastText model per executor
-        per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     per_path = (
-        attach(rows.select("directory_id", "path", "gha_license_id", "blob_id"), per_blob, ("blob_id",))
+        attach(
+            rows.select("directory_id", "path", "gha_license_id", "blob_id"), blob_annotations(rows, cfg), ("blob_id",)
+        )
         .select(*REPO_INPUT.names)
         .groupBy("directory_id")
         .applyInArrow(repo_annotations(cfg), to_spark_schema(REPO_ANNOTATIONS))

@@ -1,7 +1,9 @@
-"""Every per-blob annotation at once, as the Spark adapter calls it: one call per unique ``blob_id``.
+"""Every per-blob annotation but licenses at once, as the Spark adapter calls it: one call per unique ``blob_id``.
 
-Per-path columns (``extension``) and per-repository ones (``detected_licenses`` after propagation,
-``license_type``) are computed afterwards from these, see ``license.propagate`` and ``license.license_type``.
+Licenses are found apart, in the few blobs known under a license-like name (``license.is_license_file``), so that
+the pass over every blob never loads ScanCode's ~1.4 GB index. Per-path columns (``extension``) and
+per-repository ones (``detected_licenses`` after propagation, ``license_type``) are computed afterwards from
+these, see ``license.propagate`` and ``license.license_type``.
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from typing import Any
 
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import detect_language, first_filename, raw_bytes
-from stackv2.detect.license import detect_licenses, is_license_file
 from stackv2.detect.linestats import line_stats
 from stackv2.detect.natural import detect_natural_language
 
-#: Columns ``annotate_blob`` returns, in this order (``licenses``: found in this file if it is a license file).
+#: Columns ``annotate_blob`` returns, in this order.
 BLOB_COLUMNS = (
     "language",
     "is_vendor",
     "is_generated",
-    "licenses",
     "natural_language",
     "natural_language_score",
     "alpha_fraction",
@@ -38,13 +38,11 @@ def annotate_blob(
     """Annotations of one blob known under the base names ``filenames`` (any order)."""
     content = content or ""
     lang = detect_language(first_filename(filenames), raw_bytes(content, src_encoding))
-    licenses = detect_licenses(content, cfg.license) if any(map(is_license_file, filenames)) else []
     natural, score = detect_natural_language(content, lang.language, cfg.natural)
     return {
         "language": lang.language,
         "is_vendor": lang.is_vendor,
         "is_generated": lang.is_generated,
-        "licenses": licenses,
         "natural_language": natural,
         "natural_language_score": score,
         **asdict(line_stats(content)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stackv2.checks import non_negative, positive
@@ -27,6 +28,35 @@ class LicenseConfig:
 
     def __post_init__(self) -> None:
         positive(self, "annotate.license", "max_chars")
+
+
+@dataclass(frozen=True)
+class LicenseJobConfig:
+    """How annotate's license job runs, not what it finds: set as Spark options (``spark.conf``, ``OPTIONS``), so
+    they stay out of the stage's config hash and changing them neither reruns the stage nor changes a byte of it."""
+
+    #: License files per task (the job's task count follows their number): at ~0.1 s per file a task takes about
+    #: 100 s, and a retried task repeats no more than that (docs/licenses.md).
+    files_per_task: int = 1000
+    #: The job's workers share one index loaded by their daemon when the job has at least this many tasks; with
+    #: fewer, each worker loads its own. A daemon plus k workers hold ~1.2 + 0.2k GiB, k workers that load the index
+    #: themselves ~1.4k GiB: sharing pays from two concurrent workers on (docs/scaling.md, "Memory").
+    shared_index_min_tasks: int = 2
+
+    def __post_init__(self) -> None:
+        positive(self, "spark.stackv2.license", "files_per_task", "shared_index_min_tasks")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> LicenseJobConfig:
+        """The settings ``options`` (Spark's configuration) gives, defaults for the others."""
+        return cls(**{name: int(options[key]) for name, key in LICENSE_JOB_OPTIONS.items() if key in options})
+
+
+#: The Spark option of each ``LicenseJobConfig`` field.
+LICENSE_JOB_OPTIONS = {
+    "files_per_task": "spark.stackv2.license.filesPerTask",
+    "shared_index_min_tasks": "spark.stackv2.license.sharedIndexMinTasks",
+}
 
 
 @dataclass(frozen=True)
