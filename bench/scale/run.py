@@ -132,8 +132,9 @@ class MemorySampler(threading.Thread):
     def _cpu_total(self, cpu: dict[tuple[int, int], float]) -> float:
         with self._lock:
             self._seen.update(cpu)
-            for key in cpu.keys() - self._kind.keys():
-                self._kind[key] = process_kind(key[0])
+            for key in cpu:  # asked again while "other": Spark's launcher scripts exec the JVM in their process
+                if self._kind.get(key, "other") == "other":
+                    self._kind[key] = process_kind(key[0])
             return sum(self._seen.values())
 
     def _kind_totals(self) -> dict[str, float]:
