@@ -4,12 +4,14 @@ command lines: a positive and a negative per pattern, offsets, the timeout fallb
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stackv2.pii import KEY, PASSWORD, PiiConfig, detect, redact
+from stackv2.pii import recognizers as R
 from stackv2.pii.rules import NOT_SECRETS, RuleDetector, rule_ids
 
 # Random bodies in each provider's documented format (not real credentials).
@@ -234,3 +236,48 @@ def test_cli_counts_report_keys_and_passwords(tmp_path, capsys):
     f.write_text(f"OPENAI_API_KEY={OPENAI}\nDB_PASSWORD=Maple2024?\n")
     assert main(["pii", "--counts", str(f)]) == 0
     assert json.loads(capsys.readouterr().out)["counts"] == {"KEY": 1, "PASSWORD": 1}
+
+
+# ------------------------------------------------------------------ candidate scans
+
+# Pieces the candidate patterns start or go on with, in several cases, and the characters case-insensitive ``re``
+# equates with ASCII letters (long s, dotless i, Kelvin sign, dotted capital I).
+_SCAN_PIECES = [
+    *("key", "KEY", "Secret", "tokEn", "credentials", "bearer", "BASIC", "pass", "PassWord", "pwd", "passphrase"),
+    *("-u", "--user", "-password", "://", "@", ":", "=", "=>", '"', "'", "`", "]", " ", "\t", "\n", "value", "new "),
+    *("\u017f", "\u0131", "\u0130", "\u212a", "abcdefghijklmnop0123", "A1b2C3d4E5f6G7h8", "x/y", "-"),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_SCAN_PIECES), st.text(max_size=4)), max_size=24).map("".join))
+@example("auth: Basic abcdefghijklmnop0123 and bEaReR A1b2C3d4E5f6G7h8 or token\tA1b2C3d4E5f6G7h8")
+@example("\u017fecret = A1b2C3d4E5f6G7h8; credent\u0131als: 'abcdefghijklmnop0123'; \u212aEY=>A1b2C3d4E5f6G7h8")
+@example("x-PassWord\tpwd: 1 -pwd a <passwd>s</passwd> 'pass' value -password x")
+@example("http://u:p@h --user a:b -u c:d x-u e:f \u0130 key= A1b2C3d4E5f6G7h8")
+def test_candidate_scans_find_what_a_full_scan_finds(text):
+    """The scans that try the patterns only where a word they start with is give the starts ``finditer`` gives."""
+    named = [m.start() for m in R._NAMED_KEY_CANDIDATE.finditer(text)]
+    starts = R._word_starts(text, text.lower(), R._NAMED_KEY_WORDS)
+    if starts is not None:  # None: "İ" changes the length when lower-cased, and key_candidates uses finditer
+        assert R._matches_at(R._NAMED_KEY_CANDIDATE, text, starts) == named
+    assert set(named) <= set(R.key_candidates(text))
+    full = sorted(
+        [m.start() for m in R._PASSWORD_CANDIDATE.finditer(text)]
+        + [max(0, m.start() - 20) for m in R._CREDENTIAL_CANDIDATE.finditer(text)]
+    )
+    assert R.password_candidates(text) == full
+
+
+def test_case_folding_of_the_candidate_words():
+    """Every character case-insensitive ``re`` matches with a letter of the words is that letter in ``_folded``
+    (so no match is missed), except "İ", which lower-cases to two characters: then the scans use ``finditer``. No
+    character above U+2FFF matches an ASCII letter (checked once over every code point)."""
+    letters = set("".join(R._NAMED_KEY_WORDS + R._PASSWORD_WORDS))
+    patterns = {c: re.compile(f"(?i){c}") for c in letters}
+    for code in range(0x3000):
+        char = chr(code)
+        for letter, pattern in patterns.items():
+            if pattern.fullmatch(char):
+                assert R._folded(char, char.lower()) == (None if char == "\u0130" else letter), hex(code)
+    assert R._folded("\u212a\u017f\u0131", "\u212a\u017f\u0131".lower()) == "ksi"

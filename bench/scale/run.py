@@ -95,6 +95,18 @@ def tree_usage(root: int, pss: bool = False) -> tuple[int, dict[tuple[int, int],
     return rss, cpu, proportional
 
 
+def process_kind(pid: int) -> str:
+    """``driver`` (this process), ``jvm`` (Spark's JVM), ``python`` (pyspark's daemons and workers) or ``other``."""
+    if pid == os.getpid():
+        return "driver"
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        return "other"
+    return "jvm" if comm == "java" else "python" if comm.startswith("python") else "other"
+
+
 class MemorySampler(threading.Thread):
     """Peak tree RSS and PSS per stage, sampled; CPU seconds and start times per stage (``mark`` starts the next).
 
@@ -109,25 +121,48 @@ class MemorySampler(threading.Thread):
         self.cpu: dict[str, float] = defaultdict(float)
         self.starts: list[tuple[str, float]] = [("setup", time.time())]
         self._seen: dict[tuple[int, int], float] = {}
+        #: CPU seconds per stage and kind of process (``process_kind``): where a stage's CPU goes.
+        self.cpu_by_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._kind: dict[tuple[int, int], str] = {}
+        #: CPU seconds per stage of this sampler itself (reading ``/proc``, PSS above all: ``smaps_rollup`` walks
+        #: every mapping), counted in the driver's: a stage's CPU without the measurement is the difference.
+        self.own_cpu: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self._cpu_mark = self._cpu_total(tree_usage(os.getpid())[1])
+        self._kind_mark: dict[str, float] = self._kind_totals()
         self._halt = threading.Event()
 
     def _cpu_total(self, cpu: dict[tuple[int, int], float]) -> float:
         with self._lock:
             self._seen.update(cpu)
+            for key in cpu:  # asked again while "other": Spark's launcher scripts exec the JVM in their process
+                if self._kind.get(key, "other") == "other":
+                    self._kind[key] = process_kind(key[0])
             return sum(self._seen.values())
+
+    def _kind_totals(self) -> dict[str, float]:
+        with self._lock:
+            totals: dict[str, float] = defaultdict(float)
+            for key, seconds in self._seen.items():
+                totals[self._kind.get(key, "other")] += seconds
+            return totals
 
     def mark(self, stage: str) -> None:
         now = self._cpu_total(tree_usage(os.getpid())[1])
         self.cpu[self.current] += now - self._cpu_mark
+        kinds = self._kind_totals()
+        for kind, seconds in kinds.items():
+            self.cpu_by_kind[self.current][kind] += seconds - self._kind_mark.get(kind, 0.0)
+        self._kind_mark = kinds
         self.current, self._cpu_mark = stage, now
         self.starts.append((stage, time.time()))
 
     def run(self) -> None:
         while not self._halt.is_set():
+            before = time.thread_time()
             rss, cpu, pss = tree_usage(os.getpid(), pss=True)
             self._cpu_total(cpu)
+            self.own_cpu[self.current] += time.thread_time() - before
             self.peaks[self.current] = max(self.peaks[self.current], rss)
             self.pss_peaks[self.current] = max(self.pss_peaks[self.current], pss)
             self._halt.wait(self.interval)
@@ -311,6 +346,12 @@ def run(
         if (archive / "generate.json").exists()
         else None,
         "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks, sampler.pss_peaks, heap),
+        # per stage ("setup": before the first), CPU seconds of the driver, the JVM and the Python workers
+        "sampler_cpu_seconds": {stage: round(v, 1) for stage, v in sampler.own_cpu.items()},
+        "cpu_by_kind": {
+            stage: {kind: round(v, 1) for kind, v in sorted(kinds.items())}
+            for stage, kinds in sampler.cpu_by_kind.items()
+        },
     }
 
 

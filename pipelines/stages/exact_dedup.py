@@ -44,7 +44,7 @@ def one_per_blob(df: DataFrame) -> tuple[DataFrame, DataFrame]:
         df.withColumn(GH_PERMISSIVE, gh_permissive)
         .withColumn("_n", F.row_number().over(first))
         .drop(GH_PERMISSIVE)
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(StorageLevel.DISK_ONLY)  # the contents kept on the heap cost full collections
     )
     kept = ranked.where(F.col("_n") == 1).drop("_n")
     dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))

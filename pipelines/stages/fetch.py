@@ -16,6 +16,7 @@ Rejected: ``too_large``, ``missing_object``, ``fetch_error``, ``corrupt_object``
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -45,7 +46,8 @@ def transform(index: DataFrame, store_url: str, cfg: FetchConfig) -> tuple[DataF
         aggs.append(F.min("src_encoding").alias("src_encoding"))
     blobs = wanted.groupBy("blob_id").agg(*aggs)
     results = blobs.mapInArrow(fetch_blobs(store_url, cfg), to_spark_schema(BLOB_RESULT))
-    results = results.localCheckpoint()  # fetch once: both outputs below read this
+    # Fetched once: both outputs below read this. On disk: the contents kept on the heap cost full collections.
+    results = results.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     joined = wanted.drop(*(c.name for c in CONTENT_FIELDS)).join(results, "blob_id")
     data = conform(joined.where(F.col("reason").isNull()), FETCHED)
     rejected = conform(joined.where(F.col("reason").isNotNull()), rejected_schema)

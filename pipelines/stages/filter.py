@@ -7,6 +7,7 @@ driver; their pattern count and fingerprint go into ``_stats.json``.
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -31,7 +32,8 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.filter
     patterns = benchmark_patterns(cfg)
     annotated = ctx.input()
-    marked = transform(annotated, cfg, patterns).localCheckpoint()  # decide once: both outputs below read this
+    # Decided once: both outputs below read this. On disk: the contents kept on the heap cost full collections.
+    marked = transform(annotated, cfg, patterns).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     return StageResult(
         data=Output(marked.where(F.col("reason").isNull()).drop("reason"), FILE_KEY),
         rejected=Output(marked.where(F.col("reason").isNotNull()), FILE_KEY),

@@ -8,6 +8,7 @@ redaction, never the values, for audit.
 from __future__ import annotations
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -51,8 +52,9 @@ def stats(df: DataFrame) -> dict:
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.pii
     rows = ctx.input()
-    # Checkpointed: redaction runs once although both the rows and the spans table read it.
-    redacted = transform(rows, cfg).localCheckpoint()
+    # Checkpointed: redaction runs once although both the rows and the spans table read it. On disk: the contents
+    # kept on the heap cost full collections.
+    redacted = transform(rows, cfg).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     tables = {SPANS: Output(spans_table(redacted), SPANS_KEY)} if cfg.write_spans else {}
     return StageResult(
         data=Output(redacted.drop(SPANS_COLUMN), FILE_KEY), tables=tables, rows_in=rows.count(), extra_stats=stats

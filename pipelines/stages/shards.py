@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from functools import reduce
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -176,7 +177,9 @@ def transform(
     )
     repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL)).localCheckpoint()
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
-    rows = rows.join(shards, [DIR_COL, REPO_COL])
+    # Joined once, kept on local disk: the shard files and the ``data`` rows below both read it (recomputed, the join
+    # read and shuffled the contents a second time).
+    rows = rows.join(shards, [DIR_COL, REPO_COL]).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
     if repo_level:
         written = _write(_repo_rows(rows), staging, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
     else:

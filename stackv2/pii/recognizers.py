@@ -274,6 +274,41 @@ def _find_all(text: str, word: str) -> Iterator[int]:
         pos = text.find(word, pos + 1)
 
 
+#: The characters that case-insensitive ``re`` equates with an ASCII letter whose ``lower()`` is not that letter
+#: (long s, dotless i); checked over every code point by the tests. "İ" lowers to two characters: see ``_folded``.
+_ASCII_FOLD = (("\u017f", "s"), ("\u0131", "i"))
+
+
+def _folded(text: str, low: str) -> str | None:
+    """``text`` lower-cased character by character, each offset kept (None when a character lowers to more than
+    one), from ``low = text.lower()``: an ASCII word found in it is where a case-insensitive pattern can match that
+    word."""
+    if len(low) != len(text):
+        return None
+    for char, letter in _ASCII_FOLD:
+        low = low.replace(char, letter)
+    return low
+
+
+def _matches_at(pattern: re.Pattern, text: str, starts: Iterator[int] | list[int]) -> list[int]:
+    """The starts of ``pattern.finditer(text)``'s matches, given sorted positions that include every position a
+    match of ``pattern`` can start at: the pattern is tried only there. A case-insensitive alternation has no
+    literal prefix for ``re`` to search for, so ``finditer`` tries every position of the text (the slowest part of
+    the candidate scans); the words it starts with are found with ``str.find``."""
+    hits, end = [], 0
+    for pos in starts:
+        if pos >= end and (m := pattern.match(text, pos)):
+            hits.append(pos)
+            end = m.end()
+    return hits
+
+
+def _word_starts(text: str, low: str, words: tuple[str, ...]) -> list[int] | None:
+    """Sorted positions of ``words`` in ``_folded(text, low)`` (None when there is none)."""
+    folded = _folded(text, low)
+    return None if folded is None else sorted({p for w in words for p in _find_all(folded, w)})
+
+
 # Generic keys: a high-entropy value assigned to a name that says it is a key, secret, token or credential
 # (gitleaks' "generic-api-key" idea), and the credential of an ``Authorization: Bearer/Basic/Token`` header.
 _KEY_NAME = r"[\w.\-]{0,40}?(?:api[_.\-]?key|apikey|secret|token|access[_.\-]?key|auth[_.\-]?key|credentials?)s?"
@@ -296,8 +331,17 @@ def named_key_values(text: str) -> Iterator[tuple[str, int, int]]:
             yield m.group("v"), m.start("v"), m.end("v")
 
 
+#: Every match of ``_NAMED_KEY_CANDIDATE`` starts with one of these, in any case.
+_NAMED_KEY_WORDS = ("key", "secret", "token", "credential", "bearer", "basic")
+
+
 def key_candidates(text: str) -> list[int]:
-    hits = [m.start() for m in _NAMED_KEY_CANDIDATE.finditer(text)]
+    low = text.lower()
+    starts = _word_starts(text, low, _NAMED_KEY_WORDS)
+    if starts is None:
+        hits = [m.start() for m in _NAMED_KEY_CANDIDATE.finditer(text)]
+    else:
+        hits = _matches_at(_NAMED_KEY_CANDIDATE, text, starts)
     for m in _QUOTED.finditer(text):
         value = m.group(1)
         if shannon_entropy(value) > (3.0 if _HEX.issuperset(value) else 4.5):
@@ -306,7 +350,6 @@ def key_candidates(text: str) -> list[int]:
     hits += [max(0, m.start() - 26) for m in _DISCORD_TAIL.finditer(text)]
     for word in _KEY_LITERALS:
         hits.extend(_find_all(text, word))
-    low = text.lower()
     for word in _KEY_WORDS:
         hits.extend(_find_all(low, word))
     return sorted(hits)
@@ -499,9 +542,20 @@ _PASSWORD_CANDIDATE = re.compile(
 _CREDENTIAL_CANDIDATE = re.compile(r"://[^\s/@]*:[^\s/@]+@|(?<![\w-])(?:-u|--user)[ \t]+\S+:")
 
 
+#: Every match of ``_PASSWORD_CANDIDATE`` starts with one of these, in any case, or with "-" just before one.
+_PASSWORD_WORDS = ("pass", "pwd")
+
+
 def password_candidates(text: str) -> list[int]:
-    hits = [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
-    hits += [max(0, m.start() - 20) for m in _CREDENTIAL_CANDIDATE.finditer(text)]
+    words = _word_starts(text, text.lower(), _PASSWORD_WORDS)
+    if words is None:
+        hits = [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
+    else:
+        hits = _matches_at(_PASSWORD_CANDIDATE, text, sorted({q for p in words for q in (p - 1, p) if q >= 0}))
+    # A credential starts with "://", "-u" or the "-" of "--user".
+    flags = sorted({q for p in _find_all(text, "-u") for q in (p - 1, p) if q >= 0})
+    starts = sorted({*_find_all(text, "://"), *flags})
+    hits += [max(0, p - 20) for p in _matches_at(_CREDENTIAL_CANDIDATE, text, starts)]
     return sorted(hits)
 
 
