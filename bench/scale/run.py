@@ -10,8 +10,9 @@ Where the numbers come from:
 * task time, shuffle and spill: Spark's event log (``SparkListenerTaskEnd`` task metrics), the same numbers the
   Spark UI and History Server show;
 * memory and CPU: the resident set size, the proportional set size and user + system CPU time (``/proc``) of
-  this process and every descendant (the JVM, its Python daemons and workers), memory sampled every 0.2 s, CPU
-  read at stage boundaries. A sum of RSS counts every page shared by forked processes (the models a daemon loads
+  this process and every descendant (the JVM, its Python daemons and workers), RSS sampled every 0.2 s and PSS
+  every second, CPU read at stage boundaries, less the sampler's own CPU (it runs in this process; reported apart
+  as ``sampler_cpu_seconds``). A sum of RSS counts every page shared by forked processes (the models a daemon loads
   before forking its workers) once per process; PSS splits each shared page between its sharers, so its sum is
   the memory the tree really holds. CPU seconds do not grow when other processes compete for the cores (wall
   time and task time do): they are what the projection scales;
@@ -114,9 +115,12 @@ class MemorySampler(threading.Thread):
     not add them: pyspark's daemon ignores SIGCHLD, so the time of the workers it forked is never reaped into its
     own), so it only grows; what a worker spends after the last sample before it exits is missed."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.2, pss_every: int = 5):
         super().__init__(daemon=True)
         self.interval, self.peaks, self.current = interval, defaultdict(int), "setup"
+        #: PSS is read every ``pss_every``-th sample only: ``smaps_rollup`` walks every mapping of every process
+        #: (most of the sampler's CPU), RSS and CPU come from ``stat`` at every sample.
+        self.pss_every = pss_every
         self.pss_peaks: dict[str, int] = defaultdict(int)
         self.cpu: dict[str, float] = defaultdict(float)
         self.starts: list[tuple[str, float]] = [("setup", time.time())]
@@ -158,14 +162,22 @@ class MemorySampler(threading.Thread):
         self.starts.append((stage, time.time()))
 
     def run(self) -> None:
+        samples = 0
         while not self._halt.is_set():
             before = time.thread_time()
-            rss, cpu, pss = tree_usage(os.getpid(), pss=True)
+            with_pss = samples % self.pss_every == 0
+            rss, cpu, pss = tree_usage(os.getpid(), pss=with_pss)
             self._cpu_total(cpu)
             self.own_cpu[self.current] += time.thread_time() - before
             self.peaks[self.current] = max(self.peaks[self.current], rss)
-            self.pss_peaks[self.current] = max(self.pss_peaks[self.current], pss)
+            if with_pss:
+                self.pss_peaks[self.current] = max(self.pss_peaks[self.current], pss)
+            samples += 1
             self._halt.wait(self.interval)
+
+    def pipeline_cpu(self) -> dict[str, float]:
+        """CPU seconds per stage without the sampler's own (it runs in the driver's process, so it is in ``cpu``)."""
+        return {stage: seconds - self.own_cpu.get(stage, 0.0) for stage, seconds in self.cpu.items()}
 
     def stop(self) -> None:
         self.mark("done")
@@ -338,14 +350,15 @@ def run(
         "load_average_end": os.getloadavg(),
         "total_wall_seconds": round(end - t0, 1),
         # the whole tree from start to end: Spark's and the models' start-up ("setup") included
-        "total_cpu_seconds": round(sum(sampler.cpu.values()), 1),
+        # without the sampler's own CPU (``sampler_cpu_seconds``, which the driver's process spends measuring)
+        "total_cpu_seconds": round(sum(sampler.pipeline_cpu().values()), 1),
         "peak_rss_bytes": max(sampler.peaks.values(), default=0),
         "peak_pss_bytes": max(sampler.pss_peaks.values(), default=0),
         "peak_heap_after_gc_bytes": max((h["heap_after_gc_bytes"] for h in heap.values()), default=0),
         "generate": json.loads((archive / "generate.json").read_text())
         if (archive / "generate.json").exists()
         else None,
-        "stages": stage_rows(work, stages, walls, sampler.cpu, sampler.peaks, sampler.pss_peaks, heap),
+        "stages": stage_rows(work, stages, walls, sampler.pipeline_cpu(), sampler.peaks, sampler.pss_peaks, heap),
         # per stage ("setup": before the first), CPU seconds of the driver, the JVM and the Python workers
         "sampler_cpu_seconds": {stage: round(v, 1) for stage, v in sampler.own_cpu.items()},
         "cpu_by_kind": {
