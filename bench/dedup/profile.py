@@ -109,9 +109,9 @@ class ThreadSampler(threading.Thread):
 
 
 def jobs(events: Path) -> list[dict]:
-    """One dict per job of the event log: call site, submission and completion (epoch s), stages, tasks, and the
-    tasks' executor CPU and run time (JVM side; Python workers' time shows in the run time only)."""
-    by_job, stage_job = {}, {}
+    """One dict per job of the event log: its SQL execution and action, submission and completion (epoch s), stages,
+    tasks, and the tasks' executor CPU and run time (JVM side; Python workers' time shows in the run time only)."""
+    by_job, stage_job, descriptions = {}, {}, {}
     lines = [line for log in sorted(events.rglob("events_*")) for line in log.read_text().splitlines()]
     for line in lines:
         e = json.loads(line)
@@ -120,14 +120,16 @@ def jobs(events: Path) -> list[dict]:
             props = e.get("Properties") or {}
             by_job[e["Job ID"]] = {
                 "job": e["Job ID"],
-                "site": props.get("callSite.short", "?"),
                 "start": e["Submission Time"] / 1000,
                 "stages": len(e["Stage IDs"]),
                 "tasks": 0,
                 "task_cpu_s": 0.0,
                 "task_run_s": 0.0,
+                "execution": int(props.get("spark.sql.execution.id", -1)),
             }
             stage_job.update(dict.fromkeys(e["Stage IDs"], e["Job ID"]))
+        elif kind.endswith("SQLExecutionStart"):
+            descriptions[e["executionId"]] = e["description"].split(" at ")[0]
         elif kind == "SparkListenerJobEnd":
             by_job[e["Job ID"]]["end"] = e["Completion Time"] / 1000
         elif kind == "SparkListenerTaskEnd" and e.get("Task Metrics"):
@@ -136,6 +138,8 @@ def jobs(events: Path) -> list[dict]:
             job["tasks"] += 1
             job["task_cpu_s"] += (m["Executor CPU Time"] + m["Executor Deserialize CPU Time"]) / 1e9
             job["task_run_s"] += (m["Executor Run Time"] + m["Executor Deserialize Time"]) / 1e3
+    for job in by_job.values():
+        job["action"] = descriptions.get(job["execution"], "?")
     return sorted(by_job.values(), key=lambda j: j["start"])
 
 
@@ -185,6 +189,21 @@ def main() -> None:
     job_rows = jobs(events)
     for job in job_rows:
         job["cpu"] = sampler.between(job["start"], job["end"])
+    # One row per SQL execution (a Spark action of the stage: its jobs, from the first one's start to the last
+    # one's end); executions that overlap (the concurrent writes) share their CPU.
+    executions = defaultdict(list)
+    for job in job_rows:
+        if job["execution"] >= 0:  # jobs outside any SQL execution (RDD jobs) are in the job table only
+            executions[(job["execution"], job["action"])].append(job)
+    for (execution, action), members in executions.items():
+        start, end = min(j["start"] for j in members), max(j["end"] for j in members)
+        cpu = sampler.between(start, end)
+        print(
+            f"execution {execution:3d} {action:16s} jobs {len(members):3d} {end - start:6.2f}s "
+            f"cpu {sum(cpu.values()):5.2f} "
+            f"task_cpu {sum(j['task_cpu_s'] for j in members):5.2f}  "
+            + " ".join(f"{k.split()[-1]}={v}" for k, v in sorted(cpu.items()) if v)
+        )
     totals = sampler.totals()
     names: dict[str, float] = defaultdict(float)
     for key, seconds in sampler.cpu.items():
@@ -207,7 +226,7 @@ def main() -> None:
         cpu = sum(job["cpu"].values())
         print(
             f"job {job['job']:3d} {job['end'] - job['start']:6.2f}s cpu {cpu:5.2f} tasks {job['tasks']:3d} "
-            f"task_cpu {job['task_cpu_s']:5.2f} task_run {job['task_run_s']:5.2f}  {job['site']}  "
+            f"task_cpu {job['task_cpu_s']:5.2f} task_run {job['task_run_s']:5.2f}  {job['execution']} {job['action']} "
             + " ".join(f"{k.split()[-1]}={v}" for k, v in sorted(job["cpu"].items()) if v)
         )
 
