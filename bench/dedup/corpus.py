@@ -3,8 +3,9 @@
 ``pip download --no-binary :all: --no-deps NAME==V`` fetches each source distribution once into ``CACHE``; every
 UTF-8 text file of every version becomes a document (``repo_name`` = ``NAME-V``), then the files of the same
 projects installed in this environment are added. Identical files (same sha1) are kept once, as exact dedup
-would, so the corpus measures near-dedup only. ``scaled(k)`` makes a ×k corpus: copy j > 0 of each file gets a
-deterministic token appended to ~3% of its lines (a near-duplicate of the original, like a small patch).
+would, so the corpus measures near-dedup only. ``scaled(k, seed)`` makes a ×k corpus: copy j > 0 of each file gets
+a deterministic token appended to ~3% of its lines (a near-duplicate of the original, like a small patch); the
+seed picks which lines and tokens.
 
     python -m bench.dedup.corpus          # download and print the corpus size
 """
@@ -141,20 +142,22 @@ def base_corpus() -> list[Doc]:
     return list(docs.values())
 
 
-def _variant(doc: Doc, j: int) -> Doc:
-    rng = random.Random(f"{doc.blob_id}-{j}")
+def _variant(doc: Doc, j: int, seed: int = 0) -> Doc:
+    rng = random.Random(f"{doc.blob_id}-{j}" + (f"-{seed}" if seed else ""))
     lines = doc.content.split("\n")
     content = "\n".join(f"{line} v{j}x{rng.randrange(10**6)}" if rng.random() < 0.03 else line for line in lines)
     data = content.encode("utf-8")
     return Doc(hashlib.sha1(data, usedforsecurity=False).hexdigest(), f"{doc.repo_name}-copy{j}", doc.path, content)
 
 
-def scaled(k: int) -> list[Doc]:
+def scaled(k: int, seed: int = 0) -> list[Doc]:
+    """The base corpus and k - 1 patched copies of it; another ``seed`` patches other lines (seed 0: the corpus
+    every earlier benchmark run used)."""
     base = base_corpus()
     docs = {d.blob_id: d for d in base}
     for j in range(1, k):
         for d in base:
-            v = _variant(d, j)
+            v = _variant(d, j, seed)
             docs.setdefault(v.blob_id, v)
     return list(docs.values())
 

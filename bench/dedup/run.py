@@ -204,6 +204,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--systems", nargs="+", default=["ours", "datatrove", "rensa", "datasketch"])
+    ap.add_argument("--seed", type=int, default=0, help="patches of the corpus copies (0: the usual corpus)")
     ap.add_argument("--text-dedup-python", help="python of a separate venv with text-dedup installed")
     ap.add_argument(
         "--engines-only",
@@ -223,10 +224,10 @@ def main() -> None:
         return
     results = []
     for k in args.scales:
-        work = WORK / f"x{k}"
+        work = WORK / (f"x{k}-s{args.seed}" if args.seed else f"x{k}")
         subprocess.run(["rm", "-rf", str(work)], check=True)
         work.mkdir(parents=True)
-        docs = scaled(k)
+        docs = scaled(k, args.seed)
         write_corpus(work, docs)
         contents = [d.content for d in docs]
         mb = sum(len(c.encode()) for c in contents) / 1e6
@@ -247,6 +248,7 @@ def main() -> None:
                 "scale": k,
                 "docs": len(docs),
                 "mb": round(mb, 1),
+                "seed": args.seed,
                 "system": name,
                 "wall_s": round(wall, 1),
                 "cpu_s": round(cpu, 1),
@@ -256,7 +258,7 @@ def main() -> None:
             }
             print(json.dumps(row), flush=True)
             results.append(row)
-    scales = "-".join(f"x{k}" for k in args.scales)
+    scales = "-".join(f"x{k}" for k in args.scales) + (f"-s{args.seed}" if args.seed else "")
     (WORK / f"results-{scales}.json").write_text(json.dumps(results, indent=1))
 
 

@@ -35,15 +35,16 @@ def _union_find(n: int, pairs) -> list[list[int]]:
     return [[i, label] for i, label in enumerate(labels) if sizes[label] > 1]
 
 
-def _stage(work: Path, cfg: DedupConfig) -> list[list]:
-    """The ``near_dedup`` stage itself, Spark ``local[2]``, through the stage contract."""
+def _stage(work: Path, cfg: DedupConfig, conf: dict[str, str] | None = None) -> list[list]:
+    """The ``near_dedup`` stage itself, Spark ``local[2]``, through the stage contract; ``conf``: Spark settings
+    over the project's."""
     from pipelines._job import StageContext, run_stage
     from pipelines._session import spark_session
     from pipelines.stages import near_dedup
     from stackv2.config import RunConfig, SparkConfig, stable_hash, to_dict
     from stackv2.workdir import committed_files
 
-    spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8)
+    spark_cfg = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=8, conf=conf or {})
     run_cfg = RunConfig(work_dir=str(work), spark=spark_cfg, near_dedup=cfg)
     spark = spark_session(spark_cfg)
     ctx = StageContext(
@@ -67,6 +68,16 @@ def ours_rensa(work: Path) -> list[list]:
 
 def ours_verify(work: Path) -> list[list]:
     return _stage(work, dataclasses.replace(CFG, verify=True))
+
+
+def ours_verify_c1(work: Path) -> list[list]:
+    """``ours-verify`` with the driver JVM's JIT limited to C1 (``-XX:TieredStopAtLevel=1``, no C2): a session
+    setting, not the project's default (docs/dedup.md, "Where the CPU goes")."""
+    from pipelines._session import BASE_CONF, DRIVER_OPTIONS
+
+    options = [o for o in BASE_CONF[DRIVER_OPTIONS].split() if not o.startswith("-XX:Tier4")]
+    conf = {DRIVER_OPTIONS: " ".join([*options, "-XX:TieredStopAtLevel=1"])}
+    return _stage(work, dataclasses.replace(CFG, verify=True), conf)
 
 
 def rensa(work: Path) -> list[list]:
@@ -175,6 +186,7 @@ SYSTEMS = {
     "ours": ours,
     "ours-rensa": ours_rensa,
     "ours-verify": ours_verify,
+    "ours-verify-c1": ours_verify_c1,
     "rensa": rensa,
     "datasketch": datasketch,
     "datatrove": datatrove,

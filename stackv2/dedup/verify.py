@@ -93,11 +93,14 @@ def verified_clusters(
     """
     n = len(ids)
     files = np.flatnonzero(np.diff(offsets) > 0)
-    # One bucket number per distinct (band, key), one row per (bucket, file); members in id order.
-    bucket_of = [np.unique(keys[files, band], return_inverse=True)[1].ravel() for band in range(keys.shape[1])]
-    base = np.cumsum([0] + [int(b.max()) + 1 if len(b) else 0 for b in bucket_of])
-    buckets = np.concatenate([b + base[band] for band, b in enumerate(bucket_of)]) if bucket_of else np.empty(0)
-    members = np.tile(files, keys.shape[1])
+    bands, key_bytes = keys.shape[1], keys.dtype.itemsize
+    # One bucket number per distinct (band, key), one row per (bucket, file); members in id order. The rows are
+    # the band (big-endian, so bytes sort as numbers) followed by the key, all bands in one ``np.unique``.
+    rows = np.empty((bands, len(files), 4 + key_bytes), dtype=np.uint8)
+    rows[:, :, :4] = np.arange(bands, dtype=">u4").view(np.uint8).reshape(bands, 1, 4)
+    rows[:, :, 4:] = keys[files].T.copy().view(np.uint8).reshape(bands, len(files), key_bytes)
+    buckets = np.unique(rows.reshape(-1).view(np.dtype((np.void, 4 + key_bytes))), return_inverse=True)[1].ravel()
+    members = np.tile(files, bands)
     rank = np.empty(n, dtype=np.int64)
     rank[sorted(range(n), key=ids.__getitem__)] = np.arange(n)
     order = np.lexsort((rank[members], buckets))
