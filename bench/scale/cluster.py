@@ -4,7 +4,9 @@ buffers and cached blocks).
 
 Adds, per pipeline stage, the peak JVM heap in use of the driver and of the largest executor, from the event log's
 ``SparkListenerStageExecutorMetrics`` (``spark.eventLog.logStageExecutorMetrics``): samples taken at heartbeats,
-garbage included, so an upper bound of the live data where the GC log's "heap after full GC" is a lower one.
+garbage included, so an upper bound of the live data. ``--full-gc-every`` has the driver collect its whole heap
+that often (``jcmd <pid> GC.run``), so that every stage has "heap after full GC" samples in its GC log: the
+driver's live data, which otherwise shows only when the JVM happens to run a full collection.
 
     python -m bench.scale.cluster --archive /tmp/mem/a5k --work /tmp/heapwork/w5k --label 5k --driver-memory 1g
 """
@@ -13,7 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import tempfile
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,6 +49,44 @@ def executor_heap(event_dir: Path, starts: list[tuple[str, float]]) -> dict[str,
     return {k: dict(v) for k, v in out.items()}
 
 
+def driver_jvm(root: int) -> int | None:
+    """The pid of the driver JVM (``SparkSubmit``, started by pyspark) among ``root``'s descendants."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                children[int(f.read().rsplit(")", 1)[1].split()[1])].append(int(d))
+        except OSError:
+            continue
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"org.apache.spark.deploy.SparkSubmit" in f.read():
+                    return pid
+        except OSError:
+            pass
+        todo.extend(children.get(pid, ()))
+    return None
+
+
+class FullCollections(threading.Thread):
+    """Every ``interval`` seconds, a full collection of the driver's heap (logged in its GC log as ``Pause Full
+    (System.gc())``)."""
+
+    def __init__(self, interval: float):
+        super().__init__(daemon=True)
+        self.interval, self.halt = interval, threading.Event()
+        self.jcmd = Path(os.path.realpath(shutil.which("java") or "java")).parent / "jcmd"
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval):
+            pid = driver_jvm(os.getpid())
+            if pid is not None:
+                subprocess.run([str(self.jcmd), str(pid), "GC.run"], capture_output=True, timeout=60, check=False)
+
+
 def heap_table(result: dict, label: str) -> str:
     lines = [
         "| run | stage | driver heap after GC MiB | after full GC MiB | driver peak heap MiB | largest executor peak "
@@ -68,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--worker-cores", type=int, default=1)
     p.add_argument("--worker-memory", default="1g", help="also each executor's heap (Spark's default, 1g)")
+    p.add_argument("--full-gc-every", type=float, default=0, help="seconds between forced full GCs of the driver")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     with (
@@ -77,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         ) as cluster,
     ):
         stages = tuple(a.stages.split(","))
+        collections = FullCollections(a.full_gc_every)
+        if a.full_gc_every:
+            collections.start()
         result = run(a.archive, a.work, stages, cluster.master_url, a.partitions, a.driver_memory, fresh=True)
+    collections.halt.set()
     heap = executor_heap(a.work / "_eventlog", read_starts(a.work))
     for r in result["stages"]:
         r.update(heap.get(r["stage"], {}))
