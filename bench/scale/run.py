@@ -302,6 +302,8 @@ def run(
                 "spark.eventLog.enabled": "true",
                 "spark.eventLog.dir": events.as_uri(),
                 "spark.eventLog.compress": "false",
+                # each executor's (and the driver's) peak JVM heap per Spark stage (``bench.scale.cluster``)
+                "spark.eventLog.logStageExecutorMetrics": "true",
                 DRIVER_OPTIONS: f"{BASE_CONF[DRIVER_OPTIONS]} -Xlog:gc:file={work / GC_LOG}:time",
             },
         }
