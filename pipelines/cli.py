@@ -303,6 +303,7 @@ def cmd_optout_apply(args: argparse.Namespace) -> int:
     from stackv2.optout.release import apply
     from stackv2.workdir import work_lock
 
+    config = _run_config(args)  # a config that is not the run's is refused before anything is touched
     writes_work = args.work is not None and not args.dry_run
     command = shlex.join(["stackv2", *sys.argv[1:]])
     with work_lock(args.work, command) if writes_work else contextlib.nullcontext():
@@ -313,7 +314,7 @@ def cmd_optout_apply(args: argparse.Namespace) -> int:
             args.report,
             dry_run=args.dry_run,
             until=args.until,
-            config=_run_config(args),
+            config=config,
         )
     keys = ("files_removed", "repo_rows_removed", "promotions", "shards_touched", "tokens", "work_purged")
     keys += ("cutoff", "ignored_after_cutoff", "warnings")

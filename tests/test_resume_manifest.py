@@ -232,6 +232,7 @@ def test_an_optout_purge_keeps_the_stages_checking(tmp_path):
     from stackv2.atomic import write_json
     from stackv2.optout.registry import Matcher, load_registry
     from stackv2.optout.work import stage_purge
+    from stackv2.storage import location
 
     work = tmp_path / "work"
     for name, previous, n in (("optout", None, 12), ("fetch", "optout", 12)):
@@ -248,11 +249,11 @@ def test_an_optout_purge_keeps_the_stages_checking(tmp_path):
     registry = tmp_path / "registry.jsonl"
     registry.write_text(json.dumps({"id": "r1", "date": "2023-11-01", "user": "alice", "repos": "all"}) + "\n")
 
-    change = stage_purge(work, Matcher(load_registry(registry)), [])
+    change = stage_purge(location(work), Matcher(load_registry(registry)), [])
     for staged, final in change.renames:
-        staged.replace(final)
-    for path, obj in change.stats.items():
-        write_json(path, obj, indent=2)
+        staged.move_or_copy(final)
+    for where, obj in change.stats.items():
+        write_json(where.local_path, obj, indent=2)
     assert change.purged == {"optout/data": 4, "fetch/data": 4}
     assert check_work(work)[0] == []
     assert read_manifest(work / "fetch").rows("data") == 8
