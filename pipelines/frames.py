@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import reduce
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -13,6 +14,13 @@ def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFram
     right = right.select(*[F.col(c).alias(f"_r_{c}") if c in keys else F.col(c) for c in right.columns])
     cond = reduce(lambda a, b: a & b, [left[k].eqNullSafe(right[f"_r_{k}"]) for k in keys])
     return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
+
+
+def computed_once(frame: DataFrame) -> DataFrame:
+    """``frame`` computed now and kept on the executors' local disk, for a stage whose two outputs both read it.
+    Disk, not the heap: rows with their contents held in memory filled the JVM's old generation and cost full
+    collections (docs/scaling.md, "CPU per GB")."""
+    return frame.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
 
 
 def sort_order(spec: tuple[tuple[str, bool], ...], nulls_first: frozenset[str] = frozenset()) -> list[Column]:

@@ -16,11 +16,11 @@ Rejected: ``too_large``, ``missing_object``, ``fetch_error``, ``corrupt_object``
 
 from __future__ import annotations
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
+from pipelines.frames import computed_once
 from stackv2.schema import BLOB_RESULT, CONTENT_FIELDS, FETCHED, FILE_INDEX, FILE_KEY, with_reason
 from stackv2.swh.config import FetchConfig
 from stackv2.text.decode import TOO_LARGE
@@ -46,8 +46,7 @@ def transform(index: DataFrame, store_url: str, cfg: FetchConfig) -> tuple[DataF
         aggs.append(F.min("src_encoding").alias("src_encoding"))
     blobs = wanted.groupBy("blob_id").agg(*aggs)
     results = blobs.mapInArrow(fetch_blobs(store_url, cfg), to_spark_schema(BLOB_RESULT))
-    # Fetched once: both outputs below read this. On disk: the contents kept on the heap cost full collections.
-    results = results.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    results = computed_once(results)  # fetched once: both outputs below read this
     joined = wanted.drop(*(c.name for c in CONTENT_FIELDS)).join(results, "blob_id")
     data = conform(joined.where(F.col("reason").isNull()), FETCHED)
     rejected = conform(joined.where(F.col("reason").isNotNull()), rejected_schema)

@@ -7,12 +7,12 @@ driver; their pattern count and fingerprint go into ``_stats.json``.
 
 from __future__ import annotations
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
+from pipelines.frames import computed_once
 from stackv2.config import stable_hash
 from stackv2.filters import COLUMNS, FilterConfig, benchmark_patterns
 from stackv2.schema import FILE_KEY
@@ -32,8 +32,7 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.filter
     patterns = benchmark_patterns(cfg)
     annotated = ctx.input()
-    # Decided once: both outputs below read this. On disk: the contents kept on the heap cost full collections.
-    marked = transform(annotated, cfg, patterns).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    marked = computed_once(transform(annotated, cfg, patterns))  # decided once: both outputs below read this
     return StageResult(
         data=Output(marked.where(F.col("reason").isNull()).drop("reason"), FILE_KEY),
         rejected=Output(marked.where(F.col("reason").isNotNull()), FILE_KEY),

@@ -8,13 +8,13 @@ redaction, never the values, for audit.
 from __future__ import annotations
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines._session import preloading
+from pipelines.frames import computed_once
 from stackv2.pii.config import PiiConfig, model_fingerprint
 from stackv2.preload import for_pii
 from stackv2.schema import FILE_KEY, PII_COUNT_FIELDS, PII_SPANS
@@ -52,9 +52,7 @@ def stats(df: DataFrame) -> dict:
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.pii
     rows = ctx.input()
-    # Checkpointed: redaction runs once although both the rows and the spans table read it. On disk: the contents
-    # kept on the heap cost full collections.
-    redacted = transform(rows, cfg).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    redacted = computed_once(transform(rows, cfg))  # redacted once: the rows and the spans table both read it
     tables = {SPANS: Output(spans_table(redacted), SPANS_KEY)} if cfg.write_spans else {}
     return StageResult(
         data=Output(redacted.drop(SPANS_COLUMN), FILE_KEY), tables=tables, rows_in=rows.count(), extra_stats=stats

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from functools import reduce
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
+from pipelines.frames import computed_once
 from stackv2.release.card import (
     ReleaseSummary,
     dataset_card,
@@ -177,9 +177,9 @@ def transform(
     )
     repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL)).localCheckpoint()
     shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
-    # Joined once, kept on local disk: the shard files and the ``data`` rows below both read it (recomputed, the join
-    # read and shuffled the contents a second time).
-    rows = rows.join(shards, [DIR_COL, REPO_COL]).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    # Joined once: the shard files and the ``data`` rows below both read it (recomputed, the join would read and
+    # shuffle the contents a second time).
+    rows = computed_once(rows.join(shards, [DIR_COL, REPO_COL]))
     if repo_level:
         written = _write(_repo_rows(rows), staging, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
     else:
