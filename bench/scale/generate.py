@@ -102,6 +102,12 @@ def rename_identifiers(data: bytes, tag: bytes) -> bytes:
     return _WORD.sub(lambda m: m.group(1) if m.group(1) in _KEEP else m.group(1) + tag, data)
 
 
+def real_file(path: Path, cycle: int) -> bytes:
+    """The ``cycle``-th distinct document made from a real file: the file itself, then renamed versions of it."""
+    data = path.read_bytes()
+    return rename_identifiers(data, b"_v%d" % cycle) if cycle else data
+
+
 def near_edit(data: bytes, rng: random.Random) -> bytes:
     """A near-duplicate: a new first line and about 3 % of the lines edited."""
     lines = data.split(b"\n")
@@ -117,7 +123,9 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
     weights = [KINDS[k][1] for k in order]
     used = dict.fromkeys(order, 0)
     builder = GraphBuilder(open_store(str(out)), ArchiveConfig())
-    placed: list[tuple[tuple[str, ...], bytes]] = []  # distinct (path, contents) so far, to copy and edit
+    # Distinct files so far, to copy and edit: where each came from, not its bytes (a 1M-file archive's would not
+    # fit in memory); reading and renaming again gives the same bytes.
+    placed: list[tuple[tuple[str, ...], Path, int]] = []
     counts = {"exact": 0, "near": 0, "distinct": 0, "renamed": 0, "bytes": 0, "repos": 0, "forks": 0}
     person = Person.from_fullname(b"scale <scale@example.org>")
     when = TimestampWithTimezone.from_datetime(builder.visit_date)
@@ -131,8 +139,8 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
         for _ in range(n):
             r = rng.random()
             if placed and r < spec.exact + spec.near:
-                rel, data = rng.choice(placed)
-                what = "exact" if r < spec.exact else "near"
+                rel, path, cycle = rng.choice(placed)
+                data, what = real_file(path, cycle), "exact" if r < spec.exact else "near"
                 if what == "near":
                     data = near_edit(data, rng)
             else:
@@ -140,11 +148,13 @@ def generate(spec: ScaleSpec, out: Path, source: Path, progress: bool = True) ->
                 path = order[kind][used[kind] % len(order[kind])]
                 cycle = used[kind] // len(order[kind])
                 used[kind] += 1
-                rel, data, what = path.relative_to(source).parts, path.read_bytes(), "distinct"
-                if cycle:
-                    data, what = rename_identifiers(data, b"_v%d" % cycle), "renamed"
+                rel, data, what = (
+                    path.relative_to(source).parts,
+                    real_file(path, cycle),
+                    "renamed" if cycle else "distinct",
+                )
                 if kind != "binary":
-                    placed.append((rel, data))
+                    placed.append((rel, path, cycle))
             while rel in repo:
                 rel = ("copy", *rel)
             repo[rel] = builder.add_content(data)
