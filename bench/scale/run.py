@@ -38,6 +38,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines._job import PIPELINE, STATS, SUCCESS
@@ -50,7 +51,7 @@ from stackv2.workdir import committed_files
 #: The driver's GC log and the stages' start times, in the work folder.
 GC_LOG = "_gc.log"
 STARTS = "_stage_starts.jsonl"
-#: Stages the scale run covers by default: everything up to the release shards (tokenize needs a tokenizer).
+#: Stages the scale run covers by default: everything up to the release shards (add tokenize, with --tokenizer).
 DEFAULT_STAGES = ("extract", "fetch", "annotate", "exact_dedup", "near_dedup", "filter", "pii", "compose", "shards")
 
 
@@ -272,18 +273,31 @@ def read_starts(work: Path) -> list[tuple[str, float]]:
     return [(r["stage"], r["time"]) for r in map(json.loads, lines)]
 
 
-def content_bytes(folder: Path) -> int:
-    """Sum of the ``length`` column (bytes of file content) of a stage output, 0 when it has none."""
+def content_bytes(folder: Path, product: str | None = None) -> int:
+    """Sum of the ``length`` column (bytes of file content; ``length_bytes`` in the release's schema) of a stage
+    output, only ``product``'s rows where it has a product column; 0 when it has no length."""
     total = 0
     for part in committed_files(folder):
-        f = pq.ParquetFile(part)
-        if "length" in f.schema_arrow.names:
-            total += sum(v for v in f.read(columns=["length"]).column(0).to_pylist() if v)
+        names = pq.ParquetFile(part).schema_arrow.names
+        length = next((c for c in ("length", "length_bytes") if c in names), None)
+        if length is None:
+            continue
+        rows = pq.read_table(part, columns=[length, *(["product"] if "product" in names else [])])
+        if product and "product" in names:
+            rows = rows.filter(pc.equal(rows["product"], product))
+        total += pc.sum(rows[length]).as_py() or 0
     return total
 
 
 def run(
-    archive: Path, work: Path, stages: tuple[str, ...], master: str, partitions: int, driver_memory: str, fresh: bool
+    archive: Path,
+    work: Path,
+    stages: tuple[str, ...],
+    master: str,
+    partitions: int,
+    driver_memory: str,
+    fresh: bool,
+    tokenizer: str = "",
 ) -> dict:
     if fresh:
         shutil.rmtree(work, ignore_errors=True)
@@ -293,6 +307,7 @@ def run(
     data.update(
         {"work_dir": str(work), "graph": str(archive / "orc"), "content_store": str(archive), "stages": list(stages)}
     )
+    data["tokenize"]["tokenizer"] = tokenizer
     data["spark"].update(
         {
             "master": master,
@@ -390,7 +405,8 @@ def stage_rows(
         st = StageStats.load(work / name / STATS)
         in_dir = work / (stages[stages.index(name) - 1] if name != stages[0] else name) / "data"
         wall = walls[name] if walls is not None else st.seconds
-        bytes_in = content_bytes(in_dir)
+        # tokenize reads one product of the release's rows
+        bytes_in = content_bytes(in_dir, RunConfig().tokenize.product if name == "tokenize" else None)
         rows.append(
             {
                 "stage": name,
@@ -455,6 +471,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--driver-memory", default="2g")
     p.add_argument("--resume", action="store_true", help="keep completed stages of an earlier run")
+    p.add_argument(
+        "--tokenizer",
+        default="",
+        help="tokenizer.json for the tokenize stage (a real run's is given, e.g. StarCoder2's; default: train one "
+        "on the release, tokenize.train_sample_bytes of it)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p.add_argument(
         "--summarize",
@@ -473,7 +495,16 @@ def main(argv: list[str] | None = None) -> None:
         }
     else:
         signal.signal(signal.SIGTERM, _interrupt)
-        result = run(a.archive, a.work, stages, a.master, a.partitions, a.driver_memory, fresh=not a.resume)
+        result = run(
+            a.archive,
+            a.work,
+            stages,
+            a.master,
+            a.partitions,
+            a.driver_memory,
+            fresh=not a.resume,
+            tokenizer=a.tokenizer,
+        )
     result["label"] = a.label
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
