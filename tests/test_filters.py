@@ -187,6 +187,17 @@ def test_encoded_data_hex_and_unicode_escapes():
     assert not content.encoded_data(row(content=CLEAN), CFG)
 
 
+@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEFxXgz_\\, \t\n\u00a0\u2003é"), max_size=200))
+@example("ab cd ef 01 23 45 67 89\n")
+@example("g0x01,0x02,0x03,0x04,0x05,0x06,0x07,0x08z")
+@example("\\x41\\x42\\x43\\x44\\x45\\x46\\x47\\x48_ \\x41\\x42\\x43\\x44\\x45\\x46\\x47\\x48, ")
+@example("01 23 45 67 89 ab cd ef 01g")
+def test_hex_runs_are_found_where_finditer_finds_them(text):
+    """The region search of the hex pattern gives exactly ``finditer``'s matches (``\\b`` at region edges included)."""
+    pattern = re.compile(CFG.encoded_patterns[1])
+    assert [m.span() for m in content._matches(pattern, text)] == [m.span() for m in pattern.finditer(text)]
+
+
 def test_encoded_data_counts_overlapping_matches_once():
     # "ab\n" * 30 is one 90-char match of the base64 and of the hex pattern: 90 covered chars, not 180.
     blob = "ab\n" * 30
