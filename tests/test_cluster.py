@@ -389,3 +389,21 @@ def test_scale_projection_fit_recovers_a_line():
 
     a, b, residual = fit([500, 1000, 2000], [10 + 0.002 * x for x in (500, 1000, 2000)])
     assert (round(a, 6), round(b, 9), round(residual, 9)) == (10.0, 0.002, 0.0)
+
+
+def test_scale_totals_per_gb_and_growth_per_file():
+    from bench.scale.project import totals
+
+    def run(label, files, cpu):
+        stages = [
+            {"stage": "extract", "rows_in": files, "bytes_in": files * 20_000, "cpu_seconds": cpu / 2},
+            {"stage": "shards", "rows_in": files // 2, "bytes_in": files * 5_000, "cpu_seconds": cpu / 2},
+            {"stage": "tokenize", "rows_in": files // 2, "bytes_in": files * 5_000, "cpu_seconds": 99.0},
+        ]
+        return {"label": label, "stages": stages}
+
+    small, big = totals([run("1m", 1_000_000, 6_600.0), run("200k", 200_000, 1_200.0)])
+    assert (small["label"], small["gb"], small["cpu_seconds"], small["cpu_s_per_gb"]) == ("200k", 4.0, 1200.0, 300.0)
+    assert (big["cpu_s_per_gb"], big["cpu_ms_per_file"], big["per_file_vs_smallest"]) == (330.0, 6.6, 1.1)
+    assert small["stages"] == "extract..shards"
+    assert totals([run("x", 10, 10.0)], through="tokenize")[0]["cpu_seconds"] == 109.0

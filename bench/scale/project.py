@@ -68,6 +68,45 @@ def project(runs: list[dict], files: float, metric: str = "cpu_seconds") -> list
     return rows
 
 
+def totals(runs: list[dict], through: str = "shards") -> list[dict]:
+    """Per run, the stages from the first to ``through``: files and GB of content entering the first (extract's
+    listing), CPU seconds, CPU seconds per GB and ms per file, and growth: how the CPU per file compares with the
+    smallest run's (1.0 is linear; 1.1 is 10 % more per file)."""
+    out = []
+    for r in sorted(runs, key=lambda r: r["stages"][0]["rows_in"]):
+        names = [s["stage"] for s in r["stages"]]
+        upto = r["stages"][: names.index(through) + 1] if through in names else r["stages"]
+        files, gb = upto[0]["rows_in"], upto[0]["bytes_in"] / 1e9
+        cpu = sum(s.get("cpu_seconds") or 0.0 for s in upto)
+        out.append(
+            {
+                "label": r.get("label", ""),
+                "files": files,
+                "gb": round(gb, 3),
+                "stages": f"{upto[0]['stage']}..{upto[-1]['stage']}",
+                "cpu_seconds": round(cpu, 1),
+                "cpu_s_per_gb": round(cpu / gb, 1) if gb else None,
+                "cpu_ms_per_file": round(cpu / files * 1e3, 3),
+            }
+        )
+    for t in out:
+        t["per_file_vs_smallest"] = round(t["cpu_ms_per_file"] / out[0]["cpu_ms_per_file"], 3)
+    return out
+
+
+def totals_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| run | files | GB of content | stages | CPU s | CPU s / GB | CPU ms / file | per file vs smallest |",
+        "|" + "---|" * 8,
+    ]
+    for t in rows:
+        lines.append(
+            f"| {t['label']} | {t['files']:,} | {t['gb']} | {t['stages']} | {t['cpu_seconds']:,} "
+            f"| {t['cpu_s_per_gb']} | {t['cpu_ms_per_file']} | {t['per_file_vs_smallest']} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict], files: float) -> str:
     total = sum(r["core_hours"] for r in rows if r["core_hours"] is not None)
     lines = [
@@ -101,9 +140,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["cpu_seconds", "task_seconds"],
         help="cost measure: CPU of the process tree (default) or Spark task time (stopped runs)",
     )
+    p.add_argument("--through", default="shards", help="last stage of the per-run totals (default: shards)")
     a = p.parse_args(argv)
-    rows = project([json.loads(r.read_text()) for r in a.results], a.files, a.metric)
-    print(markdown(rows, a.files))
+    runs = [json.loads(r.read_text()) for r in a.results]
+    print(markdown(project(runs, a.files, a.metric), a.files))
+    print()
+    print(totals_markdown(totals(runs, a.through)))
 
 
 if __name__ == "__main__":
