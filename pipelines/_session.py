@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -38,6 +39,9 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.orc.impl": "native",
     "spark.sql.parquet.compression.codec": "zstd",
+    # Blocks of frames kept on local disk (``pipelines.frames.computed_once``, extract's levels) compressed like
+    # shuffle files: a 1M-file run's fetch kept 19 GB of contents uncompressed (docs/scaling.md, "Scratch disk").
+    "spark.rdd.compress": "true",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
@@ -138,3 +142,12 @@ def preloading(spark: SparkSession, models: Preload | None) -> Iterator[None]:
             del env[PRELOAD_ENV]
         else:
             env[PRELOAD_ENV] = before
+
+
+def release_unreferenced(spark: SparkSession) -> None:
+    """Let Spark delete now what frames no longer referenced left on the executors' local disks (checkpoints,
+    shuffle files). Its cleaner deletes them once the driver's JVM collects their RDDs, and with a small, quiet
+    heap that may not happen before the run ends: a 1M-file run had 25 GB of fetch's blocks on disk when annotate
+    began (docs/scaling.md, "Scratch disk"). Called between stages, whose frames no later stage reads."""
+    gc.collect()  # the frames' py4j proxies: once gone, the JVM objects behind them are unreachable
+    spark.sparkContext._jvm.System.gc()

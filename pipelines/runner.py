@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines._job import PIPELINE, Stage, StageContext, run_stage
-from pipelines._session import spark_session
+from pipelines._session import release_unreferenced, spark_session
 from stackv2.config import ConfigError, RunConfig, stable_hash, to_dict
 from stackv2.stats import StageStats
 from stackv2.storage import Location, is_remote, location
@@ -72,6 +72,8 @@ def run_pipeline(cfg: RunConfig, log: Callable[[str], None] = print, command: st
             log(f"[stackv2] stage {name} ...")
             redo = f"stage {redone} ran before it" if redone else None
             stats, skipped = run_stage(ctx, name, stage.run, redo=redo, log=log)
+            if not skipped:
+                release_unreferenced(spark)
             what = "skipped (complete for this config)" if skipped else f"done in {time.monotonic() - t0:.1f}s"
             log(
                 f"[stackv2] stage {name}: {what}: {stats.rows_in} in, {stats.rows_out} out, "

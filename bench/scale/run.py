@@ -27,6 +27,7 @@ Where the numbers come from:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -50,6 +51,8 @@ from stackv2.workdir import committed_files
 
 #: The driver's GC log and the stages' start times, in the work folder.
 GC_LOG = "_gc.log"
+#: Spark's local folder (shuffle files, blocks kept on disk), in the work folder so the runner can measure it.
+SCRATCH = "_scratch"
 STARTS = "_stage_starts.jsonl"
 #: Stages the scale run covers by default: everything up to the release shards (add tokenize, with --tokenizer).
 DEFAULT_STAGES = ("extract", "fetch", "annotate", "exact_dedup", "near_dedup", "filter", "pii", "compose", "shards")
@@ -109,6 +112,16 @@ def process_kind(pid: int) -> str:
     return "jvm" if comm == "java" else "python" if comm.startswith("python") else "other"
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (files that go while it is walked count as 0)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(parent, name)).st_size
+    return total
+
+
 class MemorySampler(threading.Thread):
     """Peak tree RSS and PSS per stage, sampled; CPU seconds and start times per stage (``mark`` starts the next).
 
@@ -116,9 +129,11 @@ class MemorySampler(threading.Thread):
     not add them: pyspark's daemon ignores SIGCHLD, so the time of the workers it forked is never reaped into its
     own), so it only grows; what a worker spends after the last sample before it exits is missed."""
 
-    def __init__(self, interval: float = 0.2, pss_every: int = 5):
+    def __init__(self, interval: float = 0.2, pss_every: int = 5, scratch: Path | None = None):
         super().__init__(daemon=True)
         self.interval, self.peaks, self.current = interval, defaultdict(int), "setup"
+        #: Spark's local folder (shuffle files, blocks kept on disk), whose size is read with PSS: peak per stage.
+        self.scratch, self.scratch_peaks = scratch, defaultdict(int)
         #: PSS is read every ``pss_every``-th sample only: ``smaps_rollup`` walks every mapping of every process
         #: (most of the sampler's CPU), RSS and CPU come from ``stat`` at every sample.
         self.pss_every = pss_every
@@ -173,6 +188,10 @@ class MemorySampler(threading.Thread):
             self.peaks[self.current] = max(self.peaks[self.current], rss)
             if with_pss:
                 self.pss_peaks[self.current] = max(self.pss_peaks[self.current], pss)
+                if self.scratch is not None:
+                    self.scratch_peaks[self.current] = max(
+                        self.scratch_peaks[self.current], folder_bytes(self.scratch)
+                    )
             samples += 1
             self._halt.wait(self.interval)
 
@@ -319,12 +338,13 @@ def run(
                 "spark.eventLog.compress": "false",
                 # each executor's (and the driver's) peak JVM heap per Spark stage (``bench.scale.cluster``)
                 "spark.eventLog.logStageExecutorMetrics": "true",
+                "spark.local.dir": str(work / SCRATCH),  # its size is sampled: the scratch disk a run needs
                 DRIVER_OPTIONS: f"{BASE_CONF[DRIVER_OPTIONS]} -Xlog:gc:file={work / GC_LOG}:time",
             },
         }
     )
     cfg = from_dict(RunConfig, data)
-    sampler = MemorySampler()
+    sampler = MemorySampler(scratch=work / SCRATCH)
     sampler.start()
     bounds: list[tuple[str, float]] = []
 
@@ -371,11 +391,15 @@ def run(
         "total_cpu_seconds": round(sum(sampler.pipeline_cpu().values()), 1),
         "peak_rss_bytes": max(sampler.peaks.values(), default=0),
         "peak_pss_bytes": max(sampler.pss_peaks.values(), default=0),
+        "peak_scratch_bytes": max(sampler.scratch_peaks.values(), default=0),
         "peak_heap_after_gc_bytes": max((h["heap_after_gc_bytes"] for h in heap.values()), default=0),
         "generate": json.loads((archive / "generate.json").read_text())
         if (archive / "generate.json").exists()
         else None,
-        "stages": stage_rows(work, stages, walls, sampler.pipeline_cpu(), sampler.peaks, sampler.pss_peaks, heap),
+        "stages": [
+            {**row, "peak_scratch_bytes": sampler.scratch_peaks.get(row["stage"])}
+            for row in stage_rows(work, stages, walls, sampler.pipeline_cpu(), sampler.peaks, sampler.pss_peaks, heap)
+        ],
         # per stage ("setup": before the first), CPU seconds of the driver, the JVM and the Python workers
         "sampler_cpu_seconds": {stage: round(v, 1) for stage, v in sampler.own_cpu.items()},
         "cpu_by_kind": {
@@ -435,7 +459,9 @@ def markdown(result: dict, label: str) -> str:
     head = (
         "| run | stage | rows in | rows out | MB in | wall s | CPU s | rows/s | MB/s | task s "
         "| shuffle write MB | shuffle read MB | spill MB | peak RSS GiB | peak PSS GiB | heap after GC MiB "
-        "| heap after full GC MiB | largest task result KiB | largest broadcast MiB (rows) |\n|" + "---|" * 19
+        "| heap after full GC MiB | largest task result KiB | largest broadcast MiB (rows) | peak scratch GB |\n|"
+        + "---|"
+        * 20
     )
 
     def gib(r: dict, key: str) -> str:
@@ -452,7 +478,8 @@ def markdown(result: dict, label: str) -> str:
             f"| {r.get('shuffle_read_bytes', 0) / 1e6:.1f} | {r.get('spill_bytes', 0) / 1e6:.1f} "
             f"| {gib(r, 'peak_rss_bytes')} | {gib(r, 'peak_pss_bytes')} | {heap} | {full} "
             f"| {r.get('max_result_bytes', 0) / 1024:.1f} "
-            f"| {r.get('max_broadcast_bytes', 0) / 2**20:.1f} ({r.get('max_broadcast_rows', 0):.0f}) |"
+            f"| {r.get('max_broadcast_bytes', 0) / 2**20:.1f} ({r.get('max_broadcast_rows', 0):.0f}) "
+            f"| {(r.get('peak_scratch_bytes') or 0) / 1e9:.2f} |"
         )
     return "\n".join(lines)
 
