@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,10 +145,30 @@ def preloading(spark: SparkSession, models: Preload | None) -> Iterator[None]:
             env[PRELOAD_ENV] = before
 
 
+#: Between ``release_unreferenced``'s two collections: time for Spark's cleaner thread to act on the first.
+RELEASE_PAUSE_SECONDS = 0.5
+
+
 def release_unreferenced(spark: SparkSession) -> None:
     """Let Spark delete now what frames no longer referenced left on the executors' local disks (checkpoints,
     shuffle files). Its cleaner deletes them once the driver's JVM collects their RDDs, and with a small, quiet
     heap that may not happen before the run ends: a 1M-file run had 25 GB of fetch's blocks on disk when annotate
     began (docs/scaling.md, "Scratch disk"). Called between stages, whose frames no later stage reads."""
     gc.collect()  # the frames' py4j proxies: once gone, the JVM objects behind them are unreachable
+    # py4j tells the JVM about dropped proxies from a thread of its own that polls a queue: tell it now.
+    pending = getattr(spark.sparkContext._gateway._gateway_client, "finalizer_deque", None)
+    while pending:
+        try:
+            task = pending.pop()
+        except IndexError:  # emptied by py4j's thread meanwhile
+            break
+        if not isinstance(task, tuple):  # py4j's shutdown marker: its thread's to take
+            pending.append(task)
+            break
+        client, target_id = task
+        client.garbage_collect_object(target_id, False)
+    # Twice: what the cleaner drops after the first collection (in a thread of its own) still held a checkpoint's
+    # RDD, which only the second one then finds unreachable (tests/test_session_release.py).
+    spark.sparkContext._jvm.System.gc()
+    time.sleep(RELEASE_PAUSE_SECONDS)
     spark.sparkContext._jvm.System.gc()
