@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from pipelines._job import PIPELINE, STATS, SUCCESS
 from pipelines._session import BASE_CONF, DRIVER_OPTIONS
 from pipelines.runner import run_pipeline
+from pipelines.stages.shards import PRODUCT_COL
 from stackv2.config import RunConfig, from_dict, to_dict
 from stackv2.stats import StageStats
 from stackv2.workdir import committed_files
@@ -301,9 +302,9 @@ def content_bytes(folder: Path, product: str | None = None) -> int:
         length = next((c for c in ("length", "length_bytes") if c in names), None)
         if length is None:
             continue
-        rows = pq.read_table(part, columns=[length, *(["product"] if "product" in names else [])])
-        if product and "product" in names:
-            rows = rows.filter(pc.equal(rows["product"], product))
+        rows = pq.read_table(part, columns=[length, *([PRODUCT_COL] if PRODUCT_COL in names else [])])
+        if product and PRODUCT_COL in names:
+            rows = rows.filter(pc.equal(rows[PRODUCT_COL], product))
         total += pc.sum(rows[length]).as_py() or 0
     return total
 
