@@ -16,6 +16,15 @@ def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFram
     return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
 
 
+def attach_partitioned(left: DataFrame, right: DataFrame, keys: tuple[str, ...], partitions: int) -> DataFrame:
+    """``left`` with ``right``'s other columns where ``keys`` are equal and not null (null elsewhere), both sides
+    hash-partitioned on ``keys`` into ``partitions`` first: the partitioning and order ``write_committed`` gives an
+    output keyed on ``keys``, so Spark writes the result without shuffling it again (``attach`` and the write move
+    ``left`` twice). Partitioned with a number, so adaptive execution cannot merge the partitions. Unlike
+    ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns."""
+    return left.repartition(partitions, *keys).join(right.repartition(partitions, *keys), list(keys), "left")
+
+
 def computed_once(frame: DataFrame) -> DataFrame:
     """``frame`` computed now and kept on the executors' local disk, for a stage whose two outputs both read it.
     Disk, not the heap: rows with their contents held in memory filled the JVM's old generation and cost full

@@ -67,3 +67,24 @@ def test_an_empty_part_has_the_same_bytes_whoever_writes_it(spark, tmp_path):
     by_driver = [p.read_bytes() for p in sorted((tmp_path / "none").iterdir())]
     assert len(by_tasks) == 3 and len(by_driver) == 4
     assert set(by_tasks) == set(by_driver)
+
+
+def test_a_partitioned_join_is_written_as_the_join_and_write_would_with_no_shuffle_of_its_own(spark, tmp_path):
+    """``attach_partitioned`` gives the parts ``attach`` + the writer give, byte for byte, and the writer adds no
+    exchange: few rows, so adaptive execution would merge the join's partitions if it could."""
+    from pipelines.frames import attach, attach_partitioned
+
+    left = spark.createDataFrame([(f"d{i % 3}", f"p{i}", "x" * i) for i in range(40)], "d string, p string, c string")
+    right = spark.createDataFrame([(f"d{i % 3}", f"p{i}", i) for i in range(40)], "d string, p string, n int")
+    left, right = left.repartition(3), right.repartition(2)
+    keys = ("d", "p")
+    joined = attach_partitioned(left, right, keys, 4)
+    plan = joined.repartition(4, *keys).sortWithinPartitions(*keys)._jdf.queryExecution().executedPlan().toString()
+    above_join = plan.split("SortMergeJoin")[0]
+    assert "Exchange" not in above_join and "Sort [" not in above_join, plan
+    write_output(Output(joined, keys), tmp_path / "partitioned", 4)
+    write_output(Output(attach(left, right, keys), keys), tmp_path / "attached", 4)
+    for i in range(4):
+        name = f"part-{i:05d}.parquet"
+        assert (tmp_path / "partitioned" / name).read_bytes() == (tmp_path / "attached" / name).read_bytes(), name
+    assert pq.read_table(tmp_path / "partitioned").num_rows == 40

@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     df.count()
     ref_scancode = scancode_detect_licenses if args.reference_scancode == "scancode" else detect_licenses
     sides = {
-        "stackv2 annotate": lambda: transform(df, cfg),
+        "stackv2 annotate": lambda: transform(df, cfg, 4),
         "reference row-at-a-time UDF": lambda: reference_transform(df, cfg, ref_scancode),
     }
     if args.previous:

@@ -10,7 +10,9 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
 3. per repository (``directory_id``, small columns only: each path with its blob's annotations): licenses found
    in license files spread to the paths under their folder, then the paper's decision with ``gha_license_id``;
    the per-blob annotations pass through (``udfs.annotate.repo_annotations``);
-4. that joined back to the rows on ``(directory_id, path)`` (null-safe, so no row can vanish in a join).
+4. that joined back to the rows on ``(directory_id, path)``, both sides first hash-partitioned as the stage's
+   output is written (``pipelines.frames.attach_partitioned``), so the write moves nothing again. A left join: no
+   row can vanish; one with a null in its key (no extract output has one) is kept, without annotations.
 
 Content moves into the per-blob groups, the license files' content into theirs, and all of it in the one join
 back. Only the license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the
@@ -26,7 +28,7 @@ from pyspark.sql.types import BooleanType
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
 from pipelines._session import preloading
-from pipelines.frames import attach
+from pipelines.frames import attach, attach_partitioned
 from stackv2.detect.config import LICENSE_JOB_OPTIONS, AnnotateConfig, LicenseJobConfig
 from stackv2.detect.license import is_license_file
 from stackv2.preload import for_licenses
@@ -91,7 +93,9 @@ def blob_annotations(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     return joined.select(*per_blob.columns, F.coalesce("licenses", none).alias("licenses"))
 
 
-def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+def transform(rows: DataFrame, cfg: AnnotateConfig, partitions: int) -> DataFrame:
+    """``ANNOTATED`` rows, in ``partitions`` partitions of the output's key (``attach_partitioned``: the stage's
+    write moves no content)."""
     per_path = (
         attach(
             rows.select("directory_id", "path", "gha_license_id", "blob_id"), blob_annotations(rows, cfg), ("blob_id",)
@@ -100,7 +104,7 @@ def transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
         .groupBy("directory_id")
         .applyInArrow(repo_annotations(cfg), to_spark_schema(REPO_ANNOTATIONS))
     )
-    return conform(attach(rows, per_path, FILE_KEY), ANNOTATED)
+    return conform(attach_partitioned(rows, per_path, FILE_KEY, partitions), ANNOTATED)
 
 
 def _top(counts: dict[str, int]) -> str:
@@ -132,7 +136,9 @@ def stats(df: DataFrame) -> dict:
 def run(ctx: StageContext) -> StageResult:
     rows = ctx.input()
     return StageResult(
-        data=Output(transform(rows, ctx.cfg.annotate), FILE_KEY), rows_in=rows.count(), extra_stats=stats
+        data=Output(transform(rows, ctx.cfg.annotate, ctx.cfg.spark.shuffle_partitions), FILE_KEY),
+        rows_in=rows.count(),
+        extra_stats=stats,
     )
 
 
