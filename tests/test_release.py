@@ -21,6 +21,7 @@ from stackv2.release.layout import (
     NBYTES_COL,
     SHARD_COL,
     ShardEntry,
+    ShardStarts,
     describe_shard,
     final_paths,
     language_dir,
@@ -243,3 +244,35 @@ def test_size_category(n, label):
     from stackv2.release.card import _size_category
 
     assert _size_category(n) == label
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["data/Python", "data/C", "data"]),
+        st.dictionaries(st.text(min_size=1, max_size=6), st.integers(0, 900), min_size=1, max_size=30),
+        min_size=1,
+    ),
+    st.integers(1, 400),
+)
+def test_a_repository_finds_the_shard_its_running_sum_gives(folders, target):
+    """``ShardStarts`` against the shards stage's rule (a repository's shard is floor(bytes of the folder's
+    repositories before it / target), ids with gaps where one repository spans several targets): every repository
+    gets its shard back from the first key of each shard alone."""
+    expected, starts = {}, {}
+    for folder, repos in folders.items():
+        before = 0
+        for key in sorted(repos):
+            shard = before // target
+            expected[folder, key] = shard
+            starts.setdefault((folder, shard), key)  # keys in order: the first one seen starts the shard
+            before += repos[key]
+    table = ShardStarts((folder, shard, key) for (folder, shard), key in starts.items())
+    assert {(f, k): table.shard_of(f, k) for f, k in expected} == expected
+
+
+def test_a_key_before_the_first_shard_is_an_error():
+    table = ShardStarts([("data/C", 0, "b/x"), ("data/C", 3, "m/y")])
+    assert (table.shard_of("data/C", "b/x"), table.shard_of("data/C", "l"), table.shard_of("data/C", "z")) == (0, 0, 3)
+    with pytest.raises(KeyError, match="before the folder's first shard"):
+        table.shard_of("data/C", "a")

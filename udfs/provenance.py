@@ -1,21 +1,17 @@
-"""Provenance adapter: a ``mapInArrow`` function adding each released file's full SWHID (``stackv2.swh.swhid``)."""
+"""Provenance adapter: each released file's full SWHID (``stackv2.swh.swhid``) as a column."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pyarrow as pa
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
 
 from stackv2.swh.swhid import file_swhid
 
 SWHID_COLUMN = "swhid"
+_FILE_SWHID = F.udf(file_swhid, StringType(), useArrow=True)
 
 
-def add_swhids(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Batches with ``content_id``, ``repo_url``, ``snapshot_id``, ``revision_id``, ``path`` -> the same plus
-    ``swhid``."""
-    for batch in batches:
-        cols = (batch.column(c).to_pylist() for c in ("content_id", "repo_url", "snapshot_id", "revision_id", "path"))
-        yield batch.append_column(
-            SWHID_COLUMN, pa.array([file_swhid(*r) for r in zip(*cols, strict=True)], pa.string())
-        )
+def file_swhids(content_id: str, origin: str, snapshot_id: str, revision_id: str, path: str) -> Column:
+    """The ``swhid`` column from these five columns: only they cross to Python, not the rows' contents."""
+    return _FILE_SWHID(content_id, origin, snapshot_id, revision_id, path).alias(SWHID_COLUMN)

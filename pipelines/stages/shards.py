@@ -26,10 +26,9 @@ from functools import reduce
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import LongType
 
 from pipelines._job import PIPELINE, Output, Stage, StageContext, StageResult
-from pipelines.frames import computed_once
 from stackv2.release.card import (
     ReleaseSummary,
     dataset_card,
@@ -50,6 +49,7 @@ from stackv2.release.layout import (
     SORT_KEY,
     WRITTEN,
     ShardEntry,
+    ShardStarts,
     final_paths,
     language_dir,
     shard_count,
@@ -62,7 +62,7 @@ from stackv2.stats import AccountingError
 from stackv2.storage import Location, location
 from stackv2.workdir import release_dir, staging_dir
 from udfs.arrow import conform, to_spark_schema
-from udfs.provenance import SWHID_COLUMN, add_swhids
+from udfs.provenance import file_swhids
 
 SHARD_PATH = "shard"
 #: The shards table's column naming the product a row was released in.
@@ -176,10 +176,14 @@ def transform(
         .withColumn(NBYTES_COL, F.col("length_bytes") + ROW_OVERHEAD_BYTES)
     )
     repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL)).localCheckpoint()
-    shards = _assign(repo_bytes, cfg.target_shard_bytes).drop(NBYTES_COL)
-    # Joined once: the shard files and the ``data`` rows below both read it (recomputed, the join would read and
-    # shuffle the contents a second time).
-    rows = computed_once(rows.join(shards, [DIR_COL, REPO_COL]))
+    # Each row finds its shard from where the shards start (one row per shard, broadcast), not by a join with one
+    # row per repository, which would shuffle the contents once more; so reading the rows twice (shard files, then
+    # ``data``) costs a second read of the input, not of a join.
+    first_repo = F.min(REPO_COL).alias(REPO_COL)
+    starts = _assign(repo_bytes, cfg.target_shard_bytes).groupBy(DIR_COL, SHARD_COL).agg(first_repo).collect()
+    placed = spark.sparkContext.broadcast(ShardStarts((r[DIR_COL], r[SHARD_COL], r[REPO_COL]) for r in starts))
+    shard_of = F.udf(lambda folder, key: placed.value.shard_of(folder, key), LongType(), useArrow=True)
+    rows = rows.withColumn(SHARD_COL, shard_of(DIR_COL, REPO_COL))
     if repo_level:
         written = _write(_repo_rows(rows), staging, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
     else:
@@ -206,9 +210,10 @@ def transform(
         [(w["dir"], w["shard"], names[w["path"]]) for w in written],
         f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string",
     )
-    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(*RELEASE.names, "repo_url", SHARD_PATH)
-    with_swhid = StructType([*data.schema.fields, StructField(SWHID_COLUMN, StringType())])
-    return data.mapInArrow(add_swhids, with_swhid).drop("repo_url"), summary, entries
+    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(
+        *RELEASE.names, SHARD_PATH, file_swhids("content_id", "repo_url", "snapshot_id", "revision_id", "path")
+    )
+    return data, summary, entries
 
 
 def _product_rows(ctx: StageContext, product: Product) -> DataFrame:

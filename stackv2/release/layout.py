@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,6 +67,28 @@ def language_dir(language: str | None) -> str:
 def shard_count(nbytes: int, target: int) -> int:
     """Shards expected for ``nbytes`` of rows (sets the write's parallelism): at least one."""
     return max(1, math.ceil(nbytes / target))
+
+
+class ShardStarts:
+    """Where each shard of each folder starts: the key of its first repository. A folder's shards hold consecutive
+    repositories in key order, so a repository's shard is the last one starting at or before its key: one small
+    table per shard, not per repository, is all a task needs to place its rows (``shard_of``)."""
+
+    def __init__(self, starts: Iterable[tuple[str, int, str]]) -> None:
+        """``starts``: (folder, shard, first repository key) of every shard."""
+        by_dir: dict[str, list[tuple[str, int]]] = {}
+        for folder, shard, key in starts:
+            by_dir.setdefault(folder, []).append((key, shard))
+        self._keys = {d: [k for k, _ in sorted(v)] for d, v in by_dir.items()}
+        self._shards = {d: [s for _, s in sorted(v)] for d, v in by_dir.items()}
+
+    def shard_of(self, folder: str, key: str) -> int:
+        """The shard of the repository ``key`` in ``folder`` (a repository the table was built from; a key before
+        the folder's first is an error)."""
+        i = bisect_right(self._keys[folder], key) - 1
+        if i < 0:
+            raise KeyError(f"{folder}: {key!r} comes before the folder's first shard")
+        return self._shards[folder][i]
 
 
 def shard_name(index: int, count: int) -> str:
