@@ -21,15 +21,24 @@ def attach_partitioned(left: DataFrame, right: DataFrame, keys: tuple[str, ...],
     hash-partitioned on ``keys`` into ``partitions`` first: the partitioning and order ``write_committed`` gives an
     output keyed on ``keys``, so Spark writes the result without shuffling it again (``attach`` and the write move
     ``left`` twice). Partitioned with a number, so adaptive execution cannot merge the partitions. Unlike
-    ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns."""
-    return left.repartition(partitions, *keys).join(right.repartition(partitions, *keys), list(keys), "left")
+    ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns. Columns: ``left``'s,
+    then ``right``'s others."""
+    joined = left.repartition(partitions, *keys).join(right.repartition(partitions, *keys), list(keys), "left")
+    return joined.select(*left.columns, *(c for c in right.columns if c not in keys))
 
 
-def computed_once(frame: DataFrame) -> DataFrame:
+def computed_once(frame: DataFrame, partitioned: bool = False) -> DataFrame:
     """``frame`` computed now and kept on the executors' local disk, for a stage whose two outputs both read it.
     Disk, not the heap: rows with their contents held in memory filled the JVM's old generation and cost full
-    collections (docs/scaling.md, "CPU per GB")."""
-    return frame.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    collections (docs/scaling.md, "CPU per GB"). Checkpointed, unless ``partitioned``: a frame partitioned as its
+    outputs are written (``attach_partitioned``) is persisted instead, because a checkpoint forgets the partitioning
+    and the writes would shuffle it again (the persisted plan states it once computed). Persisted frames are dropped
+    after their stage (``pipelines._session.release_unreferenced``)."""
+    if not partitioned:
+        return frame.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    kept = frame.persist(StorageLevel.DISK_ONLY)
+    kept.count()
+    return kept
 
 
 def sort_order(spec: tuple[tuple[str, bool], ...], nulls_first: frozenset[str] = frozenset()) -> list[Column]:

@@ -25,3 +25,16 @@ def test_a_checkpoint_no_frame_references_is_deleted(spark):
     while _kept(spark) - before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _kept(spark) - before
+
+
+def test_a_persisted_frame_is_dropped_after_its_stage(spark):
+    """``computed_once(partitioned=True)`` persists: Spark's cache keeps that until told, whoever references it."""
+    before = _kept(spark)
+    kept = spark.range(1000).repartition(2).persist(StorageLevel.DISK_ONLY)
+    assert kept.count() == 1000
+    assert _kept(spark) - before, "the frame is on disk"
+    release_unreferenced(spark)
+    deadline = time.monotonic() + 30
+    while _kept(spark) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _kept(spark) - before

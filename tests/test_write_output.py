@@ -72,7 +72,7 @@ def test_an_empty_part_has_the_same_bytes_whoever_writes_it(spark, tmp_path):
 def test_a_partitioned_join_is_written_as_the_join_and_write_would_with_no_shuffle_of_its_own(spark, tmp_path):
     """``attach_partitioned`` gives the parts ``attach`` + the writer give, byte for byte, and the writer adds no
     exchange: few rows, so adaptive execution would merge the join's partitions if it could."""
-    from pipelines.frames import attach, attach_partitioned
+    from pipelines.frames import attach, attach_partitioned, computed_once
 
     left = spark.createDataFrame([(f"d{i % 3}", f"p{i}", "x" * i) for i in range(40)], "d string, p string, c string")
     right = spark.createDataFrame([(f"d{i % 3}", f"p{i}", i) for i in range(40)], "d string, p string, n int")
@@ -88,3 +88,10 @@ def test_a_partitioned_join_is_written_as_the_join_and_write_would_with_no_shuff
         name = f"part-{i:05d}.parquet"
         assert (tmp_path / "partitioned" / name).read_bytes() == (tmp_path / "attached" / name).read_bytes(), name
     assert pq.read_table(tmp_path / "partitioned").num_rows == 40
+    # Kept on disk for two outputs (``computed_once``), then filtered: still written without an exchange.
+    some = computed_once(joined, partitioned=True).where(F.col("n") % 2 == 0)
+    plan = some.repartition(4, *keys).sortWithinPartitions(*keys)._jdf.queryExecution().executedPlan().toString()
+    above_disk = plan.split("InMemoryTableScan")[0]
+    assert "Exchange" not in above_disk and "Sort [" not in above_disk, plan
+    write_output(Output(some, keys), tmp_path / "some", 4)
+    assert sorted(pq.read_table(tmp_path / "some").column("n").to_pylist()) == list(range(0, 40, 2))

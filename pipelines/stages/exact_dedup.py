@@ -14,12 +14,11 @@ eligible ones, so such a blob survives through its eligible copy (docs/fidelity.
 
 from __future__ import annotations
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
-from pipelines.frames import sort_order
+from pipelines.frames import attach_partitioned, computed_once, sort_order
 from stackv2.dedup import EXACT_DUPLICATE, NO_LANGUAGE, NON_PERMISSIVE
 from stackv2.dedup.config import ExactDedupConfig
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
@@ -35,38 +34,38 @@ def _ineligible() -> Column:
     )
 
 
-def one_per_blob(df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(the first row of each ``blob_id`` by ``EXACT_ORDER``, the other rows rejected ``exact_duplicate``)."""
+def copy_ranks(df: DataFrame) -> DataFrame:
+    """(file key, ``_n``): each row's place among the copies of its ``blob_id`` by ``rank.EXACT_ORDER`` (1: the copy
+    kept), over the key and ranking columns alone: the contents stay where they are."""
     gha = F.col("gha_license_id")
     gh_permissive = F.when(gha.isNotNull(), (F.col("license_type") == PERMISSIVE) & (gha != NOASSERTION))
     first = Window.partitionBy("blob_id").orderBy(*sort_order(EXACT_ORDER))
-    ranked = (
-        df.withColumn(GH_PERMISSIVE, gh_permissive)
-        .withColumn("_n", F.row_number().over(first))
-        .drop(GH_PERMISSIVE)
-        .persist(StorageLevel.DISK_ONLY)  # the contents kept on the heap cost full collections
-    )
-    kept = ranked.where(F.col("_n") == 1).drop("_n")
-    dups = ranked.where(F.col("_n") > 1).drop("_n").withColumn("reason", F.lit(EXACT_DUPLICATE))
-    return kept, dups
+    ranking = [c for c, _ in EXACT_ORDER if c != GH_PERMISSIVE]
+    narrow = df.select(*dict.fromkeys([*FILE_KEY, "blob_id", "license_type", "gha_license_id", *ranking]))
+    return narrow.withColumn(GH_PERMISSIVE, gh_permissive).select(*FILE_KEY, F.row_number().over(first).alias("_n"))
 
 
-def transform(annotated: DataFrame, cfg: ExactDedupConfig) -> tuple[DataFrame, DataFrame]:
-    """(the rows of ``the-stack-v2``, the rejected rows with ``reason``)."""
+def transform(annotated: DataFrame, cfg: ExactDedupConfig, partitions: int) -> tuple[DataFrame, DataFrame]:
+    """(the rows of ``the-stack-v2``, the rejected rows with ``reason``), both in ``partitions`` partitions of the
+    file key, as the stage writes them: the contents move once, when the copies' ranks are joined to the rows
+    (``attach_partitioned``; a row with a null in its key counts as the only copy of its blob)."""
+    ineligible = _ineligible()
     if cfg.license_first:
-        marked = annotated.withColumn("reason", _ineligible())
-        kept, dups = one_per_blob(marked.where(F.col("reason").isNull()).drop("reason"))
-        return kept, marked.where(F.col("reason").isNotNull()).unionByName(dups)
-    chosen, dups = one_per_blob(annotated)
-    marked = chosen.withColumn("reason", _ineligible())
-    return marked.where(F.col("reason").isNull()).drop("reason"), marked.where(
-        F.col("reason").isNotNull()
-    ).unionByName(dups)
+        ranks = copy_ranks(annotated.where(ineligible.isNull()))
+        reason = F.coalesce(ineligible, F.when(F.col("_n") > 1, F.lit(EXACT_DUPLICATE)))
+    else:
+        ranks = copy_ranks(annotated)
+        reason = F.when(F.col("_n") > 1, F.lit(EXACT_DUPLICATE)).otherwise(ineligible)
+    decided = computed_once(
+        attach_partitioned(annotated, ranks, FILE_KEY, partitions).withColumn("reason", reason), partitioned=True
+    )
+    kept = decided.where(F.col("reason").isNull()).select(*annotated.columns)
+    return kept, decided.where(F.col("reason").isNotNull()).select(*annotated.columns, "reason")
 
 
 def run(ctx: StageContext) -> StageResult:
     annotated = ctx.input()
-    kept, rejected = transform(annotated, ctx.cfg.exact_dedup)
+    kept, rejected = transform(annotated, ctx.cfg.exact_dedup, ctx.cfg.spark.shuffle_partitions)
     return StageResult(
         data=Output(kept, FILE_KEY),
         rejected=Output(rejected, FILE_KEY),

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.components import connected_components
-from pipelines.frames import sort_order
+from pipelines.frames import attach_partitioned, computed_once, sort_order
 from stackv2 import schema
 from stackv2.dedup import NEAR_DUPLICATE
 from stackv2.dedup.config import DedupConfig
@@ -95,8 +95,10 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
     return ranked.select(*schema.DEDUP_CLUSTERS.names)
 
 
-def transform(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
-    """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats)."""
+def transform(files: DataFrame, cfg: DedupConfig, partitions: int) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
+    """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats); the first two
+    in ``partitions`` partitions of the file key, as the stage writes them (a file with a null in its key is kept,
+    unclustered)."""
     sketched = sketches(files, cfg)
     components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
     extra = {}
@@ -111,7 +113,12 @@ def transform(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame,
     if cfg.verify:
         # Without any node AQE drops the observed branch before it runs: its metric would never arrive.
         extra["unverified_large_components"] = (unverified.get.get("n") or 0) if nodes else 0
-    tagged = files.join(clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id", "left")
+    # Each clustered file's place, found by blob over the key columns alone, then joined to the rows by file key as
+    # the outputs are written: the contents move once, and once only for both outputs (kept on local disk).
+    places = files.select(*FILE_KEY, "blob_id").join(
+        clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id"
+    )
+    tagged = computed_once(attach_partitioned(files, places.drop("blob_id"), FILE_KEY, partitions), partitioned=True)
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)
     dups = tagged.where(F.col("rank") > 0).select(*files.columns).withColumn("reason", F.lit(NEAR_DUPLICATE))
@@ -120,7 +127,7 @@ def transform(files: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, DataFrame,
 
 def run(ctx: StageContext) -> StageResult:
     files = ctx.input()
-    kept, rejected, clusters, extra = transform(files, ctx.cfg.near_dedup)
+    kept, rejected, clusters, extra = transform(files, ctx.cfg.near_dedup, ctx.cfg.spark.shuffle_partitions)
     return StageResult(
         data=Output(kept, FILE_KEY),
         rejected=Output(rejected, FILE_KEY),
