@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,31 @@ def test_blob_licenses_on_three_rows():
     (out,) = blob_licenses(AnnotateConfig())(iter([batch]))
     assert out.schema == BLOB_LICENSES
     assert out.to_pydict() == {"blob_id": ["a", "b", "c"], "licenses": [["MIT"], [], ["GPL-3.0-or-later"]]}
+
+
+def test_the_license_job_unloads_an_index_its_task_loaded_and_keeps_one_it_inherited():
+    """A worker that loaded ScanCode's index for its task gives it back when the task ends (~1 GiB); one forked from
+    a daemon that preloaded the index (shared by the job's workers) keeps it."""
+    import pyarrow as pa
+
+    from stackv2.detect.license import index_loaded, scancode_index, unload_index
+    from udfs.annotate import LICENSE_INPUT, blob_licenses
+
+    def rss_mib() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+    batch = pa.RecordBatch.from_pydict({"blob_id": ["a"], "content": [MIT]}, LICENSE_INPUT)
+    if index_loaded():
+        unload_index()
+    task = blob_licenses(AnnotateConfig())(iter([batch]))
+    (out,) = [next(task)]
+    loaded = rss_mib()
+    assert out.column("licenses").to_pylist() == [["MIT"]] and index_loaded()
+    assert list(task) == [] and not index_loaded()
+    assert rss_mib() < loaded - 500, "the index's memory went back to the system"
+    scancode_index()  # as a preloading daemon does before it forks the worker
+    (out,) = list(blob_licenses(AnnotateConfig())(iter([batch])))
+    assert out.column("licenses").to_pylist() == [["MIT"]] and index_loaded()
 
 
 def test_base_path():

@@ -18,7 +18,14 @@ import pyarrow as pa
 from stackv2.detect.annotate import BLOB_COLUMNS, annotate_blob
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import extension
-from stackv2.detect.license import detect_licenses, license_type, load_permissive, propagate
+from stackv2.detect.license import (
+    detect_licenses,
+    index_loaded,
+    license_type,
+    load_permissive,
+    propagate,
+    unload_index,
+)
 from stackv2.schema import ANNOTATED, ANNOTATION_FIELDS, STRING
 
 LICENSES_FIELD = pa.field("licenses", pa.list_(STRING))
@@ -66,14 +73,20 @@ def annotate_blobs(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], 
 
 
 def blob_licenses(cfg: AnnotateConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """``mapInArrow`` function from ``LICENSE_INPUT`` to ``BLOB_LICENSES``: ScanCode on each license file."""
+    """``mapInArrow`` function from ``LICENSE_INPUT`` to ``BLOB_LICENSES``: ScanCode on each license file. An index
+    this task loaded (not one its daemon preloaded and shares) is unloaded when the task ends."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            found = [detect_licenses(text or "", cfg.license) for text in batch.column("content").to_pylist()]
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("blob_id"), pa.array(found, LICENSES_FIELD.type)], schema=BLOB_LICENSES
-            )
+        inherited = index_loaded()
+        try:
+            for batch in batches:
+                found = [detect_licenses(text or "", cfg.license) for text in batch.column("content").to_pylist()]
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column("blob_id"), pa.array(found, LICENSES_FIELD.type)], schema=BLOB_LICENSES
+                )
+        finally:
+            if not inherited and index_loaded():
+                unload_index()
 
     return run
 
