@@ -62,7 +62,7 @@ from stackv2.stats import AccountingError
 from stackv2.storage import Location, location
 from stackv2.workdir import release_dir, staging_dir
 from udfs.arrow import conform, to_spark_schema
-from udfs.provenance import file_swhids
+from udfs.provenance import SWHID_COLUMN, file_swhids
 
 SHARD_PATH = "shard"
 #: The shards table's column naming the product a row was released in.
@@ -183,7 +183,8 @@ def transform(
     starts = _assign(repo_bytes, cfg.target_shard_bytes).groupBy(DIR_COL, SHARD_COL).agg(first_repo).collect()
     placed = spark.sparkContext.broadcast(ShardStarts((r[DIR_COL], r[SHARD_COL], r[REPO_COL]) for r in starts))
     shard_of = F.udf(lambda folder, key: placed.value.shard_of(folder, key), LongType(), useArrow=True)
-    rows = rows.withColumn(SHARD_COL, shard_of(DIR_COL, REPO_COL))
+    shard = shard_of(DIR_COL, REPO_COL).alias(SHARD_COL)
+    unplaced, rows = rows, rows.select("*", shard)
     if repo_level:
         written = _write(_repo_rows(rows), staging, RELEASE_REPOS, REPO_SORT_KEY, expected, cfg)
     else:
@@ -210,8 +211,20 @@ def transform(
         [(w["dir"], w["shard"], names[w["path"]]) for w in written],
         f"{DIR_COL} string, {SHARD_COL} long, {SHARD_PATH} string",
     )
-    data = rows.join(F.broadcast(located), [DIR_COL, SHARD_COL]).select(
-        *RELEASE.names, SHARD_PATH, file_swhids("content_id", "repo_url", "snapshot_id", "revision_id", "path")
+    # The shard and the SWHID in one projection, evaluated by one Python worker per task; a left join, as an inner
+    # one would have Spark filter on the shard first, a second evaluation. Every row's shard was written.
+    swhid = file_swhids("content_id", "repo_url", "snapshot_id", "revision_id", "path")
+    in_shard = F.col(SHARD_PATH)
+    data = (
+        unplaced.select("*", shard, swhid)
+        .join(F.broadcast(located), [DIR_COL, SHARD_COL], "left")
+        .select(
+            *RELEASE.names,
+            F.when(in_shard.isNull(), F.raise_error(F.lit("a released row in no written shard")))
+            .otherwise(in_shard)
+            .alias(SHARD_PATH),
+            SWHID_COLUMN,
+        )
     )
     return data, summary, entries
 
