@@ -189,6 +189,21 @@ def test_license_first_keeps_a_blob_bigcode_lost(spark, tmp_path):
     assert exact.rejected == {"non_permissive": 1, "no_language": 1, "exact_duplicate": 2}
 
 
+def test_a_row_without_a_path_takes_no_part_in_the_choice(spark, tmp_path):
+    """The copies are ranked over the file key and joined back by it: a row with a null ``path`` (no extract output
+    has one) is neither ranked nor rejected as a copy, and is not lost."""
+    rows = [
+        row("a/a", "x.py", "b1", text(60), stars=9),
+        row("b/a", "x.py", "b1", text(60), stars=1),
+        row("c/a", None, "b1", text(60), stars=50),
+    ]
+    work, exact, near = run(spark, tmp_path, 2, rows=rows)
+    assert exact.rejected == {"exact_duplicate": 1} and exact.rows_out == 2
+    got = sorted((r["repo_name"], r["path"]) for r in spark.read.parquet(str(work / "exact_dedup" / "data")).collect())
+    assert got == [("a/a", "x.py"), ("c/a", None)]
+    assert near.rows_in == 2 and near.rows_out + sum(near.rejected.values()) == 2
+
+
 #: Three files too short to have a shingle (fewer than 5 tokens), and a long one.
 SHORT_ROWS = [row(f"s{i}/a", "s.py", f"s{i}", c) for i, c in enumerate(("a", "b c", "x = 1"))] + [
     row("u/a", "u.py", "u", text(50))

@@ -14,6 +14,8 @@ eligible ones, so such a blob survives through its eligible copy (docs/fidelity.
 
 from __future__ import annotations
 
+from functools import reduce
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -41,14 +43,16 @@ def copy_ranks(df: DataFrame) -> DataFrame:
     gh_permissive = F.when(gha.isNotNull(), (F.col("license_type") == PERMISSIVE) & (gha != NOASSERTION))
     first = Window.partitionBy("blob_id").orderBy(*sort_order(EXACT_ORDER))
     ranking = [c for c, _ in EXACT_ORDER if c != GH_PERMISSIVE]
-    narrow = df.select(*dict.fromkeys([*FILE_KEY, "blob_id", "license_type", "gha_license_id", *ranking]))
+    keyed = reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in FILE_KEY])
+    narrow = df.where(keyed).select(*dict.fromkeys([*FILE_KEY, "blob_id", "license_type", "gha_license_id", *ranking]))
     return narrow.withColumn(GH_PERMISSIVE, gh_permissive).select(*FILE_KEY, F.row_number().over(first).alias("_n"))
 
 
 def transform(annotated: DataFrame, cfg: ExactDedupConfig, partitions: int) -> tuple[DataFrame, DataFrame]:
     """(the rows of ``the-stack-v2``, the rejected rows with ``reason``), both in ``partitions`` partitions of the
     file key, as the stage writes them: the contents move once, when the copies' ranks are joined to the rows
-    (``attach_partitioned``; a row with a null in its key counts as the only copy of its blob)."""
+    (``attach_partitioned``). A row with a null in its key (no extract output has one) takes no part in the choice:
+    it is kept unless ineligible."""
     ineligible = _ineligible()
     if cfg.license_first:
         ranks = copy_ranks(annotated.where(ineligible.isNull()))
