@@ -167,9 +167,9 @@ def release_unreferenced(spark: SparkSession) -> None:
             break
         client, target_id = task
         client.garbage_collect_object(target_id, False)
+    spark.catalog.clearCache()  # persisted frames (``computed_once``): the cache holds them until told
     # Twice: what the cleaner drops after the first collection (in a thread of its own) still held a checkpoint's
     # RDD, which only the second one then finds unreachable (tests/test_session_release.py).
-    spark.catalog.clearCache()  # persisted frames (``computed_once``): the cache holds them until told
     spark.sparkContext._jvm.System.gc()
     time.sleep(RELEASE_PAUSE_SECONDS)
     spark.sparkContext._jvm.System.gc()
