@@ -41,7 +41,7 @@ def transform(stack: DataFrame, cfg: RunConfig) -> tuple[DataFrame, DataFrame, D
     scripts = forms.where(F.col("script").isNotNull()).withColumns(
         {"content": F.col("script"), "language": F.col("script_language"), "extension": F.col("script_extension")}
     )
-    kept, dups, clusters, extra = near_dedup.transform(scripts, cfg.near_dedup)
+    kept, dups, clusters, extra = near_dedup.transform(scripts, cfg.near_dedup, cfg.spark.shuffle_partitions)
     nulls = {
         f.name: F.lit(None).cast(t.dataType)
         for f, t in zip(DEDUP_FIELDS, to_spark_schema(pa.schema(DEDUP_FIELDS)).fields, strict=True)
