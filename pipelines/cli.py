@@ -442,13 +442,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     from stackv2.storage import location
     from stackv2.tokenize.sample import train_on_release
-    from stackv2.workdir import DATA, trained_tokenizer
+    from stackv2.workdir import release_dir, trained_tokenizer
 
     cfg = load_config(args.config, args.overrides)
     work = location(args.work or cfg.work_dir)
     t0 = time.monotonic()
     target = args.out or trained_tokenizer(work)
-    info = train_on_release(work / "shards" / DATA, cfg.tokenize, target)
+    info = train_on_release(release_dir(work), cfg.tokenize, target)
     print(json.dumps({**info, "seconds": round(time.monotonic() - t0, 1)}, indent=2))
     return 0
 

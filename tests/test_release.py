@@ -23,10 +23,12 @@ from stackv2.release.layout import (
     ShardEntry,
     ShardStarts,
     describe_shard,
+    file_columns,
     final_paths,
     language_dir,
     read_manifest,
     shard_count,
+    shard_files,
     verify_release,
     write_manifest,
     write_shards,
@@ -276,3 +278,47 @@ def test_a_key_before_the_first_shard_is_an_error():
     assert (table.shard_of("data/C", "b/x"), table.shard_of("data/C", "l"), table.shard_of("data/C", "z")) == (0, 0, 3)
     with pytest.raises(KeyError, match="before the folder's first shard"):
         table.shard_of("data/C", "a")
+
+
+def test_file_columns_flatten_repository_rows_and_read_file_rows_as_they_are(tmp_path):
+    files = pa.list_(pa.struct([("path", pa.string()), ("content", pa.string()), ("length_bytes", pa.int64())]))
+    repos = pa.table(
+        {
+            "repo_name": ["a/x", "a/y", "b/z"],
+            "num_files": [2, 0, 1],
+            "files": pa.array(
+                [
+                    [
+                        {"path": "/1", "content": "one", "length_bytes": 3},
+                        {"path": "/2", "content": None, "length_bytes": 0},
+                    ],
+                    [],
+                    [{"path": "/3", "content": "three", "length_bytes": 5}],
+                ],
+                files,
+            ),
+        }
+    )
+    pq.write_table(repos, tmp_path / "repos.parquet", row_group_size=2)
+    groups = list(file_columns(tmp_path / "repos.parquet", ["path", "repo_name", "content"]))
+    assert len(groups) == 2 and all(g.column_names == ["path", "repo_name", "content"] for g in groups)
+    assert pa.concat_tables(groups).to_pylist() == [
+        {"path": "/1", "repo_name": "a/x", "content": "one"},
+        {"path": "/2", "repo_name": "a/x", "content": None},
+        {"path": "/3", "repo_name": "b/z", "content": "three"},
+    ]
+    assert [g.num_rows for g in file_columns(tmp_path / "repos.parquet", ["repo_name"])] == [2, 1]
+    flat = pa.table({"path": ["/1", "/2"], "content": ["one", "two"], "language": ["C", None]})
+    pq.write_table(flat, tmp_path / "files.parquet")
+    (table,) = file_columns(tmp_path / "files.parquet", ["content", "path"])
+    assert table.to_pylist() == [{"content": "one", "path": "/1"}, {"content": "two", "path": "/2"}]
+
+
+def test_shard_files_follow_the_manifest(tmp_path):
+    (tmp_path / "data").mkdir()
+    for name in ("b", "a", "stray"):
+        pq.write_table(pa.table({"x": [1]}), tmp_path / f"data/{name}.parquet")
+    write_manifest(tmp_path, [describe_shard(tmp_path, f"data/{n}.parquet") for n in ("b", "a")], "h", "compose")
+    assert [f.name for f in shard_files(tmp_path)] == ["a.parquet", "b.parquet"]
+    with pytest.raises(FileNotFoundError, match="no product released"):
+        shard_files(tmp_path / "absent")

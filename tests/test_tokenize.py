@@ -14,6 +14,7 @@ from datatrove.pipeline.tokens.megatron_tokenizer import MegatronTokenizedFile
 from datatrove.pipeline.tokens.merger import DocumentTokenizerMerger, get_data_reader, load_doc_ends
 from tokenizers import Tokenizer
 
+from stackv2.release.layout import describe_shard, write_manifest
 from stackv2.tokenize.config import FORMATS, TokenizeConfig
 from stackv2.tokenize.datatrove_files import DatatroveWriter
 from stackv2.tokenize.format import EOS, SENTINELS, format_repo, restore
@@ -28,7 +29,6 @@ from stackv2.tokenize.tokenizer import (
     token_dtype,
     train_tokenizer,
 )
-from stackv2.workdir import adopt_outputs
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -239,24 +239,34 @@ def test_tokenize_shard_is_deterministic_for_a_seed(tmp_path, encoder):
 
 
 def test_sample_release_is_seeded_and_bounded(tmp_path):
-    """The sample comes from the shards stage's row table, from one product's rows only."""
-    data = tmp_path / "shards" / "data"
-    data.mkdir(parents=True)
-    for lang, k in (("Python", 0), ("C", 1)):
-        rows = [
-            {"blob_id": f"{lang}{i}", "length_bytes": 10, "content": f"{lang} file {i}", "product": product}
-            for i in range(50)
-            for product in ("train", "other")
-        ]
-        pq.write_table(pa.Table.from_pylist(rows), data / f"part-0000{k}.parquet")
-    adopt_outputs(data.parent)
-    a = sample_release(data, 200, seed=1, product="train")
-    assert len(a) == 20 and a == sample_release(data, 200, seed=1, product="train")
-    assert a != sample_release(data, 200, seed=2, product="train")
-    assert {t.split()[0] for t in a} == {"Python", "C"}
-    assert sample_release(data, 200, seed=1, product="absent") == []
-    with pytest.raises(FileNotFoundError):
-        sample_release(tmp_path / "nothing", 10, 0, product="train")
+    """The sample comes from one product's shards, as its manifest lists them; a repository-level product's files
+    are sampled like a file-level one's."""
+    for product in ("train", "other"):
+        root = tmp_path / "release" / product
+        (root / "data").mkdir(parents=True)
+        for lang, k in (("Python", 0), ("C", 1)):
+            rows = [
+                {"blob_id": f"{lang}{i}", "length_bytes": 10, "content": f"{lang} {product} {i}"} for i in range(50)
+            ]
+            pq.write_table(pa.Table.from_pylist(rows), root / f"data/part-{k}.parquet")
+        write_manifest(root, [describe_shard(root, f"data/part-{k}.parquet") for k in (0, 1)], "h", "compose")
+    stray = pa.table({"blob_id": ["stray"], "length_bytes": [1], "content": ["stray"]})  # not in the manifest
+    pq.write_table(stray, tmp_path / "release" / "train" / "data/stray.parquet")
+    a = sample_release(tmp_path / "release" / "train", 200, seed=1)
+    assert len(a) == 20 and a == sample_release(tmp_path / "release" / "train", 200, seed=1)
+    assert a != sample_release(tmp_path / "release" / "train", 200, seed=2)
+    assert {t.split()[0] for t in a} == {"Python", "C"} and {t.split()[1] for t in a} == {"train"}
+
+    repos = tmp_path / "release" / "repos"
+    (repos / "data").mkdir(parents=True)
+    flat = pq.read_table(tmp_path / "release" / "train" / "data/part-0.parquet").to_pylist()
+    repo_rows = [{"repo_name": f"r{j}", "files": flat[j::5]} for j in range(5)]
+    pq.write_table(pa.Table.from_pylist(repo_rows), repos / "data/r.parquet")
+    write_manifest(repos, [describe_shard(repos, "data/r.parquet")], "h", "compose")
+    python_only = [t for t in sample_release(tmp_path / "release" / "train", 10**6, seed=1) if t.startswith("Python")]
+    assert sample_release(repos, 10**6, seed=1) == python_only
+    with pytest.raises(FileNotFoundError, match="no product released"):
+        sample_release(tmp_path / "release" / "absent", 10, 0)
 
 
 def test_config_validates_and_loads_from_yaml_overrides():

@@ -15,6 +15,7 @@ from pipelines import cli
 from pipelines._job import StageContext, run_stage
 from pipelines.stages.tokenize import STAGE, shard_totals
 from stackv2.config import RunConfig, SparkConfig
+from stackv2.release.layout import describe_shard, write_manifest
 from stackv2.release.products import THE_STACK_V2, TRAIN_FULL
 from stackv2.stats import StageStats
 from stackv2.tokenize.config import TIKTOKEN, TOKENIZERS, TokenizeConfig
@@ -22,7 +23,7 @@ from stackv2.tokenize.format import restore
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.stream import MISSING_CONTENT, TokenSink
 from stackv2.tokenize.tokenizer import DocumentEncoder, load_tokenizer
-from stackv2.workdir import adopt_outputs, tokens_dir, trained_tokenizer
+from stackv2.workdir import adopt_outputs, release_dir, tokens_dir, trained_tokenizer
 
 #: Source files of a stdlib package: real code that does not change while tests run.
 SRC = Path(email.__file__).parent
@@ -67,15 +68,36 @@ def release_rows() -> list[dict]:
 
 
 def make_release(work: Path, files: int) -> None:
-    """What ``shards`` leaves: its row table, split into ``files`` files: the training product's rows, and the same
-    rows again as another product's (the stage must read only its product's)."""
+    """What ``shards`` leaves: the training product's shards (one row per repository, split into ``files`` shards)
+    with their manifest, another product holding the same files (the stage must read only its product's), and the
+    stage's row table (no contents)."""
     rows = release_rows()
-    (work / "shards" / "data").mkdir(parents=True)
+    release = release_dir(work)
+    repos = sorted({r["repo_name"] for r in rows})
+    file_type = pa.struct([SCHEMA.field(n) for n in ("blob_id", "path", "language", "length_bytes", "content")])
+    entries = []
     for k in range(files):
-        part = [{**r, "product": p} for i, r in enumerate(rows) if i % files == k for p in (TRAIN_FULL, THE_STACK_V2)]
-        table = pa.Table.from_pylist(part, schema=SCHEMA.append(pa.field("product", pa.string())))
-        pq.write_table(table, work / "shards" / "data" / f"part-{k:05d}.parquet")
-    adopt_outputs(work / "shards")
+        mine = [
+            {"repo_name": repo, "files": [r for r in rows if r["repo_name"] == repo]}
+            for i, repo in enumerate(repos)
+            if i % files == k
+        ]
+        schema = pa.schema([("repo_name", pa.string()), ("files", pa.list_(file_type))])
+        rel = f"data/train-{k:05d}-of-{files:05d}.parquet"
+        (release / TRAIN_FULL / "data").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(mine, schema), release / TRAIN_FULL / rel)
+        entries.append(describe_shard(release / TRAIN_FULL, rel))
+    write_manifest(release / TRAIN_FULL, entries, config_hash="test", created_from="compose")
+    other = release / THE_STACK_V2
+    (other / "data").mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pylist([{**r, "path": r["path"] + ".other"} for r in rows], SCHEMA), other / "data/x.parquet"
+    )
+    write_manifest(other, [describe_shard(other, "data/x.parquet")], config_hash="test", created_from="exact_dedup")
+    index = [{k: v for k, v in r.items() if k != "content"} | {"product": TRAIN_FULL} for r in rows]
+    (work / "shards" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(index), work / "shards" / "data" / "part-00000.parquet")
+    adopt_outputs(work / "shards", "data")
 
 
 def run(spark, work: Path, input_files: int, engine: str) -> StageStats:

@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from stackv2.optout.registry import Matcher, load_registry
+from stackv2.release.layout import file_columns, shard_files
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.tokenizer import load_tokenizer
 from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
@@ -43,12 +44,15 @@ MIN_LINE = 30
 
 
 def content_rows(work: Path) -> pa.Table:
-    """Every row with content the run kept: released rows and the dedup stages' rejected rows (promotable)."""
-    tables = []
-    for table in ("shards/data", "near_dedup/rejected", "exact_dedup/rejected"):
+    """Every row with content the run kept: every product's released files and the dedup stages' rejected rows
+    (promotable)."""
+    columns = ["repo_name", "directory_id", "blob_id", "content"]
+    products = sorted(p for p in release_dir(work).iterdir() if p.is_dir())
+    tables = [t for product in products for shard in shard_files(product) for t in file_columns(shard, columns)]
+    for table in ("near_dedup/rejected", "exact_dedup/rejected"):
         files = [str(p) for p in sorted((work / table).glob("*.parquet"))]
         if files:
-            tables.append(ds.dataset(files).to_table(columns=["repo_name", "directory_id", "blob_id", "content"]))
+            tables.append(ds.dataset(files).to_table(columns=columns))
     return pa.concat_tables(tables)
 
 

@@ -12,10 +12,12 @@ file of its own); the driver gives the accepted ones their release names under `
 server-side copy on an object store), then writes each product's manifest and card; the stage's ``_SUCCESS``
 commits the whole release, whose products ``stage_problems`` checks against their manifests.
 
-The stage's ``data`` output is every released row of every product (``schema.RELEASE`` + ``product`` + ``shard``,
-the file holding the row, + ``swhid``, the file's full SWHID with its origin, snapshot, revision and path): the row
-table later stages and tools read with ``ctx.read("shards")`` (Spark cannot read the shards' nanosecond timestamps). No
-row is rejected: rows in (the products' rows) = rows out, and the rows in the written shards are counted against it.
+The stage's ``data`` output indexes every released file of every product: ``schema.RELEASE`` without ``content``,
++ ``product`` + ``shard`` (the file holding the row) + ``swhid`` (the file's full SWHID with its origin, snapshot,
+revision and path), for lookups and opt-out. The contents are in the shards alone (``tokenize`` reads them there):
+a second copy of every product's contents, shuffled and written once more, was half of the stage's work at 1M
+files (docs/scaling.md, "The row table without contents"). No row is rejected: rows in (the products' rows) = rows
+out, and the rows in the written shards are counted against it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ from udfs.arrow import conform, to_spark_schema
 from udfs.provenance import SWHID_COLUMN, file_swhids
 
 SHARD_PATH = "shard"
+#: The release's columns the ``data`` output repeats: all but the contents.
+INDEXED = tuple(name for name in RELEASE.names if name != "content")
 #: The shards table's column naming the product a row was released in.
 PRODUCT_COL = "product"
 REPO_COL = "_repo"
@@ -177,8 +181,7 @@ def transform(
     )
     repo_bytes = rows.groupBy(DIR_COL, REPO_COL).agg(F.sum(NBYTES_COL).alias(NBYTES_COL)).localCheckpoint()
     # Each row finds its shard from where the shards start (one row per shard, broadcast), not by a join with one
-    # row per repository, which would shuffle the contents once more; so reading the rows twice (shard files, then
-    # ``data``) costs a second read of the input, not of a join.
+    # row per repository, which would shuffle the contents once more; ``data`` reads the input's other columns again.
     first_repo = F.min(REPO_COL).alias(REPO_COL)
     starts = _assign(repo_bytes, cfg.target_shard_bytes).groupBy(DIR_COL, SHARD_COL).agg(first_repo).collect()
     placed = spark.sparkContext.broadcast(ShardStarts((r[DIR_COL], r[SHARD_COL], r[REPO_COL]) for r in starts))
@@ -219,7 +222,7 @@ def transform(
         unplaced.select("*", shard, swhid)
         .join(F.broadcast(located), [DIR_COL, SHARD_COL], "left")
         .select(
-            *RELEASE.names,
+            *INDEXED,
             F.when(in_shard.isNull(), F.raise_error(F.lit("a released row in no written shard")))
             .otherwise(in_shard)
             .alias(SHARD_PATH),

@@ -1,7 +1,7 @@
 """Stage ``tokenize``: the training product as repository documents with FIM, in token files (docs/spec.md §10).
 
-Reads the released rows of ``tokenize.product`` (``the-stack-v2-train-full`` by default) from the ``shards`` stage's
-row table (the default tokenizer is trained on a sample of the same rows), hash-partitions them on ``repo_name`` into
+Reads the released files of ``tokenize.product`` (``the-stack-v2-train-full`` by default) from its shards in the
+release (the default tokenizer is trained on a sample of the same files), hash-partitions them on ``repo_name`` into
 ``spark.shuffle_partitions`` partitions, orders each partition by a seeded hash of the repository name (the document
 shuffle), and turns each partition into one token shard (``udfs.tokenize``):
 ``<work_dir>/tokenize/tokens/megatron/part-NNNNN.{bin,idx}`` and ``.../tokens/datatrove/part-NNNNN.ds*``.
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines._job import Output, Stage, StageContext, StageResult
+from pipelines._job import Output, Stage, StageContext, StageResult, read_parquet
 from pipelines.stages.notebooks import HAS_SCRIPT, HAS_STRUCTURED
-from pipelines.stages.shards import PRODUCT_COL
 from stackv2.config import RunConfig, to_dict
+from stackv2.release.layout import shard_files
 from stackv2.release.products import JUPYTER_SCRIPTS, JUPYTER_STRUCTURED
 from stackv2.schema import TOKENIZED_FILES
 from stackv2.storage import Location, location
@@ -40,7 +40,7 @@ from stackv2.tokenize.megatron import read_index
 from stackv2.tokenize.sample import train_on_release
 from stackv2.tokenize.stream import MISSING_CONTENT, FileRow
 from stackv2.tokenize.tokenizer import load_tokenizer, token_ids
-from stackv2.workdir import tokens_dir, trained_tokenizer
+from stackv2.workdir import release_dir, tokens_dir, trained_tokenizer
 from udfs.arrow import to_spark_schema
 from udfs.tokenize import tokenize_notebook_partitions, tokenize_partitions
 
@@ -120,6 +120,19 @@ def transform(rows: DataFrame, cfg: TokenizeConfig, tokenizer: Location, out: Lo
     return files.localCheckpoint()  # tokenize once; a recomputation would rewrite the same bytes
 
 
+def released_files(spark: SparkSession, product: Location) -> DataFrame:
+    """``FileRow``'s columns of every file of the product released in the folder ``product``, read from its shards
+    as its manifest lists them (a repository-level product's ``files`` exploded): the release as it is now, after
+    any opt-out applied to it."""
+    shards = shard_files(product)
+    if not shards:
+        return spark.createDataFrame([], ", ".join(f"{name} string" for name in FileRow._fields))
+    rows = read_parquet(spark, shards)
+    if "files" in rows.columns:
+        rows = rows.select("repo_name", F.explode("files").alias("file")).select("repo_name", "file.*")
+    return rows.select(*FileRow._fields)
+
+
 def notebook_documents(
     notebooks: DataFrame, cfg: TokenizeConfig, tokenizer: Location, out: Location, partitions: int
 ) -> DataFrame:
@@ -139,14 +152,14 @@ def run(ctx: StageContext) -> StageResult:
     tok_path = tokenizer_path(ctx.cfg)
     trained = None
     if not cfg.tokenizer and not tok_path.exists():  # no tokenizer given: train the default one on the release
-        trained = train_on_release(ctx.path("shards"), cfg, tok_path)
+        trained = train_on_release(release_dir(ctx.work_dir), cfg, tok_path)
     load_tokenizer(tok_path)  # fail here, with a clear message, rather than in every task
     out = tokens_dir(ctx.work_dir)
     out.delete_tree()
     out.mkdir()
 
-    # The product's released rows, from the shards stage's row table (Spark cannot read the shards' ns times).
-    rows = ctx.read("shards").where(F.col(PRODUCT_COL) == cfg.product).select(*FileRow._fields)
+    ctx.files("shards")  # the shards stage has completed and its outputs are what its manifest lists
+    rows = released_files(ctx.spark, release_dir(ctx.work_dir) / cfg.product)
     rows_in = rows.count()
     rejected = rows.where(F.col("content").isNull()).drop("content").withColumn("reason", F.lit(MISSING_CONTENT))
     partitions = ctx.cfg.spark.shuffle_partitions

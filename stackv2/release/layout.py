@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from stackv2 import __version__
 from stackv2.atomic import write_text
 from stackv2.release.config import ShardsConfig
+from stackv2.schema import REPO_FILE
 from stackv2.storage import HashingWriter, Location, location, parquet_file
 
 #: Bytes counted per row on top of its content (ids, path, metadata), for planning shards and row groups.
@@ -243,6 +244,37 @@ def read_manifest(release: Path | Location) -> dict[str, Any]:
 
 def manifest_entries(manifest: Mapping[str, Any]) -> list[ShardEntry]:
     return [ShardEntry(**s) for s in manifest["shards"]]
+
+
+#: The fields of one file in a repository-level row's ``files``.
+_FILE_FIELDS = frozenset(f.name for f in REPO_FILE)
+
+
+def shard_files(product: Path | Location) -> list[Location]:
+    """A product's shard files, as its manifest lists them."""
+    product = location(product)
+    if not (product / MANIFEST).exists():
+        raise FileNotFoundError(f"no product released in {product} (no {MANIFEST}): check its name, or run shards")
+    return [product / e.path for e in manifest_entries(read_manifest(product))]
+
+
+def file_columns(shard: Path | Location, columns: Iterable[str]) -> Iterator[pa.Table]:
+    """``columns`` of the files of one shard, one table per row group: a repository-level shard's ``files`` are
+    flattened, each with its repository's own fields. Only these columns are read."""
+    f = parquet_file(shard)
+    columns = list(columns)
+    if "files" not in f.schema_arrow.names:
+        for i in range(f.num_row_groups):
+            yield f.read_row_group(i, columns=columns)
+        return
+    # one field at least, to count each repository's files
+    inner = [c for c in columns if c in _FILE_FIELDS] or [f.schema_arrow.field("files").type.value_type[0].name]
+    outer = [c for c in columns if c not in _FILE_FIELDS]
+    for i in range(f.num_row_groups):
+        group = f.read_row_group(i, columns=[*outer, *(f"files.list.element.{c}" for c in inner)])
+        files = group.column("files").combine_chunks()
+        flat, parents = pc.list_flatten(files), pc.list_parent_indices(files)
+        yield pa.table({c: flat.field(c) if c in _FILE_FIELDS else group.column(c).take(parents) for c in columns})
 
 
 def verify_release(release: Path | Location) -> list[str]:
