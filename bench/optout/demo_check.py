@@ -29,7 +29,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from stackv2.optout.registry import Matcher, load_registry
+from stackv2.optout.release import products
 from stackv2.release.layout import file_columns, shard_files
+from stackv2.storage import location
 from stackv2.tokenize.megatron import MegatronReader
 from stackv2.tokenize.tokenizer import load_tokenizer
 from stackv2.workdir import OPTOUT_AUDIT, release_dir, tokens_dir
@@ -47,8 +49,8 @@ def content_rows(work: Path) -> pa.Table:
     """Every row with content the run kept: every product's released files and the dedup stages' rejected rows
     (promotable)."""
     columns = ["repo_name", "directory_id", "blob_id", "content"]
-    products = sorted(p for p in release_dir(work).iterdir() if p.is_dir())
-    tables = [t for product in products for shard in shard_files(product) for t in file_columns(shard, columns)]
+    shards = [s for product in products(location(release_dir(work))) for s in shard_files(product)]
+    tables = [t for shard in shards for t in file_columns(shard, columns)]
     for table in ("near_dedup/rejected", "exact_dedup/rejected"):
         files = [str(p) for p in sorted((work / table).glob("*.parquet"))]
         if files:

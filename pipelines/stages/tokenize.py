@@ -149,6 +149,7 @@ def notebook_documents(
 
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.tokenize
+    ctx.files("shards")  # the shards stage has completed and its outputs are what its manifest lists
     tok_path = tokenizer_path(ctx.cfg)
     trained = None
     if not cfg.tokenizer and not tok_path.exists():  # no tokenizer given: train the default one on the release
@@ -158,7 +159,6 @@ def run(ctx: StageContext) -> StageResult:
     out.delete_tree()
     out.mkdir()
 
-    ctx.files("shards")  # the shards stage has completed and its outputs are what its manifest lists
     rows = released_files(ctx.spark, release_dir(ctx.work_dir) / cfg.product)
     rows_in = rows.count()
     rejected = rows.where(F.col("content").isNull()).drop("content").withColumn("reason", F.lit(MISSING_CONTENT))
