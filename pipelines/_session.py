@@ -43,6 +43,10 @@ BASE_CONF: dict[str, str] = {
     # Blocks of frames kept on local disk (``pipelines.frames.computed_once``, extract's levels) compressed like
     # shuffle files: a 1M-file run's fetch kept 19 GB of contents uncompressed (docs/scaling.md, "Scratch disk").
     "spark.rdd.compress": "true",
+    # Every shuffle map task writes one sorted file, never one file per reduce partition (Spark's "bypass" writer
+    # below 200 partitions): with P partitions a stage made P x P files, a cost that grew with the square of the
+    # partitions; it made extract's levels 14x their 200k cost at 1M files (160 partitions). docs/scaling.md.
+    "spark.shuffle.sort.bypassMergeThreshold": "0",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
