@@ -20,8 +20,10 @@ import sys
 import time
 
 from bench.scale.run import tree_usage
+from pipelines._session import BASE_CONF
 
-WRITERS = {"sort (the session's)": "0", "bypass (Spark's default)": "200"}
+THRESHOLD = "spark.shuffle.sort.bypassMergeThreshold"
+WRITERS = {"sort (the session's)": BASE_CONF[THRESHOLD], "bypass (Spark's default)": "200"}
 
 
 def _one(rows: int, partitions: int, threshold: str) -> dict:
@@ -37,7 +39,7 @@ def _one(rows: int, partitions: int, threshold: str) -> dict:
             master="local[2]",
             driver_memory="2g",
             shuffle_partitions=partitions,
-            conf={"spark.shuffle.sort.bypassMergeThreshold": threshold},
+            conf={THRESHOLD: threshold},
         )
     )
     ids = F.col("id").cast("string")
