@@ -8,7 +8,7 @@ is a function ``StageContext -> StageResult`` that wires the stage's ``transform
 1. each output (``data``, ``rejected``, and any extra table such as ``clusters``) is hash-partitioned on the
    stage's unique key into ``spark.shuffle_partitions`` files and sorted within each file (a repeated key fails the
    stage: rows are never merged or duplicated silently), each task attempt writing a hidden file of its own into the
-   output's staging folder; the driver gives the accepted attempts' files their names ``part-NNNNN.parquet`` in the
+   output's staging folder; the driver gives the accepted attempts' files their names ``part_NNNNN.parquet`` in the
    output folder (a rename on a local disk, a server-side copy on an object store): the same input and config give
    byte-identical files whatever the input partitioning or number of executors; the outputs' jobs run at once;
 2. ``_stats.json`` is derived from what the writer tasks counted (rows, and rejected rows per reason) plus the
@@ -68,7 +68,7 @@ from stackv2.workdir import (
     write_manifest,
 )
 from udfs.parquet_reader import URI, as_spark_reads, read_files
-from udfs.parquet_writer import RESULT_SCHEMA, empty_part, part_name, write_partitions
+from udfs.parquet_writer import RESULT_SCHEMA, empty_part, part_name, partition_of, write_partitions
 
 #: Every stage, in pipeline order; stage ``name`` is the module ``pipelines.stages.<name>``.
 PIPELINE: tuple[str, ...] = (
@@ -113,6 +113,35 @@ def read_parquet(spark: SparkSession, files: Sequence[str | Path | Location]) ->
     uris = spark.sparkContext.parallelize([(f.uri,) for f in locs], len(locs))
     reader = read_files(to_arrow_schema(schema), batch_rows)
     return spark.createDataFrame(uris, f"{URI} string").mapInArrow(reader, schema)
+
+
+def read_partitioned(
+    spark: SparkSession, files: Sequence[str | Path | Location], key: tuple[str, ...]
+) -> DataFrame | None:
+    """The committed files of one output as a table Spark knows is hash-partitioned on ``key``, file ``i`` holding
+    partition ``i`` of ``len(files)`` (``write_committed`` wrote them so), so a join on ``key`` in as many partitions
+    shuffles only its other side (``frames.attach_partitioned``): at 200k files, exact_dedup's contents no longer
+    cross a shuffle (docs/scaling.md, "Inputs read as the partitions they are"). Spark reads a table's folder, not a
+    list, so the folder must hold exactly ``files``. None where Spark cannot be told: files not local, names that
+    are not ``part_name(0 .. n-1)`` (an older work folder), anything else in the folder, or a catalog other than
+    Spark's in-memory one (the table, an entry naming the folder, would outlive the run there)."""
+    locs = [location(f) for f in files]
+    if not locs or not all(f.is_local for f in locs) or [partition_of(f.name) for f in locs] != list(range(len(locs))):
+        return None
+    if spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
+        return None
+    folder = locs[0].parent
+    if sorted(f.name for f in folder.files(recursive=False) if _visible(f, folder)) != [f.name for f in locs]:
+        return None
+    ddl = spark.read.parquet(*(f.path for f in locs))._jdf.schema().toDDL()
+    table = f"stackv2_input_{secrets.token_hex(6)}"
+    bucket_columns = ", ".join(f"`{k}`" for k in key)
+    where = folder.path.replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(
+        f"CREATE TABLE {table} ({ddl}) USING parquet CLUSTERED BY ({bucket_columns}) INTO {len(locs)} BUCKETS "
+        f"LOCATION '{where}'"
+    )
+    return spark.table(table)
 
 
 def _check_outputs(stage_dir: Location) -> None:
@@ -180,6 +209,18 @@ class StageContext:
             return nanos_to_timestamps(self.spark.read.parquet(p.path))
         files = [p] if p.is_file() else [f for f in p.files() if f.suffix == ".parquet" and _visible(f, p)]
         return nanos_to_timestamps(read_parquet(self.spark, files))
+
+    def partitioned_input(self, key: tuple[str, ...]) -> tuple[DataFrame, bool]:
+        """(``input()``, whether Spark knows it is hash-partitioned on ``key`` into ``spark.shuffle_partitions``:
+        ``read_partitioned``, for the previous stage's data written with that key and that many partitions)."""
+        if self.previous is not None:
+            files = self.files(self.previous)
+            if len(files) == self.cfg.spark.shuffle_partitions:
+                table = read_partitioned(self.spark, files, key)
+                if table is not None:
+                    self.input_stage = self.previous
+                    return table, True
+        return self.input(), False
 
     def stats_of(self, stage: str) -> StageStats | None:
         try:

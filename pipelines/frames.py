@@ -16,14 +16,22 @@ def attach(left: DataFrame, right: DataFrame, keys: tuple[str, ...]) -> DataFram
     return left.join(right, cond).drop(*[f"_r_{k}" for k in keys])
 
 
-def attach_partitioned(left: DataFrame, right: DataFrame, keys: tuple[str, ...], partitions: int) -> DataFrame:
+def attach_partitioned(
+    left: DataFrame, right: DataFrame, keys: tuple[str, ...], partitions: int, left_partitioned: bool = False
+) -> DataFrame:
     """``left`` with ``right``'s other columns where ``keys`` are equal and not null (null elsewhere), both sides
     hash-partitioned on ``keys`` into ``partitions`` first: the partitioning and order ``write_committed`` gives an
     output keyed on ``keys``, so Spark writes the result without shuffling it again (``attach`` and the write move
-    ``left`` twice). Partitioned with a number, so adaptive execution cannot merge the partitions. Unlike
-    ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns. Columns: ``left``'s,
-    then ``right``'s others."""
-    joined = left.repartition(partitions, *keys).join(right.repartition(partitions, *keys), list(keys), "left")
+    ``left`` twice). Partitioned with a number, so adaptive execution cannot merge the partitions (the number must be
+    the session's ``spark.sql.shuffle.partitions``, as ``spark_conf`` sets it: Spark replans such a join into that
+    many partitions). With
+    ``left_partitioned``, Spark already knows ``left`` is so partitioned (``StageContext.partitioned_input``), and
+    only ``right`` moves.
+    Unlike ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns. Columns:
+    ``left``'s, then ``right``'s others."""
+    if not left_partitioned:
+        left = left.repartition(partitions, *keys)
+    joined = left.join(right.repartition(partitions, *keys), list(keys), "left")
     return joined.select(*left.columns, *(c for c in right.columns if c not in keys))
 
 

@@ -1,6 +1,6 @@
 """The layout of a run's work folder, the manifest of each stage's outputs, and the lock a run holds, in one place.
 
-* ``<work>/<stage>/``: what stage ``<stage>`` wrote (``pipelines._job``): ``data/part-NNNNN.parquet``, the rows
+* ``<work>/<stage>/``: what stage ``<stage>`` wrote (``pipelines._job``): ``data/part_NNNNN.parquet``, the rows
   it did not pass on in ``rejected/``, any other table beside them (``near_dedup/clusters``, ``pii/spans``),
   ``_stats.json``, and ``_SUCCESS`` (the manifest) last;
 * ``<work>/shards/release/``: the release (``stackv2.release``, its own manifests), written by stage ``shards``;
@@ -23,7 +23,7 @@
       "previous": "optout",             the stage whose data it read as its input (null: it read the graph, the
                                         config's input, or stages by name only)
       "outputs": {                      every output folder the stage committed, files sorted by name
-        "data": [{"name": "part-00000.parquet", "bytes": 81234, "rows": 310, "sha256": "4be1..."}, ...],
+        "data": [{"name": "part_00000.parquet", "bytes": 81234, "rows": 310, "sha256": "4be1..."}, ...],
         "rejected": [...]
       }
     }

@@ -181,9 +181,9 @@ def test_cluster_run_is_byte_identical_to_local(archive, spark_cluster, tmp_path
     submitted = outputs(tmp_path / "submit")
     assert submitted and all(local[k] == v for k, v in submitted.items())
     for stage in STAGES:
-        assert any(k.startswith(f"{stage}/data/part-") for k in local), f"{stage} wrote no data"
-    assert any(k.startswith("extract/rejected/part-") for k in local)
-    assert any(k.startswith("fetch/rejected/part-") for k in local)
+        assert any(k.startswith(f"{stage}/data/part_") for k in local), f"{stage} wrote no data"
+    assert any(k.startswith("extract/rejected/part_") for k in local)
+    assert any(k.startswith("fetch/rejected/part_") for k in local)
     assert local.keys() == cluster.keys()
     differ = [k for k in local if local[k] != cluster[k]]
     assert not differ, f"cluster output differs from local[2]: {differ}"
@@ -242,7 +242,7 @@ def test_a_frozen_then_killed_writer_leaves_nothing_in_the_output(wide_archive, 
     stages, slow = ["extract", "optout"], {"arrow_batch_size": 1}  # a row group per row: parts take seconds
     run_pipeline(wide_archive, tmp_path / "local", "local[2]", {}, stages=stages, spark=slow)
     work = tmp_path / "cluster"
-    prefix = str(work / "optout" / ".data.tmp") + "/.part-"
+    prefix = str(work / "optout" / ".data.tmp") + "/.part_"
     frozen: dict = {}
 
     def freeze_one_writer() -> None:
@@ -273,8 +273,8 @@ def test_a_frozen_then_killed_writer_leaves_nothing_in_the_output(wide_archive, 
                 os.kill(frozen["worker"], signal.SIGKILL)
     assert frozen, f"no writer was caught in the middle of its part file\n{log[-3000:]}"
     data = work / "optout" / "data"
-    assert sorted(p.name for p in data.iterdir()) == [f"part-{i:05d}.parquet" for i in range(3)]
-    assert frozen["file"].startswith(".part-") and not [p for p in work.rglob("*") if p.name == frozen["file"]]
+    assert sorted(p.name for p in data.iterdir()) == [f"part_{i:05d}.parquet" for i in range(3)]
+    assert frozen["file"].startswith(".part_") and not [p for p in work.rglob("*") if p.name == frozen["file"]]
     assert stage_problems(work, "extract") == stage_problems(work, "optout") == []
     local, cluster = outputs(tmp_path / "local"), outputs(work)
     assert local.keys() == cluster.keys() and all(local[k] == cluster[k] for k in local)

@@ -117,7 +117,7 @@ def test_filter_stage_accounts_for_every_row(three_files):
     assert [{k: v for k, v in r.items() if k != "reason"} for r in rejected] == as_stored(
         [r for r, reason in CASES if reason]
     )
-    assert pq.read_schema(tmp_path / "filter" / "data" / "part-00000.parquet").names == SCHEMA.names
+    assert pq.read_schema(tmp_path / "filter" / "data" / "part_00000.parquet").names == SCHEMA.names
 
 
 @pytest.mark.spark

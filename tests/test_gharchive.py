@@ -368,7 +368,7 @@ def test_build_writes_the_table_and_accounts_for_every_event(spark, gha, tmp_pat
     assert 0 < big_stars < len(BIG)
     summary = build(spark, str(root), str(tmp_path / "gh"), partitions=3)
     assert table_rows(tmp_path / "gh") == expected_rows(big_stars)
-    assert pq.read_schema(tmp_path / "gh/part-00000.parquet").names == GHARCHIVE_METADATA.names
+    assert pq.read_schema(tmp_path / "gh/part_00000.parquet").names == GHARCHIVE_METADATA.names
     assert summary["events_by_type"] == {
         "WatchEvent": 11 + big_stars,
         "PullRequestEvent": 7,
@@ -404,7 +404,7 @@ def test_the_table_does_not_depend_on_how_events_are_spread_over_files(spark, gh
     (tmp_path / "shuffled/cut.json.gz").write_bytes((root / "day2/2015-03-02-1.json.gz").read_bytes())
     build(spark, str(tmp_path / "shuffled"), str(tmp_path / "b"), partitions=3)
     for i in range(3):
-        name = f"part-{i:05d}.parquet"
+        name = f"part_{i:05d}.parquet"
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 

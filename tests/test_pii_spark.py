@@ -87,7 +87,7 @@ def test_pii_output_does_not_depend_on_input_partitioning(spark, tmp_path):
         outputs.append(
             {
                 p.relative_to(work / "pii").as_posix(): p.read_bytes()
-                for p in sorted((work / "pii").rglob("part-*.parquet"))
+                for p in sorted((work / "pii").rglob("part_*.parquet"))
             }
         )
     assert outputs[0] == outputs[1] and outputs[0]

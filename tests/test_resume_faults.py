@@ -65,27 +65,27 @@ def test_planted_corruptions_are_found_and_repaired(clean, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(work, broken)
     data = {s: broken / s / "data" for s in STAGES}
-    shutil.copy(data["extract"] / "part-00001.parquet", data["extract"] / ".part-00001.parquet.tmp-dead-3")
-    shutil.copy(data["optout"] / "part-00002.parquet", data["optout"] / "part-00002 (copy).parquet")
-    truncated = data["fetch"] / "part-00001.parquet"
+    shutil.copy(data["extract"] / "part_00001.parquet", data["extract"] / ".part_00001.parquet.tmp-dead-3")
+    shutil.copy(data["optout"] / "part_00002.parquet", data["optout"] / "part_00002 (copy).parquet")
+    truncated = data["fetch"] / "part_00001.parquet"
     truncated.write_bytes(truncated.read_bytes()[:-100])
-    half(data["annotate"] / "part-00000.parquet")
+    half(data["annotate"] / "part_00000.parquet")
 
     check = stackv2("check", str(broken))
     assert check.returncode == 1, check.stdout + check.stderr
     found = check.stdout.splitlines()[:-1]
     assert found[:3] == [
-        "stage extract: data/.part-00001.parquet.tmp-dead-3: not in the manifest (a stray file)",
-        "stage optout: data/part-00002 (copy).parquet: not in the manifest (a stray file)",
-        f"stage fetch: data/part-00001.parquet: {truncated.stat().st_size} bytes, the manifest says "
+        "stage extract: data/.part_00001.parquet.tmp-dead-3: not in the manifest (a stray file)",
+        "stage optout: data/part_00002 (copy).parquet: not in the manifest (a stray file)",
+        f"stage fetch: data/part_00001.parquet: {truncated.stat().st_size} bytes, the manifest says "
         f"{truncated.stat().st_size + 100}",
     ]
-    assert len(found) == 4 and found[3].startswith("stage annotate: data/part-00000.parquet: ")
+    assert len(found) == 4 and found[3].startswith("stage annotate: data/part_00000.parquet: ")
 
     rerun = stackv2("run", "--config", config(broken, cfg))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     log = rerun.stderr
-    assert "[stackv2] stage extract: data/.part-00001.parquet.tmp-dead-3: not in the manifest" in log
+    assert "[stackv2] stage extract: data/.part_00001.parquet.tmp-dead-3: not in the manifest" in log
     assert "[stackv2] stage extract: redoing it\n" in log
     for stage in STAGES[1:]:
         assert f"[stackv2] stage {stage}: redoing it (stage extract ran before it)" in log
@@ -98,12 +98,12 @@ def test_half_a_part_late_in_a_run_redoes_that_stage(clean, tmp_path):
     work, cfg = clean
     late = tmp_path / "late"
     shutil.copytree(work, late)
-    half(late / "fetch" / "data" / "part-00002.parquet")
+    half(late / "fetch" / "data" / "part_00002.parquet")
     rerun = stackv2("run", "--config", config(late, cfg))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     log = rerun.stderr
     assert "[stackv2] stage extract: skipped" in log and "[stackv2] stage optout: skipped" in log
     problem = next(line for line in log.splitlines() if line.startswith("[stackv2] stage fetch: data/"))
-    assert problem.startswith("[stackv2] stage fetch: data/part-00002.parquet: ") and "the manifest says" in problem
+    assert problem.startswith("[stackv2] stage fetch: data/part_00002.parquet: ") and "the manifest says" in problem
     assert "[stackv2] stage annotate: redoing it (stage fetch ran before it)" in log
     assert outputs(late) == outputs(work)

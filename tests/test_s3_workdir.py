@@ -158,7 +158,7 @@ def test_a_stage_killed_before_its_manifest_leaves_nothing_read_and_the_rerun_re
     killed = stackv2(s3, "fetch", "run", "--config", config, code=KILL_BEFORE_MANIFEST)
     assert killed.returncode == 137, killed.stderr[-4000:]
     fetch = work / "fetch"
-    assert [f.name for f in (fetch / "data").files()] == ["part-00000.parquet", "part-00001.parquet"]
+    assert [f.name for f in (fetch / "data").files()] == ["part_00000.parquet", "part_00001.parquet"]
     assert not (fetch / SUCCESS).exists() and (work / LOCK).exists()  # the lease of a run that died
     with pytest.raises(FileNotFoundError, match="has not completed"):
         committed_files(fetch / "data")

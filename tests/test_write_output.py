@@ -18,7 +18,7 @@ def test_counts_by_reason_while_writing(spark, tmp_path):
     written, counts = write_output(Output(df, ("path",)), tmp_path / "rejected", 4, count_by="reason")
     assert written == 4 and counts == {"too_long": 3, "encoded": 1}
     parts = sorted(p.name for p in (tmp_path / "rejected").iterdir())
-    assert parts == [f"part-{i:05d}.parquet" for i in range(4)]  # empty partitions are written too
+    assert parts == [f"part_{i:05d}.parquet" for i in range(4)]  # empty partitions are written too
     assert sorted(pq.read_table(tmp_path / "rejected").column("path").to_pylist()) == ["a", "b", "c", "d"]
 
 
@@ -78,6 +78,8 @@ def test_a_partitioned_join_is_written_as_the_join_and_write_would_with_no_shuff
     right = spark.createDataFrame([(f"d{i % 3}", f"p{i}", i) for i in range(40)], "d string, p string, n int")
     left, right = left.repartition(3), right.repartition(2)
     keys = ("d", "p")
+    # As a stage's session has: Spark replans a join of explicitly partitioned sides into this number.
+    spark.conf.set("spark.sql.shuffle.partitions", "4")
     joined = attach_partitioned(left, right, keys, 4)
     plan = joined.repartition(4, *keys).sortWithinPartitions(*keys)._jdf.queryExecution().executedPlan().toString()
     above_join = plan.split("SortMergeJoin")[0]
@@ -85,7 +87,7 @@ def test_a_partitioned_join_is_written_as_the_join_and_write_would_with_no_shuff
     write_output(Output(joined, keys), tmp_path / "partitioned", 4)
     write_output(Output(attach(left, right, keys), keys), tmp_path / "attached", 4)
     for i in range(4):
-        name = f"part-{i:05d}.parquet"
+        name = f"part_{i:05d}.parquet"
         assert (tmp_path / "partitioned" / name).read_bytes() == (tmp_path / "attached" / name).read_bytes(), name
     assert pq.read_table(tmp_path / "partitioned").num_rows == 40
     # Kept on disk for two outputs (``computed_once``), then filtered: still written without an exchange.

@@ -4,7 +4,7 @@ Spark's own writer (parquet-mr) stores column encodings in JVM hash-set order, w
 the next, so two runs over the same rows give different bytes. pyarrow's writer is deterministic: with the
 rows hash-partitioned and sorted by a unique key, the same input and config give byte-identical files.
 
-A task attempt writes a hidden file of its own (``.part-NNNNN.parquet.tmp-<write>-<attempt>``) into the output's
+A task attempt writes a hidden file of its own (``.part_NNNNN.parquet.tmp-<write>-<attempt>``) into the output's
 staging folder (``stackv2.workdir.staging_dir``, local or on an object store: ``stackv2.storage``) and reports its
 name, size, rows and sha256, hashed as the bytes pass (nothing is read back); it renames nothing. The driver gives
 the file of the attempt Spark accepted its name and removes every other one (``pipelines._job.write_committed``),
@@ -42,7 +42,16 @@ class DuplicateKeyError(ValueError):
 
 
 def part_name(partition: int) -> str:
-    return f"part-{partition:05d}.parquet"
+    """``part_NNNNN.parquet``: the ``_NNNNN`` is how Spark reads a file's bucket from its name, so a committed output
+    can be read as the hash-partitioned table it is (``pipelines._job.read_partitioned``)."""
+    return f"part_{partition:05d}.parquet"
+
+
+def partition_of(name: str) -> int | None:
+    """The partition ``part_name`` gave ``name`` (None for any other name: an older work folder's ``part-NNNNN``)."""
+    head, _, tail = name.partition("_")
+    digits = tail.removesuffix(".parquet")
+    return int(digits) if head == "part" and digits.isdigit() and part_name(int(digits)) == name else None
 
 
 def _same_as_previous(keys: pa.Table) -> pa.Array:

@@ -93,9 +93,10 @@ def blob_annotations(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
     return joined.select(*per_blob.columns, F.coalesce("licenses", none).alias("licenses"))
 
 
-def transform(rows: DataFrame, cfg: AnnotateConfig, partitions: int) -> DataFrame:
+def transform(rows: DataFrame, cfg: AnnotateConfig, partitions: int, partitioned: bool = False) -> DataFrame:
     """``ANNOTATED`` rows, in ``partitions`` partitions of the output's key (``attach_partitioned``: the stage's
-    write moves no content)."""
+    write moves no content; with ``partitioned``, Spark knows ``rows`` are already so partitioned, and the join back
+    moves none either)."""
     per_path = (
         attach(
             rows.select("directory_id", "path", "gha_license_id", "blob_id"), blob_annotations(rows, cfg), ("blob_id",)
@@ -104,7 +105,7 @@ def transform(rows: DataFrame, cfg: AnnotateConfig, partitions: int) -> DataFram
         .groupBy("directory_id")
         .applyInArrow(repo_annotations(cfg), to_spark_schema(REPO_ANNOTATIONS))
     )
-    return conform(attach_partitioned(rows, per_path, FILE_KEY, partitions), ANNOTATED)
+    return conform(attach_partitioned(rows, per_path, FILE_KEY, partitions, partitioned), ANNOTATED)
 
 
 def _top(counts: dict[str, int]) -> str:
@@ -134,9 +135,9 @@ def stats(df: DataFrame) -> dict:
 
 
 def run(ctx: StageContext) -> StageResult:
-    rows = ctx.input()
+    rows, partitioned = ctx.partitioned_input(FILE_KEY)
     return StageResult(
-        data=Output(transform(rows, ctx.cfg.annotate, ctx.cfg.spark.shuffle_partitions), FILE_KEY),
+        data=Output(transform(rows, ctx.cfg.annotate, ctx.cfg.spark.shuffle_partitions, partitioned), FILE_KEY),
         rows_in=rows.count(),
         extra_stats=stats,
     )

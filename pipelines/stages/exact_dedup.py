@@ -48,11 +48,14 @@ def copy_ranks(df: DataFrame) -> DataFrame:
     return narrow.withColumn(GH_PERMISSIVE, gh_permissive).select(*FILE_KEY, F.row_number().over(first).alias("_n"))
 
 
-def transform(annotated: DataFrame, cfg: ExactDedupConfig, partitions: int) -> tuple[DataFrame, DataFrame]:
+def transform(
+    annotated: DataFrame, cfg: ExactDedupConfig, partitions: int, partitioned: bool = False
+) -> tuple[DataFrame, DataFrame]:
     """(the rows of ``the-stack-v2``, the rejected rows with ``reason``), both in ``partitions`` partitions of the
     file key, as the stage writes them: the contents move once, when the copies' ranks are joined to the rows
     (``attach_partitioned``). A row with a null in its key (no extract output has one) takes no part in the choice:
-    it is kept unless ineligible."""
+    it is kept unless ineligible. ``partitioned``: Spark knows ``annotated`` is already so partitioned, and the
+    contents do not move at all."""
     ineligible = _ineligible()
     if cfg.license_first:
         ranks = copy_ranks(annotated.where(ineligible.isNull()))
@@ -61,15 +64,16 @@ def transform(annotated: DataFrame, cfg: ExactDedupConfig, partitions: int) -> t
         ranks = copy_ranks(annotated)
         reason = F.when(F.col("_n") > 1, F.lit(EXACT_DUPLICATE)).otherwise(ineligible)
     decided = computed_once(
-        attach_partitioned(annotated, ranks, FILE_KEY, partitions).withColumn("reason", reason), partitioned=True
+        attach_partitioned(annotated, ranks, FILE_KEY, partitions, partitioned).withColumn("reason", reason),
+        partitioned=True,
     )
     kept = decided.where(F.col("reason").isNull()).select(*annotated.columns)
     return kept, decided.where(F.col("reason").isNotNull()).select(*annotated.columns, "reason")
 
 
 def run(ctx: StageContext) -> StageResult:
-    annotated = ctx.input()
-    kept, rejected = transform(annotated, ctx.cfg.exact_dedup, ctx.cfg.spark.shuffle_partitions)
+    annotated, partitioned = ctx.partitioned_input(FILE_KEY)
+    kept, rejected = transform(annotated, ctx.cfg.exact_dedup, ctx.cfg.spark.shuffle_partitions, partitioned)
     return StageResult(
         data=Output(kept, FILE_KEY),
         rejected=Output(rejected, FILE_KEY),

@@ -95,10 +95,12 @@ def rank_clusters(files: DataFrame, components: DataFrame) -> DataFrame:
     return ranked.select(*schema.DEDUP_CLUSTERS.names)
 
 
-def transform(files: DataFrame, cfg: DedupConfig, partitions: int) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
+def transform(
+    files: DataFrame, cfg: DedupConfig, partitions: int, partitioned: bool = False
+) -> tuple[DataFrame, DataFrame, DataFrame, dict]:
     """(kept files + ``DEDUP_FIELDS``, rejected near-duplicates with ``reason``, clusters table, stats); the first two
     in ``partitions`` partitions of the file key, as the stage writes them (a file with a null in its key is kept,
-    unclustered)."""
+    unclustered). ``partitioned``: Spark knows ``files`` are already so partitioned (``attach_partitioned``)."""
     sketched = sketches(files, cfg)
     components = connected_components(candidate_edges(sketched), "src", "dst", cfg.max_cc_iterations)
     extra = {}
@@ -118,7 +120,9 @@ def transform(files: DataFrame, cfg: DedupConfig, partitions: int) -> tuple[Data
     places = files.select(*FILE_KEY, "blob_id").join(
         clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id"
     )
-    tagged = computed_once(attach_partitioned(files, places.drop("blob_id"), FILE_KEY, partitions), partitioned=True)
+    tagged = computed_once(
+        attach_partitioned(files, places.drop("blob_id"), FILE_KEY, partitions, partitioned), partitioned=True
+    )
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)
     dups = tagged.where(F.col("rank") > 0).select(*files.columns).withColumn("reason", F.lit(NEAR_DUPLICATE))
@@ -126,8 +130,10 @@ def transform(files: DataFrame, cfg: DedupConfig, partitions: int) -> tuple[Data
 
 
 def run(ctx: StageContext) -> StageResult:
-    files = ctx.input()
-    kept, rejected, clusters, extra = transform(files, ctx.cfg.near_dedup, ctx.cfg.spark.shuffle_partitions)
+    files, partitioned = ctx.partitioned_input(FILE_KEY)
+    kept, rejected, clusters, extra = transform(
+        files, ctx.cfg.near_dedup, ctx.cfg.spark.shuffle_partitions, partitioned
+    )
     return StageResult(
         data=Output(kept, FILE_KEY),
         rejected=Output(rejected, FILE_KEY),
