@@ -15,9 +15,10 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
    row can vanish; one with a null in its key (no extract output has one) is kept, without annotations.
 
 Content moves into the per-blob groups, the license files' content into theirs, and all of it in the one join
-back. Only the license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the
-pipeline ever holds it (docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three
-content shuffles and a checkpoint) for comparison.
+back, unless the input is read as the partitions it was written in (``StageContext.partitioned_input``). Only the
+license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the pipeline ever holds
+it (docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three content shuffles and a
+checkpoint) for comparison.
 """
 
 from __future__ import annotations
