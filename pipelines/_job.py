@@ -133,7 +133,7 @@ def read_partitioned(
     folder = locs[0].parent
     if sorted(f.name for f in folder.files(recursive=False) if _visible(f, folder)) != [f.name for f in locs]:
         return None
-    ddl = spark.read.parquet(*(f.path for f in locs))._jdf.schema().toDDL()
+    ddl = read_parquet(spark, locs)._jdf.schema().toDDL()
     table = f"stackv2_input_{secrets.token_hex(6)}"
     bucket_columns = ", ".join(f"`{k}`" for k in key)
     where = folder.path.replace("\\", "\\\\").replace("'", "\\'")

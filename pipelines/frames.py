@@ -24,9 +24,8 @@ def attach_partitioned(
     output keyed on ``keys``, so Spark writes the result without shuffling it again (``attach`` and the write move
     ``left`` twice). Partitioned with a number, so adaptive execution cannot merge the partitions (the number must be
     the session's ``spark.sql.shuffle.partitions``, as ``spark_conf`` sets it: Spark replans such a join into that
-    many partitions). With
-    ``left_partitioned``, Spark already knows ``left`` is so partitioned (``StageContext.partitioned_input``), and
-    only ``right`` moves.
+    many partitions). With ``left_partitioned``, Spark already knows ``left`` is so partitioned
+    (``StageContext.partitioned_input``), and only ``right`` moves.
     Unlike ``attach``, a key with a null matches nothing: its row keeps null for ``right``'s columns. Columns:
     ``left``'s, then ``right``'s others."""
     if not left_partitioned:
