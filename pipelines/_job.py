@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import LongType
@@ -252,6 +252,10 @@ class Output:
     df: DataFrame
     #: Columns that identify a row uniquely: partitioning and sort order of the written files.
     key: tuple[str, ...]
+    #: The rows are already in the partitions and order the write would give them: read as the partitions they are
+    #: (``StageContext.partitioned_input``) and kept in place by every step since (filters, columns added, Python
+    #: maps that keep each batch's rows in order). The write then checks that instead of shuffling and sorting.
+    aligned: bool = False
 
 
 @dataclass
@@ -284,21 +288,28 @@ def write_committed(
     """Write one output deterministically and say what it holds; with ``unique``, a key shared by two rows fails the
     write (``udfs.parquet_writer.DuplicateKeyError``).
 
-    Rows are hash-partitioned and sorted on the output's unique key, then each partition is written by pyarrow
-    (``udfs.parquet_writer``) to a hidden file of its task attempt in the output's staging folder: the same rows give
-    the same bytes whatever the input partitioning or executors. The driver checks each accepted attempt's file
-    against what its task reported and gives it its name in ``target`` (``Location.move_or_copy``). The staging
-    folder, holding any other attempt's file, is left for the caller to remove once it has committed (a manifest,
-    ``run_stage``); on an error it and ``target`` are removed here.
+    Rows are hash-partitioned and sorted on the output's unique key (an ``aligned`` output is checked to be so
+    instead), then each partition is written by pyarrow (``udfs.parquet_writer``) to a hidden file of its task attempt
+    in the output's staging folder: the same rows give the same bytes whatever the input partitioning or executors.
+    The driver checks each accepted attempt's file against what its task reported and gives it its name in ``target``
+    (``Location.move_or_copy``). The staging folder, holding any other attempt's file, is left for the caller to
+    remove once it has committed (a manifest, ``run_stage``); on an error it and ``target`` are removed here.
     """
     target = location(target)
     staging = staging_dir(target)
-    df = out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
+    df = placed(out, partitions)
     schema = to_arrow_schema(df.schema)
     staging.delete_tree()
     try:
-        key = out.key if unique else ()
-        writer = write_partitions(staging.uri, schema, count_by=count_by, key=key, tag=secrets.token_hex(4))
+        writer = write_partitions(
+            staging.uri,
+            schema,
+            count_by=count_by,
+            key=out.key,
+            unique=unique,
+            ascending=out.aligned,
+            tag=secrets.token_hex(4),
+        )
         written = df.mapInArrow(writer, RESULT_SCHEMA).collect()
         target.delete_tree()
         target.mkdir()
@@ -328,6 +339,24 @@ def write_committed(
     for r in written:
         counts.update(r["counts"] or {})
     return Written(sum(r["rows"] for r in written), dict(counts), [files[n] for n in sorted(files)])
+
+
+def placed(out: Output, partitions: int) -> DataFrame:
+    """``out``'s rows in the partitions and order of its files: hash-partitioned and sorted on its key, or, for an
+    ``aligned`` output, left where they are and checked (a row out of place fails the write; the writer checks the
+    order: ``write_partitions(ascending=True)``)."""
+    if out.aligned:
+        return out.df.where(_in_its_partition(out.key, partitions))
+    return out.df.repartition(partitions, *out.key).sortWithinPartitions(*out.key)
+
+
+def _in_its_partition(key: tuple[str, ...], partitions: int) -> Column:
+    """True where a row is in the partition ``repartition(partitions, *key)`` would put it (Spark's hash partitioning:
+    Murmur3 with seed 42, as ``hash`` computes it); a row anywhere else fails its task."""
+    home = F.pmod(F.hash(*key), F.lit(partitions))
+    return F.when(home == F.spark_partition_id(), F.lit(True)).otherwise(
+        F.raise_error(F.lit(f"a row of an aligned output is not in its partition of {partitions} on {key}"))
+    )
 
 
 def write_output(

@@ -48,6 +48,10 @@ BASE_CONF: dict[str, str] = {
     # partitions; it made extract's levels 14x their 200k cost at 1M files (160 partitions). docs/scaling.md.
     "spark.shuffle.sort.bypassMergeThreshold": "0",
     "spark.sql.sources.partitionOverwriteMode": "static",
+    # A stage input read as its partitions (``_job.read_partitioned``) is scanned one bucket per task even where no
+    # join or aggregation needs it: a stage that keeps rows in place (filter, pii, compose) then writes them without
+    # a shuffle (``_job.Output.aligned``). Our own tables are the only bucketed ones.
+    "spark.sql.sources.bucketing.autoBucketedScan.enabled": "false",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
     # C2 compiles methods 10x later than by default: a run of a minute on a few cores spends less of them

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shutil
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType
 
-from pipelines._job import Output, StageContext, StageResult, read_partitioned, run_stage
+from pipelines._job import Output, StageContext, StageResult, placed, read_partitioned, run_stage, write_committed
 from pipelines.frames import attach_partitioned
 from stackv2.config import RunConfig, SparkConfig
 from stackv2.schema import FILE_KEY
@@ -89,3 +92,42 @@ def test_inputs_spark_cannot_be_told_about_are_read_plainly(session, tmp_path):
     for i in range(PARTS):  # an older work folder's names
         shutil.move(data / part_name(i), data / f"part-{i:05d}.parquet")
     assert read_partitioned(spark, sorted(data.glob("part-*")), FILE_KEY) is None
+
+
+@pytest.mark.spark
+def test_rows_kept_in_place_are_written_without_a_shuffle(session, tmp_path):
+    """filter, pii and compose: a map that keeps rows in their partitions and order over a partitioned input is
+    written as it is (``Output.aligned``), to the same bytes as the shuffled and sorted write."""
+    spark = session
+    _written(spark, tmp_path)
+
+    def in_place(batches):  # a Python step that keeps every batch's rows in order, as filter's and pii's do
+        for batch in batches:
+            yield batch.append_column("n", pa.array([len(p) for p in batch.column("path").to_pylist()], pa.int32()))
+
+    rows, partitioned = _context(spark, tmp_path).partitioned_input(FILE_KEY)
+    assert partitioned
+    schema = StructType([*rows.schema.fields, StructField("n", IntegerType())])
+    mapped = rows.mapInArrow(in_place, schema).where("n > 6")
+    aligned, shuffled = Output(mapped, FILE_KEY, aligned=True), Output(mapped, FILE_KEY)
+    assert "Exchange" not in placed(aligned, PARTS)._jdf.queryExecution().executedPlan().toString()
+    assert _exchanges(placed(shuffled, PARTS)) == 1
+    a = write_committed(aligned, tmp_path / "aligned", PARTS, unique=True)
+    b = write_committed(shuffled, tmp_path / "shuffled", PARTS, unique=True)
+    assert a.rows == b.rows == 31  # 40 "/fK.py" paths, 10 of them 6 characters long, and "/null.py"
+    assert [f.sha256 for f in a.files] == [f.sha256 for f in b.files]
+
+
+@pytest.mark.spark
+def test_rows_out_of_place_fail_an_aligned_write(session, tmp_path):
+    spark = session
+    _written(spark, tmp_path)
+    plain = _context(spark, tmp_path).input()
+    moved = plain.repartition(PARTS, "content")  # the right count, the wrong partitions
+    with pytest.raises(Exception, match="not in its partition"):
+        write_committed(Output(moved, FILE_KEY, aligned=True), tmp_path / "moved", PARTS)
+    rows, _ = _context(spark, tmp_path).partitioned_input(FILE_KEY)
+    reordered = rows.sortWithinPartitions(F.col("path").desc())  # the right partitions, the wrong order
+    with pytest.raises(Exception, match="KeyOrderError"):
+        write_committed(Output(reordered, FILE_KEY, aligned=True), tmp_path / "reordered", PARTS)
+    assert not (tmp_path / "moved").exists() and not (tmp_path / "reordered").exists()

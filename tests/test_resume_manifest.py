@@ -12,6 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipelines._job import check_work, resume_state, stage_problems
 from stackv2.stats import StageStats
@@ -25,7 +27,7 @@ from stackv2.workdir import (
     read_manifest,
     write_manifest,
 )
-from udfs.parquet_writer import DuplicateKeyError, check_unique
+from udfs.parquet_writer import DuplicateKeyError, KeyOrderError, check_keys
 
 
 def write_stage(work: Path, name: str, rows: int, previous: str | None = None, rejected: int = 0, parts: int = 3):
@@ -217,13 +219,13 @@ def test_writer_refuses_a_repeated_key_across_batches():
     def batch(rows):
         return pa.RecordBatch.from_pylist([{"directory_id": d, "path": p} for d, p in rows], schema=schema)
 
-    last = check_unique(batch([("a", "/x"), ("a", "/y")]), key, None)
-    last = check_unique(batch([("b", None), ("b", "/x")]), key, last)  # null is a value like any other
+    last = check_keys(batch([("a", "/x"), ("a", "/y")]), key, None)
+    last = check_keys(batch([("b", None), ("b", "/x")]), key, last)  # null is a value like any other
     with pytest.raises(DuplicateKeyError, match="1 rows repeat the key"):
-        check_unique(batch([("b", "/x"), ("c", "/x")]), key, last)
+        check_keys(batch([("b", "/x"), ("c", "/x")]), key, last)
     with pytest.raises(DuplicateKeyError):
-        check_unique(batch([("b", None), ("b", None)]), key, None)
-    assert check_unique(batch([("a", "/x"), ("a", "/x")]), (), None) is None  # no key: nothing checked
+        check_keys(batch([("b", None), ("b", None)]), key, None)
+    assert check_keys(batch([("a", "/x"), ("a", "/x")]), (), None) is None  # no key: nothing checked
 
 
 def test_an_optout_purge_keeps_the_stages_checking(tmp_path):
@@ -257,3 +259,30 @@ def test_an_optout_purge_keeps_the_stages_checking(tmp_path):
     assert change.purged == {"optout/data": 4, "fetch/data": 4}
     assert check_work(work)[0] == []
     assert read_manifest(work / "fetch").rows("data") == 8
+
+
+_KEYS = st.lists(st.tuples(st.sampled_from(["a", "b", "é", None]), st.sampled_from(["/x", "/y", "/Z", None])))
+
+
+@given(_KEYS, st.integers(min_value=0, max_value=20))
+def test_the_order_check_refuses_exactly_the_unsorted_rows(rows, cut):
+    """``check_keys(ascending=True)``, across a batch boundary, accepts a list iff it is in Spark's ascending
+    nulls-first order (a byte order: for strings, the order of their code points)."""
+    key = ("directory_id", "path")
+    schema = pa.schema([("directory_id", pa.string()), ("path", pa.string())])
+
+    def batch(part):
+        return pa.RecordBatch.from_pylist([{"directory_id": d, "path": p} for d, p in part], schema=schema)
+
+    def spark_order(row):
+        return tuple((v is not None, v or "") for v in row)
+
+    def checked():
+        last = check_keys(batch(rows[:cut]), key, None, unique=False, ascending=True)
+        check_keys(batch(rows[cut:]), key, last, unique=False, ascending=True)
+
+    if [spark_order(r) for r in rows] == sorted(spark_order(r) for r in rows):
+        checked()
+    else:
+        with pytest.raises(KeyOrderError):
+            checked()

@@ -41,6 +41,10 @@ class DuplicateKeyError(ValueError):
     """Two rows of one output share its unique key."""
 
 
+class KeyOrderError(ValueError):
+    """Rows that should arrive sorted on the output's key did not."""
+
+
 def part_name(partition: int) -> str:
     """``part_NNNNN.parquet``: the ``_NNNNN`` is how Spark reads a file's bucket from its name, so a committed output
     can be read as the hash-partitioned table it is (``pipelines._job.read_partitioned``)."""
@@ -54,35 +58,47 @@ def partition_of(name: str) -> int | None:
     return int(digits) if head == "part" and digits.isdigit() and part_name(int(digits)) == name else None
 
 
-def _same_as_previous(keys: pa.Table) -> pa.Array:
-    """Per row from the second on: whether every key column equals the row before's (nulls equal nulls)."""
-    same = None
+def _compared_to_previous(keys: pa.Table, order: bool) -> tuple[pa.Array, pa.Array | None]:
+    """Per row from the second on: (its key equals the row before's, with ``order`` whether its key sorts after it),
+    in the ascending, nulls-first order of Spark's ``sortWithinPartitions`` (a null equals a null)."""
+    same = after = None
     for column in keys.columns:
         column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         a, b = column.slice(1), column.slice(0, len(column) - 1)
-        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-        eq = (
-            both_null
-            if pa.types.is_null(column.type)
-            else pc.fill_null(pc.or_kleene(pc.equal(a, b), both_null), False)
-        )
+        a_null, b_null = pc.is_null(a), pc.is_null(b)
+        both_null = pc.and_(a_null, b_null)
+        typed = not pa.types.is_null(column.type)
+        eq = pc.fill_null(pc.or_kleene(pc.equal(a, b), both_null), False) if typed else both_null
+        if order:
+            null_first = pc.and_(b_null, pc.invert(a_null))
+            gt = pc.fill_null(pc.or_kleene(pc.greater(a, b), null_first), False) if typed else null_first
+            after = gt if after is None else pc.or_(after, pc.and_(same, gt))
         same = eq if same is None else pc.and_(same, eq)
-    return same
+    return same, after
 
 
-def check_unique(batch: pa.RecordBatch, key: tuple[str, ...], last: pa.Table | None) -> pa.Table | None:
-    """Raise ``DuplicateKeyError`` if a row of ``batch`` (sorted on ``key``) repeats the key of the row before it,
-    ``last`` being the previous batch's last key; returns this batch's last key."""
-    if not key or not batch.num_rows:
+def check_keys(
+    batch: pa.RecordBatch, key: tuple[str, ...], last: pa.Table | None, unique: bool = True, ascending: bool = False
+) -> pa.Table | None:
+    """Check the rows of ``batch`` against the row before each, ``last`` being the previous batch's last key; returns
+    this batch's last key. ``unique``: a repeated key (the rows are sorted on ``key``) raises ``DuplicateKeyError``.
+    ``ascending``: a key below the one before raises ``KeyOrderError`` (rows a stage left in place rather than sorted:
+    ``pipelines._job.Output.aligned``)."""
+    if not key or not batch.num_rows or not (unique or ascending):
         return last
     keys = pa.Table.from_batches([batch.select(list(key))])
     if last is not None:
         keys = pa.concat_tables([last, keys])
-    same = _same_as_previous(keys)
-    if pc.any(same).as_py():
+    same, after = _compared_to_previous(keys, ascending)
+    if unique and pc.any(same).as_py():
         n = pc.sum(same.cast(pa.int64())).as_py()
         first = keys.slice(pc.index(same, True).as_py() + 1, 1).to_pylist()[0]
         raise DuplicateKeyError(f"{n} rows repeat the key of the row before them, e.g. {first}: {key} must be unique")
+    if ascending:
+        below = pc.invert(pc.or_(same, after))
+        if pc.any(below).as_py():
+            first = keys.slice(pc.index(below, True).as_py() + 1, 1).to_pylist()[0]
+            raise KeyOrderError(f"a row's key sorts before the row's before it, e.g. {first}: rows not in {key} order")
     return keys.slice(keys.num_rows - 1)
 
 
@@ -104,13 +120,15 @@ def write_partitions(
     compression: str = "zstd",
     count_by: str | None = None,
     key: tuple[str, ...] = (),
+    unique: bool = False,
+    ascending: bool = False,
     tag: str = "",
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` function writing its partition (sorted on ``key``, which must be unique) to a hidden file of
-    its own in ``folder`` (a local path or a URI); yields one row: the file, its rows, bytes and sha256, and with
-    ``count_by`` the rows per value of that string column (e.g. the reject reasons: counted while writing saves reading
-    the output back). ``tag`` names the write, so attempts of another write of the same folder cannot collide with
-    these."""
+    """A ``mapInArrow`` function writing its partition (sorted on ``key``) to a hidden file of its own in ``folder`` (a
+    local path or a URI); yields one row: the file, its rows, bytes and sha256, and with ``count_by`` the rows per
+    value of that string column (e.g. the reject reasons: counted while writing saves reading the output back).
+    ``unique`` and ``ascending``: the checks of ``check_keys`` on ``key``. ``tag`` names the write, so attempts of
+    another write of the same folder cannot collide with these."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -125,7 +143,7 @@ def write_partitions(
             with out, _parquet_writer(out, schema, compression) as writer:
                 for batch in batches:
                     if batch.num_rows:
-                        last = check_unique(batch, key, last)
+                        last = check_keys(batch, key, last, unique, ascending)
                         writer.write_table(pa.Table.from_batches([batch]).cast(schema))
                         rows += batch.num_rows
                         if count_by is not None:

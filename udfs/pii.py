@@ -24,7 +24,8 @@ COUNT_COLUMNS = {f"pii_{e.lower()}": e for e in REDACTED}
 
 
 def redact_batches(cfg: PiiConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Batches keep every column; ``content`` is replaced by its redaction (null stays null)."""
+    """Batches keep every column and their rows in order (the stage writes them in place: ``Output.aligned``);
+    ``content`` is replaced by its redaction (null stays null)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from stackv2.pii.redaction import redact  # on the executor: presidio's import costs seconds

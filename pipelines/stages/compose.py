@@ -56,11 +56,11 @@ def _stats(df: DataFrame) -> dict:
 
 
 def run(ctx: StageContext) -> StageResult:
-    rows = ctx.input()
+    rows, aligned = ctx.partitioned_input(FILE_KEY)
     kept, rejected, extra = transform(rows, ctx.cfg.compose)
     return StageResult(
-        data=Output(kept, FILE_KEY),
-        rejected=Output(rejected, FILE_KEY),
+        data=Output(kept, FILE_KEY, aligned),
+        rejected=Output(rejected, FILE_KEY, aligned),
         rows_in=rows.count(),
         extra=extra,
         extra_stats=_stats,

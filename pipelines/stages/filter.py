@@ -31,11 +31,11 @@ def transform(df: DataFrame, cfg: FilterConfig, patterns: list[str]) -> DataFram
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.filter
     patterns = benchmark_patterns(cfg)
-    annotated = ctx.input()
+    annotated, aligned = ctx.partitioned_input(FILE_KEY)
     marked = computed_once(transform(annotated, cfg, patterns))  # decided once: both outputs below read this
     return StageResult(
-        data=Output(marked.where(F.col("reason").isNull()).drop("reason"), FILE_KEY),
-        rejected=Output(marked.where(F.col("reason").isNotNull()), FILE_KEY),
+        data=Output(marked.where(F.col("reason").isNull()).drop("reason"), FILE_KEY, aligned),
+        rejected=Output(marked.where(F.col("reason").isNotNull()), FILE_KEY, aligned),
         rows_in=annotated.count(),
         extra={"benchmark_patterns": len(patterns), "benchmark_hash": stable_hash(patterns)},
         extra_stats=lambda df: {

@@ -51,11 +51,14 @@ def stats(df: DataFrame) -> dict:
 
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg.pii
-    rows = ctx.input()
+    rows, aligned = ctx.partitioned_input(FILE_KEY)
     redacted = computed_once(transform(rows, cfg))  # redacted once: the rows and the spans table both read it
     tables = {SPANS: Output(spans_table(redacted), SPANS_KEY)} if cfg.write_spans else {}
     return StageResult(
-        data=Output(redacted.drop(SPANS_COLUMN), FILE_KEY), tables=tables, rows_in=rows.count(), extra_stats=stats
+        data=Output(redacted.drop(SPANS_COLUMN), FILE_KEY, aligned),
+        tables=tables,
+        rows_in=rows.count(),
+        extra_stats=stats,
     )
 
 
