@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from stackv2.config import SparkConfig
@@ -161,7 +162,8 @@ def release_unreferenced(spark: SparkSession) -> None:
     """Let Spark delete now what frames no longer referenced left on the executors' local disks (checkpoints,
     shuffle files). Its cleaner deletes them once the driver's JVM collects their RDDs, and with a small, quiet
     heap that may not happen before the run ends: a 1M-file run had 25 GB of fetch's blocks on disk when annotate
-    began (docs/scaling.md, "Scratch disk"). Called between stages, whose frames no later stage reads."""
+    began (docs/scaling.md, "Scratch disk"). Called between stages, whose frames no later stage reads; also stops
+    the stage's model-loading daemons (``stop_preloading_daemons``)."""
     gc.collect()  # the frames' py4j proxies: once gone, the JVM objects behind them are unreachable
     # py4j tells the JVM about dropped proxies from a thread of its own that polls a queue: tell it now.
     pending = getattr(spark.sparkContext._gateway._gateway_client, "finalizer_deque", None)
@@ -181,3 +183,31 @@ def release_unreferenced(spark: SparkSession) -> None:
     spark.sparkContext._jvm.System.gc()
     time.sleep(RELEASE_PAUSE_SECONDS)
     spark.sparkContext._jvm.System.gc()
+    stop_preloading_daemons(spark)
+
+
+def stop_preloading_daemons(spark: SparkSession) -> int:
+    """Stop now, on a local master (where the driver's JVM runs the tasks), the daemons of the worker environments
+    that preload models (``preloading``) and their idle workers, as Spark would stop the workers a minute after their
+    last task, the daemon following them (``pyspark_stackv2_daemon``). Meanwhile the next stages ran beside the models:
+    the 20k quick check's peak, in shards, held annotate's and pii's workers (1.3 GiB; docs/scaling.md, "The quick
+    check"). Spark starts a new daemon if the environment is used again. Through a private member of Spark
+    (``SparkEnv``'s map of worker factories, by reflection; the factories' ``stop`` is public): returns how many
+    environments were stopped, 0 where the member is not found."""
+    sc = spark.sparkContext
+    if not sc.master.startswith("local"):
+        return 0
+    jvm, gateway = sc._jvm, sc._gateway
+    env = jvm.org.apache.spark.SparkEnv.get()
+    try:
+        member = env.getClass().getDeclaredMethod("pythonWorkers", gateway.new_array(jvm.java.lang.Class, 0))
+        member.setAccessible(True)
+        factories = jvm.scala.jdk.javaapi.CollectionConverters.asJava(
+            member.invoke(env, gateway.new_array(jvm.java.lang.Object, 0))
+        )
+    except Py4JError:
+        return 0
+    preloading_keys = [key for key in factories.keySet() if key.envVars().contains(PRELOAD_ENV)]
+    for key in preloading_keys:
+        factories.get(key).stop()
+    return len(preloading_keys)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines._session import preloading
+from pipelines._session import preloading, stop_preloading_daemons
 from pyspark_stackv2_daemon import IDLE_EXIT_SECONDS, ExitWhenIdle
 from stackv2.pii.config import PiiConfig
 from stackv2.preload import PRELOAD_ENV, Preload, for_licenses, for_pii, load_from_environment
@@ -192,4 +192,34 @@ def test_spark_starts_a_new_daemon_after_an_idle_one_exited(spark):
         time.sleep(0.5)
     assert not Path(f"/proc/{daemon}").exists(), "the daemon exited once it had no worker"
     second = run()
+    assert len(second) == 2 and {r["daemon"] for r in second}.isdisjoint({daemon})
+
+
+@pytest.mark.spark
+def test_a_preloading_daemon_is_stopped_between_stages(spark):
+    """``stop_preloading_daemons`` (between stages) ends a preloading environment's daemon and workers at once, where
+    Spark would wait a minute; the default environment's daemon stays; the environment still runs a function after:
+    Spark starts a new daemon for it."""
+
+    def probe(batches):
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pydict({"daemon": [os.getppid()], "worker": [os.getpid()]})
+
+    def run() -> list:
+        return spark.range(0, 2, numPartitions=2).mapInArrow(probe, "daemon long, worker long").collect()
+
+    with preloading(spark, Preload()):
+        first = run()
+    plain = run()
+    (daemon,), (default_daemon,) = {r["daemon"] for r in first}, {r["daemon"] for r in plain}
+    gone = [daemon, *(r["worker"] for r in first)]
+    assert stop_preloading_daemons(spark) >= 1
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in gone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in gone), "the daemon and its workers are gone"
+    assert Path(f"/proc/{default_daemon}").exists(), "the default daemon stays"
+    with preloading(spark, Preload()):
+        second = run()
     assert len(second) == 2 and {r["daemon"] for r in second}.isdisjoint({daemon})
