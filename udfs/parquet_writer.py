@@ -10,7 +10,7 @@ name, size, rows and sha256, hashed as the bytes pass (nothing is read back); it
 the file of the attempt Spark accepted its name and removes every other one (``pipelines._job.write_committed``),
 so a frozen or killed attempt can never leave its file among the committed ones. The rows arrive sorted on the output's
 key, so a repeated key is the row just before: the writer refuses it, and a stage can never merge or duplicate rows
-silently.
+silently. Rows a stage left in place rather than sorted (``pipelines._job.Output.aligned``) are checked to be in order.
 """
 
 from __future__ import annotations
