@@ -51,12 +51,12 @@ def transform(df: DataFrame, registry: Registry) -> tuple[DataFrame, DataFrame, 
 
 
 def run(ctx: StageContext) -> StageResult:
-    df = ctx.input()
+    df, aligned = ctx.partitioned_input(FILE_KEY)
     path = ctx.cfg.optout.registry
     registry = load_registry(path) if path else None
     if registry is None or not registry.requests:  # nothing can be opted out: every row passes, no rejected table
         return StageResult(
-            data=Output(df, FILE_KEY),
+            data=Output(df, FILE_KEY, aligned),
             rows_in=df.count(),
             extra={"registry": path, "registry_sha256": registry and registry.sha256, "requests": 0},
         )
@@ -71,7 +71,10 @@ def run(ctx: StageContext) -> StageResult:
         "files_per_request": {k: counts[k] for k in sorted(k for k in counts if k is not None)},
     }
     return StageResult(
-        data=Output(kept, FILE_KEY), rejected=Output(rejected, FILE_KEY), rows_in=sum(counts.values()), extra=extra
+        data=Output(kept, FILE_KEY, aligned),
+        rejected=Output(rejected, FILE_KEY, aligned),
+        rows_in=sum(counts.values()),
+        extra=extra,
     )
 
 
