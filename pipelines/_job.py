@@ -119,9 +119,10 @@ def read_partitioned(
     spark: SparkSession, files: Sequence[str | Path | Location], key: tuple[str, ...]
 ) -> DataFrame | None:
     """The committed files of one output as a table Spark knows is hash-partitioned on ``key``, file ``i`` holding
-    partition ``i`` of ``len(files)`` (``write_committed`` wrote them so), so a join on ``key`` in as many partitions
-    shuffles only its other side (``frames.attach_partitioned``): at 200k files, exact_dedup's contents no longer
-    cross a shuffle (docs/scaling.md, "Inputs read as the partitions they are"). Spark reads a table's folder, not a
+    partition ``i`` of ``len(files)``, and sorted on ``key`` (``write_committed`` wrote them so), so a join on ``key``
+    in as many partitions shuffles and sorts only its other side (``frames.attach_partitioned``): at 200k files,
+    exact_dedup's contents no longer cross a shuffle (docs/scaling.md, "Inputs read as the partitions they are"), nor
+    a sort ("Inputs known sorted"). Spark reads a table's folder, not a
     list, so the folder must hold exactly ``files``. None where Spark cannot be told: files not local, names that
     are not ``part_name(0 .. n-1)`` (an older work folder), anything else in the folder, or a catalog other than
     Spark's in-memory one (the table, an entry naming the folder, would outlive the run there)."""
@@ -138,7 +139,8 @@ def read_partitioned(
     bucket_columns = ", ".join(f"`{k}`" for k in key)
     where = folder.path.replace("\\", "\\\\").replace("'", "\\'")
     spark.sql(
-        f"CREATE TABLE {table} ({ddl}) USING parquet CLUSTERED BY ({bucket_columns}) INTO {len(locs)} BUCKETS "
+        f"CREATE TABLE {table} ({ddl}) USING parquet CLUSTERED BY ({bucket_columns}) SORTED BY ({bucket_columns}) "
+        f"INTO {len(locs)} BUCKETS "
         f"LOCATION '{where}'"
     )
     return spark.table(table)

@@ -44,6 +44,11 @@ BASE_CONF: dict[str, str] = {
     # Blocks of frames kept on local disk (``pipelines.frames.computed_once``, extract's levels) compressed like
     # shuffle files: a 1M-file run's fetch kept 19 GB of contents uncompressed (docs/scaling.md, "Scratch disk").
     "spark.rdd.compress": "true",
+    # Persisted frames (``computed_once``'s partitioned ones, extract's levels) are stored in Spark's columnar cache
+    # format, which by default tries a dictionary on every column of every batch: it hashed each file's content
+    # (exact_dedup 44 % of its JVM time at 200k files, near_dedup 17 %; docs/scaling.md "The cache's dictionary").
+    # The blocks are compressed whole above.
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
     # Every shuffle map task writes one sorted file, never one file per reduce partition (Spark's "bypass" writer
     # below 200 partitions): with P partitions a stage made P x P files, a cost that grew with the square of the
     # partitions; it made extract's levels 14x their 200k cost at 1M files (160 partitions). docs/scaling.md.
@@ -53,6 +58,9 @@ BASE_CONF: dict[str, str] = {
     # join or aggregation needs it: a stage that keeps rows in place (filter, pii, compose) then writes them without
     # a shuffle (``_job.Output.aligned``). Our own tables are the only bucketed ones.
     "spark.sql.sources.bucketing.autoBucketedScan.enabled": "false",
+    # Such an input is also known sorted on its key (each file is, ``read_partitioned``): a join on the key sorts
+    # only its other side, not every row with its content again (docs/scaling.md, "Inputs known sorted").
+    "spark.sql.legacy.bucketedTableScan.outputOrdering": "true",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",
     # C2 compiles methods 10x later than by default: a run of a minute on a few cores spends less of them

@@ -64,6 +64,10 @@ def _exchanges(df) -> int:
     return df._jdf.queryExecution().executedPlan().toString().count("Exchange hashpartitioning")
 
 
+def _sorts(df) -> int:
+    return df._jdf.queryExecution().executedPlan().toString().count(" Sort [")
+
+
 @pytest.mark.spark
 def test_a_join_on_the_key_moves_only_the_other_side(session, tmp_path):
     spark = session
@@ -77,6 +81,7 @@ def test_a_join_on_the_key_moves_only_the_other_side(session, tmp_path):
     joined = attach_partitioned(rows, right, FILE_KEY, PARTS, left_partitioned=True)
     expected = attach_partitioned(plain, right, FILE_KEY, PARTS)
     assert (_exchanges(joined), _exchanges(expected)) == (1, 2)
+    assert (_sorts(joined), _sorts(expected)) == (1, 2)  # known sorted too: only the other side is sorted
     assert sorted(joined.collect(), key=str) == sorted(expected.collect(), key=str)
     assert joined.count() == 41 and joined.where("n is not null").count() == 14
 

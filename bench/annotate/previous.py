@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from pipelines.frames import attach
-from pipelines.stages.annotate import blob_annotations
+from pipelines.stages.annotate import basename, blob_annotations
 from stackv2.detect.config import AnnotateConfig
 from stackv2.schema import ANNOTATED, FILE_KEY
 from udfs.annotate import LICENSES_FIELD, repo_license_columns
@@ -38,8 +39,18 @@ def repo_licenses(cfg: AnnotateConfig) -> Callable[[pa.Table], pa.Table]:
     return run
 
 
+def grouped_blobs(rows: DataFrame) -> DataFrame:
+    """The unique blobs as that plan grouped them: with their contents (``annotate.unique_blobs`` now leaves the
+    contents where they are)."""
+    return rows.groupBy("blob_id").agg(
+        F.array_sort(F.collect_set(basename())).alias("filenames"),
+        F.first("content").alias("content"),
+        F.first("src_encoding").alias("src_encoding"),
+    )
+
+
 def previous_transform(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    per_blob = blob_annotations(rows, cfg).localCheckpoint()
+    per_blob = blob_annotations(grouped_blobs(rows), rows, cfg).localCheckpoint()
     per_path = (
         attach(
             rows.select("directory_id", "path", "gha_license_id", "blob_id"),

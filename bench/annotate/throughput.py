@@ -140,7 +140,9 @@ def reference_transform(rows: DataFrame, cfg: AnnotateConfig, scancode=scancode_
 
     permissive = load_permissive(cfg.license.permissive_list)
     reference_udf = F.udf(per_blob, REF_SCHEMA)
-    ann = unique_blobs(rows).select("blob_id", reference_udf("filenames", "content", "src_encoding").alias("a"))
+    partitions = int(rows.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    blobs = unique_blobs(rows, partitions)
+    ann = blobs.select("blob_id", reference_udf("filenames", "content", "src_encoding").alias("a"))
     ann = ann.select("blob_id", "a.*").localCheckpoint()
     files = rows.select("directory_id", "path", "blob_id", "gha_license_id").join(
         ann.select("blob_id", "licenses"), "blob_id"

@@ -1,8 +1,8 @@
 """Stage ``annotate``: add language, vendor/generated flags, extension, licenses, natural language and line
 statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped: ``rows_in == rows_out``, no rejects.
 
-1. per unique ``blob_id`` (its content once, with its sorted distinct base names): go-enry, fastText on prose,
-   line statistics (``udfs.annotate.annotate_blobs``);
+1. per unique ``blob_id`` (its content once, in the row of the smallest file key holding it, with its sorted
+   distinct base names): go-enry, fastText on prose, line statistics (``udfs.annotate.annotate_blobs``);
 2. apart, per blob known under a license-like name (a few percent of the blobs): ScanCode
    (``udfs.annotate.blob_licenses``), in as many tasks as ``LicenseJobConfig.files_per_task`` asks, in workers of
    their own that share one index through their daemon when the job has ``shared_index_min_tasks`` tasks or more
@@ -14,14 +14,17 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
    output is written (``pipelines.frames.attach_partitioned``), so the write moves nothing again. A left join: no
    row can vanish; one with a null in its key (no extract output has one) is kept, without annotations.
 
-Content moves into the per-blob groups, the license files' content into theirs, and all of it in the one join
-back, unless the input is read as the partitions it was written in (``StageContext.partitioned_input``). Only the
+Only the license files' content moves (into their groups): the other contents are annotated where they are and
+only names, keys and annotations are grouped and joined, when the input is read as the partitions it was written in
+(``StageContext.partitioned_input``; else the rows move once, into those partitions). Only the
 license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the pipeline ever holds
 it (docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three content shuffles and a
 checkpoint) for comparison.
 """
 
 from __future__ import annotations
+
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -54,13 +57,24 @@ def basename() -> Column:
     return F.element_at(F.split("path", "/"), -1)
 
 
-def unique_blobs(rows: DataFrame) -> DataFrame:
-    """One row per ``blob_id``: its content once, with the sorted distinct base names it appears under."""
-    return rows.groupBy("blob_id").agg(
+def unique_blobs(rows: DataFrame, partitions: int, partitioned: bool = False) -> DataFrame:
+    """One row per ``blob_id``: its content once, with the sorted distinct base names it appears under. The content
+    is that of the blob's row with the smallest file key (one blob_id, one content), taken where the row is: only
+    the names and keys are grouped, and with ``partitioned`` rows (``attach_partitioned``) no content moves. Grouping
+    the contents themselves shuffled them all (7 GB at 1M files; docs/scaling.md, "Contents annotated in place").
+    A row with a null in its key represents no blob (no extract output has one; such a row gets no annotations)."""
+    keyed = reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in FILE_KEY])
+    names = rows.groupBy("blob_id").agg(
         F.array_sort(F.collect_set(basename())).alias("filenames"),
-        F.first("content").alias("content"),  # one blob_id, one content
-        F.first("src_encoding").alias("src_encoding"),
+        F.min(F.when(keyed, F.struct(*FILE_KEY))).alias("_first"),
     )
+    first = names.select("blob_id", "filenames", *(F.col(f"_first.{k}").alias(k) for k in FILE_KEY))
+    if not partitioned:
+        rows = rows.repartition(partitions, *FILE_KEY)
+    chosen = rows.select(*FILE_KEY, "content", "src_encoding").join(
+        first.repartition(partitions, *FILE_KEY), list(FILE_KEY)
+    )
+    return chosen.select("blob_id", "filenames", "content", "src_encoding")
 
 
 def license_blobs(rows: DataFrame) -> DataFrame:
@@ -84,10 +98,10 @@ def licenses_found(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
         return blobs.repartition(tasks).mapInArrow(blob_licenses(cfg), to_spark_schema(BLOB_LICENSES))
 
 
-def blob_annotations(rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
-    """``BLOB_ANNOTATIONS`` of every unique blob, with the ``licenses`` found in it (empty for the blobs that are
-    no license file)."""
-    per_blob = unique_blobs(rows).mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
+def blob_annotations(blobs: DataFrame, rows: DataFrame, cfg: AnnotateConfig) -> DataFrame:
+    """``BLOB_ANNOTATIONS`` of the unique blobs of ``rows`` (``blobs``, as ``unique_blobs`` gives them), with the
+    ``licenses`` found in each (empty for the blobs that are no license file)."""
+    per_blob = blobs.mapInArrow(annotate_blobs(cfg), to_spark_schema(BLOB_ANNOTATIONS))
     found = licenses_found(rows, cfg).withColumnRenamed("blob_id", "_found_blob_id")
     joined = per_blob.join(found, per_blob["blob_id"].eqNullSafe(found["_found_blob_id"]), "left")
     none = F.array().cast(joined.schema["licenses"].dataType)
@@ -100,7 +114,9 @@ def transform(rows: DataFrame, cfg: AnnotateConfig, partitions: int, partitioned
     moves none either)."""
     per_path = (
         attach(
-            rows.select("directory_id", "path", "gha_license_id", "blob_id"), blob_annotations(rows, cfg), ("blob_id",)
+            rows.select("directory_id", "path", "gha_license_id", "blob_id"),
+            blob_annotations(unique_blobs(rows, partitions, partitioned), rows, cfg),
+            ("blob_id",),
         )
         .select(*REPO_INPUT.names)
         .groupBy("directory_id")
