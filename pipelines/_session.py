@@ -55,8 +55,8 @@ BASE_CONF: dict[str, str] = {
     "spark.shuffle.sort.bypassMergeThreshold": "0",
     "spark.sql.sources.partitionOverwriteMode": "static",
     # A stage input read as its partitions (``_job.read_partitioned``) is scanned one bucket per task even where no
-    # join or aggregation needs it: a stage that keeps rows in place (filter, pii, compose) then writes them without
-    # a shuffle (``_job.Output.aligned``). Our own tables are the only bucketed ones.
+    # join or aggregation needs it: a stage that keeps rows in place (filter, pii, compose, malware, optout) then
+    # writes them without a shuffle (``_job.Output.aligned``). Our own tables are the only bucketed ones.
     "spark.sql.sources.bucketing.autoBucketedScan.enabled": "false",
     # Such an input is also known sorted on its key (each file is, ``read_partitioned``): a join on the key sorts
     # only its other side, not every row with its content again (docs/scaling.md, "Inputs known sorted").
