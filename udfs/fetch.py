@@ -19,20 +19,24 @@ from stackv2.swh.reader import open_reader
 from stackv2.swh.s3fetch import Progress, fetch
 from stackv2.text.decode import BlobOutcome
 
+#: The input columns ``fetch_blobs`` reads; any other column is passed through to its output.
+REQUEST_COLUMNS = ("blob_id", "content_id", "src_encoding")
+
 
 def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Batches of (blob_id, content_id[, src_encoding]) -> batches of ``schema.BLOB_RESULT`` (one row per input
-    row). A given ``src_encoding`` is used to decode (published id tables); otherwise it is detected."""
+    """Batches of (blob_id, content_id[, src_encoding], carried columns...) -> batches of ``schema.BLOB_RESULT``
+    followed by the carried columns, unchanged (one row per input row). A given ``src_encoding`` is used to decode
+    (published id tables); otherwise it is detected."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         reader = open_reader(store_url, cfg)
-        pending: deque[list[str]] = deque()
+        pending: deque[tuple[list[str], pa.RecordBatch]] = deque()
 
         def requests() -> Iterator[tuple[str, str | None, str | None]]:
             for batch in batches:
                 if batch.num_rows:
                     ids = batch.column("blob_id").to_pylist()
-                    pending.append(ids)
+                    pending.append((ids, batch.drop_columns([c for c in REQUEST_COLUMNS if c in batch.schema.names])))
                     cids = batch.column("content_id").to_pylist()
                     encs = (
                         batch.column("src_encoding").to_pylist()
@@ -45,9 +49,9 @@ def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.Recor
         try:
             for o in fetch(reader, requests(), progress=Progress(label="fetch", every=30.0)):
                 outcomes.append(o)
-                if len(outcomes) == len(pending[0]):
-                    ids = pending.popleft()
-                    yield pa.RecordBatch.from_pydict(
+                if len(outcomes) == len(pending[0][0]):
+                    ids, carried = pending.popleft()
+                    result = pa.RecordBatch.from_pydict(
                         {
                             "blob_id": ids,
                             "content": [x.content for x in outcomes],
@@ -57,6 +61,10 @@ def fetch_blobs(store_url: str, cfg: FetchConfig) -> Callable[[Iterator[pa.Recor
                             "detail": [x.detail for x in outcomes],
                         },
                         schema=BLOB_RESULT,
+                    )
+                    yield pa.RecordBatch.from_arrays(
+                        [*result.columns, *carried.columns],
+                        schema=pa.schema([*BLOB_RESULT, *carried.schema]),
                     )
                     outcomes = []
         finally:

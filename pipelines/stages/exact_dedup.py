@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult, value_counts
-from pipelines.frames import attach_partitioned, computed_once, sort_order
+from pipelines.frames import attached_for_two_outputs, sort_order
 from stackv2.dedup import EXACT_DUPLICATE, NO_LANGUAGE, NON_PERMISSIVE
 from stackv2.dedup.config import ExactDedupConfig
 from stackv2.dedup.rank import EXACT_ORDER, GH_PERMISSIVE, NOASSERTION
@@ -53,9 +53,9 @@ def transform(
 ) -> tuple[DataFrame, DataFrame]:
     """(the rows of ``the-stack-v2``, the rejected rows with ``reason``), both in ``partitions`` partitions of the
     file key, as the stage writes them: the contents move once, when the copies' ranks are joined to the rows
-    (``attach_partitioned``). A row with a null in its key (no extract output has one) takes no part in the choice:
-    it is kept unless ineligible. ``partitioned``: Spark knows ``annotated`` is already so partitioned, and the
-    contents do not move at all."""
+    (``frames.attached_for_two_outputs``). A row with a null in its key (no extract output has one) takes no part in
+    the choice: it is kept unless ineligible. ``partitioned``: Spark knows ``annotated`` is already so partitioned,
+    and the contents do not move at all (each output reads them)."""
     ineligible = _ineligible()
     if cfg.license_first:
         ranks = copy_ranks(annotated.where(ineligible.isNull()))
@@ -63,10 +63,8 @@ def transform(
     else:
         ranks = copy_ranks(annotated)
         reason = F.when(F.col("_n") > 1, F.lit(EXACT_DUPLICATE)).otherwise(ineligible)
-    decided = computed_once(
-        attach_partitioned(annotated, ranks, FILE_KEY, partitions, partitioned).withColumn("reason", reason),
-        partitioned=True,
-    )
+    decided = attached_for_two_outputs(annotated, ranks, FILE_KEY, partitions, partitioned)
+    decided = decided.withColumn("reason", reason)
     kept = decided.where(F.col("reason").isNull()).select(*annotated.columns)
     return kept, decided.where(F.col("reason").isNotNull()).select(*annotated.columns, "reason")
 

@@ -27,6 +27,9 @@ from stackv2.text.decode import TOO_LARGE
 from udfs.arrow import conform, to_spark_schema
 from udfs.fetch import fetch_blobs
 
+#: The column of each blob's rows (all their columns but the blob's own) while it is fetched.
+_ROWS = "_rows"
+
 
 def transform(index: DataFrame, store_url: str, cfg: FetchConfig) -> tuple[DataFrame, DataFrame, int]:
     """(fetched rows, rejected rows, unique blobs requested) of a file index."""
@@ -41,15 +44,23 @@ def transform(index: DataFrame, store_url: str, cfg: FetchConfig) -> tuple[DataF
         wanted = index.where(F.col("length").isNull() | (F.col("length") < cfg.max_length))
     else:  # a published id table: sizes are known only once fetched
         oversized, wanted = None, index
+    # Each blob is requested once, its rows carried through the request (``fetch_blobs`` passes them on) and given
+    # their contents where it returns: no join of the contents back to the rows by blob_id, which shuffled and
+    # sorted them all once more before the write (docs/scaling.md, "Contents given to their rows where fetched").
+    row_columns = [c for c in wanted.columns if c != "blob_id" and c not in {f.name for f in CONTENT_FIELDS}]
     aggs = [F.min("content_id").alias("content_id")]
     if "src_encoding" in index.columns:
         aggs.append(F.min("src_encoding").alias("src_encoding"))
+    aggs.append(F.collect_list(F.struct(*row_columns)).alias(_ROWS))
     blobs = wanted.groupBy("blob_id").agg(*aggs)
-    results = blobs.mapInArrow(fetch_blobs(store_url, cfg), to_spark_schema(BLOB_RESULT))
-    results = computed_once(results)  # fetched once: both outputs below read this
-    joined = wanted.drop(*(c.name for c in CONTENT_FIELDS)).join(results, "blob_id")
-    data = conform(joined.where(F.col("reason").isNull()), FETCHED)
-    rejected = conform(joined.where(F.col("reason").isNotNull()), rejected_schema)
+    result_schema = to_spark_schema(BLOB_RESULT).add(blobs.schema[_ROWS])
+    results = blobs.mapInArrow(fetch_blobs(store_url, cfg), result_schema)
+    per_row = results.select(*BLOB_RESULT.names, F.explode(_ROWS).alias(_ROWS)).select(
+        "blob_id", f"{_ROWS}.*", *(c for c in BLOB_RESULT.names if c != "blob_id")
+    )
+    per_row = computed_once(per_row)  # fetched once: both outputs below read this
+    data = conform(per_row.where(F.col("reason").isNull()), FETCHED)
+    rejected = conform(per_row.where(F.col("reason").isNotNull()), rejected_schema)
     if oversized is not None:
         rejected = rejected.unionByName(oversized)
     return data, rejected, blobs.count()

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from pipelines._job import Output, Stage, StageContext, StageResult
 from pipelines.components import connected_components
-from pipelines.frames import attach_partitioned, computed_once, sort_order
+from pipelines.frames import attached_for_two_outputs, sort_order
 from stackv2 import schema
 from stackv2.dedup import NEAR_DUPLICATE
 from stackv2.dedup.config import DedupConfig
@@ -116,13 +116,12 @@ def transform(
         # Without any node AQE drops the observed branch before it runs: its metric would never arrive.
         extra["unverified_large_components"] = (unverified.get.get("n") or 0) if nodes else 0
     # Each clustered file's place, found by blob over the key columns alone, then joined to the rows by file key as
-    # the outputs are written: the contents move once, and once only for both outputs (kept on local disk).
+    # the outputs are written: the contents do not move (read as their partitions, read once per output) or move
+    # once for both outputs (kept on local disk; ``frames.attached_for_two_outputs``).
     places = files.select(*FILE_KEY, "blob_id").join(
         clusters.select("blob_id", "cluster_id", "rank", "is_representative"), "blob_id"
     )
-    tagged = computed_once(
-        attach_partitioned(files, places.drop("blob_id"), FILE_KEY, partitions, partitioned), partitioned=True
-    )
+    tagged = attached_for_two_outputs(files, places.drop("blob_id"), FILE_KEY, partitions, partitioned)
     columns = [*files.columns, *(f.name for f in schema.DEDUP_FIELDS)]
     kept = tagged.where(F.col("rank").isNull() | (F.col("rank") == 0)).select(*columns)
     dups = tagged.where(F.col("rank") > 0).select(*files.columns).withColumn("reason", F.lit(NEAR_DUPLICATE))
