@@ -46,7 +46,7 @@ BASE_CONF: dict[str, str] = {
     "spark.rdd.compress": "true",
     # Persisted frames (``computed_once``'s partitioned ones, extract's levels) are stored in Spark's columnar cache
     # format, which by default tries a dictionary on every column of every batch: it hashed each file's content
-    # (exact_dedup 44 % of its JVM time at 200k files, near_dedup 17 %; docs/scaling.md "The cache's dictionary").
+    # (44 % of exact_dedup's JVM samples at 200k files; docs/scaling.md "The cache's dictionary trial").
     # The blocks are compressed whole above.
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
     # Every shuffle map task writes one sorted file, never one file per reduce partition (Spark's "bypass" writer
