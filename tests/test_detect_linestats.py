@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stackv2.detect.linestats import EMPTY, LineStats, line_stats
+from stackv2.detect.linestats import EMPTY, LineStats, letter_count, line_stats
 
 
 def reference(text: str) -> LineStats:
@@ -37,6 +37,14 @@ def test_equals_the_reference_definition(text):
     assert got.alpha_fraction == pytest.approx(want.alpha_fraction)
     assert got.alphanum_fraction == pytest.approx(want.alphanum_fraction)
     assert got.avg_line_length == pytest.approx(want.avg_line_length)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_chars, max_size=60))
+@example("")
+@example("x\ud83d")
+def test_letter_count_equals_isalpha(text):
+    assert letter_count(text) == sum(c.isalpha() for c in text)
 
 
 def test_examples():

@@ -318,7 +318,9 @@ def run(
     driver_memory: str,
     fresh: bool,
     tokenizer: str = "",
+    conf: dict[str, str] | None = None,
 ) -> dict:
+    """Run ``stages`` on ``archive`` with ``conf`` (Spark settings) over the bench's own; the measurements."""
     if fresh:
         shutil.rmtree(work, ignore_errors=True)
     events = work / "_eventlog"
@@ -341,6 +343,7 @@ def run(
                 "spark.eventLog.logStageExecutorMetrics": "true",
                 "spark.local.dir": str(work / SCRATCH),  # its size is sampled: the scratch disk a run needs
                 DRIVER_OPTIONS: f"{BASE_CONF[DRIVER_OPTIONS]} -Xlog:gc:file={work / GC_LOG}:time",
+                **(conf or {}),
             },
         }
     )
@@ -489,6 +492,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--conf wants KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archive", type=Path, required=True, help="folder written by bench.scale.generate")
@@ -506,6 +516,14 @@ def main(argv: list[str] | None = None) -> None:
         "on the release, tokenize.train_sample_bytes of it)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    p.add_argument(
+        "--conf",
+        action="append",
+        type=_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting over the run's (repeatable); the driver's JVM options replace the bench's GC log option",
+    )
     p.add_argument(
         "--summarize",
         action="store_true",
@@ -532,6 +550,7 @@ def main(argv: list[str] | None = None) -> None:
             a.driver_memory,
             fresh=not a.resume,
             tokenizer=a.tokenizer,
+            conf=dict(a.conf),
         )
     result["label"] = a.label
     if a.json:

@@ -42,14 +42,22 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.char.isalpha(every_char), np.char.isalnum(every_char), brk
 
 
+def _code_points(text: str) -> np.ndarray:
+    if text.isascii():  # most code: one byte per character, 4x less memory to scan
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def letter_count(text: str) -> int:
+    """``sum(c.isalpha() for c in text)``, ~20x faster on a few thousand characters."""
+    return int(np.count_nonzero(_tables()[0][_code_points(text)])) if text else 0
+
+
 def line_stats(text: str) -> LineStats:
     if not text:
         return EMPTY
     alpha, alnum, brk = _tables()
-    if text.isascii():  # most code: one byte per character, 4x less memory to scan
-        cp = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    else:
-        cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    cp = _code_points(text)
     n = cp.size
     breaks = np.flatnonzero(brk[cp])
     # "\r\n" is one break: drop the "\n" of each pair and let its "\r" span two characters.

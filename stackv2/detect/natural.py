@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from stackv2.detect.config import NaturalConfig
+from stackv2.detect.linestats import letter_count
 
 _HTML_SKIP = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")
@@ -57,7 +58,7 @@ def detect_natural_language(
     if not is_prose(language, cfg):
         return None, None
     text = prose_text(content, language, cfg)
-    if sum(c.isalpha() for c in text) < cfg.min_letters:
+    if letter_count(text) < cfg.min_letters:
         return None, None
     # The list form returns plain lists: the single-string form breaks on NumPy 2 in fasttext 0.9.3.
     labels, probs = _model(cfg.model_path or str(default_model_path())).predict([text], k=1)
