@@ -253,11 +253,15 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
 
     * the detection ``identifier`` (``ExpressionOnlyDetection``): ``from_matches`` and ``process_detections`` only
       store it, and the SPDX form of the expression, which we derive ourselves (``spdx_ids``);
-    * the matched text of a group of matches whose rules all have relevance 100 (``UnreadTextMatch``, while
-      ``from_matches`` analyses that group). In ``analyze_detection`` only ``is_false_positive`` reads matched texts
-      (for "copyright"/"(c)"), and it returns False when every rule has relevance 100 whatever the texts say
-      (``if has_copyrights or has_full_relevance: return False``). Rebuilding the text re-tokenizes the whole file
-      per match and is ~60% of ScanCode's time on license files.
+    * the matched text of a group of matches whose text cannot change the analysis (``UnreadTextMatch``, while
+      ``from_matches`` analyses that group). In ``analyze_detection`` only ``is_false_positive`` reads matched texts:
+      it returns False when every text has "copyright" or "(c)", and otherwise decides from the rules alone
+      (relevance, length, identifier, start line). So where it returns False for texts that have neither word
+      (``UnreadTextMatch``'s empty text), it returns False for the real ones too, and the texts are never read; only
+      a group it finds a possible false positive that way has its texts built. Rebuilding the text re-tokenizes the
+      whole file per match and was ~60% of ScanCode's time on license files (first for the groups whose rules all
+      have relevance 100; since 2026-12-07 for every group but the possible false positives: 60% of the license
+      job's samples in a 200k-file run were still there, docs/licenses.md).
 
     This is ScanCode 32.5's ``detect_licenses`` body (``index.match``, ``group_matches``,
     ``LicenseDetection.from_matches``, ``process_detections``) with those two classes swapped in.
@@ -265,7 +269,7 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
     import sys
 
     from licensedcode.cache import get_licensing
-    from licensedcode.detection import group_matches, process_detections
+    from licensedcode.detection import group_matches, is_false_positive, process_detections
     from licensedcode.match import LicenseMatch
 
     detection_cls, unread_cls = _adapter_classes()
@@ -281,16 +285,19 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
         return []
     detections = []
     for group in group_matches(license_matches=matches):
-        unread = all(m.rule.relevance == 100 and type(m) is LicenseMatch for m in group)
+        plain = all(type(m) is LicenseMatch for m in group)
         try:
-            if unread:
+            if plain:
                 for m in group:
                     m.__class__ = unread_cls
+                if is_false_positive(license_matches=group):  # without the texts: they decide, build them
+                    for m in group:
+                        m.__class__ = LicenseMatch
             detections.append(
                 detection_cls.from_matches(matches=group, analysis=None, post_scan=False, package_license=False)
             )
         finally:
-            if unread:
+            if plain:
                 for m in group:
                     m.__class__ = LicenseMatch
     return [d.license_expression for d in process_detections(detections=detections, licensing=get_licensing())]
