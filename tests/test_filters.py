@@ -195,7 +195,21 @@ def test_encoded_data_hex_and_unicode_escapes():
 def test_hex_runs_are_found_where_finditer_finds_them(text):
     """The region search of the hex pattern gives exactly ``finditer``'s matches (``\\b`` at region edges included)."""
     pattern = re.compile(CFG.encoded_patterns[1])
-    assert [m.span() for m in content._matches(pattern, text)] == [m.span() for m in pattern.finditer(text)]
+    assert list(content._spans(pattern, text)) == [m.span() for m in pattern.finditer(text)]
+
+
+@given(
+    st.lists(st.sampled_from(["a" * 30, "Zz09+/=", "\n", "b" * 63, "c", " ", "-", "_", "é", "\u2003"]), max_size=30)
+)
+@example("a" * 64)
+@example("a" * 63 + "-" + "a" * 64)
+@example("x" + "a" * 200 + "\n" + "b" * 10)
+@example("é" * 3 + "a" * 64 + "\ud800" + "b" * 70)
+def test_base64_runs_are_found_where_finditer_finds_them(chunks):
+    """The run search of the base64 pattern gives exactly ``finditer``'s matches, with other characters around."""
+    text = "".join(chunks)
+    pattern = re.compile(CFG.encoded_patterns[0])
+    assert list(content._spans(pattern, text)) == [m.span() for m in pattern.finditer(text)]
 
 
 def test_encoded_data_counts_overlapping_matches_once():

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from stackv2.checks import fraction, non_negative, positive
 
-#: The hex-byte run pattern of ``FilterConfig.encoded_patterns`` (``stackv2.filters.content`` searches it faster).
+#: The base64 and hex-byte run patterns of ``FilterConfig.encoded_patterns`` (``stackv2.filters.content`` searches
+#: them faster).
+BASE64_RUN = r"[a-zA-Z0-9+/\n=]{64,}"
 HEX_RUN = r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"
 
 
@@ -46,7 +48,7 @@ class FilterConfig:
     # --- encoded data (docs/spec.md §5.2.4): base64, hex, unicode escapes. The third is the paper's
     # ``(?:\\u[0-9a-fA-F]{4}){8,}`` unrolled once (same matches): its literal prefix lets ``re`` scan 20x faster. ---
     encoded_patterns: tuple[str, ...] = (
-        r"[a-zA-Z0-9+/\n=]{64,}",
+        BASE64_RUN,
         HEX_RUN,
         r"\\u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4}){7,}",
     )
