@@ -122,10 +122,10 @@ def read_partitioned(
     partition ``i`` of ``len(files)``, and sorted on ``key`` (``write_committed`` wrote them so), so a join on ``key``
     in as many partitions shuffles and sorts only its other side (``frames.attach_partitioned``): at 200k files,
     exact_dedup's contents no longer cross a shuffle (docs/scaling.md, "Inputs read as the partitions they are"), nor
-    a sort ("Inputs known sorted"). Spark reads a table's folder, not a
-    list, so the folder must hold exactly ``files``. None where Spark cannot be told: files not local, names that
-    are not ``part_name(0 .. n-1)`` (an older work folder), anything else in the folder, or a catalog other than
-    Spark's in-memory one (the table, an entry naming the folder, would outlive the run there)."""
+    a sort ("Inputs known sorted"). Spark reads a table's folder, not a list, so the folder must hold exactly
+    ``files``. None where Spark cannot be told: files not local, names that are not ``part_name(0 .. n-1)`` (an
+    older work folder), anything else in the folder, or a catalog other than Spark's in-memory one (the table, an
+    entry naming the folder, would outlive the run there)."""
     locs = [location(f) for f in files]
     if not locs or not all(f.is_local for f in locs) or [partition_of(f.name) for f in locs] != list(range(len(locs))):
         return None

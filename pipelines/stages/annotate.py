@@ -16,9 +16,9 @@ statistics to every fetched row (docs/spec.md §3, §4). Rows are never dropped:
 
 Only the license files' content moves (into their groups): the other contents are annotated where they are and
 only names, keys and annotations are grouped and joined, when the input is read as the partitions it was written in
-(``StageContext.partitioned_input``; else the rows move once, into those partitions). Only the
-license job needs ScanCode's index (~1.4 GB per process that loads it): no other worker of the pipeline ever holds
-it (docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three content shuffles and a
+(``StageContext.partitioned_input``; else the rows move once, into those partitions). Only the license job needs
+ScanCode's index (~1.4 GB per process that loads it): no other worker of the pipeline ever holds it
+(docs/scaling.md, "Memory"). bench/annotate/previous.py keeps the earlier plan (three content shuffles and a
 checkpoint) for comparison.
 """
 
