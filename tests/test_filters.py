@@ -187,13 +187,18 @@ def test_encoded_data_hex_and_unicode_escapes():
     assert not content.encoded_data(row(content=CLEAN), CFG)
 
 
-@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEFxXgz_\\, \t\n\u00a0\u2003é"), max_size=200))
+_HEX_TEXT = "0123456789abcdefABCDEFxXgz_\\, \t\n\x0b\x0c\r\x1c\x1f"
+
+
+@given(st.text(alphabet=st.sampled_from(_HEX_TEXT), max_size=200) | st.text(_HEX_TEXT + "\u00a0\u2003é", max_size=200))
 @example("ab cd ef 01 23 45 67 89\n")
 @example("g0x01,0x02,0x03,0x04,0x05,0x06,0x07,0x08z")
 @example("\\x41\\x42\\x43\\x44\\x45\\x46\\x47\\x48_ \\x41\\x42\\x43\\x44\\x45\\x46\\x47\\x48, ")
 @example("01 23 45 67 89 ab cd ef 01g")
+@example("ab cd\x0bef 01\x1c23 45 67 89\x0c")
 def test_hex_runs_are_found_where_finditer_finds_them(text):
-    """The region search of the hex pattern gives exactly ``finditer``'s matches (``\\b`` at region edges included)."""
+    """The region search of the hex pattern gives exactly ``finditer``'s matches (``\\b`` at region edges included), in
+    ASCII text (runs found with ``bytes.find``) and in text with Unicode spaces, which ``\\s`` also matches."""
     pattern = re.compile(CFG.encoded_patterns[1])
     assert list(content._spans(pattern, text)) == [m.span() for m in pattern.finditer(text)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 import warnings
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -38,45 +37,54 @@ def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(p) for p in patterns)
 
 
-#: Where a match of a pattern can be, for patterns that ``re`` would otherwise try at every position. ``HEX_RUN``
-#: starts with ``\b``, so ``re`` has no first character to skip ahead to and it was most of the filter's Python CPU
-#: (docs/scaling.md "CPU per GB"). Each of its matches is 16+ characters of hex digits, ``x``, ``\``, ``,`` and
-#: whitespace starting with a hex digit or ``\``, so it lies in a run this pattern finds, led by a character set.
-_REGIONS = {HEX_RUN: re.compile(r"[0-9a-fA-F\\][0-9a-fA-Fx\\,\s]{15,}")}
-
-#: ``BASE64_RUN``'s matches are the maximal runs of its characters that are 64 or longer. ``re`` tries the class at
-#: every position and reads each shorter run again from each of its characters (half of the filter's Python CPU
-#: at 200k files); here the runs are marked with ``bytes.translate`` and found with ``bytes.find``, over the text
-#: encoded as ASCII with one ``?`` (not a run character) for each other character, so offsets stay those of ``re``.
-_BASE64_MARKS = bytes(
-    ord("a") if chr(b) in string.ascii_letters + string.digits + "+/\n=" else ord(" ") for b in range(256)
-)
-_BASE64_SHORTEST = b"a" * 64
+def _run_marks(char_class: str) -> bytes:
+    """A ``bytes.translate`` table: ``a`` for the ASCII characters of the regex class ``char_class``, `` `` for every
+    other byte."""
+    one = re.compile(char_class)
+    return bytes(ord("a") if b < 128 and one.fullmatch(chr(b)) else ord(" ") for b in range(256))
 
 
-def _base64_runs(text: str) -> Iterator[tuple[int, int]]:
-    """The spans of ``BASE64_RUN``'s matches in ``text``."""
-    marked = text.encode("ascii", "replace").translate(_BASE64_MARKS)
-    start = marked.find(_BASE64_SHORTEST)
+def _long_runs(marked: bytes, shortest: int) -> Iterator[tuple[int, int]]:
+    """The spans of the maximal runs of ``a`` in ``marked`` (``_run_marks``) that are ``shortest`` or longer: found
+    with ``bytes.find``, where ``re`` would try a character class at every position and read each shorter run again
+    from each of its characters."""
+    least = b"a" * shortest
+    start = marked.find(least)
     while start >= 0:
-        end = marked.find(b" ", start + len(_BASE64_SHORTEST))
+        end = marked.find(b" ", start + shortest)
         end = len(marked) if end < 0 else end
         yield start, end
-        start = marked.find(_BASE64_SHORTEST, end)
+        start = marked.find(least, end)
+
+
+#: ``BASE64_RUN``'s matches are the maximal runs of its characters that are 64 or longer (half of the filter's
+#: Python CPU at 200k files when ``re`` searched them). The text is encoded as ASCII with one ``?`` (not a run
+#: character) for each other character, so offsets stay those of ``re``.
+_BASE64_MARKS = _run_marks(r"[a-zA-Z0-9+/\n=]")
+#: ``HEX_RUN`` starts with ``\b``, so ``re`` has no first character to skip ahead to. Each of its matches is 16+
+#: characters of hex digits, ``x``, ``\``, ``,`` and whitespace, so it lies in a run of those 16 or longer: the
+#: pattern is tried only there (one character past the run, never part of a match, so ``\b`` at its end sees the
+#: real next character). In ASCII text the runs are found as above; in other text (where ``\s`` also matches
+#: Unicode spaces) by ``re``, led by a character set.
+_HEX_MARKS = _run_marks(r"[0-9a-fA-Fx\\,\s]")
+_HEX_REGIONS = re.compile(r"[0-9a-fA-F\\][0-9a-fA-Fx\\,\s]{15,}")
+
+
+def _hex_regions(text: str) -> Iterator[tuple[int, int]]:
+    if text.isascii():
+        return _long_runs(text.encode("ascii").translate(_HEX_MARKS), 16)
+    return (m.span() for m in _HEX_REGIONS.finditer(text))
 
 
 def _spans(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
     """The spans of ``pattern.finditer(text)``, searched only where a match can be."""
     if pattern.pattern == BASE64_RUN:
-        yield from _base64_runs(text)
-        return
-    regions = _REGIONS.get(pattern.pattern)
-    if regions is None:
+        yield from _long_runs(text.encode("ascii", "replace").translate(_BASE64_MARKS), 64)
+    elif pattern.pattern == HEX_RUN:
+        for start, end in _hex_regions(text):
+            yield from (m.span() for m in pattern.finditer(text, start, end + 1))
+    else:
         yield from (m.span() for m in pattern.finditer(text))
-        return
-    for region in regions.finditer(text):
-        # One character past the region (never part of a match), so ``\b`` at its end sees the real next character.
-        yield from (m.span() for m in pattern.finditer(text, region.start(), region.end() + 1))
 
 
 def encoded_data(row: Mapping[str, Any], cfg: FilterConfig) -> bool:
