@@ -8,7 +8,8 @@ from stackv2.checks import fraction, non_negative, positive
 
 #: The base64 and hex-byte run patterns of ``FilterConfig.encoded_patterns`` (``stackv2.filters.content`` searches
 #: them faster).
-BASE64_RUN = r"[a-zA-Z0-9+/\n=]{64,}"
+BASE64_CHARS, BASE64_SHORTEST = r"[a-zA-Z0-9+/\n=]", 64
+BASE64_RUN = f"{BASE64_CHARS}{{{BASE64_SHORTEST},}}"
 HEX_RUN = r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"
 
 
