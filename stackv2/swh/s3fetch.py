@@ -546,23 +546,28 @@ Request = tuple[str, str | None, str | None]
 def fetch(
     reader: Any, requests: Iterable[Request], *, window: int | None = None, progress: Progress | None = None
 ) -> Iterator[BlobOutcome]:
-    """Fetch and process every request, ``reader.cfg.concurrency`` at a time, yielding outcomes in input order.
+    """Fetch and process every request, yielding outcomes in input order.
 
-    At most ``window`` (default 4 x concurrency) requests are admitted ahead of the one being yielded, so
-    memory stays bounded whatever the input length. An ``S3Reader`` runs them on its event loop; any other
-    reader with ``fetch_one`` (``stackv2.swh.reader.StoreReader``) on a pool of threads.
+    An ``S3Reader`` runs ``reader.cfg.concurrency`` at a time on its event loop, admitting at most ``window``
+    (default 4 x concurrency) requests ahead of the one being yielded, so memory stays bounded whatever the input
+    length. Any other reader with ``fetch_one`` (``stackv2.swh.reader.StoreReader``) is called in this thread, or
+    on a pool of ``reader.cfg.folder_threads`` threads with the same bound.
     """
-    window = window or 4 * reader.cfg.concurrency
-    results = reader.stream(requests, window) if isinstance(reader, S3Reader) else _pooled(reader, requests, window)
+    if isinstance(reader, S3Reader):
+        results = reader.stream(requests, window or 4 * reader.cfg.concurrency)
+    elif reader.cfg.folder_threads > 1:
+        results = _pooled(reader, requests, reader.cfg.folder_threads, window or 4 * reader.cfg.folder_threads)
+    else:
+        results = (reader.fetch_one(*req) for req in requests)
     for outcome, nbytes in results:
         if progress is not None:
             progress.add(outcome, nbytes)
         yield outcome
 
 
-def _pooled(reader: Any, requests: Iterable[Request], window: int) -> Iterator[tuple[BlobOutcome, int]]:
+def _pooled(reader: Any, requests: Iterable[Request], threads: int, window: int) -> Iterator[tuple[BlobOutcome, int]]:
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(reader.cfg.concurrency, thread_name_prefix="fetch") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
         for req in requests:
             pending.append(pool.submit(reader.fetch_one, *req))
             if len(pending) >= window:
