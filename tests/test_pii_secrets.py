@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from stackv2.pii import KEY, PASSWORD, PiiConfig, detect, redact
 from stackv2.pii import recognizers as R
-from stackv2.pii.rules import NOT_SECRETS, RuleDetector, rule_ids
+from stackv2.pii.rules import NOT_SECRETS, RuleDetector, compiled_rules, rule_ids
 
 # Random bodies in each provider's documented format (not real credentials).
 OPENAI = "sk-proj-" + "Zk3q9XbT1vLr8YwPe2NcHs5Ud7Fj0Ag4Km6Bn" * 2 + "T3BlbkFJ" + "Qw8Er4Ty6Ui2Op0As5Df7Gh9Jk1Lz3Xc" * 2
@@ -69,6 +69,31 @@ def test_identifier_rules_are_not_run():
     assert len(ids) > 400 and not any(NOT_SECRETS.search(i) for i in ids)
     assert "betterleaks.github-pat" in ids and "betterleaks.azure-client-id" not in ids
     assert "betterleaks.alibaba-access-key-id" in ids  # half of a key pair, like AWS's AKIA ids: kept
+
+
+def test_compiled_rules_are_kept_for_the_next_process(tmp_path):
+    """Stored once, then loaded; a damaged entry is compiled again; a folder others can write to is not used."""
+    from kingfisher_sdk import Scanner
+
+    def stripe_found(rules) -> bool:
+        return any(f.visible for f in Scanner(rules, base64=False).scan(f'key = "{STRIPE}"'.encode()))
+
+    cache = tmp_path / "rules"
+    first = compiled_rules("medium", cache)
+    assert first.cache_status == "stored" and stripe_found(first)
+    again = compiled_rules("medium", cache)
+    assert again.cache_status == "loaded" and stripe_found(again)
+    assert len(again.metadata()) == len(first.metadata())
+    (entry,) = cache.iterdir()
+    entry.write_bytes(entry.read_bytes()[:1000])
+    repaired = compiled_rules("medium", cache)
+    assert repaired.cache_status == "stored" and stripe_found(repaired)
+    assert compiled_rules("medium", cache).cache_status == "loaded"
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert compiled_rules("medium", shared).cache_status == "bypassed"
+    assert not any(shared.iterdir())
 
 
 def test_rule_offsets_are_characters_not_bytes():
@@ -267,6 +292,47 @@ def test_candidate_scans_find_what_a_full_scan_finds(text):
         + [max(0, m.start() - 20) for m in R._CREDENTIAL_CANDIDATE.finditer(text)]
     )
     assert R.password_candidates(text) == full
+
+
+# The token prefixes as one alternation and eleven literals, as ``key_candidates`` scanned for them before the
+# scan was split into patterns and literals with a fast first character.
+_TOKEN_PREFIXES = re.compile(r"A(?:KC|P[\dA-F]|3T|BIA|CCA|KIA|SIA|ccountKey=|C[a-z0-9]{32})|SK[a-z0-9]{32}")
+_TOKEN_LITERALS = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "eyJ", "_authToken", "SG.", "rk_live_", "sk_live_", "-us")
+_TOKEN_PIECES = [
+    *("A", "AKC", "AP1", "APF", "A3T", "ABIA", "ACCA", "AKIA", "ASIA", "AccountKey=", "AC", "SK", "S", "K"),
+    *("gh", "ghp_", "p_", "o_", "u_", "s_", "r_", "r", "s", "k_live_", "rk_live_", "sk_live_", "eyJ", "_authToken"),
+    *("SG.", "-us", "-u", "a1b2c3d4e5f6g7h8", "0123456789abcdef", "x", " "),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_TOKEN_PIECES), st.text(max_size=3)), max_size=24).map("".join))
+@example("AKIA ASIA AC" + "a1b2c3d4e5f6g7h8" * 2 + "SK" + "0123456789abcdef" * 2 + " ghs_ rk_live_sk_live_ SG.-us")
+@example("k_live_ ASK" + "a1b2c3d4e5f6g7h8" * 2 + " ghghp_ gho_ghu_ghr_ eyJeyJ")
+def test_token_prefixes_are_found_where_a_full_scan_finds_them(text):
+    """The split scan (three patterns, the Stripe tail, four literals) gives the starts, with their repeats, that
+    the one alternation and the eleven literals gave."""
+    full = [m.start() for m in _TOKEN_PREFIXES.finditer(text)]
+    for word in _TOKEN_LITERALS:
+        full += [i for i in range(len(text)) if text.startswith(word, i)]
+    assert sorted(R._token_starts(text)) == sorted(full)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789abcdef", max_size=40),
+        st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=40),
+        st.integers(1, 40).map(lambda n: "".join(chr(65 + i % 58) for i in range(n))),  # n distinct up to 58
+    ),
+    st.sampled_from([3.0, 3.5, 4.0, 4.5]),
+)
+@example("abcdefgh", 3.0)  # 8 distinct characters: exactly 3.0 bits, not over
+@example("abcdefghi", 3.0)
+@example("ABCDEFGHIJKLMNOPQRSTUV", 4.5)  # 22 distinct: 4.46 bits
+@example("ABCDEFGHIJKLMNOPQRSTUVW", 4.5)  # 23 distinct: 4.52 bits
+def test_entropy_over_is_the_entropy_compared(value, limit):
+    assert R.entropy_over(value, limit) == (R.shannon_entropy(value) > limit)
 
 
 def test_case_folding_of_the_candidate_words():

@@ -17,7 +17,9 @@ password (a password in a service URI, a NuGet or Terraform password) gives a PA
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 from stackv2.pii.config import KEY, PASSWORD
 
@@ -33,12 +35,28 @@ NOT_SECRETS = re.compile(
 PASSWORD_RULES = re.compile(r"password|credential-uri|passphrase|curl-auth-user")
 
 
+def rules_cache_dir() -> Path:
+    """Where the compiled rule database is kept for the next process: beside this environment's packages (as the
+    JVM class archive is), so only whoever may change the packages may change it."""
+    return Path(sys.prefix) / "share" / "stackv2" / "kingfisher-rules"
+
+
+def compiled_rules(confidence: str, cache_dir: Path):
+    """The built-in rules, compiled (~3.3 s of CPU) or loaded from what kingfisher stored in ``cache_dir`` (~0.3 s).
+    Kingfisher recompiles an unreadable or incompatible entry, writes a new one under a temporary name and renames
+    it, and uses no folder that another user could write to (tests/test_pii_secrets.py); storing is best effort,
+    so a read-only environment compiles in every process."""
+    from kingfisher_sdk import Rules
+
+    return Rules(cache=True, cache_dir=cache_dir, confidence=confidence)
+
+
 @lru_cache(maxsize=2)
 def _scanner(confidence: str):
-    """One compiled rule database per process (compiling takes ~3 s); no disk cache is read or written."""
-    from kingfisher_sdk import Rules, Scanner
+    """One compiled rule database per process."""
+    from kingfisher_sdk import Scanner
 
-    rules = Rules(cache=False, confidence=confidence)
+    rules = compiled_rules(confidence, rules_cache_dir())
     return Scanner(rules, base64=False), rules
 
 
