@@ -335,6 +335,75 @@ def test_entropy_over_is_the_entropy_compared(value, limit):
     assert R.entropy_over(value, limit) == (R.shannon_entropy(value) > limit)
 
 
+_KELVIN, _LONG_S = "\u212a", "\u017f"  # match "k" and "s" in the plugins' IGNORECASE classes
+_PLUGIN_VALUES = {
+    "cloudant letters": "abcdefghijklmnopqrstuvw" + _LONG_S,  # 24
+    "cloudant hex": "0123456789abcdef" * 4,  # 64
+    "iam": "A1b2-C3d4_E5f6" * 3 + "G" + _KELVIN,  # 44
+    "cos": "0123456789ABCDEF" * 3,  # 48
+    "softlayer": "a1B2c3D4" * 8,  # 64
+}
+_PLUGIN_PIECES = [
+    *("cloudant_api_key", "cl_password", "CLOU-token", "ibm_cloud_iam_key", "cloud-iam-apikey", "iam_pass"),
+    *("IBM-COS-HMAC", "cos_secret_access_key", "secret_key", "softlayer_api_key", "sl-token", "Softlayer_key"),
+    *("=", ": ", " ", "=>", '"'),
+    *("'", "[", "]", "https://", "http://", "acct:", "@acct.cloudant.com", "http://api.softlayer.com/soap/v3/", "AKC"),
+    *("AP1", "APf", "AP", "-us", "-us1", "x" * 8, "9" * 9, _KELVIN, _LONG_S, "\u0131", "\n", *_PLUGIN_VALUES.values()),
+]
+_GATED = {
+    "CloudantDetector": ['cloudant_key = "{cloudant letters}"', "https://acct:{cloudant hex}@acct.cloudant.com"],
+    "IbmCloudIamDetector": ["ibm_cloud_iam_key: '{iam}'"],
+    "IbmCosHmacDetector": ["cos_secret_access_key={cos}"],
+    "SoftlayerDetector": ["softlayer_api_key = {softlayer}", "http://api.softlayer.com/soap/v3/{softlayer}"],
+    "ArtifactoryDetector": ['x = "AKC1234567890ab"', " AP1abcdefgh12 "],
+    "MailchimpDetector": ["k: " + "0123456789abcdef" * 2 + "-us9"],
+}
+
+
+def _plugin_patterns(name: str) -> list[re.Pattern]:
+    detector = R.KeyDetector(4.0, 8)
+    (plugin,) = [p for p in detector.plugins if type(p).__name__ == name]
+    return list(plugin.denylist)
+
+
+def test_each_gated_plugin_matches_where_it_is_not_skipped():
+    """The examples at each gate's edge (values of exactly the length, folded letters) match and are not skipped."""
+    for name, examples in _GATED.items():
+        for example_text in examples:
+            text = example_text.format(**_PLUGIN_VALUES)
+            assert any(p.search(text) for p in _plugin_patterns(name)), (name, text)
+            assert name not in R.skipped_plugins(text), (name, text)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_PLUGIN_PIECES), st.text(max_size=3)), max_size=16).map("".join))
+@example("cloudant_apikey = 'abcdefghijklmnopqrstuvw'")  # 23 letters: skipped, and no match
+@example("ibm_cloud_iam_key: " + "A1b2-C3d4_E5f6" * 3 + "G")  # 43
+def test_a_skipped_plugin_has_no_match(text):
+    for name in R.skipped_plugins(text):
+        assert not any(p.search(text) for p in _plugin_patterns(name)), name
+
+
+_NAME_PIECES = [
+    *("api_key", "API.KEY", "apikey", "secret", "Tokens", "access-key", "auth_key", "credentials", "SECRET_"),
+    "x" * 30,
+    *("my.app-", "a" * 40, "b" * 7, "=", ":=", "=>", ": ", "\t", " ", '"', "'", "`", "]", "new Foo(", "\n", ".", "-"),
+    *("A1b2C3d4E5f6G7h8", "abcdefghijklmnop0123", "~+/=", "\u212a", "\u017f", "\u0131", "\u0130", "é", "_"),
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_NAME_PIECES), st.text(max_size=3)), max_size=20).map("".join))
+@example("x" * 40 + "access_key = A1b2C3d4E5f6G7h8")  # the name at its longest: 40 characters, "access_key"
+@example("x" * 41 + "api_key = A1b2C3d4E5f6G7h8 " + "y" * 33 + "access-key: abcdefghijklmnop0123")
+@example("é" * 40 + "token: A1b2C3d4E5f6G7h8 my.app-\u017fecret = 'abcdefghijklmnop0123' \u212aEY=A1b2C3d4E5f6G7h8")
+@example("secret=A1b2C3d4E5f6G7h8secret=A1b2C3d4E5f6G7h8 credentials: A1b2C3d4E5f6G7h8")
+def test_named_keys_are_the_patterns_matches(text):
+    """Tried only at the starts of name runs holding a key word, the pattern finds what ``finditer`` finds."""
+    expected = [m.span("v") for m in R._NAMED_KEY.finditer(text)]
+    assert [m.span("v") for m in R._named_keys(text)] == expected
+
+
 def test_case_folding_of_the_candidate_words():
     """Every character case-insensitive ``re`` matches with a letter of the words is that letter in ``_folded``
     (so no match is missed), except "İ", which lower-cases to two characters: then the scans use ``finditer``. No
