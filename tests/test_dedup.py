@@ -21,7 +21,15 @@ from stackv2.dedup import shingle as shingle_mod
 from stackv2.dedup.config import DedupConfig
 from stackv2.dedup.lsh import band_keys
 from stackv2.dedup.minhash import MAX_HASH, MOD_PRIME, MinHasher, jaccard, make_hasher, pack
-from stackv2.dedup.shingle import shingle_hash_batch, shingle_hash_sets, shingle_hashes, shingles, tokens, xxh32
+from stackv2.dedup.shingle import (
+    ngrams,
+    shingle_hash_batch,
+    shingle_hash_sets,
+    shingle_hashes,
+    shingles,
+    tokens,
+    xxh32,
+)
 from stackv2.dedup.verify import verified_clusters
 from udfs import dedup as udfs_dedup
 
@@ -140,6 +148,35 @@ def test_batch_equals_one_file_at_a_time(texts, n, min_length, chunk):
         expected = reference_hashes(text or "", n, min_length)
         assert flat[offsets[d] : offsets[d + 1]].tolist() == expected
         assert sets[d].tolist() == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.none(), any_text, st.just("a b a b a b a b c " * 5)), max_size=12),
+    n=st.integers(1, 5),
+    min_length=st.integers(0, 5),
+    chunk=st.sampled_from([1, 64, 1 << 16]),
+    engine=st.sampled_from(["numpy", "rensa"]),
+)
+def test_unordered_sets_are_the_sets_in_first_seen_order(texts, n, min_length, chunk, engine):
+    """``ordered=False``: each file's distinct hashes in the order the file first has them (the same sets), and the
+    same signatures with either engine."""
+    saved = shingle_mod._CHUNK_BYTES
+    shingle_mod._CHUNK_BYTES = chunk
+    try:
+        flat, offsets = shingle_hash_batch(texts, n, min_length)
+        unordered, unordered_offsets = shingle_hash_batch(texts, n, min_length, ordered=False)
+    finally:
+        shingle_mod._CHUNK_BYTES = saved
+    assert unordered.dtype == np.uint32 and unordered_offsets.dtype == np.int64
+    assert len(unordered_offsets) == len(texts) + 1
+    for d, text in enumerate(texts):
+        first_seen = dict.fromkeys(xxhash.xxh32_intdigest(g) for g in ngrams(text or "", n, min_length))
+        assert unordered[unordered_offsets[d] : unordered_offsets[d + 1]].tolist() == list(first_seen)
+        assert sorted(first_seen) == flat[offsets[d] : offsets[d + 1]].tolist()
+    hasher = make_hasher(DedupConfig(engine=engine))
+    signatures = hasher.packed_signatures(flat, offsets)
+    assert (hasher.packed_signatures(unordered, unordered_offsets) == signatures).all()
 
 
 @settings(max_examples=200, deadline=None)

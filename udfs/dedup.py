@@ -42,7 +42,9 @@ def lsh_sketches(cfg: DedupConfig) -> ArrowMap:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         hasher = _hasher(cfg)
         for batch in batches:
-            flat, offsets = shingle_hash_batch(batch.column("content").to_pylist(), cfg.ngram_size, cfg.min_length)
+            contents = batch.column("content").to_pylist()
+            # Verification compares sorted sets; a signature needs each file's distinct hashes in any order.
+            flat, offsets = shingle_hash_batch(contents, cfg.ngram_size, cfg.min_length, ordered=cfg.verify)
             # A short file has no hashes: it gets no row, or BigCode's all-max signature (``short_files``).
             keep = (
                 np.flatnonzero(np.diff(offsets) > 0) if cfg.short_files == SHORT_UNIQUE else np.arange(batch.num_rows)

@@ -269,6 +269,49 @@ def _distinct(keys, ndoc):
     return flat[:kept].copy(), offsets
 
 
+@_jit
+def _distinct_unsorted(keys, ndoc):
+    """``d << 32 | h`` keys grouped by file, as ``_shingle_keys`` gives them -> ``_distinct``'s (flat, offsets),
+    each file's distinct hashes in first-seen order: one open-addressing set per file (xxh32 values are uniform, so
+    the low bits index it), linear in the keys, where the sort is n log n."""
+    n = keys.size
+    flat = np.empty(n, dtype=np.uint32)
+    offsets = np.zeros(ndoc + 1, dtype=np.int64)
+    most, i = 0, 0
+    while i < n:
+        j, d = i, keys[i] >> _U[32]
+        while j < n and keys[j] >> _U[32] == d:
+            j += 1
+        most, i = max(most, j - i), j
+    size = 1
+    while size < 2 * most:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    kept, i = 0, 0
+    while i < n:
+        j, d = i, keys[i] >> _U[32]
+        while j < n and keys[j] >> _U[32] == d:
+            j += 1
+        m = 1
+        while m < 2 * (j - i):
+            m *= 2
+        for k in range(i, j):
+            h = np.int64(keys[k] & _M)
+            slot = h & (m - 1)
+            while table[slot] != -1 and table[slot] != h:
+                slot = (slot + 1) & (m - 1)
+            if table[slot] == -1:
+                table[slot] = h
+                flat[kept] = np.uint32(h)
+                kept += 1
+        table[:m] = -1
+        offsets[np.int64(d) + 1] = kept
+        i = j
+    for d in range(ndoc):  # files without shingles
+        offsets[d + 1] = max(offsets[d + 1], offsets[d])
+    return flat[:kept].copy(), offsets
+
+
 def _utf8(content: str | None) -> bytes:
     if not content:
         return b""
@@ -278,10 +321,12 @@ def _utf8(content: str | None) -> bytes:
 
 
 def shingle_hash_batch(
-    contents: Sequence[str | None], ngram_size: int, min_length: int
+    contents: Sequence[str | None], ngram_size: int, min_length: int, ordered: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """``shingle_hashes`` of many files at once: (flat uint32, offsets int64 of len(contents) + 1); file ``d``'s
-    hashes are ``flat[offsets[d]:offsets[d + 1]]``. ``None`` counts as an empty file.
+    hashes are ``flat[offsets[d]:offsets[d + 1]]``. ``None`` counts as an empty file. ``ordered=False``: each file's
+    distinct hashes in first-seen order (a MinHash signature needs no order; the sort was a third of the sketch
+    pass, docs/dedup.md).
 
     Files go through the kernels in chunks of about ``_CHUNK_BYTES``; the keys of a chunk are sorted with numpy's
     ``sort`` (file index in the high 32 bits, so one sort orders every file's hashes)."""
@@ -291,24 +336,28 @@ def shingle_hash_batch(
         chunk.append(data)
         size += len(data)
         if size >= _CHUNK_BYTES:
-            flat, off = _chunk_hashes(chunk, ngram_size, min_length)
+            flat, off = _chunk_hashes(chunk, ngram_size, min_length, ordered)
             flats.append(flat)
             offs.append(off[1:] + base)
             base += len(flat)
             chunk, size = [], 0
     if chunk or not flats:
-        flat, off = _chunk_hashes(chunk, ngram_size, min_length)
+        flat, off = _chunk_hashes(chunk, ngram_size, min_length, ordered)
         flats.append(flat)
         offs.append(off[1:] + base)
     return (flats[0] if len(flats) == 1 else np.concatenate(flats)), np.concatenate(offs)
 
 
-def _chunk_hashes(chunk: list[bytes], ngram_size: int, min_length: int) -> tuple[np.ndarray, np.ndarray]:
+def _chunk_hashes(
+    chunk: list[bytes], ngram_size: int, min_length: int, ordered: bool
+) -> tuple[np.ndarray, np.ndarray]:
     word, ascii_map = _tables()
     offsets = np.zeros(len(chunk) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)), out=offsets[1:])
     buf = np.frombuffer(b"".join(chunk), dtype=np.uint8)
     keys = _shingle_keys(buf, offsets, word, ascii_map, ngram_size, min_length)
+    if not ordered:
+        return _distinct_unsorted(keys, len(chunk))
     keys.sort()
     return _distinct(keys, len(chunk))
 
