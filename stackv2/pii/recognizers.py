@@ -261,7 +261,7 @@ _NOT_A_KEY = regex.compile(
 # lower-case words the keyword-assignment plugins (Cloudant, IBM, Softlayer, Slack webhooks) need.
 _QUOTED = re.compile(r"""["']([A-Za-z0-9+/=_-]{9,})["']""")
 # Each pattern and literal below starts with a literal ``re`` and ``str.find`` search fast; an alternation of
-# branches with different first characters is tried at every position (7x slower as one pattern here).
+# branches with different first characters is tried at every position (several times slower as one pattern).
 _KEY_PREFIXES = (
     re.compile(r"A(?:KC|P[\dA-F]|3T|BIA|CCA|KIA|SIA|ccountKey=|C[a-z0-9]{32})"),
     re.compile(r"SK[a-z0-9]{32}"),
@@ -345,7 +345,8 @@ _NAME_BEFORE = regex.compile(rf"(?r)[\w.\-]{{0,{_NAME_REACH}}}")
 
 def _named_keys(text: str) -> Iterator[regex.Match]:
     """``_NAMED_KEY.finditer(text)``, the pattern tried only at the starts of runs of name characters that hold a
-    word of ``_NAMED_KEY_NAME_WORDS`` within reach (its lookbehind and lazy prefix made it ~1.6 MB/s over a text)."""
+    word of ``_NAMED_KEY_NAME_WORDS`` within reach: its lookbehind and lazy prefix, tried at every position, made it
+    the slowest pattern of the KEY windows."""
     words = _word_starts(text, text.lower(), _NAMED_KEY_NAME_WORDS)
     if words is None:
         return _NAMED_KEY.finditer(text)
