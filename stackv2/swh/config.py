@@ -64,7 +64,7 @@ class FetchConfig:
     #: Requests in flight per worker process on an S3 store (keep-alive connections on one event loop).
     concurrency: int = 64
     #: Threads reading a folder store per worker process. A local read and its checks (~0.14 ms of CPU per object)
-    #: hold the GIL most of the time, so more threads only contend for it: 64 threads took 2-2.5x the CPU of one
+    #: hold the GIL most of the time, so more threads only contend for it: 64 threads took 3.5x the CPU of one
     #: for the same objects (docs/fetch.md, "Folder stores"). Raise it for a folder on a network filesystem.
     folder_threads: int = 1
     #: Uncompressed size cap: objects of this size or more are rejected ``too_large`` (docs/spec.md §1.6, as
