@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enry
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stackv2.detect.language import basename, detect_language, extension, first_filename, raw_bytes
+from stackv2.detect import language as language_module
+from stackv2.detect.language import basename, detect_language, extension, first_filename, language_of, raw_bytes
 
 C_HEADER = b"#include <stdio.h>\nint add(int a, int b);\n"
 CPP_HEADER = b"#include <vector>\nnamespace geo {\nclass Shape { public: std::vector<int> pts; };\n}\n"
@@ -99,3 +101,125 @@ def test_raw_bytes_round_trips_the_decoded_text(encoding):
         assert data == text.encode("utf-8")
     else:
         assert data.decode(encoding) == text
+
+
+def go_header_and_footer(content: bytes) -> bytes:
+    """go-enry's ``getHeaderAndFooter``, ``headScope`` and ``footScope``, line for line (common.go)."""
+    if len(content) == 0 or content.count(b"\n") < 10:
+        return content
+    rest, index = content, 0
+    for _ in range(5):
+        eol = rest.find(b"\n")
+        rest, index = rest[eol + 1 :], index + eol
+    header = index + 5 - 1
+    rest = content
+    for _ in range(5):
+        index = rest.rfind(b"\n")
+        rest = rest[:index]
+    footer = index + 1
+    return content[:header] + content[footer:]
+
+
+# go-enry joins the first five lines (less the fifth break) to the last five: "// vi" + "m: ft=python" is a modeline
+# neither part holds.
+JUNCTION = b"l\n" * 4 + b"// vi\n" + b"x\n" * 4 + b"m: ft=python" + b"\n" * 4
+
+
+# Pieces that reach every branch of the fast path: modelines of both kinds (and near misses), shebangs, NUL bytes,
+# line breaks around the ten-line threshold, XML headers, plain code.
+_PIECES = st.sampled_from(
+    [
+        b"\n",
+        b"\n\n\n",
+        b"\r\n",
+        b" ",
+        b":",
+        b"vi",
+        b"vim",
+        b"ex",
+        b"vim600",
+        b"-*-",
+        b"\0",
+        b"#!",
+        b"\xc2\xa0",
+        b"# vim: set ft=ruby :",
+        b"// vi: filetype=python",
+        b"/* ex: syntax=perl */",
+        b" vim:ft=lua",
+        b"x ex:",
+        b"# -*- mode: ruby -*-",
+        b"-*- python -*-",
+        b"#!/usr/bin/env ruby\n",
+        b'#!/bin/sh\nexec tclsh "$0" "$@"\n',
+        b'<?xml version="1.0"?>\n',
+        b"var a = {b: 1};",
+        b"def f():\n    return 1\n",
+        b"#include <vector>\n",
+        b"@interface Foo : NSObject\n",
+        b"index = next(exists)",
+        b"\x0b",
+    ]
+)
+_NAMES = st.sampled_from(
+    [
+        "a.js",
+        "a.min.js",
+        "s.css",
+        "m.py",
+        "x.h",
+        "r.txt",
+        "README.md",
+        "Makefile",
+        "run",
+        "a.rb",
+        "ls.1",
+        "b.xml",
+        "c.json",
+        "t.tar.gz",
+        ".bashrc",
+        "k.PY",
+        "",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_NAMES, st.lists(_PIECES, max_size=40).map(b"".join))
+@example("a.js", b"var a;\n" * 12 + b"// vim: set ft=python:\n")
+@example("a.js", JUNCTION)
+@example("a.js", b"\n" * 9 + b"// -*- mode: ruby -*-")
+@example("a.css", b"a{}" + b"\0" + b" " * 8000)
+@example("a.css", b" " * 8000 + b"\0")
+@example("a.css", b" " * 7999 + b"\0")
+@example("a.js", b"// vim600: set ft=ruby :\nvar a;\n")
+@example("a.js", b" vim>600: ft=ruby\n")
+@example("a.js", b"#!/usr/bin/env ruby\nputs 1\n")
+@example("pom.xml", b"<project/>\n")
+@example("makefile.sco", b"all:\n")
+def test_language_of_is_go_enrys_get_language(name, data):
+    assert language_of(name, data) == enry.get_language(name, data)
+    assert language_module._modeline_scope(data) == go_header_and_footer(data)
+    # The cheap checks stand for go-enry's own: IsBinary looks at the first 8000 bytes, the shebang strategy at a
+    # leading "#!", and a modeline the scan misses is none go-enry finds.
+    assert enry.is_binary(data) == (data.find(b"\0", 0, 8000) != -1)
+    if not data.startswith(b"#!"):
+        assert enry.get_languages_by_shebang(name, data) == []
+    if not language_module._may_have_modeline(data):
+        assert enry.get_language_by_modeline(data).language == ""
+
+
+def test_a_modeline_across_the_junction_counts():
+    assert language_of("a.js", JUNCTION) == enry.get_language("a.js", JUNCTION) == "Python"
+
+
+def test_language_of_skips_go_enrys_full_call_on_plain_files(monkeypatch):
+    def full_call(*args):
+        raise AssertionError("go-enry's full call")
+
+    monkeypatch.setattr(enry, "get_language", full_call)
+    assert language_of("app.min.js", b"var a={b:1};" * 10_000) == "JavaScript"
+    assert language_of("m.py", b"def f():\n    return 1\n" * 20) == "Python"
+    with pytest.raises(AssertionError):  # an extension of several languages
+        language_of("x.h", b"int x;\n")
+    with pytest.raises(AssertionError):  # a modeline may decide
+        language_of("a.js", b"// vim: set ft=python:\nvar a;\n")

@@ -31,6 +31,9 @@ _chars = st.one_of(st.sampled_from(list("ab1 \t\r\n\x0b\x0c\x1c\x85\u2028\u2029�
 @example("\r\n")
 @example("a\r\r\nb\n\n")
 @example("x\ud83d")
+@example("é\x85a")
+@example("é\u2028a")
+@example("é\u2029a\n")
 def test_equals_the_reference_definition(text):
     got, want = line_stats(text), reference(text)
     assert (got.num_lines, got.max_line_length) == (want.num_lines, want.max_line_length)
@@ -45,6 +48,25 @@ def test_equals_the_reference_definition(text):
 @example("x\ud83d")
 def test_letter_count_equals_isalpha(text):
     assert letter_count(text) == sum(c.isalpha() for c in text)
+
+
+_ascii = st.one_of(st.sampled_from(list("aZz09 _@[`{/:\t\r\n\x0b\x0c\x1c\x1d\x1e")), st.characters(max_codepoint=127))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_ascii, max_size=80))
+@example("a\r\nb\x1c")
+def test_ascii_text_equals_the_reference_exactly(text):
+    """ASCII text takes the arithmetic path; its numbers are the definition's to the last bit."""
+    assert line_stats(text) == reference(text)
+    assert letter_count(text) == sum(c.isalpha() for c in text)
+
+
+def test_ascii_classes_on_every_ascii_character():
+    everything = "".join(map(chr, range(128)))
+    for c in everything:
+        stats = line_stats(c * 3)
+        assert (stats.alpha_fraction, stats.alphanum_fraction) == (float(c.isalpha()), float(c.isalnum())), repr(c)
 
 
 def test_examples():
