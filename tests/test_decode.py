@@ -4,7 +4,7 @@ import zlib
 
 import cchardet
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stackv2.text.decode import (
@@ -33,6 +33,57 @@ def sha1(b: bytes) -> str:
 @given(st.binary(max_size=5000))
 def test_gunzip_bounded_round_trips(data):
     assert gunzip_bounded(gzip.compress(data), len(data)) == data
+
+
+def zlib_gunzip_bounded(data: bytes, max_size: int) -> bytes:
+    """``gunzip_bounded`` as it was with CPython's zlib, before ISA-L's inflate replaced it."""
+    out, pos = bytearray(), data
+    while True:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            while pos:
+                out += d.decompress(pos, max_size + 1 - len(out))
+                if len(out) > max_size:
+                    raise TooLarge
+                pos = d.unconsumed_tail
+                if d.eof:
+                    break
+        except zlib.error:
+            raise CorruptObject from None
+        if not d.eof:
+            raise CorruptObject
+        rest = d.unused_data.lstrip(b"\0")
+        if not rest:
+            return bytes(out)
+        pos = rest
+
+
+def _outcome(fn, data: bytes, max_size: int) -> bytes | type:
+    try:
+        return fn(data, max_size)
+    except (CorruptObject, TooLarge) as e:
+        return type(e)
+
+
+@st.composite
+def damaged_gzip(draw) -> bytes:
+    """gzip members (with or without a name, any level), then perhaps cut, a byte changed, zeros or bytes added."""
+    members = draw(st.lists(st.binary(max_size=3000), min_size=1, max_size=3))
+    blob = b"".join(
+        gzip.compress(m, compresslevel=draw(st.integers(0, 9)), mtime=draw(st.integers(0, 2**31))) for m in members
+    )
+    if draw(st.booleans()):
+        blob = blob[: draw(st.integers(0, len(blob)))]
+    if blob and draw(st.booleans()):
+        at = draw(st.integers(0, len(blob) - 1))
+        blob = blob[:at] + bytes([blob[at] ^ draw(st.integers(1, 255))]) + blob[at + 1 :]
+    return blob + draw(st.sampled_from([b"", b"\0" * 4, b"junk"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(damaged_gzip(), st.integers(0, 10_000))
+def test_isal_inflate_gives_what_zlib_gave(blob, max_size):
+    assert _outcome(gunzip_bounded, blob, max_size) == _outcome(zlib_gunzip_bounded, blob, max_size)
 
 
 def test_gunzip_bounded_accepts_concatenated_members():

@@ -12,11 +12,11 @@ import codecs
 import functools
 import hashlib
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cchardet
+from isal import isal_zlib
 
 #: Reasons a blob is rejected by fetch (besides ``missing_object`` / ``fetch_error`` from the store).
 TOO_LARGE = "too_large"
@@ -43,12 +43,13 @@ def gunzip_bounded(data: bytes, max_size: int) -> bytes:
     """Inflate a gzip stream without ever holding more than ``max_size`` (+1 chunk) bytes of output.
 
     A gzip bomb is stopped as soon as its output passes the cap, so memory stays bounded whatever the
-    compression ratio. Concatenated gzip members are accepted, as ``gzip.decompress`` does.
+    compression ratio. Concatenated gzip members are accepted, as ``gzip.decompress`` does. ISA-L's inflate
+    (``isal_zlib``, zlib's interface) gives the same bytes in about half zlib's CPU time (docs/fetch.md).
     """
     out = bytearray()
     pos = data
     while True:
-        d = zlib.decompressobj(wbits=31)
+        d = isal_zlib.decompressobj(wbits=31)
         try:
             while pos:
                 out += d.decompress(pos, max_size + 1 - len(out))
@@ -57,7 +58,7 @@ def gunzip_bounded(data: bytes, max_size: int) -> bytes:
                 pos = d.unconsumed_tail
                 if d.eof:
                     break
-        except zlib.error as e:
+        except isal_zlib.error as e:
             raise CorruptObject(f"invalid gzip data: {e}") from None
         if not d.eof:
             raise CorruptObject("truncated gzip stream")
