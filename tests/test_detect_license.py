@@ -21,6 +21,7 @@ from stackv2.detect.license import (
     _adapter_classes,
     _expressions,
     _fast_path_ok,
+    _may_all_name_a_copyright,
     base_path,
     detect_licenses,
     is_license_file,
@@ -332,6 +333,16 @@ README_REFERENCES = [
     "License: BSD\n",
     "The GPL\n" + "x\n" * 40 + "GPL v2\n",
     "\n" * 30 + "gpl\n",
+    # possible false positives whose texts may or may not name a copyright: on the line, the next one, some lines
+    # apart, across line breaks other than "\n"
+    "GPL\nCopyright (c) 2020 Foo\n",
+    "Copyright 2020 Foo\nThe GPL\n",
+    "Copyright (c) 2020 Foo. GPL\nGPL\n",
+    "GPL (C) Foo GPL\n\n\nGPL\n",
+    "gpl\r(c) 2001\rlgpl\r",
+    "GPL\x0cCopyright Foo\x0cGPL\n",
+    "GPL\u2028(c) Foo\u2028\u2028\u2028lgpl\n",
+    "Software under the GPL, copyright me\n",
 ]
 
 
@@ -392,6 +403,18 @@ def test_fast_path_equals_scancode_detect_licenses():
     assert groups["lower relevance, texts unread"] > 5, groups
     assert groups["texts read"] > 2, groups
     assert None in _expressions("GPL\n", False)  # a false positive: ScanCode keeps the detection, no expression
+
+
+def test_a_possible_false_positive_builds_texts_only_where_every_match_may_name_a_copyright():
+    def groups(text):
+        from licensedcode.detection import group_matches
+
+        return list(group_matches(scancode_index().match(query_string=text, approximate=False)))
+
+    [quiet] = groups("GPL\n")
+    assert not _may_all_name_a_copyright(quiet, "GPL\n")
+    for text in ("Copyright (c) 2020 Foo. GPL\n", "GPL\nCopyright (c) 2020 Foo\n", "(C) GPL"):
+        assert all(_may_all_name_a_copyright(g, text) for g in groups(text)), text
 
 
 @pytest.mark.slow

@@ -247,6 +247,23 @@ def _adapter_classes():
     return ExpressionOnlyDetection, UnreadTextMatch
 
 
+#: The words ``is_false_positive`` looks for in every match's matched text, lower-cased ("copyright_words").
+_COPYRIGHT_WORDS = ("copyright", "(c)")
+
+
+def _may_all_name_a_copyright(group, text: str) -> bool:
+    """False when some match of ``group`` cannot have a ``_COPYRIGHT_WORDS`` word in its matched text: its lines
+    (a line either side too; ScanCode numbers a query's lines as ``str.splitlines`` cuts them) hold none. A matched
+    text is those lines' tokens and the text between them, with only brackets added around unmatched tokens, so a
+    word it holds is in its lines, lower-cased character by character the same way."""
+    lines = text.splitlines()
+    for m in group:
+        window = "\n".join(lines[max(0, m.start_line - 2) : m.end_line + 1]).lower()
+        if not any(word in window for word in _COPYRIGHT_WORDS):
+            return False
+    return True
+
+
 def _expressions(text: str, approximate: bool) -> list[str | None]:
     """``license_expression`` of each detection ``licensedcode.detection.detect_licenses(index=..., query_string=text,
     approximate=approximate)`` yields, from ScanCode's own functions, skipping two costs that cannot change them:
@@ -257,11 +274,13 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
       ``from_matches`` analyses that group). In ``analyze_detection`` only ``is_false_positive`` reads matched texts:
       it returns False when every text has "copyright" or "(c)", and otherwise decides from the rules alone
       (relevance, length, identifier, start line). So where it returns False for texts that have neither word
-      (``UnreadTextMatch``'s empty text), it returns False for the real ones too, and the texts are never read; only
-      a group it finds a possible false positive that way has its texts built. Rebuilding the text re-tokenizes the
-      whole file per match and was ~60% of ScanCode's time on license files (first for the groups whose rules all
-      have relevance 100; since 2026-12-07 for every group but the possible false positives: 60% of the license
-      job's samples in a 200k-file run were still there, docs/licenses.md).
+      (``UnreadTextMatch``'s empty text), it returns False for the real ones too, and the texts are never read. A
+      group it finds a possible false positive that way has its texts built only where every match's lines hold
+      one of the words (``_may_all_name_a_copyright``); otherwise the real texts cannot all hold one either, and
+      the rules decide as they did without them. Rebuilding the text re-tokenizes the whole file and was ~60% of
+      ScanCode's time on license files (first for the groups whose rules all have relevance 100; then for every
+      group but the possible false positives; since 2026-12-07, later, for the possible false positives whose
+      lines all name a copyright: the bare "GPL" words of license files no longer build theirs, docs/licenses.md).
 
     This is ScanCode 32.5's ``detect_licenses`` body (``index.match``, ``group_matches``,
     ``LicenseDetection.from_matches``, ``process_detections``) with those two classes swapped in.
@@ -290,8 +309,8 @@ def _expressions(text: str, approximate: bool) -> list[str | None]:
             if plain:
                 for m in group:
                     m.__class__ = unread_cls
-                if is_false_positive(license_matches=group):  # without the texts: they decide, build them
-                    for m in group:
+                if is_false_positive(license_matches=group) and _may_all_name_a_copyright(group, text):
+                    for m in group:  # without the texts a possible false positive: the texts decide, build them
                         m.__class__ = LicenseMatch
             detections.append(
                 detection_cls.from_matches(matches=group, analysis=None, post_scan=False, package_license=False)
