@@ -1,12 +1,15 @@
 """CPU of each part of ``annotate_blob`` over real stage rows, with a digest of what it returned (to compare two
-trees), and go-enry's time per file extension.
+trees), go-enry's time per file extension, and with ``--licenses`` ScanCode's on the license-named blobs.
 
     .venv/bin/python -m bench.annotate.blob_parts --input /tmp/s32/w-b200-new/fetch/data --parts 4
+    .venv/bin/python -m bench.annotate.blob_parts --input /tmp/s32/w-b200-new/fetch/data --parts 8 --licenses
 
 Reads ``path``, ``content`` and ``src_encoding`` of the first ``--parts`` Parquet files of ``--input`` (a scale
 run's ``fetch`` output is what ``annotate`` reads), then times, in this process, over every row: ``line_stats``,
 ``detect_language`` (go-enry), ``detect_natural_language`` and the whole ``annotate_blob``; each row is its own blob
-named by its path's base name. The digest covers every ``annotate_blob`` result in order.
+named by its path's base name. The digest covers every ``annotate_blob`` result in order. ``--licenses`` times
+instead ``detect_licenses`` on each distinct license-named blob (``is_license_file``, by ``blob_id``), the index
+loaded first, and digests its results: the license job's work.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pyarrow.parquet as pq
 from stackv2.detect.annotate import annotate_blob
 from stackv2.detect.config import AnnotateConfig
 from stackv2.detect.language import basename, detect_language, extension, raw_bytes
+from stackv2.detect.license import detect_licenses, is_license_file
 from stackv2.detect.linestats import line_stats
 from stackv2.detect.natural import detect_natural_language
 
@@ -36,6 +40,28 @@ def rows_of(folder: Path, parts: int) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def license_texts(folder: Path, parts: int) -> list[str]:
+    """The content of each distinct license-named blob, in first-seen order."""
+    texts: dict[str, str] = {}
+    for path in sorted(folder.glob("*.parquet"))[:parts]:
+        t = pq.read_table(path, columns=["path", "content", "blob_id"]).to_pydict()
+        for p, c, b in zip(t["path"], t["content"], t["blob_id"], strict=True):
+            if c and is_license_file(basename(p)):
+                texts.setdefault(b, c)
+    return list(texts.values())
+
+
+def digest(results: list) -> str:
+    return hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+
+
+def licenses(folder: Path, parts: int) -> dict:
+    texts = license_texts(folder, parts)
+    detect_licenses("MIT License\n")  # load the index before timing
+    seconds, results = cpu(detect_licenses, [(t,) for t in texts])
+    return {"license_blobs": len(texts), "cpu_seconds": round(seconds, 3), "digest": digest(results)}
+
+
 def cpu(fn, items) -> tuple[float, list]:
     start = time.process_time()
     out = [fn(*item) for item in items]
@@ -47,7 +73,11 @@ def main() -> None:
     p.add_argument("--input", type=Path, required=True, help="a folder of Parquet files (path, content, src_encoding)")
     p.add_argument("--parts", type=int, default=4)
     p.add_argument("--extensions", type=int, default=8, help="how many extensions to list by go-enry time")
+    p.add_argument("--licenses", action="store_true", help="time ScanCode on the license-named blobs instead")
     args = p.parse_args()
+    if args.licenses:
+        print(json.dumps(licenses(args.input, args.parts), indent=1))
+        return
     cfg = AnnotateConfig()
     rows = rows_of(args.input, args.parts)
     annotate_blob([rows[0][0]], rows[0][1], rows[0][2], cfg)  # load the models before timing
@@ -68,7 +98,6 @@ def main() -> None:
         detect_language(name, data)
         by_extension[extension(name)] += time.process_time() - start
         count[extension(name)] += 1
-    digest = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
     print(
         json.dumps(
             {
@@ -79,7 +108,7 @@ def main() -> None:
                     e or "(none)": {"seconds": round(s, 3), "files": count[e]}
                     for e, s in by_extension.most_common(args.extensions)
                 },
-                "digest": digest,
+                "digest": digest(results),
             },
             indent=1,
         )
