@@ -5,7 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from swh.model.swhids import QualifiedSWHID
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from swh.model.exceptions import ValidationError
+from swh.model.swhids import CoreSWHID, ObjectType, QualifiedSWHID
 
 from stackv2.config import CORRECTED, REFERENCE, REFERENCE_RULES, ConfigError, RunConfig, load_config, to_dict
 from stackv2.dedup.config import DedupConfig
@@ -91,6 +94,53 @@ def test_file_swhid_round_trips_and_escapes_the_path():
 def test_file_swhid_leaves_out_what_is_unknown():
     # a root given by SWHID has that SWHID as its "origin"; a bare directory root has no snapshot or revision
     assert file_swhid(CONTENT, f"swh:1:dir:{SNP}", None, None, "/x.py") == f"swh:1:cnt:{CONTENT};path=/x.py"
+
+
+def _swh_model_file_swhid(content_id, origin, snapshot_id, revision_id, path) -> str:
+    """``file_swhid`` as it was first written: by building swh-model's ``QualifiedSWHID``."""
+
+    def core(kind: ObjectType, hex_id: str | None) -> CoreSWHID | None:
+        return CoreSWHID(object_type=kind, object_id=bytes.fromhex(hex_id)) if hex_id else None
+
+    return str(
+        QualifiedSWHID(
+            object_type=ObjectType.CONTENT,
+            object_id=bytes.fromhex(content_id),
+            origin=origin if origin and "://" in origin else None,
+            visit=core(ObjectType.SNAPSHOT, snapshot_id),
+            anchor=core(ObjectType.REVISION, revision_id),
+            path=path.encode() if path else None,
+        )
+    )
+
+
+_HEX_IDS = st.one_of(
+    st.binary(min_size=20, max_size=20).map(bytes.hex),
+    st.binary(min_size=20, max_size=20).map(lambda b: b.hex().upper()),
+    st.binary(min_size=0, max_size=24).map(bytes.hex),  # wrong lengths: both must refuse them
+)
+# Characters the escaping rules name, among any others.
+_TEXT = st.text(st.one_of(st.sampled_from("%;/~ ?#&=:+"), st.characters(codec="utf-8")), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@example(CONTENT, "https://h/a%3Bb;c", SNP, REV.upper(), "/a b/%;~\u00e9+")
+@given(
+    content_id=_HEX_IDS,
+    origin=st.one_of(st.none(), _TEXT, st.builds("{}://{}".format, _TEXT, _TEXT)),
+    snapshot_id=st.one_of(st.none(), st.just(""), _HEX_IDS),
+    revision_id=st.one_of(st.none(), st.just(""), _HEX_IDS),
+    path=st.one_of(st.none(), _TEXT, st.builds("/{}/{}".format, _TEXT, _TEXT)),
+)
+def test_file_swhid_writes_what_swh_model_writes(content_id, origin, snapshot_id, revision_id, path):
+    args = (content_id, origin, snapshot_id, revision_id, path)
+    try:
+        expected = _swh_model_file_swhid(*args)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            file_swhid(*args)
+        return
+    assert file_swhid(*args) == expected
 
 
 def test_lookup(tmp_path):

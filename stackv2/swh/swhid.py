@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 from swh.model.exceptions import ValidationError
-from swh.model.swhids import CoreSWHID, ObjectType, QualifiedSWHID
+from swh.model.swhids import ObjectType, QualifiedSWHID
 
 #: Core object types a root may have, mapped to the graph table that holds them.
 ROOT_TYPES = {
@@ -53,24 +54,31 @@ def read_roots(path: str | Path) -> list[Root]:
     return parse_roots(p.read_text().splitlines(), str(p))
 
 
+def _object_id(hex_id: str) -> str:
+    """``hex_id`` as swh-model writes an object id: 20 bytes in lower-case hex, or its ``ValidationError``."""
+    raw = bytes.fromhex(hex_id)
+    if len(raw) != 20:
+        raise ValidationError("Invalid SWHID: invalid checksum: %(object_id)s", params={"object_id": raw.hex()})
+    return raw.hex()
+
+
 def file_swhid(
     content_id: str, origin: str | None, snapshot_id: str | None, revision_id: str | None, path: str | None
 ) -> str:
     """The full SWHID of a released file (docs/spec.md §1.7): its content, the origin and snapshot it was found in,
     the revision it was read from, and its path there (escaped as the SWHID grammar requires). Qualifiers whose
     value is unknown are left out: a root given as a bare directory has no revision or snapshot, a root given by
-    SWHID no origin URL."""
+    SWHID no origin URL.
 
-    def core(kind: ObjectType, hex_id: str | None) -> CoreSWHID | None:
-        return CoreSWHID(object_type=kind, object_id=bytes.fromhex(hex_id)) if hex_id else None
-
-    return str(
-        QualifiedSWHID(
-            object_type=ObjectType.CONTENT,
-            object_id=bytes.fromhex(content_id),
-            origin=origin if origin and "://" in origin else None,
-            visit=core(ObjectType.SNAPSHOT, snapshot_id),
-            anchor=core(ObjectType.REVISION, revision_id),
-            path=path.encode() if path else None,
-        )
-    )
+    Written as ``str(QualifiedSWHID(...))`` writes it (the tests compare the two on any input), without building
+    the object: its attrs validators were a quarter of the ``shards`` stage's Python time (docs/scaling.md)."""
+    swhid = f"swh:1:cnt:{_object_id(content_id)}"
+    if origin and "://" in origin:
+        swhid += ";origin=" + origin.replace("%", "%25").replace(";", "%3B")
+    if snapshot_id:
+        swhid += f";visit=swh:1:snp:{_object_id(snapshot_id)}"
+    if revision_id:
+        swhid += f";anchor=swh:1:rev:{_object_id(revision_id)}"
+    if path:
+        swhid += ";path=" + quote_from_bytes(path.encode())
+    return swhid
