@@ -302,6 +302,7 @@ _TOKEN_PIECES = [
     *("A", "AKC", "AP1", "APF", "A3T", "ABIA", "ACCA", "AKIA", "ASIA", "AccountKey=", "AC", "SK", "S", "K"),
     *("gh", "ghp_", "p_", "o_", "u_", "s_", "r_", "r", "s", "k_live_", "rk_live_", "sk_live_", "eyJ", "_authToken"),
     *("SG.", "-us", "-u", "a1b2c3d4e5f6g7h8", "0123456789abcdef", "x", " "),
+    *("EYJ", "-US", "K_LIVE_", "\u212a_live_", "\u0130", "\u017f", "\u0131"),  # lower-case to a literal; İ: longer
 ]
 
 
@@ -309,13 +310,45 @@ _TOKEN_PIECES = [
 @given(st.lists(st.one_of(st.sampled_from(_TOKEN_PIECES), st.text(max_size=3)), max_size=24).map("".join))
 @example("AKIA ASIA AC" + "a1b2c3d4e5f6g7h8" * 2 + "SK" + "0123456789abcdef" * 2 + " ghs_ rk_live_sk_live_ SG.-us")
 @example("k_live_ ASK" + "a1b2c3d4e5f6g7h8" * 2 + " ghghp_ gho_ghu_ghr_ eyJeyJ")
+@example("s\u212a_live_ EYJ eyJ r-US -us \u0130 sk_live_ SG.")
 def test_token_prefixes_are_found_where_a_full_scan_finds_them(text):
     """The split scan (three patterns, the Stripe tail, four literals) gives the starts, with their repeats, that
     the one alternation and the eleven literals gave."""
     full = [m.start() for m in _TOKEN_PREFIXES.finditer(text)]
     for word in _TOKEN_LITERALS:
         full += [i for i in range(len(text)) if text.startswith(word, i)]
-    assert sorted(R._token_starts(text)) == sorted(full)
+    low = text.lower()
+    in_low = R._scan(R._KEY_SCAN, len(R._KEY_SCAN_PATTERNS), low)
+    assert sorted(R._token_starts(text, low, in_low)) == sorted(full)
+
+
+_KEY_PIECES = [
+    *_SCAN_PIECES,
+    *_TOKEN_PIECES,
+    *("cloudant", "IBM", "softlayer", "xoxox", "hooks.slack", "hooks.\u017flack", "\u0131bm", "'", '"'),
+    *("abcdefghijklmnopqrstuvwxyz0123456789", "0123456789abcdef", ".abcdef.abcdefghijklmnopqrstuvwxyz0"),
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_KEY_PIECES), st.text(max_size=3)), max_size=30).map("".join))
+@example("key=\u0130 xox ibm \u212a_live_ 'abcdefghijklmnopqrstuvwxyz0123456789' cloudant hooks.slack SK")
+@example("\u017fecret: 'abcdefghijklmnopqrstuvwxyz0123456789' \u0131bm xoxox eyJ -US sk_live_")
+def test_key_candidates_are_every_scan_s_starts(text):
+    """``key_candidates`` (one Aho-Corasick pass for the words and literals) gives every start, repeats
+    included, that each scan gives on its own: the named-key pattern over the whole text, the quoted strings that
+    pass the entropy test, the token prefixes and literals, Discord's tail, the keyword plugins' words."""
+    low = text.lower()
+    full = [m.start() for m in R._NAMED_KEY_CANDIDATE.finditer(text)]
+    full += [
+        m.start() for m in R._QUOTED.finditer(text) if R.entropy_over(m[1], 3.0 if R._HEX.issuperset(m[1]) else 4.5)
+    ]
+    full += [m.start() for m in _TOKEN_PREFIXES.finditer(text)]
+    for word in _TOKEN_LITERALS:
+        full += [i for i in range(len(text)) if text.startswith(word, i)]
+    full += [max(0, m.start() - 26) for m in R._DISCORD_TAIL.finditer(text)]
+    full += [i for word in R._KEY_WORDS for i in range(len(low)) if low.startswith(word, i)]
+    assert R.key_candidates(text) == sorted(full)
 
 
 @settings(max_examples=500, deadline=None)

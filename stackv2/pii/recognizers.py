@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 import regex
+from ahocorasick_rs import AhoCorasick
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from stackv2.pii.config import EMAIL, IP_ADDRESS, KEY, NAME, PASSWORD, USERNAME, PiiSetupError
@@ -363,30 +364,65 @@ def named_key_values(text: str) -> Iterator[tuple[str, int, int]]:
 _NAMED_KEY_WORDS = ("key", "secret", "token", "credential", "bearer", "basic")
 
 
-def _token_starts(text: str) -> list[int]:
-    """Where the token formats' literal prefixes start, unsorted."""
+#: The literals ``key_candidates`` looks for, in one Aho-Corasick pass over the lower-cased text: the words that
+#: start ``_NAMED_KEY_CANDIDATE``'s matches and the keyword plugins' words, in any case, then the case-sensitive
+#: token literals lower-cased (kept where the text itself holds them). Eleven ``str.find`` passes took longer.
+_KEY_SCAN_LITERALS = (*_KEY_LITERALS, _STRIPE_TAIL)
+_KEY_SCAN_PATTERNS = (*_NAMED_KEY_WORDS, *_KEY_WORDS, *(w.lower() for w in _KEY_SCAN_LITERALS))
+_KEY_SCAN = AhoCorasick(list(_KEY_SCAN_PATTERNS))
+_WORDS_END = len(_NAMED_KEY_WORDS) + len(_KEY_WORDS)
+
+
+def _scan(automaton: AhoCorasick, patterns: int, haystack: str) -> list[list[int]]:
+    """Every start of each of ``automaton``'s ``patterns`` patterns in ``haystack``, overlapping ones too."""
+    found: list[list[int]] = [[] for _ in range(patterns)]
+    for i, start, _ in automaton.find_matches_as_indexes(haystack, overlapping=True):
+        found[i].append(start)
+    return found
+
+
+def _scans(automaton: AhoCorasick, patterns: int, text: str) -> tuple[str, list[list[int]], list[list[int]] | None]:
+    """(``low = text.lower()``, ``_scan`` of ``low``, ``_scan`` of ``_folded(text, low)`` or None when there is no
+    such text); the two scans are one where the texts are one, as they are unless "ſ" or "ı" is in the text."""
+    low = text.lower()
+    folded = _folded(text, low)
+    in_low = _scan(automaton, patterns, low)
+    return low, in_low, in_low if folded == low else None if folded is None else _scan(automaton, patterns, folded)
+
+
+def _literals_in_text(text: str, low: str, literals: tuple[str, ...], in_low: list[list[int]]) -> list[list[int]]:
+    """Every start of each of ``literals`` in ``text``, given ``in_low``: the starts of their lower-cased forms in
+    ``low``. Where each character lowered to one, a literal of the text is lower-cased in place."""
+    if len(low) == len(text):
+        return [[p for p in at if text.startswith(w, p)] for w, at in zip(literals, in_low, strict=True)]
+    return [list(_find_all(text, w)) for w in literals]
+
+
+def _token_starts(text: str, low: str, in_low: list[list[int]]) -> list[int]:
+    """Where the token formats' prefixes and literals start, unsorted; ``in_low`` is ``low``'s ``_KEY_SCAN``."""
     hits = [m.start() for pattern in _KEY_PREFIXES for m in pattern.finditer(text)]
-    hits += [p - 1 for p in _find_all(text, _STRIPE_TAIL) if p and text[p - 1] in "rs"]
-    for word in _KEY_LITERALS:
-        hits.extend(_find_all(text, word))
+    *literals, stripe = _literals_in_text(text, low, _KEY_SCAN_LITERALS, in_low[_WORDS_END:])
+    hits += [p - 1 for p in stripe if p and text[p - 1] in "rs"]
+    for at in literals:
+        hits.extend(at)
     return hits
 
 
 def key_candidates(text: str) -> list[int]:
-    low = text.lower()
-    starts = _word_starts(text, low, _NAMED_KEY_WORDS)
-    if starts is None:
+    low, in_low, in_folded = _scans(_KEY_SCAN, len(_KEY_SCAN_PATTERNS), text)
+    if in_folded is None:
         hits = [m.start() for m in _NAMED_KEY_CANDIDATE.finditer(text)]
     else:
+        starts = sorted({p for at in in_folded[: len(_NAMED_KEY_WORDS)] for p in at})
         hits = _matches_at(_NAMED_KEY_CANDIDATE, text, starts)
     for m in _QUOTED.finditer(text):
         value = m.group(1)
         if entropy_over(value, 3.0 if _HEX.issuperset(value) else 4.5):
             hits.append(m.start())
-    hits += _token_starts(text)
+    hits += _token_starts(text, low, in_low)
     hits += [max(0, m.start() - 26) for m in _DISCORD_TAIL.finditer(text)]
-    for word in _KEY_WORDS:
-        hits.extend(_find_all(low, word))
+    for at in in_low[len(_NAMED_KEY_WORDS) : _WORDS_END]:
+        hits.extend(at)
     return sorted(hits)
 
 
@@ -623,16 +659,23 @@ _CREDENTIAL_CANDIDATE = re.compile(r"://[^\s/@]*:[^\s/@]+@|(?<![\w-])(?:-u|--use
 _PASSWORD_WORDS = ("pass", "pwd")
 
 
+#: ``password_candidates``' literals, in one pass as ``_KEY_SCAN``'s: the words in any case, then "-u" and "://".
+_PASSWORD_SCAN_LITERALS = ("-u", "://")
+_PASSWORD_SCAN_PATTERNS = (*_PASSWORD_WORDS, *_PASSWORD_SCAN_LITERALS)
+_PASSWORD_SCAN = AhoCorasick(list(_PASSWORD_SCAN_PATTERNS))
+
+
 def password_candidates(text: str) -> list[int]:
-    words = _word_starts(text, text.lower(), _PASSWORD_WORDS)
-    if words is None:
+    low, in_low, in_folded = _scans(_PASSWORD_SCAN, len(_PASSWORD_SCAN_PATTERNS), text)
+    if in_folded is None:
         hits = [m.start() for m in _PASSWORD_CANDIDATE.finditer(text)]
     else:
+        words = {p for at in in_folded[: len(_PASSWORD_WORDS)] for p in at}
         hits = _matches_at(_PASSWORD_CANDIDATE, text, sorted({q for p in words for q in (p - 1, p) if q >= 0}))
     # A credential starts with "://", "-u" or the "-" of "--user".
-    flags = sorted({q for p in _find_all(text, "-u") for q in (p - 1, p) if q >= 0})
-    starts = sorted({*_find_all(text, "://"), *flags})
-    hits += [max(0, p - 20) for p in _matches_at(_CREDENTIAL_CANDIDATE, text, starts)]
+    dash_u, scheme = _literals_in_text(text, low, _PASSWORD_SCAN_LITERALS, in_low[len(_PASSWORD_WORDS) :])
+    flags = {q for p in dash_u for q in (p - 1, p) if q >= 0}
+    hits += [max(0, p - 20) for p in _matches_at(_CREDENTIAL_CANDIDATE, text, sorted({*scheme, *flags}))]
     return sorted(hits)
 
 
