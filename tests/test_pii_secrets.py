@@ -322,6 +322,20 @@ def test_token_prefixes_are_found_where_a_full_scan_finds_them(text):
     assert sorted(R._token_starts(text, low, in_low)) == sorted(full)
 
 
+#: The quoted strings the entropy plugins' values are found in, as one pattern.
+_QUOTED = re.compile(r"""["']([A-Za-z0-9+/=_-]{9,})["']""")
+_QUOTE_PIECES = ["'", '"', "abcdefghi", "0123456789ab", "a", "+/=_-", " ", "\\'", "''", '""']
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_QUOTE_PIECES), st.text(max_size=2)), max_size=24).map("".join))
+@example("\"aaaaaaaaa'bbbbbbbbb'ccccccccc'")  # a closing quote opens no string; the next quote can
+@example("'abcdefghi''abcdefghi'")  # a string right after one
+@example('\'aaaaaaaaa"aaaaaaaaa"aaaaaaaaa\'aaaaaaaaa"')
+def test_quoted_strings_are_the_one_pattern_s_matches(text):
+    assert list(R._quoted(text)) == [(m.start(), m[1]) for m in _QUOTED.finditer(text)]
+
+
 _KEY_PIECES = [
     *_SCAN_PIECES,
     *_TOKEN_PIECES,
@@ -341,7 +355,7 @@ def test_key_candidates_are_every_scan_s_starts(text):
     low = text.lower()
     full = [m.start() for m in R._NAMED_KEY_CANDIDATE.finditer(text)]
     full += [
-        m.start() for m in R._QUOTED.finditer(text) if R.entropy_over(m[1], 3.0 if R._HEX.issuperset(m[1]) else 4.5)
+        m.start() for m in _QUOTED.finditer(text) if R.entropy_over(m[1], 3.0 if R._HEX.issuperset(m[1]) else 4.5)
     ]
     full += [m.start() for m in _TOKEN_PREFIXES.finditer(text)]
     for word in _TOKEN_LITERALS:

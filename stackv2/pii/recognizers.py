@@ -22,6 +22,7 @@ cannot fire. The presidio ``CodeRecognizer`` wraps a finder so the engine can ru
 from __future__ import annotations
 
 import bisect
+import heapq
 import importlib.resources
 import ipaddress
 import itertools
@@ -260,7 +261,12 @@ _NOT_A_KEY = regex.compile(
 # Candidates for the plugins' patterns, each far cheaper to scan than the patterns themselves: quoted strings
 # that pass the entropy plugins' own test (charset and entropy limit), literal prefixes of the token formats, and
 # lower-case words the keyword-assignment plugins (Cloudant, IBM, Softlayer, Slack webhooks) need.
-_QUOTED = re.compile(r"""["']([A-Za-z0-9+/=_-]{9,})["']""")
+#: A quoted string: ``["']([A-Za-z0-9+/=_-]{9,})["']``, scanned by ``_quoted`` as one pattern per opening quote.
+_QUOTED_VALUE = r"""([A-Za-z0-9+/=_-]{9,})["']"""
+#: Where a quoted string can start, per opening quote: the quote, the value and the closing quote looked ahead
+#: (matching only the quote, so ``finditer`` skips none). A literal first character is searched for fast; the
+#: two quotes as one class were tried at every position, three times slower.
+_QUOTED_AT = tuple(re.compile(f"{quote}(?={_QUOTED_VALUE})") for quote in "\"'")
 # Each pattern and literal below starts with a literal ``re`` and ``str.find`` search fast; an alternation of
 # branches with different first characters is tried at every position (several times slower as one pattern).
 _KEY_PREFIXES = (
@@ -274,6 +280,17 @@ _KEY_LITERALS = ("eyJ", "_authToken", "SG.", "-us")
 _KEY_WORDS = ("cloudant", "ibm", "softlayer", "xox", "hooks.slack")
 # A Discord token's ".xxxxxx.<27 chars>" tail; the token starts at most 26 characters before it.
 _DISCORD_TAIL = re.compile(r"\.[\w-]{6}\.[\w-]{27}")
+
+
+def _quoted(text: str) -> Iterator[tuple[int, str]]:
+    """(start, value) of each quoted string ``finditer`` finds for ``["']`` + ``_QUOTED_VALUE``: of the strings that
+    start at each quote, in order, those that start after the last one taken ends."""
+    end = 0
+    for m in heapq.merge(*(p.finditer(text) for p in _QUOTED_AT), key=re.Match.start):
+        if (start := m.start()) >= end:
+            value = m.group(1)
+            yield start, value
+            end = start + len(value) + 2
 
 
 def _find_all(text: str, word: str) -> Iterator[int]:
@@ -415,10 +432,9 @@ def key_candidates(text: str) -> list[int]:
     else:
         starts = sorted({p for at in in_folded[: len(_NAMED_KEY_WORDS)] for p in at})
         hits = _matches_at(_NAMED_KEY_CANDIDATE, text, starts)
-    for m in _QUOTED.finditer(text):
-        value = m.group(1)
+    for start, value in _quoted(text):
         if entropy_over(value, 3.0 if _HEX.issuperset(value) else 4.5):
-            hits.append(m.start())
+            hits.append(start)
     hits += _token_starts(text, low, in_low)
     hits += [max(0, m.start() - 26) for m in _DISCORD_TAIL.finditer(text)]
     for at in in_low[len(_NAMED_KEY_WORDS) : _WORDS_END]:
