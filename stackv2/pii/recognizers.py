@@ -383,7 +383,7 @@ _NAMED_KEY_WORDS = ("key", "secret", "token", "credential", "bearer", "basic")
 
 #: The literals ``key_candidates`` looks for, in one Aho-Corasick pass over the lower-cased text: the words that
 #: start ``_NAMED_KEY_CANDIDATE``'s matches and the keyword plugins' words, in any case, then the case-sensitive
-#: token literals lower-cased (kept where the text itself holds them). Eleven ``str.find`` passes took longer.
+#: token literals lower-cased (kept where the text itself holds them): one ``str.find`` pass each took longer.
 _KEY_SCAN_LITERALS = (*_KEY_LITERALS, _STRIPE_TAIL)
 _KEY_SCAN_PATTERNS = (*_NAMED_KEY_WORDS, *_KEY_WORDS, *(w.lower() for w in _KEY_SCAN_LITERALS))
 _KEY_SCAN = AhoCorasick(list(_KEY_SCAN_PATTERNS))

@@ -71,7 +71,7 @@ def file_swhid(
     SWHID no origin URL.
 
     Written as ``str(QualifiedSWHID(...))`` writes it (the tests compare the two on any input), without building
-    the object: its attrs validators were a quarter of the ``shards`` stage's Python time (docs/scaling.md)."""
+    the object, which took a quarter of the ``shards`` stage's Python time (docs/scaling.md)."""
     swhid = f"swh:1:cnt:{_object_id(content_id)}"
     if origin and "://" in origin:
         swhid += ";origin=" + origin.replace("%", "%25").replace(";", "%3B")
