@@ -83,7 +83,30 @@ def damaged_gzip(draw) -> bytes:
 @settings(max_examples=400, deadline=None)
 @given(damaged_gzip(), st.integers(0, 10_000))
 def test_isal_inflate_gives_what_zlib_gave(blob, max_size):
-    assert _outcome(gunzip_bounded, blob, max_size) == _outcome(zlib_gunzip_bounded, blob, max_size)
+    ours, zlibs = _outcome(gunzip_bounded, blob, max_size), _outcome(zlib_gunzip_bounded, blob, max_size)
+    if ours != zlibs:
+        # ISA-L reads a stream a block ahead of the cap, zlib stops at the cap: a stream that inflates past the cap
+        # before a damage later in its block is rejected by one as corrupt and by the other as too large. Never
+        # anything else: both reject it, and it is corrupt.
+        assert {ours, zlibs} == {CorruptObject, TooLarge}
+        assert _outcome(zlib_gunzip_bounded, blob, len(blob) << 12) is CorruptObject
+
+
+def test_a_stream_too_large_before_its_damage_is_rejected_either_way():
+    """The case hypothesis found (a deflate block that inflates a few zeros, then points back too far)."""
+    blob = bytes.fromhex("1f8b0800000000000403636060000112d941ff03000000")
+    assert _outcome(zlib_gunzip_bounded, blob, 0) is TooLarge
+    assert _outcome(gunzip_bounded, blob, 0) is CorruptObject
+    assert _outcome(gunzip_bounded, blob, 10_000) is _outcome(zlib_gunzip_bounded, blob, 10_000) is CorruptObject
+
+
+def test_a_header_with_reserved_flags_is_corrupt():
+    """RFC 1952 reserves three FLG bits; zlib refuses a member with one set, and so do we (ISA-L alone accepts it)."""
+    member = bytearray(gzip.compress(b"abc"))
+    member[3] |= 0x20
+    for blob in (bytes(member), gzip.compress(b"x") + bytes(member)):
+        assert _outcome(zlib_gunzip_bounded, blob, 100) is CorruptObject
+        assert _outcome(gunzip_bounded, blob, 100) is CorruptObject
 
 
 def test_gunzip_bounded_accepts_concatenated_members():

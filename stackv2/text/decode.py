@@ -39,6 +39,10 @@ class CorruptObject(ValueError):
     """The object is not a complete, valid gzip stream."""
 
 
+#: The gzip header's FLG bits that RFC 1952 reserves (must be zero).
+_GZIP_RESERVED_FLAGS = 0xE0
+
+
 def gunzip_bounded(data: bytes, max_size: int) -> bytes:
     """Inflate a gzip stream without ever holding more than ``max_size`` (+1 chunk) bytes of output.
 
@@ -49,6 +53,8 @@ def gunzip_bounded(data: bytes, max_size: int) -> bytes:
     out = bytearray()
     pos = data
     while True:
+        if len(pos) > 3 and pos[3] & _GZIP_RESERVED_FLAGS:
+            raise CorruptObject("invalid gzip data: reserved header flags set")  # zlib refuses them, ISA-L did not
         d = isal_zlib.decompressobj(wbits=31)
         try:
             while pos:
