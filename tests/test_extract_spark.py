@@ -12,7 +12,7 @@ from gitutil import git
 
 from pipelines._job import StageContext, run_stage
 from pipelines.runner import run_pipeline
-from pipelines.stages.extract import STAGE, GraphError
+from pipelines.stages.extract import STAGE, GraphError, transform
 from stackv2.config import ExtractConfig, RunConfig, SparkConfig
 from stackv2.swh.archive.git import add_git_repo
 from stackv2.swh.archive.graph import GraphBuilder
@@ -145,6 +145,30 @@ def test_swhid_roots(spark, git_graph, tmp_path):
     assert {r["reason"] for r in rejected} >= {"unresolved_swhid"}
     assert any(r["repo_name"] == "x/y" and r["revision_id"] == rev for r in data)
     assert stats.extra["roots"] == 3
+
+
+def _tables_scanned(df) -> set[str]:
+    """The graph tables that ``df``'s physical plan reads from their files (a kept frame is read as itself)."""
+    leaves = df._jdf.queryExecution().sparkPlan().collectLeaves()
+    scans = (leaves.apply(i) for i in range(leaves.size()))
+    return {
+        leaf.relation().location().rootPaths().head().getName() for leaf in scans if leaf.nodeName() == "Scan orc "
+    }
+
+
+@pytest.mark.parametrize("roots", ["origins", "swhids"])
+def test_rejected_rows_reuse_the_selection_instead_of_reading_its_tables_again(spark, git_graph, tmp_path, roots):
+    swhids = None
+    if roots == "swhids":
+        rev = orc.read_table(str(git_graph / "orc/revision/revision-all.orc")).to_pylist()[0]["id"]
+        (tmp_path / "roots.txt").write_text(f"swh:1:rev:{rev}\nswh:1:dir:{'e' * 40}\nswh:1:rel:{'f' * 40}\n")
+        swhids = str(tmp_path / "roots.txt")
+    cfg = RunConfig(graph=str(git_graph / "orc"), swhids=swhids, spark=SPARK)
+    index, rejected, _ = transform(spark, cfg)
+    selection = {"origin", "origin_visit_status", "snapshot_branch", "revision", "release", "directory"}
+    assert not selection & (_tables_scanned(rejected) | _tables_scanned(index))
+    assert {r["reason"] for r in rejected.collect()} >= ({"unresolved_swhid"} if swhids else {"duplicate_revision"})
+    spark.catalog.clearCache()
 
 
 def test_missing_table_is_a_clear_error(spark, example_graph, tmp_path):

@@ -125,6 +125,14 @@ def _bytes(text: str) -> F.Column:
     return F.lit(bytearray(text.encode()))
 
 
+def _shared(frame: DataFrame) -> DataFrame:
+    """``frame`` kept on local disk once a query has computed it. The selection's frames feed both the selected
+    repositories (checkpointed first) and the rejected rows, written later: without this, the rejected rows' write
+    scanned ``origin_visit_status`` five times, ``snapshot_branch`` four and ``revision`` three more (tables of
+    billions of rows in a full export). Dropped after the stage (``pipelines._session.release_unreferenced``)."""
+    return frame.persist(StorageLevel.DISK_ONLY)
+
+
 def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame, DataFrame]:
     """One branch per origin: the GitHub default branch, else the first fallback name present (with
     ``all_fallback_branches``, every fallback name present). Branch names are bytes (``branch``): compared with the
@@ -136,7 +144,7 @@ def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame,
         "branch_rank", F.coalesce(wanted, F.when(F.col("default_branch").isNull() & (fallback > 0), fallback))
     )
     w = Window.partitionBy("origin").orderBy(F.col("branch_rank").asc_nulls_last())
-    ranked = candidates.withColumn("rn", F.row_number().over(w))
+    ranked = _shared(candidates.withColumn("rn", F.row_number().over(w)))
     kept = F.col("rn") == 1
     if ecfg.all_fallback_branches:
         kept = kept | F.col("default_branch").isNull()
@@ -150,7 +158,7 @@ def _pick_branch(candidates: DataFrame, ecfg: ExtractConfig) -> tuple[DataFrame,
 def _origins(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
     """Latest full visit of each matching origin: (origin, visit_date, snapshot_id), rejects, origins seen."""
     pattern = cfg.extract.origin_pattern
-    urls = (
+    urls = _shared(
         read_graph_table(spark, cfg.graph, "origin")
         .select(F.col("url").alias("origin"))
         .where(F.col("origin").rlike(pattern))
@@ -160,7 +168,7 @@ def _origins(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataF
         (F.col("status") == "full") & F.col("origin").rlike(pattern) & F.col("snapshot").isNotNull()
     )
     w = Window.partitionBy("origin").orderBy(F.col("visit").desc(), F.col("date").desc())
-    latest = (
+    latest = _shared(
         ovs.withColumn("rn", F.row_number().over(w))
         .where("rn = 1")
         .select("origin", F.col("date").alias("visit_date"), F.col("snapshot").alias("snapshot_id"))
@@ -203,7 +211,7 @@ def _swhid_roots(
         .where(F.col("target_type") == "revision")
         .select(F.col("id").alias("object_id"), F.col("target").alias("revision_id"))
     )
-    releases = df.where(F.col("kind") == "release").join(rel, "object_id", "left")
+    releases = _shared(df.where(F.col("kind") == "release").join(rel, "object_id", "left"))
     rejects.append(_rejected(releases.where(F.col("revision_id").isNull()), UNRESOLVED_SWHID))
     revs = df.where(F.col("kind") == "revision").withColumn("revision_id", F.col("object_id"))
     direct = releases.where(F.col("revision_id").isNotNull()).unionByName(revs)
@@ -221,9 +229,12 @@ def _swhid_roots(
     dirs = df.where(F.col("kind") == "directory").select(
         "origin", _repo_name(F.col("origin")).alias("repo_name"), F.col("object_id").alias("directory_id")
     )
-    known = read_graph_table(spark, cfg.graph, "directory").select(F.col("id").alias("directory_id"))
-    rejects.append(_rejected(dirs.join(known, "directory_id", "left_anti"), UNRESOLVED_SWHID))
-    return heads, rejects, len(roots), dirs.join(known, "directory_id", "left_semi")
+    known = read_graph_table(spark, cfg.graph, "directory").select(
+        F.col("id").alias("directory_id"), F.lit(True).alias("known")
+    )
+    looked_up = _shared(dirs.join(known, "directory_id", "left"))  # ids are unique in ``directory``
+    rejects.append(_rejected(looked_up.where(F.col("known").isNull()), UNRESOLVED_SWHID))
+    return heads, rejects, len(roots), looked_up.where(F.col("known")).select(*dirs.columns)
 
 
 def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame, list[DataFrame], int]:
@@ -246,7 +257,7 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
         heads, more = _snapshot_roots(spark, cfg, visits, gh)
         rejects += more
         dir_roots = None
-    with_rev = heads.join(revisions, "revision_id", "left")
+    with_rev = _shared(heads.join(revisions, "revision_id", "left"))
     rejects.append(_rejected(with_rev.where(F.col("directory_id").isNull()), MISSING_REVISION))
     with_rev = with_rev.where(F.col("directory_id").isNotNull())
     w = Window.partitionBy("revision_id").orderBy(
@@ -265,7 +276,7 @@ def select_repositories(spark: SparkSession, cfg: RunConfig) -> tuple[DataFrame,
     w = Window.partitionBy("directory_id").orderBy(
         *sort_order(ROOT_ORDER, frozenset(ROOT_NULLS_FIRST) if cfg.extract.root_nulls_first else frozenset())
     )
-    ranked = repos.withColumn("rn", F.row_number().over(w))
+    ranked = _shared(repos.withColumn("rn", F.row_number().over(w)))
     rejects.append(_rejected(ranked.where("rn > 1").withColumnRenamed("repo_url", "origin"), DUPLICATE_DIRECTORY))
     return ranked.where("rn = 1").drop("rn"), rejects, n_roots
 
